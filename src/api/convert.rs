@@ -1,0 +1,510 @@
+//! Conversion between wire messages and domain types, with validation.
+//!
+//! Every function that reads a wire message checks it completely and names the failing field in
+//! its error, with the path the client used (`users[2].attributes.age_band`). Domain code receives
+//! only values that passed.
+
+use std::collections::HashMap;
+
+use crate::domain::{
+    AgeBand, Category, Event, EventKind, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SessionStatus,
+    Surface, TargetAudience, UnixMs, UserProfile,
+};
+use crate::model::LoadedModel;
+use crate::proto::v1 as pb;
+use crate::ranking::{RankQuery, Ranked, UnrankedReason};
+
+/// A request field that failed validation. Becomes `INVALID_ARGUMENT` with the message
+/// `"<field>: <message>"`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError { field: field.into(), message: message.into() }
+}
+
+/// Longest id in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+const MAX_CODE_CHARS: usize = 16;
+const MAX_TAGS: usize = 32;
+const MAX_TAG_CHARS: usize = 64;
+const MAX_WATCH_SECONDS: f64 = 86_400.0;
+const MAX_AMOUNT: f64 = 1_000_000.0;
+const MAX_AGE: u32 = 120;
+
+/// A required id: 1 to 128 bytes, no control characters.
+pub fn id(field: &str, value: &str) -> Result<String, FieldError> {
+    if value.is_empty() {
+        return Err(err(field, "is required"));
+    }
+    if value.len() > MAX_ID_BYTES {
+        return Err(err(field, format!("is {} bytes, at most {MAX_ID_BYTES} allowed", value.len())));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(err(field, "contains control characters"));
+    }
+    Ok(value.to_owned())
+}
+
+/// A region or language code: letters, digits and '-', at most 16 characters; empty allowed when
+/// not `required`.
+fn code(field: &str, value: &str, required: bool) -> Result<String, FieldError> {
+    if value.is_empty() {
+        return if required { Err(err(field, "is required")) } else { Ok(String::new()) };
+    }
+    if value.len() > MAX_CODE_CHARS || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(err(field, format!("{value:?} is not a code of letters, digits and '-' (at most {MAX_CODE_CHARS})")));
+    }
+    Ok(value.to_owned())
+}
+
+/// Interest tags, lowercased and de-duplicated.
+fn tags(field: &str, values: &[String]) -> Result<Vec<String>, FieldError> {
+    if values.len() > MAX_TAGS {
+        return Err(err(field, format!("has {} tags, at most {MAX_TAGS} allowed", values.len())));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(values.len());
+    for (i, tag) in values.iter().enumerate() {
+        let n = tag.chars().count();
+        if n == 0 || n > MAX_TAG_CHARS || tag.chars().any(char::is_control) {
+            return Err(err(format!("{field}[{i}]"), format!("must be 1 to {MAX_TAG_CHARS} printable characters")));
+        }
+        let tag = tag.to_lowercase();
+        if !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    Ok(out)
+}
+
+/// A proto enum value the server knows.
+fn known<E: TryFrom<i32>>(field: &str, value: i32) -> Result<E, FieldError> {
+    E::try_from(value).map_err(|_| err(field, format!("unknown enum value {value}")))
+}
+
+/// A time in ms since the epoch; 0 means `now`.
+fn time(field: &str, value: i64, now: UnixMs) -> Result<UnixMs, FieldError> {
+    match value {
+        0 => Ok(now),
+        v if v < 0 => Err(err(field, format!("must not be negative, got {v}"))),
+        v => Ok(v),
+    }
+}
+
+/// A finite number in `[0, max]`.
+fn bounded(field: &str, value: f64, max: f64) -> Result<f64, FieldError> {
+    if !value.is_finite() || !(0.0..=max).contains(&value) {
+        return Err(err(field, format!("must be a finite number from 0 to {max}, got {value}")));
+    }
+    Ok(value)
+}
+
+fn age_band(v: pb::AgeBand) -> AgeBand {
+    match v {
+        pb::AgeBand::Unspecified => AgeBand::Unknown,
+        pb::AgeBand::AgeBand1317 => AgeBand::A13To17,
+        pb::AgeBand::AgeBand1824 => AgeBand::A18To24,
+        pb::AgeBand::AgeBand2534 => AgeBand::A25To34,
+        pb::AgeBand::AgeBand3544 => AgeBand::A35To44,
+        pb::AgeBand::AgeBand4554 => AgeBand::A45To54,
+        pb::AgeBand::AgeBand5564 => AgeBand::A55To64,
+        pb::AgeBand::AgeBand65Plus => AgeBand::A65Plus,
+    }
+}
+
+fn gender(v: pb::Gender) -> Gender {
+    match v {
+        pb::Gender::Unspecified => Gender::Unknown,
+        pb::Gender::Female => Gender::Female,
+        pb::Gender::Male => Gender::Male,
+        pb::Gender::Other => Gender::Other,
+    }
+}
+
+/// The wire value of a domain value.
+pub fn gender_to_proto(g: Gender) -> pb::Gender {
+    match g {
+        Gender::Unknown => pb::Gender::Unspecified,
+        Gender::Female => pb::Gender::Female,
+        Gender::Male => pb::Gender::Male,
+        Gender::Other => pb::Gender::Other,
+    }
+}
+
+fn category(field: &str, v: pb::Category) -> Result<Category, FieldError> {
+    Ok(match v {
+        pb::Category::Unspecified => return Err(err(field, "is required")),
+        pb::Category::Fashion => Category::Fashion,
+        pb::Category::Sportswear => Category::Sportswear,
+        pb::Category::Beauty => Category::Beauty,
+        pb::Category::Jewelry => Category::Jewelry,
+        pb::Category::Electronics => Category::Electronics,
+        pb::Category::Home => Category::Home,
+        pb::Category::Food => Category::Food,
+        pb::Category::Toys => Category::Toys,
+        pb::Category::Collectibles => Category::Collectibles,
+        pb::Category::Health => Category::Health,
+        pb::Category::Outdoor => Category::Outdoor,
+        pb::Category::Other => Category::Other,
+    })
+}
+
+/// The wire value of a domain value.
+pub fn category_to_proto(c: Category) -> pb::Category {
+    match c {
+        Category::Fashion => pb::Category::Fashion,
+        Category::Sportswear => pb::Category::Sportswear,
+        Category::Beauty => pb::Category::Beauty,
+        Category::Jewelry => pb::Category::Jewelry,
+        Category::Electronics => pb::Category::Electronics,
+        Category::Home => pb::Category::Home,
+        Category::Food => pb::Category::Food,
+        Category::Toys => pb::Category::Toys,
+        Category::Collectibles => pb::Category::Collectibles,
+        Category::Health => pb::Category::Health,
+        Category::Outdoor => pb::Category::Outdoor,
+        Category::Other => pb::Category::Other,
+    }
+}
+
+fn price_band(field: &str, v: pb::PriceBand) -> Result<PriceBand, FieldError> {
+    Ok(match v {
+        pb::PriceBand::Unspecified => return Err(err(field, "is required")),
+        pb::PriceBand::Budget => PriceBand::Budget,
+        pb::PriceBand::Mid => PriceBand::Mid,
+        pb::PriceBand::Premium => PriceBand::Premium,
+        pb::PriceBand::Luxury => PriceBand::Luxury,
+    })
+}
+
+/// The wire value of a domain value.
+pub fn price_band_to_proto(p: PriceBand) -> pb::PriceBand {
+    match p {
+        PriceBand::Budget => pb::PriceBand::Budget,
+        PriceBand::Mid => pb::PriceBand::Mid,
+        PriceBand::Premium => pb::PriceBand::Premium,
+        PriceBand::Luxury => pb::PriceBand::Luxury,
+    }
+}
+
+/// The wire value of a domain value.
+pub fn age_band_to_proto(a: AgeBand) -> pb::AgeBand {
+    match a {
+        AgeBand::Unknown => pb::AgeBand::Unspecified,
+        AgeBand::A13To17 => pb::AgeBand::AgeBand1317,
+        AgeBand::A18To24 => pb::AgeBand::AgeBand1824,
+        AgeBand::A25To34 => pb::AgeBand::AgeBand2534,
+        AgeBand::A35To44 => pb::AgeBand::AgeBand3544,
+        AgeBand::A45To54 => pb::AgeBand::AgeBand4554,
+        AgeBand::A55To64 => pb::AgeBand::AgeBand5564,
+        AgeBand::A65Plus => pb::AgeBand::AgeBand65Plus,
+    }
+}
+
+/// The wire value of a domain value.
+pub fn event_kind_to_proto(k: EventKind) -> pb::EventType {
+    match k {
+        EventKind::Impression => pb::EventType::Impression,
+        EventKind::View => pb::EventType::View,
+        EventKind::Watch => pb::EventType::Watch,
+        EventKind::Like => pb::EventType::Like,
+        EventKind::Comment => pb::EventType::Comment,
+        EventKind::Share => pb::EventType::Share,
+        EventKind::Follow => pb::EventType::Follow,
+        EventKind::AddToCart => pb::EventType::AddToCart,
+        EventKind::Purchase => pb::EventType::Purchase,
+        EventKind::Return => pb::EventType::Return,
+        EventKind::Hide => pb::EventType::Hide,
+    }
+}
+
+/// User attributes under the field path `at`.
+pub fn user_attributes(at: &str, a: &pb::UserAttributes) -> Result<UserProfile, FieldError> {
+    Ok(UserProfile {
+        age_band: age_band(known(&format!("{at}.age_band"), a.age_band)?),
+        gender: gender(known(&format!("{at}.gender"), a.gender)?),
+        region: code(&format!("{at}.region"), &a.region, false)?,
+        language: code(&format!("{at}.language"), &a.language, false)?,
+        interests: tags(&format!("{at}.interests"), &a.interests)?,
+    })
+}
+
+/// A user under the field path `at`.
+pub fn user(at: &str, u: &pb::User) -> Result<(String, UserProfile), FieldError> {
+    let id = id(&format!("{at}.user_id"), &u.user_id)?;
+    let profile = match &u.attributes {
+        Some(a) => user_attributes(&format!("{at}.attributes"), a)?,
+        None => UserProfile::default(),
+    };
+    Ok((id, profile))
+}
+
+fn target(at: &str, t: &pb::TargetAudience) -> Result<TargetAudience, FieldError> {
+    for (name, v) in [("min_age", t.min_age), ("max_age", t.max_age)] {
+        if v > MAX_AGE {
+            return Err(err(format!("{at}.{name}"), format!("must be at most {MAX_AGE}, got {v}")));
+        }
+    }
+    if t.max_age != 0 && t.max_age < t.min_age {
+        return Err(err(format!("{at}.max_age"), format!("{} is below min_age {}", t.max_age, t.min_age)));
+    }
+    let mut genders = Vec::with_capacity(t.genders.len());
+    for (i, g) in t.genders.iter().enumerate() {
+        let field = format!("{at}.genders[{i}]");
+        match gender(known(&field, *g)?) {
+            Gender::Unknown => return Err(err(field, "GENDER_UNSPECIFIED cannot be targeted")),
+            g if !genders.contains(&g) => genders.push(g),
+            _ => {}
+        }
+    }
+    if t.regions.len() > MAX_TAGS {
+        return Err(err(format!("{at}.regions"), format!("at most {MAX_TAGS} regions allowed")));
+    }
+    let regions = t
+        .regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| code(&format!("{at}.regions[{i}]"), r, true))
+        .collect::<Result<_, _>>()?;
+    Ok(TargetAudience {
+        min_age: t.min_age,
+        max_age: t.max_age,
+        genders,
+        regions,
+        interests: tags(&format!("{at}.interests"), &t.interests)?,
+    })
+}
+
+/// A live session under the field path `at`.
+pub fn session(at: &str, s: &pb::LiveSession) -> Result<LiveSession, FieldError> {
+    let f = |name: &str| format!("{at}.{name}");
+    let status = match known::<pb::SessionStatus>(&f("status"), s.status)? {
+        pb::SessionStatus::Unspecified | pb::SessionStatus::Live => SessionStatus::Live,
+        pb::SessionStatus::Scheduled => SessionStatus::Scheduled,
+        pb::SessionStatus::Ended => {
+            return Err(err(f("status"), "use CatalogService.EndSession to end a session"));
+        }
+    };
+    if s.start_time_unix_ms <= 0 {
+        return Err(err(f("start_time_unix_ms"), "is required and must be positive"));
+    }
+    Ok(LiveSession {
+        session_id: id(&f("session_id"), &s.session_id)?,
+        host_id: id(&f("host_id"), &s.host_id)?,
+        category: category(&f("category"), known(&f("category"), s.category)?)?,
+        price_band: price_band(&f("price_band"), known(&f("price_band"), s.price_band)?)?,
+        language: code(&f("language"), &s.language, true)?,
+        region: code(&f("region"), &s.region, true)?,
+        start_time_ms: s.start_time_unix_ms,
+        status,
+        end_time_ms: 0,
+        target: match &s.target {
+            Some(t) => target(&f("target"), t)?,
+            None => TargetAudience::default(),
+        },
+    })
+}
+
+/// A batch of items converted by `one`, with unique ids and a size in `1..=max`.
+pub fn batch<P, T>(
+    field: &str,
+    items: &[P],
+    max: usize,
+    key: impl Fn(&T) -> &str,
+    one: impl Fn(&str, &P) -> Result<T, FieldError>,
+) -> Result<Vec<T>, FieldError> {
+    if items.is_empty() {
+        return Err(err(field, "must not be empty"));
+    }
+    if items.len() > max {
+        return Err(err(field, format!("has {} items, at most {max} allowed per call", items.len())));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let value = one(&at, item)?;
+        if let Some(first) = seen.insert(key(&value).to_owned(), i) {
+            return Err(err(at, format!("duplicate id {:?}, also at {field}[{first}]", key(&value))));
+        }
+        out.push(value);
+    }
+    Ok(out)
+}
+
+/// An event under the field path `at`.
+pub fn event(at: &str, e: &pb::Event, now: UnixMs) -> Result<Event, FieldError> {
+    let f = |name: &str| format!("{at}.{name}");
+    let kind = match known::<pb::EventType>(&f("type"), e.r#type)? {
+        pb::EventType::Unspecified => return Err(err(f("type"), "is required")),
+        pb::EventType::Impression => EventKind::Impression,
+        pb::EventType::View => EventKind::View,
+        pb::EventType::Watch => EventKind::Watch,
+        pb::EventType::Like => EventKind::Like,
+        pb::EventType::Comment => EventKind::Comment,
+        pb::EventType::Share => EventKind::Share,
+        pb::EventType::Follow => EventKind::Follow,
+        pb::EventType::AddToCart => EventKind::AddToCart,
+        pb::EventType::Purchase => EventKind::Purchase,
+        pb::EventType::Return => EventKind::Return,
+        pb::EventType::Hide => EventKind::Hide,
+    };
+    let ranking_id = match (kind, e.ranking_id.is_empty()) {
+        (EventKind::Impression, true) => return Err(err(f("ranking_id"), "is required for impressions")),
+        (_, true) => String::new(),
+        (_, false) => id(&f("ranking_id"), &e.ranking_id)?,
+    };
+    let watch_seconds = match kind {
+        EventKind::Watch => bounded(&f("watch_seconds"), e.watch_seconds, MAX_WATCH_SECONDS)?,
+        _ => 0.0,
+    };
+    let amount = match kind {
+        EventKind::Purchase | EventKind::Return => bounded(&f("amount"), e.amount, MAX_AMOUNT)?,
+        _ => 0.0,
+    };
+    Ok(Event {
+        event_id: id(&f("event_id"), &e.event_id)?,
+        kind,
+        user_id: id(&f("user_id"), &e.user_id)?,
+        session_id: id(&f("session_id"), &e.session_id)?,
+        time_ms: time(&f("time_unix_ms"), e.time_unix_ms, now)?,
+        ranking_id,
+        position: e.position,
+        watch_seconds,
+        amount,
+    })
+}
+
+/// A ranking request.
+pub fn rank_query(r: &pb::RankRequest, limits: &super::Limits, now: UnixMs) -> Result<RankQuery, FieldError> {
+    let user_id = id("user_id", &r.user_id)?;
+    let user_override = r.user.as_ref().map(|a| user_attributes("user", a)).transpose()?;
+    let context = match &r.context {
+        Some(c) => RequestContext {
+            time_ms: time("context.time_unix_ms", c.time_unix_ms, now)?,
+            surface: match known::<pb::Surface>("context.surface", c.surface)? {
+                pb::Surface::Unspecified => Surface::Unknown,
+                pb::Surface::HomeFeed => Surface::HomeFeed,
+                pb::Surface::Search => Surface::Search,
+                pb::Surface::Following => Surface::Following,
+                pb::Surface::Notification => Surface::Notification,
+            },
+        },
+        None => RequestContext { time_ms: now, surface: Surface::Unknown },
+    };
+    if r.candidate_session_ids.len() > limits.max_candidates {
+        return Err(err(
+            "candidate_session_ids",
+            format!("has {} candidates, at most {} allowed", r.candidate_session_ids.len(), limits.max_candidates),
+        ));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(r.candidate_session_ids.len());
+    let mut candidates = Vec::with_capacity(r.candidate_session_ids.len());
+    for (i, c) in r.candidate_session_ids.iter().enumerate() {
+        let field = format!("candidate_session_ids[{i}]");
+        candidates.push(id(&field, c)?);
+        if let Some(first) = seen.insert(c.as_str(), i) {
+            return Err(err(field, format!("duplicate of candidate_session_ids[{first}]")));
+        }
+    }
+    let limit = match r.limit as usize {
+        0 => limits.default_limit,
+        l if l > limits.max_candidates => {
+            return Err(err("limit", format!("{l} exceeds the maximum of {}", limits.max_candidates)));
+        }
+        l => l,
+    };
+    Ok(RankQuery { user_id, user_override, context, candidates, limit })
+}
+
+/// A ranking as a response.
+pub fn ranked_to_proto(r: Ranked) -> pb::RankResponse {
+    pb::RankResponse {
+        ranking_id: r.ranking_id,
+        model_version: r.model_id,
+        scored: r.scored as u32,
+        items: r
+            .items
+            .into_iter()
+            .map(|i| pb::RankedItem {
+                session_id: i.session_id,
+                score: f64::from(i.score),
+                p_engage: f64::from(i.p_engage),
+                p_purchase: f64::from(i.p_purchase),
+                audience_fit: f64::from(i.audience_fit),
+            })
+            .collect(),
+        unranked: r
+            .unranked
+            .into_iter()
+            .map(|(session_id, reason)| pb::UnrankedCandidate {
+                session_id,
+                reason: match reason {
+                    UnrankedReason::NotFound => pb::UnrankedReason::NotFound,
+                    UnrankedReason::Ended => pb::UnrankedReason::Ended,
+                    UnrankedReason::NotLive => pb::UnrankedReason::NotLive,
+                } as i32,
+            })
+            .collect(),
+    }
+}
+
+/// A stored session as a message.
+pub fn session_to_proto(s: &LiveSession) -> pb::LiveSession {
+    pb::LiveSession {
+        session_id: s.session_id.clone(),
+        host_id: s.host_id.clone(),
+        category: category_to_proto(s.category) as i32,
+        price_band: price_band_to_proto(s.price_band) as i32,
+        language: s.language.clone(),
+        region: s.region.clone(),
+        start_time_unix_ms: s.start_time_ms,
+        status: match s.status {
+            SessionStatus::Live => pb::SessionStatus::Live,
+            SessionStatus::Scheduled => pb::SessionStatus::Scheduled,
+            SessionStatus::Ended => pb::SessionStatus::Ended,
+        } as i32,
+        target: Some(pb::TargetAudience {
+            min_age: s.target.min_age,
+            max_age: s.target.max_age,
+            genders: s.target.genders.iter().map(|g| gender_to_proto(*g) as i32).collect(),
+            regions: s.target.regions.clone(),
+            interests: s.target.interests.clone(),
+        }),
+    }
+}
+
+/// Live stats as a message.
+pub fn stats_to_proto(s: &LiveStats) -> pb::LiveStats {
+    pb::LiveStats {
+        impressions: s.impressions,
+        views: s.views,
+        watch_seconds: s.watch_seconds,
+        interactions: s.interactions,
+        follows: s.follows,
+        add_to_carts: s.add_to_carts,
+        purchases: s.purchases,
+        revenue: s.revenue,
+        returns: s.returns,
+        hides: s.hides,
+        on_target_views: s.on_target_views,
+        known_views: s.known_views,
+    }
+}
+
+/// A loaded model's description.
+pub fn model_info(m: &LoadedModel) -> pb::ModelInfo {
+    let manifest = &m.artifact.manifest;
+    pb::ModelInfo {
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        schema_hash: manifest.schema_hash.clone(),
+        feature_count: manifest.feature_names.len() as u32,
+        created_at: manifest.created_at.clone(),
+        metrics: manifest.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+    }
+}

@@ -1,0 +1,102 @@
+//! `EventService`: unary batches and client streams, both answered only once stored.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{Limits, convert};
+use crate::domain::{Event, now_ms};
+use crate::proto::v1::{self as pb, event_service_server::EventService};
+use crate::store::Store;
+
+/// Events buffered from a stream before they are written as one batch.
+const STREAM_CHUNK: usize = 1_024;
+
+/// The `EventService` handler.
+pub struct EventApi {
+    pub store: Arc<dyn Store>,
+    pub limits: Limits,
+}
+
+/// Accumulates the outcome of one call.
+#[derive(Default)]
+struct Tally {
+    response: pb::IngestResponse,
+    /// Valid events not yet stored, with their index in the call.
+    pending: Vec<(u32, Event)>,
+}
+
+impl Tally {
+    fn push(&mut self, index: u32, event: &pb::Event) {
+        match convert::event("event", event, now_ms()) {
+            Ok(e) => self.pending.push((index, e)),
+            Err(e) => self.response.rejected.push(pb::RejectedEvent {
+                index,
+                event_id: event.event_id.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    async fn flush(&mut self, store: &dyn Store) -> Result<(), Status> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let (indexes, events): (Vec<u32>, Vec<Event>) = std::mem::take(&mut self.pending).into_iter().unzip();
+        let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+        let outcome = store.ingest(events).await?;
+        self.response.accepted += outcome.accepted;
+        self.response.duplicates += outcome.duplicates;
+        for i in outcome.unknown_session {
+            self.response.rejected.push(pb::RejectedEvent {
+                index: indexes[i],
+                event_id: ids[i].clone(),
+                reason: "event.session_id: no such session in the catalog".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> pb::IngestResponse {
+        self.response.rejected.sort_by_key(|r| r.index);
+        self.response
+    }
+}
+
+#[tonic::async_trait]
+impl EventService for EventApi {
+    async fn ingest(&self, request: Request<Streaming<pb::Event>>) -> Result<Response<pb::IngestResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mut tally = Tally::default();
+        let mut index: u32 = 0;
+        while let Some(event) = stream.message().await? {
+            tally.push(index, &event);
+            index = index.saturating_add(1);
+            if tally.pending.len() >= STREAM_CHUNK {
+                tally.flush(self.store.as_ref()).await?;
+            }
+        }
+        tally.flush(self.store.as_ref()).await?;
+        Ok(Response::new(tally.finish()))
+    }
+
+    async fn ingest_batch(
+        &self,
+        request: Request<pb::IngestBatchRequest>,
+    ) -> Result<Response<pb::IngestResponse>, Status> {
+        let events = &request.get_ref().events;
+        if events.len() > self.limits.max_batch {
+            return Err(Status::invalid_argument(format!(
+                "events: has {} events, at most {} allowed per call",
+                events.len(),
+                self.limits.max_batch
+            )));
+        }
+        let mut tally = Tally::default();
+        for (i, event) in events.iter().enumerate() {
+            tally.push(i as u32, event);
+        }
+        tally.flush(self.store.as_ref()).await?;
+        Ok(Response::new(tally.finish()))
+    }
+}

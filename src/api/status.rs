@@ -1,0 +1,47 @@
+//! The one place where errors become gRPC statuses.
+
+use tonic::Status;
+
+use super::convert::FieldError;
+use crate::model::ModelError;
+use crate::ranking::RankError;
+use crate::store::StoreError;
+
+impl From<FieldError> for Status {
+    fn from(e: FieldError) -> Self {
+        Status::invalid_argument(e.to_string())
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => Status::unavailable(e.to_string()),
+            StoreError::Io(_) | StoreError::Corrupt(_) => {
+                tracing::error!(error = %e, "store failure");
+                Status::internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<RankError> for Status {
+    fn from(e: RankError) -> Self {
+        match e {
+            RankError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ModelError> for Status {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::NotFound(_) | ModelError::NoVersions(_) => Status::not_found(e.to_string()),
+            ModelError::BadName(_) => Status::invalid_argument(e.to_string()),
+            ModelError::SchemaMismatch { .. } | ModelError::Invalid { .. } | ModelError::Parse { .. } => {
+                Status::failed_precondition(e.to_string())
+            }
+            ModelError::Io { .. } => Status::internal(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! `fitrank call`: a command-line client of a running service, built on the generated gRPC
+//! clients, so that operators can upsert users and sessions, rank, and send events from a shell.
+//!
+//! Enum values use the domain's names (`--age-band 25-34`, `--gender female`,
+//! `--category sportswear`, `--type purchase`); `fitrank call <command> --help` lists them.
+
+use clap::{Args, Subcommand};
+use tonic::transport::Channel;
+
+use crate::api::convert;
+use crate::domain::{AgeBand, Category, EventKind, Gender, PriceBand, now_ms};
+use crate::proto::v1::{
+    self as pb, admin_service_client::AdminServiceClient, catalog_service_client::CatalogServiceClient,
+    event_service_client::EventServiceClient, ranking_service_client::RankingServiceClient,
+};
+
+/// Arguments of `fitrank call`.
+#[derive(Args, Debug)]
+pub struct CallArgs {
+    /// Service address.
+    #[arg(long, env = "FITRANK_URL", default_value = "http://127.0.0.1:50051")]
+    url: String,
+    #[command(subcommand)]
+    command: CallCommand,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct ProfileArgs {
+    /// Age band: 13-17, 18-24, 25-34, 35-44, 45-54, 55-64, 65+.
+    #[arg(long, value_parser = parse_age_band)]
+    age_band: Option<AgeBand>,
+    /// Gender: female, male, other.
+    #[arg(long, value_parser = parse_gender)]
+    gender: Option<Gender>,
+    /// Region code, e.g. US or US-CA.
+    #[arg(long)]
+    region: Option<String>,
+    /// Language tag, e.g. en.
+    #[arg(long)]
+    language: Option<String>,
+    /// Interest tag (repeatable).
+    #[arg(long = "interest")]
+    interests: Vec<String>,
+}
+
+impl ProfileArgs {
+    fn is_empty(&self) -> bool {
+        self.age_band.is_none()
+            && self.gender.is_none()
+            && self.region.is_none()
+            && self.language.is_none()
+            && self.interests.is_empty()
+    }
+
+    fn to_proto(&self) -> pb::UserAttributes {
+        pb::UserAttributes {
+            age_band: convert::age_band_to_proto(self.age_band.unwrap_or_default()) as i32,
+            gender: convert::gender_to_proto(self.gender.unwrap_or_default()) as i32,
+            region: self.region.clone().unwrap_or_default(),
+            language: self.language.clone().unwrap_or_default(),
+            interests: self.interests.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum CallCommand {
+    /// Create or replace a user.
+    UpsertUser {
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Create or replace a live session.
+    UpsertSession {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        host: String,
+        /// fashion, sportswear, beauty, jewelry, electronics, home, food, toys, collectibles, health, outdoor, other.
+        #[arg(long, value_parser = parse_category)]
+        category: Category,
+        /// budget, mid, premium, luxury.
+        #[arg(long, value_parser = parse_price_band)]
+        price_band: PriceBand,
+        #[arg(long)]
+        language: String,
+        #[arg(long)]
+        region: String,
+        /// Start time, ms since the epoch (default: now).
+        #[arg(long)]
+        start_ms: Option<i64>,
+        /// Mark the session scheduled (not yet live).
+        #[arg(long)]
+        scheduled: bool,
+        /// Targeted ages, MIN-MAX (e.g. 20-30).
+        #[arg(long, value_parser = parse_age_range)]
+        target_age: Option<(u32, u32)>,
+        /// Targeted gender (repeatable).
+        #[arg(long = "target-gender", value_parser = parse_gender)]
+        target_genders: Vec<Gender>,
+        /// Targeted region (repeatable).
+        #[arg(long = "target-region")]
+        target_regions: Vec<String>,
+        /// Targeted interest (repeatable).
+        #[arg(long = "target-interest")]
+        target_interests: Vec<String>,
+    },
+    /// End a live session.
+    EndSession {
+        #[arg(long)]
+        id: String,
+    },
+    /// Show a session and its live statistics.
+    GetSession {
+        #[arg(long)]
+        id: String,
+    },
+    /// Rank live sessions for a user.
+    Rank {
+        #[arg(long)]
+        user: String,
+        /// Candidate session ids, comma-separated (default: the live catalog).
+        #[arg(long, value_delimiter = ',')]
+        candidates: Vec<String>,
+        /// Items to return (0 = server default).
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+        /// Inline attributes, used instead of the stored profile.
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// Send one engagement event.
+    Event {
+        /// Event id (default: generated).
+        #[arg(long)]
+        id: Option<String>,
+        /// impression, view, watch, like, comment, share, follow, add_to_cart, purchase, return, hide.
+        #[arg(long = "type", value_parser = parse_event_kind)]
+        kind: EventKind,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        session: String,
+        #[arg(long, default_value = "")]
+        ranking_id: String,
+        #[arg(long, default_value_t = 0)]
+        position: u32,
+        #[arg(long, default_value_t = 0.0)]
+        watch_seconds: f64,
+        #[arg(long, default_value_t = 0.0)]
+        amount: f64,
+    },
+    /// Show the serving model.
+    Model,
+    /// Load a model version (default: newest of the configured name).
+    LoadModel {
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long, default_value = "")]
+        version: String,
+    },
+    /// Check health (overall, or one service).
+    Health {
+        #[arg(long, default_value = "")]
+        service: String,
+    },
+}
+
+fn parse_with<T>(s: &str, from: fn(&str) -> Option<T>, all: &[&str]) -> Result<T, String> {
+    from(s).ok_or_else(|| format!("expected one of: {}", all.join(", ")))
+}
+fn parse_age_band(s: &str) -> Result<AgeBand, String> {
+    parse_with(s, AgeBand::from_name, &AgeBand::ALL.iter().map(|v| v.name()).collect::<Vec<_>>())
+}
+fn parse_gender(s: &str) -> Result<Gender, String> {
+    parse_with(s, Gender::from_name, &Gender::ALL.iter().map(|v| v.name()).collect::<Vec<_>>())
+}
+fn parse_category(s: &str) -> Result<Category, String> {
+    parse_with(s, Category::from_name, &Category::ALL.iter().map(|v| v.name()).collect::<Vec<_>>())
+}
+fn parse_price_band(s: &str) -> Result<PriceBand, String> {
+    parse_with(s, PriceBand::from_name, &PriceBand::ALL.iter().map(|v| v.name()).collect::<Vec<_>>())
+}
+fn parse_event_kind(s: &str) -> Result<EventKind, String> {
+    parse_with(s, EventKind::from_name, &EventKind::ALL.iter().map(|v| v.name()).collect::<Vec<_>>())
+}
+fn parse_age_range(s: &str) -> Result<(u32, u32), String> {
+    let (lo, hi) = s.split_once('-').ok_or("expected MIN-MAX, e.g. 20-30")?;
+    Ok((lo.trim().parse().map_err(|e| format!("{e}"))?, hi.trim().parse().map_err(|e| format!("{e}"))?))
+}
+
+type CallResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Runs one `fitrank call` command.
+pub fn call(args: CallArgs) -> CallResult {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let channel = Channel::from_shared(args.url.clone())?.connect().await.map_err(|e| {
+            format!("cannot connect to {}: {e}", args.url)
+        })?;
+        run(channel, args.command).await
+    })
+}
+
+async fn run(channel: Channel, command: CallCommand) -> CallResult {
+    let status = |s: tonic::Status| format!("{:?}: {}", s.code(), s.message());
+    match command {
+        CallCommand::UpsertUser { id, profile } => {
+            let user = pb::User { user_id: id, attributes: Some(profile.to_proto()) };
+            let r = CatalogServiceClient::new(channel)
+                .upsert_users(pb::UpsertUsersRequest { users: vec![user] })
+                .await
+                .map_err(status)?;
+            println!("upserted {} user(s)", r.get_ref().upserted);
+        }
+        CallCommand::UpsertSession {
+            id,
+            host,
+            category,
+            price_band,
+            language,
+            region,
+            start_ms,
+            scheduled,
+            target_age,
+            target_genders,
+            target_regions,
+            target_interests,
+        } => {
+            let (min_age, max_age) = target_age.unwrap_or((0, 0));
+            let session = pb::LiveSession {
+                session_id: id,
+                host_id: host,
+                category: convert::category_to_proto(category) as i32,
+                price_band: convert::price_band_to_proto(price_band) as i32,
+                language,
+                region,
+                start_time_unix_ms: start_ms.unwrap_or_else(now_ms),
+                status: if scheduled { pb::SessionStatus::Scheduled } else { pb::SessionStatus::Live } as i32,
+                target: Some(pb::TargetAudience {
+                    min_age,
+                    max_age,
+                    genders: target_genders.into_iter().map(|g| convert::gender_to_proto(g) as i32).collect(),
+                    regions: target_regions,
+                    interests: target_interests,
+                }),
+            };
+            let r = CatalogServiceClient::new(channel)
+                .upsert_sessions(pb::UpsertSessionsRequest { sessions: vec![session] })
+                .await
+                .map_err(status)?;
+            println!("upserted {} session(s)", r.get_ref().upserted);
+        }
+        CallCommand::EndSession { id } => {
+            CatalogServiceClient::new(channel)
+                .end_session(pb::EndSessionRequest { session_id: id.clone(), end_time_unix_ms: 0 })
+                .await
+                .map_err(status)?;
+            println!("ended {id}");
+        }
+        CallCommand::GetSession { id } => {
+            let r = CatalogServiceClient::new(channel)
+                .get_session(pb::GetSessionRequest { session_id: id })
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("{:#?}", r.session.unwrap_or_default());
+            println!("{:#?}", r.stats.unwrap_or_default());
+        }
+        CallCommand::Rank { user, candidates, limit, profile } => {
+            let request = pb::RankRequest {
+                user_id: user,
+                user: (!profile.is_empty()).then(|| profile.to_proto()),
+                context: None,
+                candidate_session_ids: candidates,
+                limit,
+            };
+            let r = RankingServiceClient::new(channel).rank(request).await.map_err(status)?.into_inner();
+            println!("ranking_id {}  model {}  scored {}", r.ranking_id, r.model_version, r.scored);
+            println!("{:>3}  {:<24} {:>10} {:>9} {:>10} {:>6}", "pos", "session", "score", "p_engage", "p_purchase", "fit");
+            for (i, item) in r.items.iter().enumerate() {
+                println!(
+                    "{:>3}  {:<24} {:>10.6} {:>9.4} {:>10.5} {:>6.3}",
+                    i, item.session_id, item.score, item.p_engage, item.p_purchase, item.audience_fit
+                );
+            }
+            for u in &r.unranked {
+                let reason = pb::UnrankedReason::try_from(u.reason).map_or("unknown", |r| r.as_str_name());
+                println!("  not ranked: {} ({reason})", u.session_id);
+            }
+        }
+        CallCommand::Event { id, kind, user, session, ranking_id, position, watch_seconds, amount } => {
+            let event = pb::Event {
+                event_id: id.unwrap_or_else(|| format!("cli-{:032x}", rand::random::<u128>())),
+                r#type: convert::event_kind_to_proto(kind) as i32,
+                user_id: user,
+                session_id: session,
+                time_unix_ms: 0,
+                ranking_id,
+                position,
+                watch_seconds,
+                amount,
+            };
+            let r = EventServiceClient::new(channel)
+                .ingest_batch(pb::IngestBatchRequest { events: vec![event] })
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("accepted {}  duplicates {}", r.accepted, r.duplicates);
+            for rej in r.rejected {
+                println!("  rejected {}: {}", rej.event_id, rej.reason);
+            }
+        }
+        CallCommand::Model => {
+            let r = AdminServiceClient::new(channel)
+                .get_active_model(pb::GetActiveModelRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("{:#?}", r.model.unwrap_or_default());
+        }
+        CallCommand::LoadModel { name, version } => {
+            let r = AdminServiceClient::new(channel)
+                .load_model(pb::LoadModelRequest { name, version })
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("{:#?}", r.model.unwrap_or_default());
+        }
+        CallCommand::Health { service } => {
+            let r = tonic_health::pb::health_client::HealthClient::new(channel)
+                .check(tonic_health::pb::HealthCheckRequest { service })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let s = tonic_health::pb::health_check_response::ServingStatus::try_from(r.status)
+                .map_or("UNKNOWN", |s| s.as_str_name());
+            println!("{s}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! Server configuration, layered: built-in defaults < TOML file < environment < command-line flags.
+//!
+//! The file is optional and strict (`deny_unknown_fields`: a misspelt key is an error, not a silent
+//! default). Environment variables and flags cover the settings operators change per deployment
+//! (`FITRANK_ADDR` / `--addr`, `FITRANK_MODELS` / `--models`, `FITRANK_DATA_DIR` / `--data-dir`,
+//! `FITRANK_MODEL_NAME` / `--model-name`); clap applies "flag over environment", and
+//! [`Config::apply`] puts both over the file.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use serde::Deserialize;
+
+use crate::api::Limits;
+use crate::ranking::Policy;
+
+/// Everything `fitrank serve` needs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Folder holding `<name>/<version>/` model artifacts.
+    pub models_dir: PathBuf,
+    /// Model name served (a folder under `models_dir`); its newest version loads at start.
+    pub model_name: String,
+    /// Folder of the embedded store's log.
+    pub data_dir: PathBuf,
+    /// fdatasync every store write (survive power loss, not only process death).
+    pub fsync: bool,
+    /// How long event ids are remembered for de-duplication, seconds.
+    pub dedup_window_secs: u64,
+    /// Most candidates in one `Rank`, and most live sessions considered when none are named.
+    pub max_candidates: usize,
+    /// Items returned when a `Rank` request sends `limit = 0`.
+    pub default_limit: usize,
+    /// Most users, sessions or events in one batch call.
+    pub max_batch: usize,
+    /// After a shutdown signal, health reports NOT_SERVING for this long before the listener
+    /// closes, so load balancers stop sending new calls.
+    pub shutdown_drain_ms: u64,
+    /// Longest wait for in-flight calls after the listener closes.
+    pub shutdown_timeout_secs: u64,
+    /// How predictions combine into the ranking score.
+    pub policy: Policy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: "127.0.0.1:50051".parse().expect("valid default address"),
+            models_dir: "models".into(),
+            model_name: "default".into(),
+            data_dir: "data".into(),
+            fsync: false,
+            dedup_window_secs: 86_400,
+            max_candidates: 2_000,
+            default_limit: 50,
+            max_batch: 10_000,
+            shutdown_drain_ms: 500,
+            shutdown_timeout_secs: 30,
+            policy: Policy::default(),
+        }
+    }
+}
+
+/// Settings given by flags or environment; `None` keeps the file's or default value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub addr: Option<SocketAddr>,
+    pub models_dir: Option<PathBuf>,
+    pub model_name: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then `overrides`; validated.
+    pub fn load(file: Option<&std::path::Path>, overrides: Overrides) -> Result<Self, ConfigError> {
+        let base = match file {
+            None => Config::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?
+            }
+        };
+        let config = base.apply(overrides);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// This configuration with `o`'s settings on top.
+    pub fn apply(mut self, o: Overrides) -> Self {
+        if let Some(v) = o.addr {
+            self.addr = v;
+        }
+        if let Some(v) = o.models_dir {
+            self.models_dir = v;
+        }
+        if let Some(v) = o.model_name {
+            self.model_name = v;
+        }
+        if let Some(v) = o.data_dir {
+            self.data_dir = v;
+        }
+        self
+    }
+
+    /// Checks ranges and the policy.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.max_candidates == 0 {
+            return invalid("max_candidates must be at least 1".into());
+        }
+        if self.default_limit == 0 || self.default_limit > self.max_candidates {
+            return invalid(format!("default_limit must be from 1 to max_candidates ({})", self.max_candidates));
+        }
+        if self.max_batch == 0 {
+            return invalid("max_batch must be at least 1".into());
+        }
+        self.policy.validate().map_err(ConfigError::Invalid)
+    }
+
+    /// The request limits derived from this configuration.
+    pub fn limits(&self) -> Limits {
+        Limits { max_candidates: self.max_candidates, default_limit: self.default_limit, max_batch: self.max_batch }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fitrank.toml");
+        std::fs::write(&path, "addr = \"0.0.0.0:7000\"\nmodel_name = \"m\"\n[policy]\nengage_weight = 0.5\n").unwrap();
+        let c = Config::load(Some(&path), Overrides { addr: Some("127.0.0.1:9".parse().unwrap()), ..Default::default() })
+            .unwrap();
+        assert_eq!(c.addr, "127.0.0.1:9".parse().unwrap());
+        assert_eq!(c.model_name, "m");
+        assert_eq!(c.policy.engage_weight, 0.5);
+        assert_eq!(c.policy.purchase_weight, 1.0);
+        assert_eq!(c.max_candidates, 2_000);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "max_candidate = 5\n").unwrap();
+        assert!(matches!(Config::load(Some(&path), Overrides::default()), Err(ConfigError::Parse { .. })));
+        std::fs::write(&path, "[policy]\npurchase_weight = -1.0\n").unwrap();
+        assert!(matches!(Config::load(Some(&path), Overrides::default()), Err(ConfigError::Invalid(_))));
+    }
+}

@@ -1,0 +1,135 @@
+//! [`extract`]: (user, session, live statistics, context) → feature row.
+
+use std::f32::consts::TAU;
+
+use super::schema::{self, NUM_FEATURES, scalar};
+use crate::domain::audience::{self, AudienceFit};
+use crate::domain::{Category, LiveSession, LiveStats, PriceBand, RequestContext, UserProfile};
+
+/// One model input row.
+pub type Row = [f32; NUM_FEATURES];
+
+/// Everything a feature row is computed from. Nothing else may influence it.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureInput<'a> {
+    pub user: &'a UserProfile,
+    pub session: &'a LiveSession,
+    pub stats: &'a LiveStats,
+    pub context: &'a RequestContext,
+}
+
+/// Writes the feature row for `input` into `row` (every position is written) and returns the
+/// audience fit it computed, so callers report the same fit the model saw.
+pub fn extract(input: &FeatureInput<'_>, row: &mut Row) -> AudienceFit {
+    let FeatureInput { user, session, stats, context } = *input;
+    row.fill(0.0);
+
+    let age = user.age_band.index();
+    let gender = user.gender.index();
+    let category = session.category.index();
+    let price = session.price_band.index();
+    row[schema::AGE + age] = 1.0;
+    row[schema::GENDER + gender] = 1.0;
+    row[schema::SURFACE + context.surface.index()] = 1.0;
+    row[schema::CATEGORY + category] = 1.0;
+    row[schema::PRICE + price] = 1.0;
+    row[schema::AGE_X_CATEGORY + age * Category::COUNT + category] = 1.0;
+    row[schema::GENDER_X_CATEGORY + gender * Category::COUNT + category] = 1.0;
+    row[schema::AGE_X_PRICE + age * PriceBand::COUNT + price] = 1.0;
+
+    let fit = audience::fit(user, &session.target);
+    let overall = fit.overall();
+    row[schema::FIT_X_CATEGORY + category] = overall;
+    row[scalar::LANGUAGE_MATCH] = match_value(&user.language, |l| l.eq_ignore_ascii_case(&session.language));
+    row[scalar::REGION_MATCH] = match_value(&user.region, |r| audience::region_contains(&session.region, r));
+    row[scalar::FIT_AGE] = fit.age;
+    row[scalar::FIT_GENDER] = fit.gender;
+    row[scalar::FIT_REGION] = fit.region;
+    row[scalar::FIT_INTERESTS] = fit.interests;
+    row[scalar::FIT_OVERALL] = overall;
+    row[scalar::FIT_DECLARED] = f32::from(fit.declared) / 4.0;
+    row[scalar::FIT_UNKNOWN] = if fit.declared == 0 { 0.0 } else { f32::from(fit.unknown) / f32::from(fit.declared) };
+    row[scalar::INTEREST_IN_CATEGORY] =
+        f32::from(u8::from(user.interests.iter().any(|i| i == session.category.name())));
+
+    let impressions = stats.impressions as f32;
+    let views = stats.views as f32;
+    let purchases = stats.purchases as f32;
+    row[scalar::LOG_IMPRESSIONS] = impressions.ln_1p();
+    row[scalar::LOG_VIEW_RATE] = ((views + 1.0) / (impressions + 10.0)).min(1.0).ln();
+    row[scalar::LOG_PURCHASE_PER_VIEW] = ((purchases + 0.4) / (views + 20.0)).min(1.0).ln();
+    row[scalar::LOG_PURCHASE_PER_IMPRESSION] = ((purchases + 0.2) / (impressions + 100.0)).min(1.0).ln();
+    row[scalar::LOG_WATCH_PER_VIEW] = (stats.watch_seconds.max(0.0) as f32 / (views + 1.0)).ln_1p();
+    row[scalar::INTERACTION_RATE] = ((stats.interactions as f32 + 1.0) / (views + 10.0)).min(1.0);
+    row[scalar::RETURN_RATE] = ((stats.returns as f32 + 0.5) / (purchases + 5.0)).min(1.0);
+    row[scalar::HIDE_RATE] = ((stats.hides as f32 + 0.5) / (impressions + 50.0)).min(1.0);
+    row[scalar::ON_TARGET_SHARE] = (stats.on_target_views as f32 + 1.0) / (stats.known_views as f32 + 2.0);
+    row[scalar::COLD] = f32::from(u8::from(stats.impressions < 200));
+    let minutes_live = (context.time_ms - session.start_time_ms).max(0) as f32 / 60_000.0;
+    row[scalar::LOG_MINUTES_LIVE] = minutes_live.ln_1p();
+    let hour = (context.time_ms.rem_euclid(86_400_000)) as f32 / 3_600_000.0;
+    row[scalar::HOUR_SIN] = (TAU * hour / 24.0).sin();
+    row[scalar::HOUR_COS] = (TAU * hour / 24.0).cos();
+    debug_assert!(row.iter().all(|v| v.is_finite()), "non-finite feature for session {}", session.session_id);
+    fit
+}
+
+/// 1 when `value` is known and `matches`, 0 when known and not, 0.5 when unknown (empty).
+fn match_value(value: &str, matches: impl Fn(&str) -> bool) -> f32 {
+    if value.is_empty() {
+        0.5
+    } else {
+        f32::from(u8::from(matches(value)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AgeBand, Gender, SessionStatus, Surface, TargetAudience};
+
+    fn session() -> LiveSession {
+        LiveSession {
+            session_id: "s".into(),
+            host_id: "h".into(),
+            category: Category::Sportswear,
+            price_band: PriceBand::Mid,
+            language: "en".into(),
+            region: "US".into(),
+            start_time_ms: 1_000_000,
+            status: SessionStatus::Live,
+            end_time_ms: 0,
+            target: TargetAudience { min_age: 20, max_age: 30, genders: vec![Gender::Female], ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn one_hots_crosses_and_fit() {
+        let user = UserProfile {
+            age_band: AgeBand::A25To34,
+            gender: Gender::Female,
+            region: "US-NY".into(),
+            language: "en".into(),
+            interests: vec!["sportswear".into()],
+        };
+        let s = session();
+        let ctx = RequestContext { time_ms: 1_000_000 + 30 * 60_000, surface: Surface::HomeFeed };
+        let mut row = [f32::NAN; NUM_FEATURES];
+        let fit = extract(
+            &FeatureInput { user: &user, session: &s, stats: &LiveStats::default(), context: &ctx },
+            &mut row,
+        );
+        assert!(row.iter().all(|v| v.is_finite()));
+        assert_eq!(row[schema::AGE + AgeBand::A25To34.index()], 1.0);
+        let cross = schema::AGE_X_CATEGORY + AgeBand::A25To34.index() * Category::COUNT + Category::Sportswear.index();
+        assert_eq!(row[cross], 1.0);
+        assert_eq!(row[scalar::REGION_MATCH], 1.0);
+        assert_eq!(row[scalar::INTEREST_IN_CATEGORY], 1.0);
+        assert!((row[scalar::FIT_AGE] - 0.6).abs() < 1e-6);
+        assert_eq!(row[scalar::FIT_OVERALL], fit.overall());
+        assert!((row[scalar::LOG_MINUTES_LIVE] - 31f32.ln()).abs() < 1e-5);
+        // exactly the one-hot blocks carry 1s: 5 one-hots + 3 crosses
+        let ones = row[..schema::FIT_X_CATEGORY].iter().filter(|v| **v == 1.0).count();
+        assert_eq!(ones, 8);
+    }
+}

@@ -1,0 +1,13 @@
+//! Feature extraction: the one code path that turns (user, session, live statistics, context)
+//! into the model's input row.
+//!
+//! Serving (`crate::ranking`) and training (`crate::train`) both call [`extract`]; there is no
+//! second implementation anywhere, so training/serving skew cannot arise from feature code. The
+//! layout of the row is fixed by [`schema`], whose stable hash every model artifact records; a
+//! model trained on another layout is refused at load time.
+
+mod extract;
+pub mod schema;
+
+pub use extract::{FeatureInput, Row, extract};
+pub use schema::{NUM_FEATURES, feature_names, schema_hash};

@@ -1,0 +1,26 @@
+//! fitrank decides which live shopping sessions to show to which users.
+//!
+//! A request flows top-down through the modules:
+//!
+//! - [`api`]: tonic handlers; validate and convert wire messages ([`api::convert`]), map errors to
+//!   statuses in one place ([`api::status`]).
+//! - [`ranking`]: the ranking of candidates for one user, and the policy that combines predictions.
+//! - [`features`]: the single feature extractor shared by serving and training, and its schema.
+//! - [`model`]: model artifacts, the linear scorer, the registry that swaps serving models.
+//! - [`store`]: online state (catalog, live stats, event de-duplication) behind the [`store::Store`]
+//!   trait; the embedded implementation and its write-ahead log.
+//! - [`domain`]: the vocabulary (users, sessions, audiences, events, stats), free of gRPC.
+//! - [`train`]: synthetic training data and linfa fitting for `fitrank train`.
+//! - [`config`], [`server`], [`cli`]: process concerns.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod features;
+pub mod model;
+pub mod proto;
+pub mod ranking;
+pub mod server;
+pub mod store;
+pub mod train;

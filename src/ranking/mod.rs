@@ -1,0 +1,11 @@
+//! Ranking: candidates → feature rows → model heads → policy score → order.
+//!
+//! [`Ranker::rank`] is the domain entry point behind `RankingService.Rank`. It reads the user and
+//! every candidate in batched store calls, extracts features with the shared extractor, scores both
+//! heads of one model snapshot, combines them with the [`Policy`], and orders the result.
+
+mod policy;
+mod ranker;
+
+pub use policy::Policy;
+pub use ranker::{RankError, RankQuery, Ranked, RankedItem, Ranker, UnrankedReason};

@@ -1,0 +1,46 @@
+//! The ranking policy: how predictions and audience fit combine into the score that orders items.
+
+use serde::{Deserialize, Serialize};
+
+/// `score = purchase_weight · p_purchase + engage_weight · p_engage + audience_fit_weight · fit`.
+///
+/// The default ranks by expected purchases per impression with engagement as a minor tie-breaker
+/// (p_engage is typically 10–30× p_purchase, so 0.01 keeps it an order of magnitude below) and no
+/// separate audience-fit term: the purchase head already learns how much fit matters per
+/// category and segment. Sellers or operators who want to enforce targeting beyond what predicts
+/// purchases raise `audience_fit_weight`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    pub purchase_weight: f32,
+    pub engage_weight: f32,
+    pub audience_fit_weight: f32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { purchase_weight: 1.0, engage_weight: 0.01, audience_fit_weight: 0.0 }
+    }
+}
+
+impl Policy {
+    /// The ranking score of one item.
+    #[inline]
+    pub fn score(&self, p_engage: f32, p_purchase: f32, audience_fit: f32) -> f32 {
+        self.purchase_weight * p_purchase + self.engage_weight * p_engage + self.audience_fit_weight * audience_fit
+    }
+
+    /// Checks that every weight is finite and not negative.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, w) in [
+            ("purchase_weight", self.purchase_weight),
+            ("engage_weight", self.engage_weight),
+            ("audience_fit_weight", self.audience_fit_weight),
+        ] {
+            if !w.is_finite() || w < 0.0 {
+                return Err(format!("policy.{name} must be a finite number >= 0, got {w}"));
+            }
+        }
+        Ok(())
+    }
+}

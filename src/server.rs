@@ -1,0 +1,138 @@
+//! Assembles the gRPC server: stores, model, services, health, reflection and graceful shutdown.
+//!
+//! Shutdown order: the shutdown future resolves → health reports NOT_SERVING for every service →
+//! after `shutdown_drain_ms` the listener closes → in-flight calls finish (at most
+//! `shutdown_timeout_secs`) → [`run`] returns.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+
+use crate::api::{AdminApi, CatalogApi, EventApi, RankingApi};
+use crate::config::Config;
+use crate::model::{ModelError, ModelRegistry};
+use crate::proto::{FILE_DESCRIPTOR_SET, v1 as pb};
+use crate::ranking::Ranker;
+use crate::store::{EmbeddedStore, EmbeddedStoreConfig, Store, StoreError};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot load the model: {0}")]
+    Model(#[from] ModelError),
+    #[error("reflection setup failed: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("transport failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("in-flight calls did not finish within {0:?} of shutdown")]
+    ShutdownTimeout(Duration),
+}
+
+/// Names of the services whose health is reported.
+const SERVICES: &[&str] = &[
+    "fitrank.v1.RankingService",
+    "fitrank.v1.CatalogService",
+    "fitrank.v1.EventService",
+    "fitrank.v1.AdminService",
+];
+
+/// Serves on `listener` until `shutdown` resolves, then drains and returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let store_config = EmbeddedStoreConfig {
+        data_dir: config.data_dir.clone(),
+        fsync: config.fsync,
+        dedup_window_ms: (config.dedup_window_secs as i64).saturating_mul(1000),
+    };
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&store_config)?);
+    let models = Arc::new(ModelRegistry::open(&config.models_dir, &config.model_name)?);
+    tracing::info!(model = %models.current().id, "model loaded");
+
+    let limits = config.limits();
+    let ranker = Ranker::new(store.clone(), models.clone(), config.policy, config.max_candidates);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in SERVICES {
+        health.set_service_status(*name, ServingStatus::Serving).await;
+    }
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let drain = Duration::from_millis(config.shutdown_drain_ms);
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = {
+        let health = health.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: reporting NOT_SERVING and draining");
+            health.set_service_status("", ServingStatus::NotServing).await;
+            for name in SERVICES {
+                health.set_service_status(*name, ServingStatus::NotServing).await;
+            }
+            tokio::time::sleep(drain).await;
+            let _ = stopping_tx.send(());
+        }
+    };
+
+    let local = listener.local_addr().ok();
+    tracing::info!(addr = ?local, "fitrank serving");
+    let serve = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(pb::ranking_service_server::RankingServiceServer::new(RankingApi { ranker, limits }))
+        .add_service(pb::catalog_service_server::CatalogServiceServer::new(CatalogApi { store: store.clone(), limits }))
+        .add_service(pb::event_service_server::EventServiceServer::new(EventApi { store, limits }))
+        .add_service(pb::admin_service_server::AdminServiceServer::new(AdminApi { models }))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+
+    let timeout = Duration::from_secs(config.shutdown_timeout_secs);
+    tokio::pin!(serve);
+    tokio::select! {
+        result = &mut serve => return result.map_err(Into::into),
+        _ = stopping_rx => {}
+    }
+    match tokio::time::timeout(timeout, serve).await {
+        Ok(result) => {
+            tracing::info!("all in-flight calls finished; stopped");
+            result.map_err(Into::into)
+        }
+        Err(_) => Err(ServeError::ShutdownTimeout(timeout)),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

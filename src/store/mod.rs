@@ -1,0 +1,77 @@
+//! Online state: the catalog (users, live sessions), live statistics and event de-duplication.
+//!
+//! Ranking and ingestion talk to the [`Store`] trait only. Reads are batched (one call fetches every
+//! candidate of a ranking) so that a networked implementation (Redis) needs one round trip per
+//! request. The embedded default, [`EmbeddedStore`], keeps state in memory and makes every
+//! acknowledged write durable in an append-only log ([`wal`]) that is replayed at start.
+
+mod embedded;
+pub mod wal;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use embedded::{EmbeddedStore, EmbeddedStoreConfig};
+
+use crate::domain::{Event, LiveSession, LiveStats, UnixMs, UserProfile};
+
+/// A session as read for ranking: its attributes (shared, cheap to clone) and a copy of its stats.
+#[derive(Debug, Clone)]
+pub struct SessionSnapshot {
+    pub session: Arc<LiveSession>,
+    pub stats: LiveStats,
+}
+
+/// Which live sessions to list when a ranking names no candidates.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogFilter {
+    /// Only sessions in this language (case-insensitive); empty = any.
+    pub language: String,
+    /// Only sessions whose region contains this region; empty = any.
+    pub region: String,
+    /// At most this many sessions, the most recently started first.
+    pub limit: usize,
+}
+
+/// What happened to a batch of events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Stored for the first time.
+    pub accepted: u32,
+    /// Already stored earlier (or earlier in the same batch).
+    pub duplicates: u32,
+    /// Indexes (into the batch) of events naming a session the catalog does not have.
+    pub unknown_session: Vec<usize>,
+}
+
+/// Why the store failed. Mapped to gRPC statuses in `crate::api::status`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("store data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Online state shared by ranking and ingestion.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates or replaces users, atomically and durably.
+    async fn upsert_users(&self, users: Vec<(String, UserProfile)>) -> Result<usize, StoreError>;
+    /// Creates or replaces sessions (keeping live stats of existing ones), atomically and durably.
+    async fn upsert_sessions(&self, sessions: Vec<LiveSession>) -> Result<usize, StoreError>;
+    /// Marks a session ended at `end_ms`; `None` when the session is unknown.
+    async fn end_session(&self, session_id: &str, end_ms: UnixMs) -> Result<Option<LiveSession>, StoreError>;
+    /// Reads users by id, in order.
+    async fn get_users(&self, ids: &[&str]) -> Result<Vec<Option<UserProfile>>, StoreError>;
+    /// Reads sessions with their stats by id, in order.
+    async fn get_sessions(&self, ids: &[&str]) -> Result<Vec<Option<SessionSnapshot>>, StoreError>;
+    /// Lists live sessions matching `filter`.
+    async fn live_sessions(&self, filter: &CatalogFilter) -> Result<Vec<SessionSnapshot>, StoreError>;
+    /// Stores events, each id once, and folds them into live stats. Returns only after the
+    /// accepted events are durable.
+    async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError>;
+}

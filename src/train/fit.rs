@@ -1,0 +1,87 @@
+//! Fitting one logistic-regression head with linfa.
+
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use ndarray::{ArrayView1, ArrayView2};
+
+use super::TrainError;
+use crate::model::LinearHead;
+
+/// Fits P(y = true | x) with L2 strength `alpha` and returns it as a serving head.
+pub fn fit_head(
+    head: &'static str,
+    x: ArrayView2<'_, f64>,
+    y: ArrayView1<'_, bool>,
+    alpha: f64,
+    max_iterations: u64,
+) -> Result<LinearHead, TrainError> {
+    let positives = y.iter().filter(|v| **v).count();
+    if positives == 0 || positives == y.len() {
+        return Err(TrainError::Data(format!("the {head} label has a single class ({positives} of {} positive)", y.len())));
+    }
+    let dataset = DatasetBase::new(x, y);
+    let fitted = LogisticRegression::default()
+        .alpha(alpha)
+        .max_iterations(max_iterations)
+        .fit(&dataset)
+        .map_err(|source| TrainError::Fit { head, source })?;
+    // linfa predicts the probability of the class it saw first; orient the head on `true`.
+    let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+    Ok(LinearHead {
+        intercept: (sign * fitted.intercept()) as f32,
+        weights: fitted.params().iter().map(|w| (sign * w) as f32).collect(),
+    })
+}
+
+/// Probabilities of `head` for every row of `x`, through the serving scorer.
+pub fn predict(head: &LinearHead, x: ArrayView2<'_, f64>) -> Vec<f64> {
+    let mut row = [0f32; crate::features::NUM_FEATURES];
+    x.rows()
+        .into_iter()
+        .map(|r| {
+            for (dst, src) in row.iter_mut().zip(r.iter()) {
+                *dst = *src as f32;
+            }
+            f64::from(head.predict(&row))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array1, Array2};
+
+    /// The serving scorer must equal linfa's own prediction, whichever class linfa saw first.
+    #[test]
+    fn serving_head_matches_linfa() {
+        let n = 400;
+        let d = crate::features::NUM_FEATURES;
+        let mut x = Array2::<f64>::zeros((n, d));
+        let mut y = Array1::from_elem(n, false);
+        for i in 0..n {
+            let a = ((i * 37) % 101) as f64 / 50.0 - 1.0;
+            let b = ((i * 61) % 97) as f64 / 48.0 - 1.0;
+            x[[i, 0]] = a;
+            x[[i, d - 1]] = b;
+            y[i] = a + 0.5 * b + 0.3 * (((i * 13) % 7) as f64 - 3.0) / 3.0 > 0.0;
+        }
+        for first_label in [false, true] {
+            y[0] = first_label;
+            let head = fit_head("t", x.view(), y.view(), 0.1, 200).unwrap();
+            let linfa = LogisticRegression::default()
+                .alpha(0.1)
+                .max_iterations(200)
+                .fit(&DatasetBase::new(x.view(), y.view()))
+                .unwrap();
+            let theirs = linfa.predict_probabilities(&x);
+            let p_true: Vec<f64> =
+                theirs.iter().map(|p| if linfa.labels().pos.class { *p } else { 1.0 - *p }).collect();
+            let ours = predict(&head, x.view());
+            for (a, b) in ours.iter().zip(&p_true) {
+                assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+            }
+            assert!(head.weights[0] > 0.0, "positive feature gets a positive weight");
+        }
+    }
+}

@@ -76,9 +76,15 @@ pub struct Overrides {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config file {path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("invalid setting: {0}")]
     Invalid(String),
 }
@@ -89,9 +95,14 @@ impl Config {
         let base = match file {
             None => Config::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-                toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_owned(),
+                    source,
+                })?
             }
         };
         let config = base.apply(overrides);
@@ -123,7 +134,10 @@ impl Config {
             return invalid("max_candidates must be at least 1".into());
         }
         if self.default_limit == 0 || self.default_limit > self.max_candidates {
-            return invalid(format!("default_limit must be from 1 to max_candidates ({})", self.max_candidates));
+            return invalid(format!(
+                "default_limit must be from 1 to max_candidates ({})",
+                self.max_candidates
+            ));
         }
         if self.max_batch == 0 {
             return invalid("max_batch must be at least 1".into());
@@ -133,7 +147,11 @@ impl Config {
 
     /// The request limits derived from this configuration.
     pub fn limits(&self) -> Limits {
-        Limits { max_candidates: self.max_candidates, default_limit: self.default_limit, max_batch: self.max_batch }
+        Limits {
+            max_candidates: self.max_candidates,
+            default_limit: self.default_limit,
+            max_batch: self.max_batch,
+        }
     }
 }
 
@@ -145,9 +163,19 @@ mod tests {
     fn file_then_overrides() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fitrank.toml");
-        std::fs::write(&path, "addr = \"0.0.0.0:7000\"\nmodel_name = \"m\"\n[policy]\nengage_weight = 0.5\n").unwrap();
-        let c = Config::load(Some(&path), Overrides { addr: Some("127.0.0.1:9".parse().unwrap()), ..Default::default() })
-            .unwrap();
+        std::fs::write(
+            &path,
+            "addr = \"0.0.0.0:7000\"\nmodel_name = \"m\"\n[policy]\nengage_weight = 0.5\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&path),
+            Overrides {
+                addr: Some("127.0.0.1:9".parse().unwrap()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(c.addr, "127.0.0.1:9".parse().unwrap());
         assert_eq!(c.model_name, "m");
         assert_eq!(c.policy.engage_weight, 0.5);
@@ -160,8 +188,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "max_candidate = 5\n").unwrap();
-        assert!(matches!(Config::load(Some(&path), Overrides::default()), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            Config::load(Some(&path), Overrides::default()),
+            Err(ConfigError::Parse { .. })
+        ));
         std::fs::write(&path, "[policy]\npurchase_weight = -1.0\n").unwrap();
-        assert!(matches!(Config::load(Some(&path), Overrides::default()), Err(ConfigError::Invalid(_))));
+        assert!(matches!(
+            Config::load(Some(&path), Overrides::default()),
+            Err(ConfigError::Invalid(_))
+        ));
     }
 }

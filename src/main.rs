@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use fitrank::{cli, config, server, train};
 
 #[derive(Parser)]
-#[command(name = "fitrank", version, about = "Ranks live shopping sessions for users, over gRPC")]
+#[command(
+    name = "fitrank",
+    version,
+    about = "Ranks live shopping sessions for users, over gRPC"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -79,9 +83,11 @@ struct TrainArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FITRANK_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("FITRANK_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let result = match args.command {
@@ -117,13 +123,22 @@ fn serve(a: ServeArgs) -> Result<(), AnyError> {
 }
 
 fn run_train(a: TrainArgs) -> Result<(), AnyError> {
-    let gen_config =
-        train::generator::GeneratorConfig { users: a.users, sessions: a.sessions, impressions: a.rows, seed: a.seed };
+    let gen_config = train::generator::GeneratorConfig {
+        users: a.users,
+        sessions: a.sessions,
+        impressions: a.rows,
+        seed: a.seed,
+    };
     let started = std::time::Instant::now();
     eprintln!("generating {} impressions (seed {})...", a.rows, a.seed);
     let data = train::generator::generate(gen_config);
-    eprintln!("fitting engage and purchase heads on {} rows...", data.len());
-    let version = a.version.unwrap_or_else(|| fitrank::domain::version_stamp(fitrank::domain::now_ms()));
+    eprintln!(
+        "fitting engage and purchase heads on {} rows...",
+        data.len()
+    );
+    let version = a
+        .version
+        .unwrap_or_else(|| fitrank::domain::version_stamp(fitrank::domain::now_ms()));
     if !fitrank::model::is_valid_version(&version) || !fitrank::model::is_valid_version(&a.name) {
         return Err(format!("invalid model name or version {}/{}", a.name, version).into());
     }
@@ -133,7 +148,10 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
         alpha: a.alpha,
         max_iterations: a.max_iterations,
         holdout: 0.2,
-        source: format!("generated(users={},sessions={},rows={})", a.users, a.sessions, a.rows),
+        source: format!(
+            "generated(users={},sessions={},rows={})",
+            a.users, a.sessions, a.rows
+        ),
         seed: a.seed,
     };
     let artifact = train::train(&data, &opts)?;

@@ -56,11 +56,18 @@ pub async fn run(
     tracing::info!(model = %models.current().id, "model loaded");
 
     let limits = config.limits();
-    let ranker = Ranker::new(store.clone(), models.clone(), config.policy, config.max_candidates);
+    let ranker = Ranker::new(
+        store.clone(),
+        models.clone(),
+        config.policy,
+        config.max_candidates,
+    );
 
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in SERVICES {
-        health.set_service_status(*name, ServingStatus::Serving).await;
+        health
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
     }
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -78,9 +85,13 @@ pub async fn run(
         async move {
             shutdown.await;
             tracing::info!("shutdown requested: reporting NOT_SERVING and draining");
-            health.set_service_status("", ServingStatus::NotServing).await;
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
             for name in SERVICES {
-                health.set_service_status(*name, ServingStatus::NotServing).await;
+                health
+                    .set_service_status(*name, ServingStatus::NotServing)
+                    .await;
             }
             tokio::time::sleep(drain).await;
             let _ = stopping_tx.send(());
@@ -94,10 +105,21 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(pb::ranking_service_server::RankingServiceServer::new(RankingApi { ranker, limits }))
-        .add_service(pb::catalog_service_server::CatalogServiceServer::new(CatalogApi { store: store.clone(), limits }))
-        .add_service(pb::event_service_server::EventServiceServer::new(EventApi { store, limits }))
-        .add_service(pb::admin_service_server::AdminServiceServer::new(AdminApi { models }))
+        .add_service(pb::ranking_service_server::RankingServiceServer::new(
+            RankingApi { ranker, limits },
+        ))
+        .add_service(pb::catalog_service_server::CatalogServiceServer::new(
+            CatalogApi {
+                store: store.clone(),
+                limits,
+            },
+        ))
+        .add_service(pb::event_service_server::EventServiceServer::new(
+            EventApi { store, limits },
+        ))
+        .add_service(pb::admin_service_server::AdminServiceServer::new(
+            AdminApi { models },
+        ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
 
     let timeout = Duration::from_secs(config.shutdown_timeout_secs);

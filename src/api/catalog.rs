@@ -21,7 +21,13 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::UpsertUsersRequest>,
     ) -> Result<Response<pb::UpsertUsersResponse>, Status> {
-        let users = convert::batch("users", &request.get_ref().users, self.limits.max_batch, |u| &u.0, convert::user)?;
+        let users = convert::batch(
+            "users",
+            &request.get_ref().users,
+            self.limits.max_batch,
+            |u| &u.0,
+            convert::user,
+        )?;
         let upserted = self.store.upsert_users(users).await? as u32;
         Ok(Response::new(pb::UpsertUsersResponse { upserted }))
     }
@@ -49,13 +55,17 @@ impl CatalogService for CatalogApi {
         let id = convert::id("session_id", &r.session_id)?;
         let end_ms = match r.end_time_unix_ms {
             0 => now_ms(),
-            t if t < 0 => return Err(Status::invalid_argument("end_time_unix_ms: must not be negative")),
+            t if t < 0 => {
+                return Err(Status::invalid_argument(
+                    "end_time_unix_ms: must not be negative",
+                ));
+            }
             t => t,
         };
         match self.store.end_session(&id, end_ms).await? {
-            Some(session) => {
-                Ok(Response::new(pb::EndSessionResponse { session: Some(convert::session_to_proto(&session)) }))
-            }
+            Some(session) => Ok(Response::new(pb::EndSessionResponse {
+                session: Some(convert::session_to_proto(&session)),
+            })),
             None => Err(Status::not_found(format!("session_id: no session {id:?}"))),
         }
     }

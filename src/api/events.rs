@@ -42,7 +42,8 @@ impl Tally {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let (indexes, events): (Vec<u32>, Vec<Event>) = std::mem::take(&mut self.pending).into_iter().unzip();
+        let (indexes, events): (Vec<u32>, Vec<Event>) =
+            std::mem::take(&mut self.pending).into_iter().unzip();
         let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
         let outcome = store.ingest(events).await?;
         self.response.accepted += outcome.accepted;
@@ -65,7 +66,10 @@ impl Tally {
 
 #[tonic::async_trait]
 impl EventService for EventApi {
-    async fn ingest(&self, request: Request<Streaming<pb::Event>>) -> Result<Response<pb::IngestResponse>, Status> {
+    async fn ingest(
+        &self,
+        request: Request<Streaming<pb::Event>>,
+    ) -> Result<Response<pb::IngestResponse>, Status> {
         let mut stream = request.into_inner();
         let mut tally = Tally::default();
         let mut index: u32 = 0;

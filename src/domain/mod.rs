@@ -48,7 +48,9 @@ mod context;
 mod event;
 mod stats;
 
-pub use catalog::{AgeBand, Category, Gender, LiveSession, PriceBand, SessionStatus, TargetAudience, UserProfile};
+pub use catalog::{
+    AgeBand, Category, Gender, LiveSession, PriceBand, SessionStatus, TargetAudience, UserProfile,
+};
 pub use context::{RequestContext, Surface};
 pub use event::{Event, EventKind};
 pub use stats::LiveStats;
@@ -89,7 +91,14 @@ fn utc_parts(ms: UnixMs) -> (i64, u32, u32, u32, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, (rem / 3600) as u32, (rem % 3600 / 60) as u32, (rem % 60) as u32)
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+    )
 }
 
 #[cfg(test)]

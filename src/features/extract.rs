@@ -21,7 +21,12 @@ pub struct FeatureInput<'a> {
 /// Writes the feature row for `input` into `row` (every position is written) and returns the
 /// audience fit it computed, so callers report the same fit the model saw.
 pub fn extract(input: &FeatureInput<'_>, row: &mut Row) -> AudienceFit {
-    let FeatureInput { user, session, stats, context } = *input;
+    let FeatureInput {
+        user,
+        session,
+        stats,
+        context,
+    } = *input;
     row.fill(0.0);
 
     let age = user.age_band.index();
@@ -40,17 +45,26 @@ pub fn extract(input: &FeatureInput<'_>, row: &mut Row) -> AudienceFit {
     let fit = audience::fit(user, &session.target);
     let overall = fit.overall();
     row[schema::FIT_X_CATEGORY + category] = overall;
-    row[scalar::LANGUAGE_MATCH] = match_value(&user.language, |l| l.eq_ignore_ascii_case(&session.language));
-    row[scalar::REGION_MATCH] = match_value(&user.region, |r| audience::region_contains(&session.region, r));
+    row[scalar::LANGUAGE_MATCH] = match_value(&user.language, |l| {
+        l.eq_ignore_ascii_case(&session.language)
+    });
+    row[scalar::REGION_MATCH] = match_value(&user.region, |r| {
+        audience::region_contains(&session.region, r)
+    });
     row[scalar::FIT_AGE] = fit.age;
     row[scalar::FIT_GENDER] = fit.gender;
     row[scalar::FIT_REGION] = fit.region;
     row[scalar::FIT_INTERESTS] = fit.interests;
     row[scalar::FIT_OVERALL] = overall;
     row[scalar::FIT_DECLARED] = f32::from(fit.declared) / 4.0;
-    row[scalar::FIT_UNKNOWN] = if fit.declared == 0 { 0.0 } else { f32::from(fit.unknown) / f32::from(fit.declared) };
-    row[scalar::INTEREST_IN_CATEGORY] =
-        f32::from(u8::from(user.interests.iter().any(|i| i == session.category.name())));
+    row[scalar::FIT_UNKNOWN] = if fit.declared == 0 {
+        0.0
+    } else {
+        f32::from(fit.unknown) / f32::from(fit.declared)
+    };
+    row[scalar::INTEREST_IN_CATEGORY] = f32::from(u8::from(
+        user.interests.iter().any(|i| i == session.category.name()),
+    ));
 
     let impressions = stats.impressions as f32;
     let views = stats.views as f32;
@@ -58,19 +72,25 @@ pub fn extract(input: &FeatureInput<'_>, row: &mut Row) -> AudienceFit {
     row[scalar::LOG_IMPRESSIONS] = impressions.ln_1p();
     row[scalar::LOG_VIEW_RATE] = ((views + 1.0) / (impressions + 10.0)).min(1.0).ln();
     row[scalar::LOG_PURCHASE_PER_VIEW] = ((purchases + 0.4) / (views + 20.0)).min(1.0).ln();
-    row[scalar::LOG_PURCHASE_PER_IMPRESSION] = ((purchases + 0.2) / (impressions + 100.0)).min(1.0).ln();
+    row[scalar::LOG_PURCHASE_PER_IMPRESSION] =
+        ((purchases + 0.2) / (impressions + 100.0)).min(1.0).ln();
     row[scalar::LOG_WATCH_PER_VIEW] = (stats.watch_seconds.max(0.0) as f32 / (views + 1.0)).ln_1p();
     row[scalar::INTERACTION_RATE] = ((stats.interactions as f32 + 1.0) / (views + 10.0)).min(1.0);
     row[scalar::RETURN_RATE] = ((stats.returns as f32 + 0.5) / (purchases + 5.0)).min(1.0);
     row[scalar::HIDE_RATE] = ((stats.hides as f32 + 0.5) / (impressions + 50.0)).min(1.0);
-    row[scalar::ON_TARGET_SHARE] = (stats.on_target_views as f32 + 1.0) / (stats.known_views as f32 + 2.0);
+    row[scalar::ON_TARGET_SHARE] =
+        (stats.on_target_views as f32 + 1.0) / (stats.known_views as f32 + 2.0);
     row[scalar::COLD] = f32::from(u8::from(stats.impressions < 200));
     let minutes_live = (context.time_ms - session.start_time_ms).max(0) as f32 / 60_000.0;
     row[scalar::LOG_MINUTES_LIVE] = minutes_live.ln_1p();
     let hour = (context.time_ms.rem_euclid(86_400_000)) as f32 / 3_600_000.0;
     row[scalar::HOUR_SIN] = (TAU * hour / 24.0).sin();
     row[scalar::HOUR_COS] = (TAU * hour / 24.0).cos();
-    debug_assert!(row.iter().all(|v| v.is_finite()), "non-finite feature for session {}", session.session_id);
+    debug_assert!(
+        row.iter().all(|v| v.is_finite()),
+        "non-finite feature for session {}",
+        session.session_id
+    );
     fit
 }
 
@@ -99,7 +119,12 @@ mod tests {
             start_time_ms: 1_000_000,
             status: SessionStatus::Live,
             end_time_ms: 0,
-            target: TargetAudience { min_age: 20, max_age: 30, genders: vec![Gender::Female], ..Default::default() },
+            target: TargetAudience {
+                min_age: 20,
+                max_age: 30,
+                genders: vec![Gender::Female],
+                ..Default::default()
+            },
         }
     }
 
@@ -113,15 +138,25 @@ mod tests {
             interests: vec!["sportswear".into()],
         };
         let s = session();
-        let ctx = RequestContext { time_ms: 1_000_000 + 30 * 60_000, surface: Surface::HomeFeed };
+        let ctx = RequestContext {
+            time_ms: 1_000_000 + 30 * 60_000,
+            surface: Surface::HomeFeed,
+        };
         let mut row = [f32::NAN; NUM_FEATURES];
         let fit = extract(
-            &FeatureInput { user: &user, session: &s, stats: &LiveStats::default(), context: &ctx },
+            &FeatureInput {
+                user: &user,
+                session: &s,
+                stats: &LiveStats::default(),
+                context: &ctx,
+            },
             &mut row,
         );
         assert!(row.iter().all(|v| v.is_finite()));
         assert_eq!(row[schema::AGE + AgeBand::A25To34.index()], 1.0);
-        let cross = schema::AGE_X_CATEGORY + AgeBand::A25To34.index() * Category::COUNT + Category::Sportswear.index();
+        let cross = schema::AGE_X_CATEGORY
+            + AgeBand::A25To34.index() * Category::COUNT
+            + Category::Sportswear.index();
         assert_eq!(row[cross], 1.0);
         assert_eq!(row[scalar::REGION_MATCH], 1.0);
         assert_eq!(row[scalar::INTEREST_IN_CATEGORY], 1.0);
@@ -129,7 +164,10 @@ mod tests {
         assert_eq!(row[scalar::FIT_OVERALL], fit.overall());
         assert!((row[scalar::LOG_MINUTES_LIVE] - 31f32.ln()).abs() < 1e-5);
         // exactly the one-hot blocks carry 1s: 5 one-hots + 3 crosses
-        let ones = row[..schema::FIT_X_CATEGORY].iter().filter(|v| **v == 1.0).count();
+        let ones = row[..schema::FIT_X_CATEGORY]
+            .iter()
+            .filter(|v| **v == 1.0)
+            .count();
         assert_eq!(ones, 8);
     }
 }

@@ -118,21 +118,57 @@ pub fn feature_names() -> &'static [String] {
 
 fn build_names() -> Vec<String> {
     let mut names = Vec::with_capacity(NUM_FEATURES);
-    names.extend(AgeBand::ALL.iter().map(|a| format!("user.age_band={}", a.name())));
-    names.extend(Gender::ALL.iter().map(|g| format!("user.gender={}", g.name())));
-    names.extend(Surface::ALL.iter().map(|s| format!("ctx.surface={}", s.name())));
-    names.extend(Category::ALL.iter().map(|c| format!("session.category={}", c.name())));
-    names.extend(PriceBand::ALL.iter().map(|p| format!("session.price_band={}", p.name())));
+    names.extend(
+        AgeBand::ALL
+            .iter()
+            .map(|a| format!("user.age_band={}", a.name())),
+    );
+    names.extend(
+        Gender::ALL
+            .iter()
+            .map(|g| format!("user.gender={}", g.name())),
+    );
+    names.extend(
+        Surface::ALL
+            .iter()
+            .map(|s| format!("ctx.surface={}", s.name())),
+    );
+    names.extend(
+        Category::ALL
+            .iter()
+            .map(|c| format!("session.category={}", c.name())),
+    );
+    names.extend(
+        PriceBand::ALL
+            .iter()
+            .map(|p| format!("session.price_band={}", p.name())),
+    );
     for a in AgeBand::ALL {
-        names.extend(Category::ALL.iter().map(|c| format!("x.age_band={}&category={}", a.name(), c.name())));
+        names.extend(
+            Category::ALL
+                .iter()
+                .map(|c| format!("x.age_band={}&category={}", a.name(), c.name())),
+        );
     }
     for g in Gender::ALL {
-        names.extend(Category::ALL.iter().map(|c| format!("x.gender={}&category={}", g.name(), c.name())));
+        names.extend(
+            Category::ALL
+                .iter()
+                .map(|c| format!("x.gender={}&category={}", g.name(), c.name())),
+        );
     }
     for a in AgeBand::ALL {
-        names.extend(PriceBand::ALL.iter().map(|p| format!("x.age_band={}&price_band={}", a.name(), p.name())));
+        names.extend(
+            PriceBand::ALL
+                .iter()
+                .map(|p| format!("x.age_band={}&price_band={}", a.name(), p.name())),
+        );
     }
-    names.extend(Category::ALL.iter().map(|c| format!("x.fit&category={}", c.name())));
+    names.extend(
+        Category::ALL
+            .iter()
+            .map(|c| format!("x.fit&category={}", c.name())),
+    );
     names.extend(SCALAR_FEATURES.iter().map(|(name, _)| (*name).to_owned()));
     names
 }
@@ -170,7 +206,10 @@ mod tests {
         assert_eq!(names[CATEGORY], "session.category=fashion");
         assert_eq!(names[PRICE], "session.price_band=budget");
         assert_eq!(names[AGE_X_CATEGORY], "x.age_band=unknown&category=fashion");
-        assert_eq!(names[GENDER_X_CATEGORY], "x.gender=unknown&category=fashion");
+        assert_eq!(
+            names[GENDER_X_CATEGORY],
+            "x.gender=unknown&category=fashion"
+        );
         assert_eq!(names[AGE_X_PRICE], "x.age_band=unknown&price_band=budget");
         assert_eq!(names[FIT_X_CATEGORY], "x.fit&category=fashion");
         assert_eq!(names[scalar::LANGUAGE_MATCH], "match.language");

@@ -71,15 +71,31 @@ pub struct Ranker {
 
 impl Ranker {
     /// A ranker over `store` scoring with the registry's serving model.
-    pub fn new(store: Arc<dyn Store>, models: Arc<ModelRegistry>, policy: Policy, max_catalog_candidates: usize) -> Self {
-        Ranker { store, models, policy, max_catalog_candidates }
+    pub fn new(
+        store: Arc<dyn Store>,
+        models: Arc<ModelRegistry>,
+        policy: Policy,
+        max_catalog_candidates: usize,
+    ) -> Self {
+        Ranker {
+            store,
+            models,
+            policy,
+            max_catalog_candidates,
+        }
     }
 
     /// Ranks the query's candidates (or the live catalog) for its user.
     pub async fn rank(&self, query: RankQuery) -> Result<Ranked, RankError> {
         let user = match query.user_override {
             Some(profile) => profile,
-            None => self.store.get_users(&[&query.user_id]).await?.pop().flatten().unwrap_or_default(),
+            None => self
+                .store
+                .get_users(&[&query.user_id])
+                .await?
+                .pop()
+                .flatten()
+                .unwrap_or_default(),
         };
 
         let mut unranked = Vec::new();
@@ -97,8 +113,12 @@ impl Ranker {
             for (id, snapshot) in query.candidates.into_iter().zip(found) {
                 match snapshot {
                     None => unranked.push((id, UnrankedReason::NotFound)),
-                    Some(s) if s.session.status == SessionStatus::Ended => unranked.push((id, UnrankedReason::Ended)),
-                    Some(s) if s.session.status != SessionStatus::Live => unranked.push((id, UnrankedReason::NotLive)),
+                    Some(s) if s.session.status == SessionStatus::Ended => {
+                        unranked.push((id, UnrankedReason::Ended))
+                    }
+                    Some(s) if s.session.status != SessionStatus::Live => {
+                        unranked.push((id, UnrankedReason::NotLive))
+                    }
                     Some(s) => live.push(s),
                 }
             }
@@ -111,7 +131,12 @@ impl Ranker {
         let mut items: Vec<RankedItem> = candidates
             .iter()
             .map(|c| {
-                let input = FeatureInput { user: &user, session: &c.session, stats: &c.stats, context: &query.context };
+                let input = FeatureInput {
+                    user: &user,
+                    session: &c.session,
+                    stats: &c.stats,
+                    context: &query.context,
+                };
                 let fit = features::extract(&input, &mut row).overall();
                 let p_engage = heads.engage.predict(&row);
                 let p_purchase = heads.purchase.predict(&row);
@@ -132,13 +157,21 @@ impl Ranker {
         }
         items.sort_unstable_by(by_score);
 
-        Ok(Ranked { ranking_id: new_ranking_id(), model_id: model.id.clone(), items, unranked, scored })
+        Ok(Ranked {
+            ranking_id: new_ranking_id(),
+            model_id: model.id.clone(),
+            items,
+            unranked,
+            scored,
+        })
     }
 }
 
 /// Descending score; ties by session id so the order is deterministic.
 fn by_score(a: &RankedItem, b: &RankedItem) -> std::cmp::Ordering {
-    b.score.total_cmp(&a.score).then_with(|| a.session_id.cmp(&b.session_id))
+    b.score
+        .total_cmp(&a.score)
+        .then_with(|| a.session_id.cmp(&b.session_id))
 }
 
 /// 128 random bits as 32 hex digits.

@@ -64,13 +64,20 @@ pub trait Store: Send + Sync + 'static {
     /// Creates or replaces sessions (keeping live stats of existing ones), atomically and durably.
     async fn upsert_sessions(&self, sessions: Vec<LiveSession>) -> Result<usize, StoreError>;
     /// Marks a session ended at `end_ms`; `None` when the session is unknown.
-    async fn end_session(&self, session_id: &str, end_ms: UnixMs) -> Result<Option<LiveSession>, StoreError>;
+    async fn end_session(
+        &self,
+        session_id: &str,
+        end_ms: UnixMs,
+    ) -> Result<Option<LiveSession>, StoreError>;
     /// Reads users by id, in order.
     async fn get_users(&self, ids: &[&str]) -> Result<Vec<Option<UserProfile>>, StoreError>;
     /// Reads sessions with their stats by id, in order.
     async fn get_sessions(&self, ids: &[&str]) -> Result<Vec<Option<SessionSnapshot>>, StoreError>;
     /// Lists live sessions matching `filter`.
-    async fn live_sessions(&self, filter: &CatalogFilter) -> Result<Vec<SessionSnapshot>, StoreError>;
+    async fn live_sessions(
+        &self,
+        filter: &CatalogFilter,
+    ) -> Result<Vec<SessionSnapshot>, StoreError>;
     /// Stores events, each id once, and folds them into live stats. Returns only after the
     /// accepted events are durable.
     async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError>;

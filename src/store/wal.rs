@@ -36,10 +36,17 @@ impl WalWriter {
     pub fn append<R: Serialize>(&mut self, record: &R) -> Result<(), StoreError> {
         self.buf.clear();
         self.buf.extend_from_slice(&[0; 8]);
-        serde_json::to_writer(&mut self.buf, record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let len = u32::try_from(self.buf.len() - 8).ok().filter(|l| *l <= MAX_FRAME).ok_or_else(|| {
-            StoreError::Corrupt(format!("record of {} bytes exceeds the frame limit", self.buf.len()))
-        })?;
+        serde_json::to_writer(&mut self.buf, record)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let len = u32::try_from(self.buf.len() - 8)
+            .ok()
+            .filter(|l| *l <= MAX_FRAME)
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "record of {} bytes exceeds the frame limit",
+                    self.buf.len()
+                ))
+            })?;
         let crc = crc32fast::hash(&self.buf[8..]);
         self.buf[..4].copy_from_slice(&len.to_le_bytes());
         self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
@@ -63,7 +70,11 @@ pub fn open<R: DeserializeOwned>(
     fsync: bool,
     mut apply: impl FnMut(R),
 ) -> Result<(WalWriter, ReplayStats), StoreError> {
-    let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)?;
     let mut stats = ReplayStats::default();
     let file_len = file.metadata()?.len();
     let mut reader = BufReader::new(&mut file);
@@ -82,7 +93,10 @@ pub fn open<R: DeserializeOwned>(
             break;
         }
         payload.resize(len as usize, 0);
-        if !matches!(read_exact_or_eof(&mut reader, &mut payload)?, ReadOutcome::Full) {
+        if !matches!(
+            read_exact_or_eof(&mut reader, &mut payload)?,
+            ReadOutcome::Full
+        ) {
             break;
         }
         if crc32fast::hash(&payload) != crc {
@@ -113,7 +127,15 @@ pub fn open<R: DeserializeOwned>(
             "log tail was damaged (torn write or corruption); moved it aside"
         );
     }
-    Ok((WalWriter { file, path: path.to_owned(), fsync, buf: Vec::with_capacity(4096) }, stats))
+    Ok((
+        WalWriter {
+            file,
+            path: path.to_owned(),
+            fsync,
+            buf: Vec::with_capacity(4096),
+        },
+        stats,
+    ))
 }
 
 /// What replay found.
@@ -135,7 +157,13 @@ fn read_exact_or_eof(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<ReadO
     let mut read = 0;
     while read < buf.len() {
         match r.read(&mut buf[read..]) {
-            Ok(0) => return Ok(if read == 0 { ReadOutcome::Eof } else { ReadOutcome::Partial }),
+            Ok(0) => {
+                return Ok(if read == 0 {
+                    ReadOutcome::Eof
+                } else {
+                    ReadOutcome::Partial
+                });
+            }
             Ok(n) => read += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -167,7 +195,13 @@ mod tests {
         let mut seen = Vec::new();
         let (mut w, stats) = open::<u32>(&path, false, |r| seen.push(r)).unwrap();
         assert_eq!(seen, vec![0, 1, 2, 3, 4]);
-        assert_eq!(stats, ReplayStats { records: 5, damaged_bytes: 5 });
+        assert_eq!(
+            stats,
+            ReplayStats {
+                records: 5,
+                damaged_bytes: 5
+            }
+        );
         w.append(&5).unwrap();
         drop(w);
 

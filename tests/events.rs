@@ -1,0 +1,136 @@
+//! Event ingestion: stored once per id, folded into live stats, streamed or batched.
+
+mod common;
+
+use common::{TestServer, attrs, event, session, target};
+use fitrank::proto::v1::{
+    self as pb, catalog_service_client::CatalogServiceClient,
+    event_service_client::EventServiceClient,
+};
+use pb::EventType as T;
+
+#[tokio::test]
+async fn events_count_once_and_update_live_stats() {
+    let server = TestServer::start().await;
+    let mut catalog = CatalogServiceClient::new(server.channel().await);
+    catalog
+        .upsert_users(pb::UpsertUsersRequest {
+            users: vec![
+                pb::User {
+                    user_id: "in".into(),
+                    attributes: Some(attrs(
+                        pb::AgeBand::AgeBand2534,
+                        pb::Gender::Female,
+                        "US",
+                        "en",
+                    )),
+                },
+                pb::User {
+                    user_id: "out".into(),
+                    attributes: Some(attrs(
+                        pb::AgeBand::AgeBand5564,
+                        pb::Gender::Male,
+                        "US",
+                        "en",
+                    )),
+                },
+            ],
+        })
+        .await
+        .unwrap();
+    catalog
+        .upsert_sessions(pb::UpsertSessionsRequest {
+            sessions: vec![session(
+                "s",
+                Some(target(20, 30, &[pb::Gender::Female], &[])),
+            )],
+        })
+        .await
+        .unwrap();
+
+    let mut events = EventServiceClient::new(server.channel().await);
+    let batch = vec![
+        event("i1", T::Impression, "in", "s"),
+        event("v1", T::View, "in", "s"),
+        event("v2", T::View, "out", "s"),
+        event("v3", T::View, "anonymous", "s"),
+        event("w1", T::Watch, "out", "s"),
+        event("p1", T::Purchase, "in", "s"),
+        event("p1", T::Purchase, "in", "s"),
+    ];
+    let first = events
+        .ingest_batch(pb::IngestBatchRequest {
+            events: batch.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((first.accepted, first.duplicates), (6, 1));
+    // redelivery of the whole batch changes nothing
+    let again = events
+        .ingest_batch(pb::IngestBatchRequest {
+            events: batch.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.accepted, again.duplicates), (0, 7));
+    // the stream form with the same ids, plus one new
+    let mut streamed = batch;
+    streamed.push(event("r1", T::Return, "in", "s"));
+    let r = events
+        .ingest(tokio_stream::iter(streamed))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.accepted, r.duplicates), (1, 7));
+
+    let stats = catalog
+        .get_session(pb::GetSessionRequest {
+            session_id: "s".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    assert_eq!(stats.impressions, 1);
+    assert_eq!(stats.views, 3);
+    assert_eq!(
+        stats.known_views, 2,
+        "the anonymous viewer is not counted in the audience split"
+    );
+    assert_eq!(stats.on_target_views, 1);
+    assert_eq!(stats.watch_seconds, 30.0);
+    assert_eq!((stats.purchases, stats.returns), (1, 1));
+    assert_eq!(stats.revenue, 0.0);
+}
+
+#[tokio::test]
+async fn a_large_stream_is_stored_in_chunks() {
+    let server = TestServer::start().await;
+    CatalogServiceClient::new(server.channel().await)
+        .upsert_sessions(pb::UpsertSessionsRequest {
+            sessions: vec![session("s", None)],
+        })
+        .await
+        .unwrap();
+    let n = 5_000;
+    let stream = tokio_stream::iter((0..n).map(|i| event(&format!("e{i}"), T::Like, "u", "s")));
+    let r = EventServiceClient::new(server.channel().await)
+        .ingest(stream)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.accepted, n);
+    let stats = CatalogServiceClient::new(server.channel().await)
+        .get_session(pb::GetSessionRequest {
+            session_id: "s".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    assert_eq!(stats.interactions, u64::from(n));
+}

@@ -11,6 +11,7 @@ use std::{net::SocketAddr, path::PathBuf};
 use serde::Deserialize;
 
 use crate::api::Limits;
+use crate::featurelog::FeatureLogConfig;
 use crate::ranking::Policy;
 
 /// Everything `fitrank serve` needs.
@@ -42,6 +43,8 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// How predictions combine into the ranking score.
     pub policy: Policy,
+    /// What was served and what happened, for training.
+    pub feature_log: FeatureLogConfig,
 }
 
 impl Default for Config {
@@ -59,6 +62,7 @@ impl Default for Config {
             shutdown_drain_ms: 500,
             shutdown_timeout_secs: 30,
             policy: Policy::default(),
+            feature_log: FeatureLogConfig::default(),
         }
     }
 }
@@ -76,15 +80,9 @@ pub struct Overrides {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("invalid config file {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: toml::de::Error,
-    },
+    Parse { path: PathBuf, source: toml::de::Error },
     #[error("invalid setting: {0}")]
     Invalid(String),
 }
@@ -95,14 +93,9 @@ impl Config {
         let base = match file {
             None => Config::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                toml::from_str(&text).map_err(|source| ConfigError::Parse {
-                    path: path.to_owned(),
-                    source,
-                })?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?
             }
         };
         let config = base.apply(overrides);
@@ -134,10 +127,7 @@ impl Config {
             return invalid("max_candidates must be at least 1".into());
         }
         if self.default_limit == 0 || self.default_limit > self.max_candidates {
-            return invalid(format!(
-                "default_limit must be from 1 to max_candidates ({})",
-                self.max_candidates
-            ));
+            return invalid(format!("default_limit must be from 1 to max_candidates ({})", self.max_candidates));
         }
         if self.max_batch == 0 {
             return invalid("max_batch must be at least 1".into());
@@ -145,13 +135,14 @@ impl Config {
         self.policy.validate().map_err(ConfigError::Invalid)
     }
 
+    /// Folder of the feature log.
+    pub fn feature_log_dir(&self) -> PathBuf {
+        self.feature_log.dir.clone().unwrap_or_else(|| self.data_dir.join("featurelog"))
+    }
+
     /// The request limits derived from this configuration.
     pub fn limits(&self) -> Limits {
-        Limits {
-            max_candidates: self.max_candidates,
-            default_limit: self.default_limit,
-            max_batch: self.max_batch,
-        }
+        Limits { max_candidates: self.max_candidates, default_limit: self.default_limit, max_batch: self.max_batch }
     }
 }
 
@@ -163,19 +154,10 @@ mod tests {
     fn file_then_overrides() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fitrank.toml");
-        std::fs::write(
-            &path,
-            "addr = \"0.0.0.0:7000\"\nmodel_name = \"m\"\n[policy]\nengage_weight = 0.5\n",
-        )
-        .unwrap();
-        let c = Config::load(
-            Some(&path),
-            Overrides {
-                addr: Some("127.0.0.1:9".parse().unwrap()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        std::fs::write(&path, "addr = \"0.0.0.0:7000\"\nmodel_name = \"m\"\n[policy]\nengage_weight = 0.5\n").unwrap();
+        let c =
+            Config::load(Some(&path), Overrides { addr: Some("127.0.0.1:9".parse().unwrap()), ..Default::default() })
+                .unwrap();
         assert_eq!(c.addr, "127.0.0.1:9".parse().unwrap());
         assert_eq!(c.model_name, "m");
         assert_eq!(c.policy.engage_weight, 0.5);
@@ -188,14 +170,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "max_candidate = 5\n").unwrap();
-        assert!(matches!(
-            Config::load(Some(&path), Overrides::default()),
-            Err(ConfigError::Parse { .. })
-        ));
+        assert!(matches!(Config::load(Some(&path), Overrides::default()), Err(ConfigError::Parse { .. })));
         std::fs::write(&path, "[policy]\npurchase_weight = -1.0\n").unwrap();
-        assert!(matches!(
-            Config::load(Some(&path), Overrides::default()),
-            Err(ConfigError::Invalid(_))
-        ));
+        assert!(matches!(Config::load(Some(&path), Overrides::default()), Err(ConfigError::Invalid(_))));
     }
 }

@@ -12,6 +12,7 @@ use tonic_health::ServingStatus;
 
 use crate::api::{AdminApi, CatalogApi, EventApi, RankingApi};
 use crate::config::Config;
+use crate::featurelog::FeatureLog;
 use crate::model::{ModelError, ModelRegistry};
 use crate::proto::{FILE_DESCRIPTOR_SET, v1 as pb};
 use crate::ranking::Ranker;
@@ -28,17 +29,15 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("transport failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("cannot open the feature log: {0}")]
+    FeatureLog(std::io::Error),
     #[error("in-flight calls did not finish within {0:?} of shutdown")]
     ShutdownTimeout(Duration),
 }
 
 /// Names of the services whose health is reported.
-const SERVICES: &[&str] = &[
-    "fitrank.v1.RankingService",
-    "fitrank.v1.CatalogService",
-    "fitrank.v1.EventService",
-    "fitrank.v1.AdminService",
-];
+const SERVICES: &[&str] =
+    &["fitrank.v1.RankingService", "fitrank.v1.CatalogService", "fitrank.v1.EventService", "fitrank.v1.AdminService"];
 
 /// Serves on `listener` until `shutdown` resolves, then drains and returns.
 pub async fn run(
@@ -55,19 +54,18 @@ pub async fn run(
     let models = Arc::new(ModelRegistry::open(&config.models_dir, &config.model_name)?);
     tracing::info!(model = %models.current().id, "model loaded");
 
+    let log = if config.feature_log.enabled {
+        Some(FeatureLog::open(config.feature_log_dir(), &config.feature_log).map_err(ServeError::FeatureLog)?)
+    } else {
+        None
+    };
+
     let limits = config.limits();
-    let ranker = Ranker::new(
-        store.clone(),
-        models.clone(),
-        config.policy,
-        config.max_candidates,
-    );
+    let ranker = Ranker::new(store.clone(), models.clone(), config.policy, config.max_candidates, log.clone());
 
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in SERVICES {
-        health
-            .set_service_status(*name, ServingStatus::Serving)
-            .await;
+        health.set_service_status(*name, ServingStatus::Serving).await;
     }
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -85,13 +83,9 @@ pub async fn run(
         async move {
             shutdown.await;
             tracing::info!("shutdown requested: reporting NOT_SERVING and draining");
-            health
-                .set_service_status("", ServingStatus::NotServing)
-                .await;
+            health.set_service_status("", ServingStatus::NotServing).await;
             for name in SERVICES {
-                health
-                    .set_service_status(*name, ServingStatus::NotServing)
-                    .await;
+                health.set_service_status(*name, ServingStatus::NotServing).await;
             }
             tokio::time::sleep(drain).await;
             let _ = stopping_tx.send(());
@@ -105,36 +99,29 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(pb::ranking_service_server::RankingServiceServer::new(
-            RankingApi { ranker, limits },
-        ))
-        .add_service(pb::catalog_service_server::CatalogServiceServer::new(
-            CatalogApi {
-                store: store.clone(),
-                limits,
-            },
-        ))
-        .add_service(pb::event_service_server::EventServiceServer::new(
-            EventApi { store, limits },
-        ))
-        .add_service(pb::admin_service_server::AdminServiceServer::new(
-            AdminApi { models },
-        ))
+        .add_service(pb::ranking_service_server::RankingServiceServer::new(RankingApi { ranker, limits }))
+        .add_service(pb::catalog_service_server::CatalogServiceServer::new(CatalogApi { store: store.clone(), limits }))
+        .add_service(pb::event_service_server::EventServiceServer::new(EventApi { store, limits, log: log.clone() }))
+        .add_service(pb::admin_service_server::AdminServiceServer::new(AdminApi { models }))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
 
     let timeout = Duration::from_secs(config.shutdown_timeout_secs);
     tokio::pin!(serve);
-    tokio::select! {
-        result = &mut serve => return result.map_err(Into::into),
-        _ = stopping_rx => {}
+    let result = tokio::select! {
+        result = &mut serve => result.map_err(Into::into),
+        _ = stopping_rx => match tokio::time::timeout(timeout, serve).await {
+            Ok(result) => {
+                tracing::info!("all in-flight calls finished");
+                result.map_err(Into::into)
+            }
+            Err(_) => Err(ServeError::ShutdownTimeout(timeout)),
+        },
+    };
+    if let Some(log) = log {
+        tokio::task::spawn_blocking(move || log.close()).await.ok();
+        tracing::info!("feature log closed");
     }
-    match tokio::time::timeout(timeout, serve).await {
-        Ok(result) => {
-            tracing::info!("all in-flight calls finished; stopped");
-            result.map_err(Into::into)
-        }
-        Err(_) => Err(ServeError::ShutdownTimeout(timeout)),
-    }
+    result
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -4,8 +4,7 @@ mod common;
 
 use common::{TestServer, attrs, event, session, target};
 use fitrank::proto::v1::{
-    self as pb, catalog_service_client::CatalogServiceClient,
-    event_service_client::EventServiceClient,
+    self as pb, catalog_service_client::CatalogServiceClient, event_service_client::EventServiceClient,
 };
 use pb::EventType as T;
 
@@ -18,21 +17,11 @@ async fn events_count_once_and_update_live_stats() {
             users: vec![
                 pb::User {
                     user_id: "in".into(),
-                    attributes: Some(attrs(
-                        pb::AgeBand::AgeBand2534,
-                        pb::Gender::Female,
-                        "US",
-                        "en",
-                    )),
+                    attributes: Some(attrs(pb::AgeBand::AgeBand2534, pb::Gender::Female, "US", "en")),
                 },
                 pb::User {
                     user_id: "out".into(),
-                    attributes: Some(attrs(
-                        pb::AgeBand::AgeBand5564,
-                        pb::Gender::Male,
-                        "US",
-                        "en",
-                    )),
+                    attributes: Some(attrs(pb::AgeBand::AgeBand5564, pb::Gender::Male, "US", "en")),
                 },
             ],
         })
@@ -40,10 +29,7 @@ async fn events_count_once_and_update_live_stats() {
         .unwrap();
     catalog
         .upsert_sessions(pb::UpsertSessionsRequest {
-            sessions: vec![session(
-                "s",
-                Some(target(20, 30, &[pb::Gender::Female], &[])),
-            )],
+            sessions: vec![session("s", Some(target(20, 30, &[pb::Gender::Female], &[])))],
         })
         .await
         .unwrap();
@@ -58,37 +44,19 @@ async fn events_count_once_and_update_live_stats() {
         event("p1", T::Purchase, "in", "s"),
         event("p1", T::Purchase, "in", "s"),
     ];
-    let first = events
-        .ingest_batch(pb::IngestBatchRequest {
-            events: batch.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let first = events.ingest_batch(pb::IngestBatchRequest { events: batch.clone() }).await.unwrap().into_inner();
     assert_eq!((first.accepted, first.duplicates), (6, 1));
     // redelivery of the whole batch changes nothing
-    let again = events
-        .ingest_batch(pb::IngestBatchRequest {
-            events: batch.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = events.ingest_batch(pb::IngestBatchRequest { events: batch.clone() }).await.unwrap().into_inner();
     assert_eq!((again.accepted, again.duplicates), (0, 7));
     // the stream form with the same ids, plus one new
     let mut streamed = batch;
     streamed.push(event("r1", T::Return, "in", "s"));
-    let r = events
-        .ingest(tokio_stream::iter(streamed))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = events.ingest(tokio_stream::iter(streamed)).await.unwrap().into_inner();
     assert_eq!((r.accepted, r.duplicates), (1, 7));
 
     let stats = catalog
-        .get_session(pb::GetSessionRequest {
-            session_id: "s".into(),
-        })
+        .get_session(pb::GetSessionRequest { session_id: "s".into() })
         .await
         .unwrap()
         .into_inner()
@@ -96,10 +64,7 @@ async fn events_count_once_and_update_live_stats() {
         .unwrap();
     assert_eq!(stats.impressions, 1);
     assert_eq!(stats.views, 3);
-    assert_eq!(
-        stats.known_views, 2,
-        "the anonymous viewer is not counted in the audience split"
-    );
+    assert_eq!(stats.known_views, 2, "the anonymous viewer is not counted in the audience split");
     assert_eq!(stats.on_target_views, 1);
     assert_eq!(stats.watch_seconds, 30.0);
     assert_eq!((stats.purchases, stats.returns), (1, 1));
@@ -110,23 +75,15 @@ async fn events_count_once_and_update_live_stats() {
 async fn a_large_stream_is_stored_in_chunks() {
     let server = TestServer::start().await;
     CatalogServiceClient::new(server.channel().await)
-        .upsert_sessions(pb::UpsertSessionsRequest {
-            sessions: vec![session("s", None)],
-        })
+        .upsert_sessions(pb::UpsertSessionsRequest { sessions: vec![session("s", None)] })
         .await
         .unwrap();
     let n = 5_000;
     let stream = tokio_stream::iter((0..n).map(|i| event(&format!("e{i}"), T::Like, "u", "s")));
-    let r = EventServiceClient::new(server.channel().await)
-        .ingest(stream)
-        .await
-        .unwrap()
-        .into_inner();
+    let r = EventServiceClient::new(server.channel().await).ingest(stream).await.unwrap().into_inner();
     assert_eq!(r.accepted, n);
     let stats = CatalogServiceClient::new(server.channel().await)
-        .get_session(pb::GetSessionRequest {
-            session_id: "s".into(),
-        })
+        .get_session(pb::GetSessionRequest { session_id: "s".into() })
         .await
         .unwrap()
         .into_inner()

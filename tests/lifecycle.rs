@@ -6,19 +6,14 @@ use std::time::Duration;
 
 use common::{TestServer, event, session};
 use fitrank::proto::v1::{
-    self as pb, admin_service_client::AdminServiceClient,
-    catalog_service_client::CatalogServiceClient, event_service_client::EventServiceClient,
-    ranking_service_client::RankingServiceClient,
+    self as pb, admin_service_client::AdminServiceClient, catalog_service_client::CatalogServiceClient,
+    event_service_client::EventServiceClient, ranking_service_client::RankingServiceClient,
 };
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
 async fn health(server: &TestServer, service: &str) -> i32 {
     HealthClient::new(server.channel().await)
-        .check(HealthCheckRequest {
-            service: service.into(),
-        })
+        .check(HealthCheckRequest { service: service.into() })
         .await
         .unwrap()
         .into_inner()
@@ -29,57 +24,41 @@ async fn health(server: &TestServer, service: &str) -> i32 {
 async fn health_and_both_reflection_versions() {
     let server = TestServer::start().await;
     assert_eq!(health(&server, "").await, ServingStatus::Serving as i32);
-    assert_eq!(
-        health(&server, "fitrank.v1.RankingService").await,
-        ServingStatus::Serving as i32
-    );
+    assert_eq!(health(&server, "fitrank.v1.RankingService").await, ServingStatus::Serving as i32);
 
     use tonic_reflection::pb::{v1, v1alpha};
     let request = v1::ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
     };
-    let mut responses =
-        v1::server_reflection_client::ServerReflectionClient::new(server.channel().await)
-            .server_reflection_info(tokio_stream::iter(vec![request]))
-            .await
-            .unwrap()
-            .into_inner();
+    let mut responses = v1::server_reflection_client::ServerReflectionClient::new(server.channel().await)
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
     let response = responses.message().await.unwrap().unwrap();
-    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        response.message_response
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) = response.message_response
     else {
         panic!("unexpected reflection answer");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for expected in [
-        "fitrank.v1.RankingService",
-        "fitrank.v1.CatalogService",
-        "fitrank.v1.EventService",
-        "grpc.health.v1.Health",
-    ] {
-        assert!(
-            names.iter().any(|n| n == expected),
-            "{expected} not in {names:?}"
-        );
+    for expected in
+        ["fitrank.v1.RankingService", "fitrank.v1.CatalogService", "fitrank.v1.EventService", "grpc.health.v1.Health"]
+    {
+        assert!(names.iter().any(|n| n == expected), "{expected} not in {names:?}");
     }
 
     let request = v1alpha::ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(
-            v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
-                "fitrank.v1.RankingService".into(),
-            ),
-        ),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+            "fitrank.v1.RankingService".into(),
+        )),
     };
-    let mut responses =
-        v1alpha::server_reflection_client::ServerReflectionClient::new(server.channel().await)
-            .server_reflection_info(tokio_stream::iter(vec![request]))
-            .await
-            .unwrap()
-            .into_inner();
+    let mut responses = v1alpha::server_reflection_client::ServerReflectionClient::new(server.channel().await)
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
     let response = responses.message().await.unwrap().unwrap();
     assert!(matches!(
         response.message_response,
@@ -91,55 +70,34 @@ async fn health_and_both_reflection_versions() {
 async fn graceful_shutdown_answers_in_flight_calls() {
     let mut server = TestServer::start().await;
     CatalogServiceClient::new(server.channel().await)
-        .upsert_sessions(pb::UpsertSessionsRequest {
-            sessions: vec![session("s", None)],
-        })
+        .upsert_sessions(pb::UpsertSessionsRequest { sessions: vec![session("s", None)] })
         .await
         .unwrap();
 
     // An ingest stream that is open when shutdown begins.
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::Event>(16);
     let mut events = EventServiceClient::new(server.channel().await);
-    let call = tokio::spawn(async move {
-        events
-            .ingest(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-    });
-    tx.send(event("before", pb::EventType::View, "u", "s"))
-        .await
-        .unwrap();
+    let call = tokio::spawn(async move { events.ingest(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
+    tx.send(event("before", pb::EventType::View, "u", "s")).await.unwrap();
     let mut health_client = HealthClient::new(server.channel().await);
 
     server.begin_shutdown();
     // Health turns NOT_SERVING first...
     let mut not_serving = false;
     for _ in 0..100 {
-        let status = health_client
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await;
+        let status = health_client.check(HealthCheckRequest { service: String::new() }).await;
         if status.ok().map(|s| s.into_inner().status) == Some(ServingStatus::NotServing as i32) {
             not_serving = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(
-        not_serving,
-        "health did not report NOT_SERVING during the drain"
-    );
+    assert!(not_serving, "health did not report NOT_SERVING during the drain");
     // ...and the in-flight stream is still answered completely.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    tx.send(event("during", pb::EventType::View, "u", "s"))
-        .await
-        .unwrap();
+    tx.send(event("during", pb::EventType::View, "u", "s")).await.unwrap();
     drop(tx);
-    let response = call
-        .await
-        .unwrap()
-        .expect("in-flight call answered")
-        .into_inner();
+    let response = call.await.unwrap().expect("in-flight call answered").into_inner();
     assert_eq!(response.accepted, 2);
     server.stop().await.expect("clean stop");
 }
@@ -148,35 +106,21 @@ async fn graceful_shutdown_answers_in_flight_calls() {
 async fn a_model_with_another_schema_is_refused_and_the_current_one_keeps_serving() {
     let server = TestServer::start().await;
     let mut admin = AdminServiceClient::new(server.channel().await);
-    let before = admin
-        .get_active_model(pb::GetActiveModelRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .model
-        .unwrap();
+    let before = admin.get_active_model(pb::GetActiveModelRequest {}).await.unwrap().into_inner().model.unwrap();
 
     // A newer version trained on another feature schema.
     let shipped = server.models_dir.join("default").join(&before.version);
     let other = server.models_dir.join("default").join("29990101-000000");
     common::copy_dir(&shipped, &other);
     let manifest_path = other.join("manifest.json");
-    let mut manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
     manifest["version"] = "29990101-000000".into();
     manifest["schema_hash"] = "0123456789abcdef".into();
     std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
 
-    let status = admin
-        .load_model(pb::LoadModelRequest::default())
-        .await
-        .unwrap_err();
+    let status = admin.load_model(pb::LoadModelRequest::default()).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
-    assert!(
-        status.message().contains("feature schema 0123456789abcdef"),
-        "{}",
-        status.message()
-    );
+    assert!(status.message().contains("feature schema 0123456789abcdef"), "{}", status.message());
     assert!(status.message().contains("retrain"), "{}", status.message());
 
     // A corrupt artifact is refused too.
@@ -184,41 +128,20 @@ async fn a_model_with_another_schema_is_refused_and_the_current_one_keeps_servin
     common::copy_dir(&shipped, &corrupt);
     std::fs::write(corrupt.join("weights.json"), b"{\"engage\": [1, 2").unwrap();
     let status = admin
-        .load_model(pb::LoadModelRequest {
-            name: String::new(),
-            version: "29990102-000000".into(),
-        })
+        .load_model(pb::LoadModelRequest { name: String::new(), version: "29990102-000000".into() })
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
-    assert!(
-        status.message().contains("corrupt model artifact"),
-        "{}",
-        status.message()
-    );
+    assert!(status.message().contains("corrupt model artifact"), "{}", status.message());
 
-    let bad_name = admin
-        .load_model(pb::LoadModelRequest {
-            name: "../etc".into(),
-            version: String::new(),
-        })
-        .await
-        .unwrap_err();
+    let bad_name =
+        admin.load_model(pb::LoadModelRequest { name: "../etc".into(), version: String::new() }).await.unwrap_err();
     assert_eq!(bad_name.code(), tonic::Code::InvalidArgument);
 
-    let after = admin
-        .get_active_model(pb::GetActiveModelRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .model
-        .unwrap();
+    let after = admin.get_active_model(pb::GetActiveModelRequest {}).await.unwrap().into_inner().model.unwrap();
     assert_eq!(after, before);
     let ranked = RankingServiceClient::new(server.channel().await)
-        .rank(pb::RankRequest {
-            user_id: "u".into(),
-            ..Default::default()
-        })
+        .rank(pb::RankRequest { user_id: "u".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -226,10 +149,7 @@ async fn a_model_with_another_schema_is_refused_and_the_current_one_keeps_servin
 
     // The valid version loads explicitly.
     let reloaded = admin
-        .load_model(pb::LoadModelRequest {
-            name: String::new(),
-            version: before.version.clone(),
-        })
+        .load_model(pb::LoadModelRequest { name: String::new(), version: before.version.clone() })
         .await
         .unwrap()
         .into_inner()
@@ -243,38 +163,21 @@ async fn the_server_refuses_to_start_on_a_mismatched_model() {
     let tmp = tempfile::tempdir().unwrap();
     let models = tmp.path().join("models");
     common::copy_dir(&common::shipped_models(), &models);
-    let version = std::fs::read_dir(models.join("default"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let version = std::fs::read_dir(models.join("default")).unwrap().next().unwrap().unwrap().path();
     let manifest_path = version.join("manifest.json");
     let text = std::fs::read_to_string(&manifest_path).unwrap();
     let hash = fitrank::features::schema_hash();
     std::fs::write(&manifest_path, text.replace(hash, "ffffffffffffffff")).unwrap();
-    let config = fitrank::config::Config {
-        models_dir: models,
-        data_dir: tmp.path().join("data"),
-        ..Default::default()
-    };
+    let config =
+        fitrank::config::Config { models_dir: models, data_dir: tmp.path().join("data"), ..Default::default() };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = fitrank::server::run(config, listener, std::future::pending())
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("feature schema ffffffffffffffff"),
-        "{err}"
-    );
+    let err = fitrank::server::run(config, listener, std::future::pending()).await.unwrap_err();
+    assert!(err.to_string().contains("feature schema ffffffffffffffff"), "{err}");
 }
 
 /// Starts the real binary and returns it with its address.
 fn spawn_binary(data_dir: &std::path::Path) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_fitrank"))
         .args(["serve", "--addr", &addr, "--models"])
@@ -289,11 +192,7 @@ fn spawn_binary(data_dir: &std::path::Path) -> (std::process::Child, String) {
 
 async fn connect(url: &str) -> tonic::transport::Channel {
     for _ in 0..500 {
-        if let Ok(channel) = tonic::transport::Channel::from_shared(url.to_owned())
-            .unwrap()
-            .connect()
-            .await
-        {
+        if let Ok(channel) = tonic::transport::Channel::from_shared(url.to_owned()).unwrap().connect().await {
             return channel;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -307,15 +206,11 @@ async fn the_binary_stops_on_sigterm_and_keeps_acknowledged_writes_across_kill_9
     let (mut child, url) = spawn_binary(tmp.path());
     let channel = connect(&url).await;
     CatalogServiceClient::new(channel.clone())
-        .upsert_sessions(pb::UpsertSessionsRequest {
-            sessions: vec![session("kept", None)],
-        })
+        .upsert_sessions(pb::UpsertSessionsRequest { sessions: vec![session("kept", None)] })
         .await
         .unwrap();
     let acked = EventServiceClient::new(channel)
-        .ingest_batch(pb::IngestBatchRequest {
-            events: vec![event("p", pb::EventType::Purchase, "u", "kept")],
-        })
+        .ingest_batch(pb::IngestBatchRequest { events: vec![event("p", pb::EventType::Purchase, "u", "kept")] })
         .await
         .unwrap()
         .into_inner();
@@ -326,21 +221,14 @@ async fn the_binary_stops_on_sigterm_and_keeps_acknowledged_writes_across_kill_9
     let (mut child, url) = spawn_binary(tmp.path());
     let channel = connect(&url).await;
     let got = CatalogServiceClient::new(channel)
-        .get_session(pb::GetSessionRequest {
-            session_id: "kept".into(),
-        })
+        .get_session(pb::GetSessionRequest { session_id: "kept".into() })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(got.stats.unwrap().purchases, 1);
 
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let term = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(term.success());
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert!(status.success(), "graceful exit expected, got {status:?}");
 }

@@ -1,30 +1,21 @@
 //! Property tests of invariants that no input may break.
 
 use fitrank::api::{Limits, convert};
+use fitrank::domain::window::Decayed;
 use fitrank::domain::{
-    AgeBand, Category, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SessionStatus,
-    Surface, TargetAudience, UserProfile, audience,
+    AgeBand, Category, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SessionStatus, Surface,
+    TargetAudience, UserActivity, UserProfile, audience,
 };
 use fitrank::features::{FeatureInput, NUM_FEATURES, extract};
 use fitrank::proto::v1 as pb;
 use proptest::prelude::*;
 
 fn any_string() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just(String::new()),
-        "[a-z]{1,3}",
-        "\\PC{0,140}",
-        Just("US-CA".to_owned())
-    ]
+    prop_oneof![Just(String::new()), "[a-z]{1,3}", "\\PC{0,140}", Just("US-CA".to_owned())]
 }
 
 fn any_f64() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        any::<f64>(),
-        Just(f64::NAN),
-        Just(f64::INFINITY),
-        -10.0..1e7
-    ]
+    prop_oneof![any::<f64>(), Just(f64::NAN), Just(f64::INFINITY), -10.0..1e7]
 }
 
 prop_compose! {
@@ -88,12 +79,23 @@ prop_compose! {
 }
 
 prop_compose! {
-    fn any_stats()(c in prop::array::uniform8(0u64..u64::MAX / 4), watch in 0.0f64..1e12, revenue in -1e9f64..1e9) -> LiveStats {
+    fn any_stats()(c in prop::array::uniform8(0u64..u64::MAX / 4), watch in 0.0f64..1e12, revenue in -1e9f64..1e9,
+                   at_ms in 0i64..4_000_000_000_000, w in prop::array::uniform12(0.0f32..1e9),
+                   segs in prop::collection::vec(any::<u32>(), 32)) -> LiveStats {
+        let values = [[w[0], w[1], w[2]], [w[3], w[4], w[5]], [w[6], w[7], w[8]], [w[9], w[10], w[11]]];
         LiveStats {
             impressions: c[0], views: c[1], watch_seconds: watch, interactions: c[2], follows: c[3],
             add_to_carts: c[4], purchases: c[5], revenue, returns: c[6], hides: c[7],
             on_target_views: c[1] / 2, known_views: c[1],
+            windows: Decayed { at_ms, values },
+            segment_views: segs.try_into().unwrap(),
         }
+    }
+}
+
+prop_compose! {
+    fn any_activity()(at_ms in 0i64..4_000_000_000_000, v in prop::array::uniform12(-1e6f32..1e6)) -> UserActivity {
+        UserActivity { at_ms, by_category: v }
     }
 }
 
@@ -130,10 +132,10 @@ proptest! {
     /// Every feature is finite and audience fit stays in [0, 1], whatever the stats.
     #[test]
     fn features_are_finite_and_fit_is_a_share(user in any_profile(), session in any_session(), stats in any_stats(),
-                                              time in 0i64..4_000_000_000_000) {
+                                              activity in any_activity(), time in 0i64..4_000_000_000_000) {
         let context = RequestContext { time_ms: time, surface: Surface::HomeFeed };
         let mut row = [f32::NAN; NUM_FEATURES];
-        let fit = extract(&FeatureInput { user: &user, session: &session, stats: &stats, context: &context }, &mut row);
+        let fit = extract(&FeatureInput { user: &user, activity: &activity, session: &session, stats: &stats, context: &context }, &mut row);
         prop_assert!(row.iter().all(|v| v.is_finite()));
         prop_assert!((0.0..=1.0).contains(&fit.overall()));
         prop_assert_eq!(fit, audience::fit(&user, &session.target));

@@ -4,8 +4,7 @@ mod common;
 
 use common::{TestServer, attrs, session, target};
 use fitrank::proto::v1::{
-    self as pb, catalog_service_client::CatalogServiceClient,
-    ranking_service_client::RankingServiceClient,
+    self as pb, catalog_service_client::CatalogServiceClient, ranking_service_client::RankingServiceClient,
 };
 use pb::{AgeBand, Gender};
 
@@ -107,18 +106,10 @@ async fn the_live_catalog_is_filtered_by_language_and_region_and_excludes_ended_
     let mut scheduled = session("later", None);
     scheduled.status = pb::SessionStatus::Scheduled as i32;
     catalog
-        .upsert_sessions(pb::UpsertSessionsRequest {
-            sessions: vec![german, scheduled, session("C", None)],
-        })
+        .upsert_sessions(pb::UpsertSessionsRequest { sessions: vec![german, scheduled, session("C", None)] })
         .await
         .unwrap();
-    catalog
-        .end_session(pb::EndSessionRequest {
-            session_id: "C".into(),
-            end_time_unix_ms: 0,
-        })
-        .await
-        .unwrap();
+    catalog.end_session(pb::EndSessionRequest { session_id: "C".into(), end_time_unix_ms: 0 }).await.unwrap();
 
     let r = rank(&server, "woman-28", &[]).await;
     let mut got = order(&r);
@@ -128,11 +119,7 @@ async fn the_live_catalog_is_filtered_by_language_and_region_and_excludes_ended_
 
     let explicit = rank(&server, "woman-28", &["C", "later", "ghost", "A"]).await;
     assert_eq!(order(&explicit), vec!["A"]);
-    let reasons: Vec<(&str, i32)> = explicit
-        .unranked
-        .iter()
-        .map(|u| (u.session_id.as_str(), u.reason))
-        .collect();
+    let reasons: Vec<(&str, i32)> = explicit.unranked.iter().map(|u| (u.session_id.as_str(), u.reason)).collect();
     assert_eq!(
         reasons,
         vec![
@@ -148,28 +135,16 @@ async fn limit_truncates_to_the_best_items() {
     let server = TestServer::start().await;
     setup(&server).await;
     let mut catalog = CatalogServiceClient::new(server.channel().await);
-    let sessions: Vec<_> = (0..30)
-        .map(|i| session(&format!("s{i:02}"), Some(target(18 + i, 30 + i, &[], &[]))))
-        .collect();
-    catalog
-        .upsert_sessions(pb::UpsertSessionsRequest { sessions })
-        .await
-        .unwrap();
+    let sessions: Vec<_> =
+        (0..30).map(|i| session(&format!("s{i:02}"), Some(target(18 + i, 30 + i, &[], &[])))).collect();
+    catalog.upsert_sessions(pb::UpsertSessionsRequest { sessions }).await.unwrap();
     let all = RankingServiceClient::new(server.channel().await)
-        .rank(pb::RankRequest {
-            user_id: "woman-28".into(),
-            limit: 32,
-            ..Default::default()
-        })
+        .rank(pb::RankRequest { user_id: "woman-28".into(), limit: 32, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
     let top = RankingServiceClient::new(server.channel().await)
-        .rank(pb::RankRequest {
-            user_id: "woman-28".into(),
-            limit: 5,
-            ..Default::default()
-        })
+        .rank(pb::RankRequest { user_id: "woman-28".into(), limit: 5, ..Default::default() })
         .await
         .unwrap()
         .into_inner();

@@ -5,17 +5,13 @@ mod common;
 
 use common::{TestServer, attrs, event, session, target};
 use fitrank::proto::v1::{
-    self as pb, catalog_service_client::CatalogServiceClient,
-    event_service_client::EventServiceClient, ranking_service_client::RankingServiceClient,
+    self as pb, catalog_service_client::CatalogServiceClient, event_service_client::EventServiceClient,
+    ranking_service_client::RankingServiceClient,
 };
 use tonic::Code;
 
 fn rank_req(user: &str, candidates: Vec<String>) -> pb::RankRequest {
-    pb::RankRequest {
-        user_id: user.into(),
-        candidate_session_ids: candidates,
-        ..Default::default()
-    }
+    pb::RankRequest { user_id: user.into(), candidate_session_ids: candidates, ..Default::default() }
 }
 
 #[tokio::test]
@@ -24,76 +20,30 @@ async fn rank_rejects_bad_requests_naming_the_field() {
     let mut ranking = RankingServiceClient::new(server.channel().await);
     let too_many: Vec<String> = (0..2_001).map(|i| format!("s{i}")).collect();
     let mut unknown_enum = rank_req("u", vec![]);
-    unknown_enum.user = Some(pb::UserAttributes {
-        age_band: 99,
-        ..Default::default()
-    });
+    unknown_enum.user = Some(pb::UserAttributes { age_band: 99, ..Default::default() });
     let mut bad_surface = rank_req("u", vec![]);
-    bad_surface.context = Some(pb::RequestContext {
-        time_unix_ms: 0,
-        surface: 42,
-    });
+    bad_surface.context = Some(pb::RequestContext { time_unix_ms: 0, surface: 42 });
     let mut negative_time = rank_req("u", vec![]);
-    negative_time.context = Some(pb::RequestContext {
-        time_unix_ms: -5,
-        surface: 0,
-    });
+    negative_time.context = Some(pb::RequestContext { time_unix_ms: -5, surface: 0 });
     let mut big_limit = rank_req("u", vec![]);
     big_limit.limit = 5_000;
     let mut bad_region = rank_req("u", vec![]);
-    bad_region.user = Some(attrs(
-        pb::AgeBand::AgeBand1824,
-        pb::Gender::Female,
-        "U S!",
-        "en",
-    ));
+    bad_region.user = Some(attrs(pb::AgeBand::AgeBand1824, pb::Gender::Female, "U S!", "en"));
 
     let cases: Vec<(&str, pb::RankRequest, &str)> = vec![
-        (
-            "missing user id",
-            rank_req("", vec![]),
-            "user_id: is required",
-        ),
-        (
-            "too many candidates",
-            rank_req("u", too_many),
-            "candidate_session_ids: has 2001 candidates, at most 2000",
-        ),
+        ("missing user id", rank_req("", vec![]), "user_id: is required"),
+        ("too many candidates", rank_req("u", too_many), "candidate_session_ids: has 2001 candidates, at most 2000"),
         (
             "duplicate candidates",
             rank_req("u", vec!["a".into(), "b".into(), "a".into()]),
             "candidate_session_ids[2]: duplicate of candidate_session_ids[0]",
         ),
-        (
-            "empty candidate",
-            rank_req("u", vec!["a".into(), String::new()]),
-            "candidate_session_ids[1]: is required",
-        ),
-        (
-            "overlong id",
-            rank_req(&"x".repeat(129), vec![]),
-            "user_id: is 129 bytes",
-        ),
-        (
-            "unknown enum value",
-            unknown_enum,
-            "user.age_band: unknown enum value 99",
-        ),
-        (
-            "unknown surface",
-            bad_surface,
-            "context.surface: unknown enum value 42",
-        ),
-        (
-            "negative time",
-            negative_time,
-            "context.time_unix_ms: must not be negative",
-        ),
-        (
-            "limit above max",
-            big_limit,
-            "limit: 5000 exceeds the maximum of 2000",
-        ),
+        ("empty candidate", rank_req("u", vec!["a".into(), String::new()]), "candidate_session_ids[1]: is required"),
+        ("overlong id", rank_req(&"x".repeat(129), vec![]), "user_id: is 129 bytes"),
+        ("unknown enum value", unknown_enum, "user.age_band: unknown enum value 99"),
+        ("unknown surface", bad_surface, "context.surface: unknown enum value 42"),
+        ("negative time", negative_time, "context.time_unix_ms: must not be negative"),
+        ("limit above max", big_limit, "limit: 5000 exceeds the maximum of 2000"),
         ("malformed region", bad_region, "user.region:"),
     ];
     for (name, request, expected) in cases {
@@ -106,11 +56,7 @@ async fn rank_rejects_bad_requests_naming_the_field() {
         );
     }
     // still serving
-    let ok = ranking
-        .rank(rank_req("u", vec!["ghost".into()]))
-        .await
-        .unwrap()
-        .into_inner();
+    let ok = ranking.rank(rank_req("u", vec!["ghost".into()])).await.unwrap().into_inner();
     assert_eq!(ok.unranked[0].reason, pb::UnrankedReason::NotFound as i32);
 }
 
@@ -134,81 +80,32 @@ async fn catalog_batches_are_validated_whole() {
     ended.status = pb::SessionStatus::Ended as i32;
 
     let cases = vec![
-        (
-            vec![session("ok", None), nan_like_age],
-            "sessions[1].target.max_age: must be at most 120",
-        ),
-        (
-            vec![inverted],
-            "sessions[0].target.max_age: 20 is below min_age 40",
-        ),
+        (vec![session("ok", None), nan_like_age], "sessions[1].target.max_age: must be at most 120"),
+        (vec![inverted], "sessions[0].target.max_age: 20 is below min_age 40"),
         (vec![no_category], "sessions[0].category: is required"),
-        (
-            vec![bad_category],
-            "sessions[0].category: unknown enum value 77",
-        ),
-        (
-            vec![unspecified_gender],
-            "sessions[0].target.genders[0]: GENDER_UNSPECIFIED cannot be targeted",
-        ),
-        (
-            vec![no_start],
-            "sessions[0].start_time_unix_ms: is required",
-        ),
-        (
-            vec![ended],
-            "sessions[0].status: use CatalogService.EndSession",
-        ),
-        (
-            vec![session("d", None), session("d", None)],
-            "sessions[1]: duplicate id \"d\", also at sessions[0]",
-        ),
+        (vec![bad_category], "sessions[0].category: unknown enum value 77"),
+        (vec![unspecified_gender], "sessions[0].target.genders[0]: GENDER_UNSPECIFIED cannot be targeted"),
+        (vec![no_start], "sessions[0].start_time_unix_ms: is required"),
+        (vec![ended], "sessions[0].status: use CatalogService.EndSession"),
+        (vec![session("d", None), session("d", None)], "sessions[1]: duplicate id \"d\", also at sessions[0]"),
         (vec![], "sessions: must not be empty"),
     ];
     for (sessions, expected) in cases {
-        let status = catalog
-            .upsert_sessions(pb::UpsertSessionsRequest { sessions })
-            .await
-            .unwrap_err();
+        let status = catalog.upsert_sessions(pb::UpsertSessionsRequest { sessions }).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(
-            status.message().starts_with(expected),
-            "{:?} vs {expected:?}",
-            status.message()
-        );
+        assert!(status.message().starts_with(expected), "{:?} vs {expected:?}", status.message());
     }
     // the valid first item of a rejected batch was not stored: batches are atomic
-    let missing = catalog
-        .get_session(pb::GetSessionRequest {
-            session_id: "ok".into(),
-        })
-        .await
-        .unwrap_err();
+    let missing = catalog.get_session(pb::GetSessionRequest { session_id: "ok".into() }).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
 
-    let bad_user = pb::User {
-        user_id: "u".into(),
-        attributes: Some(pb::UserAttributes {
-            gender: -3,
-            ..Default::default()
-        }),
-    };
-    let status = catalog
-        .upsert_users(pb::UpsertUsersRequest {
-            users: vec![bad_user],
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        status.message(),
-        "users[0].attributes.gender: unknown enum value -3"
-    );
+    let bad_user =
+        pb::User { user_id: "u".into(), attributes: Some(pb::UserAttributes { gender: -3, ..Default::default() }) };
+    let status = catalog.upsert_users(pb::UpsertUsersRequest { users: vec![bad_user] }).await.unwrap_err();
+    assert_eq!(status.message(), "users[0].attributes.gender: unknown enum value -3");
 
     let status = catalog
-        .end_session(pb::EndSessionRequest {
-            session_id: "nope".into(),
-            end_time_unix_ms: 0,
-        })
+        .end_session(pb::EndSessionRequest { session_id: "nope".into(), end_time_unix_ms: 0 })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
@@ -218,9 +115,7 @@ async fn catalog_batches_are_validated_whole() {
 async fn bad_events_are_rejected_one_by_one() {
     let server = TestServer::start().await;
     CatalogServiceClient::new(server.channel().await)
-        .upsert_sessions(pb::UpsertSessionsRequest {
-            sessions: vec![session("s", None)],
-        })
+        .upsert_sessions(pb::UpsertSessionsRequest { sessions: vec![session("s", None)] })
         .await
         .unwrap();
     let mut nan_watch = event("e-nan", pb::EventType::Watch, "u", "s");
@@ -246,11 +141,7 @@ async fn bad_events_are_rejected_one_by_one() {
         .unwrap()
         .into_inner();
     assert_eq!(r.accepted, 1);
-    let got: Vec<(u32, &str)> = r
-        .rejected
-        .iter()
-        .map(|e| (e.index, e.reason.as_str()))
-        .collect();
+    let got: Vec<(u32, &str)> = r.rejected.iter().map(|e| (e.index, e.reason.as_str())).collect();
     let expected_prefixes = [
         (1, "event.watch_seconds: must be a finite number"),
         (2, "event.amount: must be a finite number from 0"),

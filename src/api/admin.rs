@@ -24,25 +24,17 @@ impl AdminService for AdminApi {
         let version = (!r.version.is_empty()).then_some(r.version.as_str());
         let models = self.models.clone();
         let (name, version) = (name.map(str::to_owned), version.map(str::to_owned));
-        let loaded = tokio::task::spawn_blocking(move || {
-            models.load(name.as_deref(), version.as_deref())
-        })
-        .await
-        .map_err(|e| Status::internal(format!("model loader failed: {e}")))?
-        .inspect_err(
-            |e| tracing::warn!(error = %e, "model load refused; current model keeps serving"),
-        )?;
-        Ok(Response::new(pb::LoadModelResponse {
-            model: Some(convert::model_info(&loaded)),
-        }))
+        let loaded = tokio::task::spawn_blocking(move || models.load(name.as_deref(), version.as_deref()))
+            .await
+            .map_err(|e| Status::internal(format!("model loader failed: {e}")))?
+            .inspect_err(|e| tracing::warn!(error = %e, "model load refused; current model keeps serving"))?;
+        Ok(Response::new(pb::LoadModelResponse { model: Some(convert::model_info(&loaded)) }))
     }
 
     async fn get_active_model(
         &self,
         _request: Request<pb::GetActiveModelRequest>,
     ) -> Result<Response<pb::GetActiveModelResponse>, Status> {
-        Ok(Response::new(pb::GetActiveModelResponse {
-            model: Some(convert::model_info(&self.models.current())),
-        }))
+        Ok(Response::new(pb::GetActiveModelResponse { model: Some(convert::model_info(&self.models.current())) }))
     }
 }

@@ -21,13 +21,7 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::UpsertUsersRequest>,
     ) -> Result<Response<pb::UpsertUsersResponse>, Status> {
-        let users = convert::batch(
-            "users",
-            &request.get_ref().users,
-            self.limits.max_batch,
-            |u| &u.0,
-            convert::user,
-        )?;
+        let users = convert::batch("users", &request.get_ref().users, self.limits.max_batch, |u| &u.0, convert::user)?;
         let upserted = self.store.upsert_users(users).await? as u32;
         Ok(Response::new(pb::UpsertUsersResponse { upserted }))
     }
@@ -56,16 +50,14 @@ impl CatalogService for CatalogApi {
         let end_ms = match r.end_time_unix_ms {
             0 => now_ms(),
             t if t < 0 => {
-                return Err(Status::invalid_argument(
-                    "end_time_unix_ms: must not be negative",
-                ));
+                return Err(Status::invalid_argument("end_time_unix_ms: must not be negative"));
             }
             t => t,
         };
         match self.store.end_session(&id, end_ms).await? {
-            Some(session) => Ok(Response::new(pb::EndSessionResponse {
-                session: Some(convert::session_to_proto(&session)),
-            })),
+            Some(session) => {
+                Ok(Response::new(pb::EndSessionResponse { session: Some(convert::session_to_proto(&session)) }))
+            }
             None => Err(Status::not_found(format!("session_id: no session {id:?}"))),
         }
     }
@@ -78,7 +70,7 @@ impl CatalogService for CatalogApi {
         match self.store.get_sessions(&[&id]).await?.pop().flatten() {
             Some(s) => Ok(Response::new(pb::GetSessionResponse {
                 session: Some(convert::session_to_proto(&s.session)),
-                stats: Some(convert::stats_to_proto(&s.stats)),
+                stats: Some(convert::stats_to_proto(&s.stats, now_ms())),
                 end_time_unix_ms: s.session.end_time_ms,
             })),
             None => Err(Status::not_found(format!("session_id: no session {id:?}"))),

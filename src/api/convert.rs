@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use crate::domain::{
-    AgeBand, Category, Event, EventKind, Gender, LiveSession, LiveStats, PriceBand, RequestContext,
-    SessionStatus, Surface, TargetAudience, UnixMs, UserProfile,
+    AgeBand, Category, Event, EventKind, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SessionStatus,
+    Surface, TargetAudience, UnixMs, UserProfile,
 };
 use crate::model::LoadedModel;
 use crate::proto::v1 as pb;
@@ -24,10 +24,7 @@ pub struct FieldError {
 }
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field: field.into(),
-        message: message.into(),
-    }
+    FieldError { field: field.into(), message: message.into() }
 }
 
 /// Longest id in bytes.
@@ -38,6 +35,8 @@ const MAX_TAG_CHARS: usize = 64;
 const MAX_WATCH_SECONDS: f64 = 86_400.0;
 const MAX_AMOUNT: f64 = 1_000_000.0;
 const MAX_AGE: u32 = 120;
+/// How far in the future an event time may be (clock skew), ms.
+pub const MAX_EVENT_SKEW_MS: i64 = 5 * 60_000;
 
 /// A required id: 1 to 128 bytes, no control characters.
 pub fn id(field: &str, value: &str) -> Result<String, FieldError> {
@@ -45,10 +44,7 @@ pub fn id(field: &str, value: &str) -> Result<String, FieldError> {
         return Err(err(field, "is required"));
     }
     if value.len() > MAX_ID_BYTES {
-        return Err(err(
-            field,
-            format!("is {} bytes, at most {MAX_ID_BYTES} allowed", value.len()),
-        ));
+        return Err(err(field, format!("is {} bytes, at most {MAX_ID_BYTES} allowed", value.len())));
     }
     if value.chars().any(char::is_control) {
         return Err(err(field, "contains control characters"));
@@ -60,22 +56,12 @@ pub fn id(field: &str, value: &str) -> Result<String, FieldError> {
 /// not `required`.
 fn code(field: &str, value: &str, required: bool) -> Result<String, FieldError> {
     if value.is_empty() {
-        return if required {
-            Err(err(field, "is required"))
-        } else {
-            Ok(String::new())
-        };
+        return if required { Err(err(field, "is required")) } else { Ok(String::new()) };
     }
-    if value.len() > MAX_CODE_CHARS
-        || !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
+    if value.len() > MAX_CODE_CHARS || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(err(
             field,
-            format!(
-                "{value:?} is not a code of letters, digits and '-' (at most {MAX_CODE_CHARS})"
-            ),
+            format!("{value:?} is not a code of letters, digits and '-' (at most {MAX_CODE_CHARS})"),
         ));
     }
     Ok(value.to_owned())
@@ -84,19 +70,13 @@ fn code(field: &str, value: &str, required: bool) -> Result<String, FieldError> 
 /// Interest tags, lowercased and de-duplicated.
 fn tags(field: &str, values: &[String]) -> Result<Vec<String>, FieldError> {
     if values.len() > MAX_TAGS {
-        return Err(err(
-            field,
-            format!("has {} tags, at most {MAX_TAGS} allowed", values.len()),
-        ));
+        return Err(err(field, format!("has {} tags, at most {MAX_TAGS} allowed", values.len())));
     }
     let mut out: Vec<String> = Vec::with_capacity(values.len());
     for (i, tag) in values.iter().enumerate() {
         let n = tag.chars().count();
         if n == 0 || n > MAX_TAG_CHARS || tag.chars().any(char::is_control) {
-            return Err(err(
-                format!("{field}[{i}]"),
-                format!("must be 1 to {MAX_TAG_CHARS} printable characters"),
-            ));
+            return Err(err(format!("{field}[{i}]"), format!("must be 1 to {MAX_TAG_CHARS} printable characters")));
         }
         let tag = tag.to_lowercase();
         if !out.contains(&tag) {
@@ -123,10 +103,7 @@ fn time(field: &str, value: i64, now: UnixMs) -> Result<UnixMs, FieldError> {
 /// A finite number in `[0, max]`.
 fn bounded(field: &str, value: f64, max: f64) -> Result<f64, FieldError> {
     if !value.is_finite() || !(0.0..=max).contains(&value) {
-        return Err(err(
-            field,
-            format!("must be a finite number from 0 to {max}, got {value}"),
-        ));
+        return Err(err(field, format!("must be a finite number from 0 to {max}, got {value}")));
     }
     Ok(value)
 }
@@ -274,17 +251,11 @@ pub fn user(at: &str, u: &pb::User) -> Result<(String, UserProfile), FieldError>
 fn target(at: &str, t: &pb::TargetAudience) -> Result<TargetAudience, FieldError> {
     for (name, v) in [("min_age", t.min_age), ("max_age", t.max_age)] {
         if v > MAX_AGE {
-            return Err(err(
-                format!("{at}.{name}"),
-                format!("must be at most {MAX_AGE}, got {v}"),
-            ));
+            return Err(err(format!("{at}.{name}"), format!("must be at most {MAX_AGE}, got {v}")));
         }
     }
     if t.max_age != 0 && t.max_age < t.min_age {
-        return Err(err(
-            format!("{at}.max_age"),
-            format!("{} is below min_age {}", t.max_age, t.min_age),
-        ));
+        return Err(err(format!("{at}.max_age"), format!("{} is below min_age {}", t.max_age, t.min_age)));
     }
     let mut genders = Vec::with_capacity(t.genders.len());
     for (i, g) in t.genders.iter().enumerate() {
@@ -296,10 +267,7 @@ fn target(at: &str, t: &pb::TargetAudience) -> Result<TargetAudience, FieldError
         }
     }
     if t.regions.len() > MAX_TAGS {
-        return Err(err(
-            format!("{at}.regions"),
-            format!("at most {MAX_TAGS} regions allowed"),
-        ));
+        return Err(err(format!("{at}.regions"), format!("at most {MAX_TAGS} regions allowed")));
     }
     let regions = t
         .regions
@@ -323,17 +291,11 @@ pub fn session(at: &str, s: &pb::LiveSession) -> Result<LiveSession, FieldError>
         pb::SessionStatus::Unspecified | pb::SessionStatus::Live => SessionStatus::Live,
         pb::SessionStatus::Scheduled => SessionStatus::Scheduled,
         pb::SessionStatus::Ended => {
-            return Err(err(
-                f("status"),
-                "use CatalogService.EndSession to end a session",
-            ));
+            return Err(err(f("status"), "use CatalogService.EndSession to end a session"));
         }
     };
     if s.start_time_unix_ms <= 0 {
-        return Err(err(
-            f("start_time_unix_ms"),
-            "is required and must be positive",
-        ));
+        return Err(err(f("start_time_unix_ms"), "is required and must be positive"));
     }
     Ok(LiveSession {
         session_id: id(&f("session_id"), &s.session_id)?,
@@ -364,10 +326,7 @@ pub fn batch<P, T>(
         return Err(err(field, "must not be empty"));
     }
     if items.len() > max {
-        return Err(err(
-            field,
-            format!("has {} items, at most {max} allowed per call", items.len()),
-        ));
+        return Err(err(field, format!("has {} items, at most {max} allowed per call", items.len())));
     }
     let mut out = Vec::with_capacity(items.len());
     let mut seen: HashMap<String, usize> = HashMap::with_capacity(items.len());
@@ -375,10 +334,7 @@ pub fn batch<P, T>(
         let at = format!("{field}[{i}]");
         let value = one(&at, item)?;
         if let Some(first) = seen.insert(key(&value).to_owned(), i) {
-            return Err(err(
-                at,
-                format!("duplicate id {:?}, also at {field}[{first}]", key(&value)),
-            ));
+            return Err(err(at, format!("duplicate id {:?}, also at {field}[{first}]", key(&value))));
         }
         out.push(value);
     }
@@ -422,7 +378,12 @@ pub fn event(at: &str, e: &pb::Event, now: UnixMs) -> Result<Event, FieldError> 
         kind,
         user_id: id(&f("user_id"), &e.user_id)?,
         session_id: id(&f("session_id"), &e.session_id)?,
-        time_ms: time(&f("time_unix_ms"), e.time_unix_ms, now)?,
+        time_ms: match time(&f("time_unix_ms"), e.time_unix_ms, now)? {
+            t if t > now + MAX_EVENT_SKEW_MS => {
+                return Err(err(f("time_unix_ms"), format!("{t} is more than 5 minutes in the future")));
+            }
+            t => t,
+        },
         ranking_id,
         position: e.position,
         watch_seconds,
@@ -431,17 +392,9 @@ pub fn event(at: &str, e: &pb::Event, now: UnixMs) -> Result<Event, FieldError> 
 }
 
 /// A ranking request.
-pub fn rank_query(
-    r: &pb::RankRequest,
-    limits: &super::Limits,
-    now: UnixMs,
-) -> Result<RankQuery, FieldError> {
+pub fn rank_query(r: &pb::RankRequest, limits: &super::Limits, now: UnixMs) -> Result<RankQuery, FieldError> {
     let user_id = id("user_id", &r.user_id)?;
-    let user_override = r
-        .user
-        .as_ref()
-        .map(|a| user_attributes("user", a))
-        .transpose()?;
+    let user_override = r.user.as_ref().map(|a| user_attributes("user", a)).transpose()?;
     let context = match &r.context {
         Some(c) => RequestContext {
             time_ms: time("context.time_unix_ms", c.time_unix_ms, now)?,
@@ -453,19 +406,12 @@ pub fn rank_query(
                 pb::Surface::Notification => Surface::Notification,
             },
         },
-        None => RequestContext {
-            time_ms: now,
-            surface: Surface::Unknown,
-        },
+        None => RequestContext { time_ms: now, surface: Surface::Unknown },
     };
     if r.candidate_session_ids.len() > limits.max_candidates {
         return Err(err(
             "candidate_session_ids",
-            format!(
-                "has {} candidates, at most {} allowed",
-                r.candidate_session_ids.len(),
-                limits.max_candidates
-            ),
+            format!("has {} candidates, at most {} allowed", r.candidate_session_ids.len(), limits.max_candidates),
         ));
     }
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(r.candidate_session_ids.len());
@@ -474,29 +420,17 @@ pub fn rank_query(
         let field = format!("candidate_session_ids[{i}]");
         candidates.push(id(&field, c)?);
         if let Some(first) = seen.insert(c.as_str(), i) {
-            return Err(err(
-                field,
-                format!("duplicate of candidate_session_ids[{first}]"),
-            ));
+            return Err(err(field, format!("duplicate of candidate_session_ids[{first}]")));
         }
     }
     let limit = match r.limit as usize {
         0 => limits.default_limit,
         l if l > limits.max_candidates => {
-            return Err(err(
-                "limit",
-                format!("{l} exceeds the maximum of {}", limits.max_candidates),
-            ));
+            return Err(err("limit", format!("{l} exceeds the maximum of {}", limits.max_candidates)));
         }
         l => l,
     };
-    Ok(RankQuery {
-        user_id,
-        user_override,
-        context,
-        candidates,
-        limit,
-    })
+    Ok(RankQuery { user_id, user_override, context, candidates, limit })
 }
 
 /// A ranking as a response.
@@ -549,20 +483,44 @@ pub fn session_to_proto(s: &LiveSession) -> pb::LiveSession {
         target: Some(pb::TargetAudience {
             min_age: s.target.min_age,
             max_age: s.target.max_age,
-            genders: s
-                .target
-                .genders
-                .iter()
-                .map(|g| gender_to_proto(*g) as i32)
-                .collect(),
+            genders: s.target.genders.iter().map(|g| gender_to_proto(*g) as i32).collect(),
             regions: s.target.regions.clone(),
             interests: s.target.interests.clone(),
         }),
     }
 }
 
-/// Live stats as a message.
-pub fn stats_to_proto(s: &LiveStats) -> pb::LiveStats {
+/// Live stats as a message, windows decayed to `now`.
+pub fn stats_to_proto(s: &LiveStats, now: UnixMs) -> pb::LiveStats {
+    use crate::domain::stats::counter;
+    use crate::domain::window::WINDOW_NAMES;
+    let audience = AgeBand::ALL
+        .iter()
+        .flat_map(|a| Gender::ALL.iter().map(move |g| (*a, *g)))
+        .filter_map(|(a, g)| {
+            let views =
+                s.segment_views[crate::domain::segment(&UserProfile { age_band: a, gender: g, ..Default::default() })];
+            (views > 0).then(|| pb::AudienceSegment {
+                age_band: age_band_to_proto(a) as i32,
+                gender: gender_to_proto(g) as i32,
+                views: u64::from(views),
+            })
+        })
+        .collect();
+    let windows = WINDOW_NAMES
+        .iter()
+        .enumerate()
+        .map(|(w, name)| {
+            let get = |c| f64::from(s.windows.get(c, w, now));
+            pb::WindowCounts {
+                window: (*name).to_owned(),
+                impressions: get(counter::IMPRESSIONS),
+                views: get(counter::VIEWS),
+                watch_seconds: get(counter::WATCH_SECONDS),
+                purchases: get(counter::PURCHASES),
+            }
+        })
+        .collect();
     pb::LiveStats {
         impressions: s.impressions,
         views: s.views,
@@ -576,6 +534,8 @@ pub fn stats_to_proto(s: &LiveStats) -> pb::LiveStats {
         hides: s.hides,
         on_target_views: s.on_target_views,
         known_views: s.known_views,
+        audience,
+        windows,
     }
 }
 
@@ -588,10 +548,6 @@ pub fn model_info(m: &LoadedModel) -> pb::ModelInfo {
         schema_hash: manifest.schema_hash.clone(),
         feature_count: manifest.feature_names.len() as u32,
         created_at: manifest.created_at.clone(),
-        metrics: manifest
-            .metrics
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect(),
+        metrics: manifest.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect(),
     }
 }

@@ -6,8 +6,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{Limits, convert};
 use crate::domain::{Event, now_ms};
+use crate::featurelog::FeatureLog;
 use crate::proto::v1::{self as pb, event_service_server::EventService};
-use crate::store::Store;
+use crate::store::{EventStatus, Store};
 
 /// Events buffered from a stream before they are written as one batch.
 const STREAM_CHUNK: usize = 1_024;
@@ -16,6 +17,8 @@ const STREAM_CHUNK: usize = 1_024;
 pub struct EventApi {
     pub store: Arc<dyn Store>,
     pub limits: Limits,
+    /// Receives every valid event before it is stored (the outcome stream of the feature log).
+    pub log: Option<Arc<FeatureLog>>,
 }
 
 /// Accumulates the outcome of one call.
@@ -38,22 +41,36 @@ impl Tally {
         }
     }
 
-    async fn flush(&mut self, store: &dyn Store) -> Result<(), Status> {
+    /// Logs the pending events as outcomes, then stores them; returns once both are durable.
+    async fn flush(&mut self, store: &dyn Store, log: Option<&Arc<FeatureLog>>) -> Result<(), Status> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let (indexes, events): (Vec<u32>, Vec<Event>) =
-            std::mem::take(&mut self.pending).into_iter().unzip();
+        let (indexes, events): (Vec<u32>, Vec<Event>) = std::mem::take(&mut self.pending).into_iter().unzip();
         let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+        let events = match log {
+            // Logged first: a crash between the two writes leaves the event un-acknowledged, the client
+            // retries, and the join de-duplicates.
+            Some(log) => {
+                let log = log.clone();
+                tokio::task::spawn_blocking(move || log.log_outcomes(&events).map(|()| events))
+                    .await
+                    .map_err(|e| Status::internal(format!("outcome log writer failed: {e}")))?
+                    .map_err(|e| Status::unavailable(format!("cannot write the outcome log: {e}")))?
+            }
+            None => events,
+        };
         let outcome = store.ingest(events).await?;
-        self.response.accepted += outcome.accepted;
-        self.response.duplicates += outcome.duplicates;
-        for i in outcome.unknown_session {
-            self.response.rejected.push(pb::RejectedEvent {
-                index: indexes[i],
-                event_id: ids[i].clone(),
-                reason: "event.session_id: no such session in the catalog".into(),
-            });
+        for (i, status) in outcome.statuses.iter().enumerate() {
+            match status {
+                EventStatus::Accepted => self.response.accepted += 1,
+                EventStatus::Duplicate => self.response.duplicates += 1,
+                EventStatus::UnknownSession => self.response.rejected.push(pb::RejectedEvent {
+                    index: indexes[i],
+                    event_id: ids[i].clone(),
+                    reason: "event.session_id: no such session in the catalog".into(),
+                }),
+            }
         }
         Ok(())
     }
@@ -66,10 +83,7 @@ impl Tally {
 
 #[tonic::async_trait]
 impl EventService for EventApi {
-    async fn ingest(
-        &self,
-        request: Request<Streaming<pb::Event>>,
-    ) -> Result<Response<pb::IngestResponse>, Status> {
+    async fn ingest(&self, request: Request<Streaming<pb::Event>>) -> Result<Response<pb::IngestResponse>, Status> {
         let mut stream = request.into_inner();
         let mut tally = Tally::default();
         let mut index: u32 = 0;
@@ -77,10 +91,10 @@ impl EventService for EventApi {
             tally.push(index, &event);
             index = index.saturating_add(1);
             if tally.pending.len() >= STREAM_CHUNK {
-                tally.flush(self.store.as_ref()).await?;
+                tally.flush(self.store.as_ref(), self.log.as_ref()).await?;
             }
         }
-        tally.flush(self.store.as_ref()).await?;
+        tally.flush(self.store.as_ref(), self.log.as_ref()).await?;
         Ok(Response::new(tally.finish()))
     }
 
@@ -100,7 +114,7 @@ impl EventService for EventApi {
         for (i, event) in events.iter().enumerate() {
             tally.push(i as u32, event);
         }
-        tally.flush(self.store.as_ref()).await?;
+        tally.flush(self.store.as_ref(), self.log.as_ref()).await?;
         Ok(Response::new(tally.finish()))
     }
 }

@@ -29,10 +29,6 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_candidates: 2_000,
-            default_limit: 50,
-            max_batch: 10_000,
-        }
+        Limits { max_candidates: 2_000, default_limit: 50, max_batch: 10_000 }
     }
 }

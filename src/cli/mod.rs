@@ -10,9 +10,8 @@ use tonic::transport::Channel;
 use crate::api::convert;
 use crate::domain::{AgeBand, Category, EventKind, Gender, PriceBand, now_ms};
 use crate::proto::v1::{
-    self as pb, admin_service_client::AdminServiceClient,
-    catalog_service_client::CatalogServiceClient, event_service_client::EventServiceClient,
-    ranking_service_client::RankingServiceClient,
+    self as pb, admin_service_client::AdminServiceClient, catalog_service_client::CatalogServiceClient,
+    event_service_client::EventServiceClient, ranking_service_client::RankingServiceClient,
 };
 
 /// Arguments of `fitrank call`.
@@ -173,55 +172,30 @@ fn parse_with<T>(s: &str, from: fn(&str) -> Option<T>, all: &[&str]) -> Result<T
     from(s).ok_or_else(|| format!("expected one of: {}", all.join(", ")))
 }
 fn parse_age_band(s: &str) -> Result<AgeBand, String> {
-    parse_with(
-        s,
-        AgeBand::from_name,
-        &AgeBand::ALL.iter().map(|v| v.name()).collect::<Vec<_>>(),
-    )
+    parse_with(s, AgeBand::from_name, &AgeBand::ALL.iter().map(|v| v.name()).collect::<Vec<_>>())
 }
 fn parse_gender(s: &str) -> Result<Gender, String> {
-    parse_with(
-        s,
-        Gender::from_name,
-        &Gender::ALL.iter().map(|v| v.name()).collect::<Vec<_>>(),
-    )
+    parse_with(s, Gender::from_name, &Gender::ALL.iter().map(|v| v.name()).collect::<Vec<_>>())
 }
 fn parse_category(s: &str) -> Result<Category, String> {
-    parse_with(
-        s,
-        Category::from_name,
-        &Category::ALL.iter().map(|v| v.name()).collect::<Vec<_>>(),
-    )
+    parse_with(s, Category::from_name, &Category::ALL.iter().map(|v| v.name()).collect::<Vec<_>>())
 }
 fn parse_price_band(s: &str) -> Result<PriceBand, String> {
-    parse_with(
-        s,
-        PriceBand::from_name,
-        &PriceBand::ALL.iter().map(|v| v.name()).collect::<Vec<_>>(),
-    )
+    parse_with(s, PriceBand::from_name, &PriceBand::ALL.iter().map(|v| v.name()).collect::<Vec<_>>())
 }
 fn parse_event_kind(s: &str) -> Result<EventKind, String> {
-    parse_with(
-        s,
-        EventKind::from_name,
-        &EventKind::ALL.iter().map(|v| v.name()).collect::<Vec<_>>(),
-    )
+    parse_with(s, EventKind::from_name, &EventKind::ALL.iter().map(|v| v.name()).collect::<Vec<_>>())
 }
 fn parse_age_range(s: &str) -> Result<(u32, u32), String> {
     let (lo, hi) = s.split_once('-').ok_or("expected MIN-MAX, e.g. 20-30")?;
-    Ok((
-        lo.trim().parse().map_err(|e| format!("{e}"))?,
-        hi.trim().parse().map_err(|e| format!("{e}"))?,
-    ))
+    Ok((lo.trim().parse().map_err(|e| format!("{e}"))?, hi.trim().parse().map_err(|e| format!("{e}"))?))
 }
 
 type CallResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// Runs one `fitrank call` command.
 pub fn call(args: CallArgs) -> CallResult {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let channel = Channel::from_shared(args.url.clone())?
             .connect()
@@ -235,10 +209,7 @@ async fn run(channel: Channel, command: CallCommand) -> CallResult {
     let status = |s: tonic::Status| format!("{:?}: {}", s.code(), s.message());
     match command {
         CallCommand::UpsertUser { id, profile } => {
-            let user = pb::User {
-                user_id: id,
-                attributes: Some(profile.to_proto()),
-            };
+            let user = pb::User { user_id: id, attributes: Some(profile.to_proto()) };
             let r = CatalogServiceClient::new(channel)
                 .upsert_users(pb::UpsertUsersRequest { users: vec![user] })
                 .await
@@ -268,36 +239,24 @@ async fn run(channel: Channel, command: CallCommand) -> CallResult {
                 language,
                 region,
                 start_time_unix_ms: start_ms.unwrap_or_else(now_ms),
-                status: if scheduled {
-                    pb::SessionStatus::Scheduled
-                } else {
-                    pb::SessionStatus::Live
-                } as i32,
+                status: if scheduled { pb::SessionStatus::Scheduled } else { pb::SessionStatus::Live } as i32,
                 target: Some(pb::TargetAudience {
                     min_age,
                     max_age,
-                    genders: target_genders
-                        .into_iter()
-                        .map(|g| convert::gender_to_proto(g) as i32)
-                        .collect(),
+                    genders: target_genders.into_iter().map(|g| convert::gender_to_proto(g) as i32).collect(),
                     regions: target_regions,
                     interests: target_interests,
                 }),
             };
             let r = CatalogServiceClient::new(channel)
-                .upsert_sessions(pb::UpsertSessionsRequest {
-                    sessions: vec![session],
-                })
+                .upsert_sessions(pb::UpsertSessionsRequest { sessions: vec![session] })
                 .await
                 .map_err(status)?;
             println!("upserted {} session(s)", r.get_ref().upserted);
         }
         CallCommand::EndSession { id } => {
             CatalogServiceClient::new(channel)
-                .end_session(pb::EndSessionRequest {
-                    session_id: id.clone(),
-                    end_time_unix_ms: 0,
-                })
+                .end_session(pb::EndSessionRequest { session_id: id.clone(), end_time_unix_ms: 0 })
                 .await
                 .map_err(status)?;
             println!("ended {id}");
@@ -311,12 +270,7 @@ async fn run(channel: Channel, command: CallCommand) -> CallResult {
             println!("{:#?}", r.session.unwrap_or_default());
             println!("{:#?}", r.stats.unwrap_or_default());
         }
-        CallCommand::Rank {
-            user,
-            candidates,
-            limit,
-            profile,
-        } => {
+        CallCommand::Rank { user, candidates, limit, profile } => {
             let request = pb::RankRequest {
                 user_id: user,
                 user: (!profile.is_empty()).then(|| profile.to_proto()),
@@ -324,15 +278,8 @@ async fn run(channel: Channel, command: CallCommand) -> CallResult {
                 candidate_session_ids: candidates,
                 limit,
             };
-            let r = RankingServiceClient::new(channel)
-                .rank(request)
-                .await
-                .map_err(status)?
-                .into_inner();
-            println!(
-                "ranking_id {}  model {}  scored {}",
-                r.ranking_id, r.model_version, r.scored
-            );
+            let r = RankingServiceClient::new(channel).rank(request).await.map_err(status)?.into_inner();
+            println!("ranking_id {}  model {}  scored {}", r.ranking_id, r.model_version, r.scored);
             println!(
                 "{:>3}  {:<24} {:>10} {:>9} {:>10} {:>6}",
                 "pos", "session", "score", "p_engage", "p_purchase", "fit"
@@ -340,30 +287,15 @@ async fn run(channel: Channel, command: CallCommand) -> CallResult {
             for (i, item) in r.items.iter().enumerate() {
                 println!(
                     "{:>3}  {:<24} {:>10.6} {:>9.4} {:>10.5} {:>6.3}",
-                    i,
-                    item.session_id,
-                    item.score,
-                    item.p_engage,
-                    item.p_purchase,
-                    item.audience_fit
+                    i, item.session_id, item.score, item.p_engage, item.p_purchase, item.audience_fit
                 );
             }
             for u in &r.unranked {
-                let reason =
-                    pb::UnrankedReason::try_from(u.reason).map_or("unknown", |r| r.as_str_name());
+                let reason = pb::UnrankedReason::try_from(u.reason).map_or("unknown", |r| r.as_str_name());
                 println!("  not ranked: {} ({reason})", u.session_id);
             }
         }
-        CallCommand::Event {
-            id,
-            kind,
-            user,
-            session,
-            ranking_id,
-            position,
-            watch_seconds,
-            amount,
-        } => {
+        CallCommand::Event { id, kind, user, session, ranking_id, position, watch_seconds, amount } => {
             let event = pb::Event {
                 event_id: id.unwrap_or_else(|| format!("cli-{:032x}", rand::random::<u128>())),
                 r#type: convert::event_kind_to_proto(kind) as i32,
@@ -376,9 +308,7 @@ async fn run(channel: Channel, command: CallCommand) -> CallResult {
                 amount,
             };
             let r = EventServiceClient::new(channel)
-                .ingest_batch(pb::IngestBatchRequest {
-                    events: vec![event],
-                })
+                .ingest_batch(pb::IngestBatchRequest { events: vec![event] })
                 .await
                 .map_err(status)?
                 .into_inner();

@@ -63,47 +63,26 @@ pub fn fit(user: &UserProfile, target: &TargetAudience) -> AudienceFit {
     let age = component(target.has_age(), age_overlap(user.age_band, target));
     let gender = component(
         !target.genders.is_empty(),
-        (user.gender != Gender::Unknown)
-            .then(|| f32::from(u8::from(target.genders.contains(&user.gender)))),
+        (user.gender != Gender::Unknown).then(|| f32::from(u8::from(target.genders.contains(&user.gender)))),
     );
     let region = component(
         !target.regions.is_empty(),
-        (!user.region.is_empty()).then(|| {
-            f32::from(u8::from(
-                target
-                    .regions
-                    .iter()
-                    .any(|r| region_contains(r, &user.region)),
-            ))
-        }),
+        (!user.region.is_empty())
+            .then(|| f32::from(u8::from(target.regions.iter().any(|r| region_contains(r, &user.region))))),
     );
     let interests = component(
         !target.interests.is_empty(),
-        (!user.interests.is_empty()).then(|| {
-            f32::from(u8::from(
-                user.interests.iter().any(|i| target.interests.contains(i)),
-            ))
-        }),
+        (!user.interests.is_empty())
+            .then(|| f32::from(u8::from(user.interests.iter().any(|i| target.interests.contains(i))))),
     );
-    AudienceFit {
-        age,
-        gender,
-        region,
-        interests,
-        declared,
-        unknown,
-    }
+    AudienceFit { age, gender, region, interests, declared, unknown }
 }
 
 /// Share of the band's ages inside the target range; `None` for an unknown band.
 fn age_overlap(band: AgeBand, target: &TargetAudience) -> Option<f32> {
     let (lo, hi) = band.range()?;
     let t_lo = target.min_age;
-    let t_hi = if target.max_age == 0 {
-        MAX_AGE
-    } else {
-        target.max_age
-    };
+    let t_hi = if target.max_age == 0 { MAX_AGE } else { target.max_age };
     let inside = hi.min(t_hi).saturating_add(1).saturating_sub(lo.max(t_lo));
     Some(inside as f32 / (hi - lo + 1) as f32)
 }
@@ -121,12 +100,7 @@ mod tests {
     use super::*;
 
     fn user(age: AgeBand, gender: Gender, region: &str) -> UserProfile {
-        UserProfile {
-            age_band: age,
-            gender,
-            region: region.into(),
-            ..Default::default()
-        }
+        UserProfile { age_band: age, gender, region: region.into(), ..Default::default() }
     }
 
     fn women_20_30_us() -> TargetAudience {
@@ -160,10 +134,7 @@ mod tests {
         assert_eq!(anon.in_target(), None);
         assert!((anon.overall() - 0.125).abs() < 1e-6);
 
-        let anyone = fit(
-            &user(AgeBand::A65Plus, Gender::Male, "FR"),
-            &TargetAudience::default(),
-        );
+        let anyone = fit(&user(AgeBand::A65Plus, Gender::Male, "FR"), &TargetAudience::default());
         assert_eq!(anyone.overall(), 1.0);
         assert_eq!(anyone.declared, 0);
     }

@@ -35,7 +35,7 @@ pub struct Event {
     pub session_id: String,
     pub time_ms: UnixMs,
     /// Empty when the event does not refer to a ranking.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub ranking_id: String,
     #[serde(default)]
     pub position: u32,

@@ -4,7 +4,10 @@ use std::f32::consts::TAU;
 
 use super::schema::{self, NUM_FEATURES, scalar};
 use crate::domain::audience::{self, AudienceFit};
-use crate::domain::{Category, LiveSession, LiveStats, PriceBand, RequestContext, UserProfile};
+use crate::domain::stats::counter;
+use crate::domain::{
+    Category, LiveSession, LiveStats, PriceBand, RequestContext, SEGMENTS, UserActivity, UserProfile, segment,
+};
 
 /// One model input row.
 pub type Row = [f32; NUM_FEATURES];
@@ -13,6 +16,8 @@ pub type Row = [f32; NUM_FEATURES];
 #[derive(Debug, Clone, Copy)]
 pub struct FeatureInput<'a> {
     pub user: &'a UserProfile,
+    /// The user's decayed engagement by category.
+    pub activity: &'a UserActivity,
     pub session: &'a LiveSession,
     pub stats: &'a LiveStats,
     pub context: &'a RequestContext,
@@ -21,12 +26,7 @@ pub struct FeatureInput<'a> {
 /// Writes the feature row for `input` into `row` (every position is written) and returns the
 /// audience fit it computed, so callers report the same fit the model saw.
 pub fn extract(input: &FeatureInput<'_>, row: &mut Row) -> AudienceFit {
-    let FeatureInput {
-        user,
-        session,
-        stats,
-        context,
-    } = *input;
+    let FeatureInput { user, activity, session, stats, context } = *input;
     row.fill(0.0);
 
     let age = user.age_band.index();
@@ -45,26 +45,17 @@ pub fn extract(input: &FeatureInput<'_>, row: &mut Row) -> AudienceFit {
     let fit = audience::fit(user, &session.target);
     let overall = fit.overall();
     row[schema::FIT_X_CATEGORY + category] = overall;
-    row[scalar::LANGUAGE_MATCH] = match_value(&user.language, |l| {
-        l.eq_ignore_ascii_case(&session.language)
-    });
-    row[scalar::REGION_MATCH] = match_value(&user.region, |r| {
-        audience::region_contains(&session.region, r)
-    });
+    row[scalar::LANGUAGE_MATCH] = match_value(&user.language, |l| l.eq_ignore_ascii_case(&session.language));
+    row[scalar::REGION_MATCH] = match_value(&user.region, |r| audience::region_contains(&session.region, r));
     row[scalar::FIT_AGE] = fit.age;
     row[scalar::FIT_GENDER] = fit.gender;
     row[scalar::FIT_REGION] = fit.region;
     row[scalar::FIT_INTERESTS] = fit.interests;
     row[scalar::FIT_OVERALL] = overall;
     row[scalar::FIT_DECLARED] = f32::from(fit.declared) / 4.0;
-    row[scalar::FIT_UNKNOWN] = if fit.declared == 0 {
-        0.0
-    } else {
-        f32::from(fit.unknown) / f32::from(fit.declared)
-    };
-    row[scalar::INTEREST_IN_CATEGORY] = f32::from(u8::from(
-        user.interests.iter().any(|i| i == session.category.name()),
-    ));
+    row[scalar::FIT_UNKNOWN] = if fit.declared == 0 { 0.0 } else { f32::from(fit.unknown) / f32::from(fit.declared) };
+    row[scalar::INTEREST_IN_CATEGORY] =
+        f32::from(u8::from(user.interests.iter().any(|i| i == session.category.name())));
 
     let impressions = stats.impressions as f32;
     let views = stats.views as f32;
@@ -72,35 +63,49 @@ pub fn extract(input: &FeatureInput<'_>, row: &mut Row) -> AudienceFit {
     row[scalar::LOG_IMPRESSIONS] = impressions.ln_1p();
     row[scalar::LOG_VIEW_RATE] = ((views + 1.0) / (impressions + 10.0)).min(1.0).ln();
     row[scalar::LOG_PURCHASE_PER_VIEW] = ((purchases + 0.4) / (views + 20.0)).min(1.0).ln();
-    row[scalar::LOG_PURCHASE_PER_IMPRESSION] =
-        ((purchases + 0.2) / (impressions + 100.0)).min(1.0).ln();
+    row[scalar::LOG_PURCHASE_PER_IMPRESSION] = ((purchases + 0.2) / (impressions + 100.0)).min(1.0).ln();
     row[scalar::LOG_WATCH_PER_VIEW] = (stats.watch_seconds.max(0.0) as f32 / (views + 1.0)).ln_1p();
     row[scalar::INTERACTION_RATE] = ((stats.interactions as f32 + 1.0) / (views + 10.0)).min(1.0);
     row[scalar::RETURN_RATE] = ((stats.returns as f32 + 0.5) / (purchases + 5.0)).min(1.0);
     row[scalar::HIDE_RATE] = ((stats.hides as f32 + 0.5) / (impressions + 50.0)).min(1.0);
-    row[scalar::ON_TARGET_SHARE] =
-        (stats.on_target_views as f32 + 1.0) / (stats.known_views as f32 + 2.0);
+    row[scalar::ON_TARGET_SHARE] = (stats.on_target_views as f32 + 1.0) / (stats.known_views as f32 + 2.0);
     row[scalar::COLD] = f32::from(u8::from(stats.impressions < 200));
     let minutes_live = (context.time_ms - session.start_time_ms).max(0) as f32 / 60_000.0;
     row[scalar::LOG_MINUTES_LIVE] = minutes_live.ln_1p();
+    let t = context.time_ms;
+    let w = &stats.windows;
+    let windowed = |c: usize, window: usize| w.get(c, window, t);
+    row[scalar::LOG_IMPRESSIONS_5M] = windowed(counter::IMPRESSIONS, 1).ln_1p();
+    for (window, slot) in [(0, scalar::LOG_VIEW_RATE_1M), (1, scalar::LOG_VIEW_RATE_5M), (2, scalar::LOG_VIEW_RATE_1H)]
+    {
+        let rate = (windowed(counter::VIEWS, window) + 1.0) / (windowed(counter::IMPRESSIONS, window) + 10.0);
+        row[slot] = rate.min(1.0).ln();
+    }
+    for (window, slot) in [(1, scalar::LOG_PURCHASE_RATE_5M), (2, scalar::LOG_PURCHASE_RATE_1H)] {
+        let rate = (windowed(counter::PURCHASES, window) + 0.2) / (windowed(counter::IMPRESSIONS, window) + 100.0);
+        row[slot] = rate.min(1.0).ln();
+    }
+    row[scalar::LOG_WATCH_PER_VIEW_5M] =
+        (windowed(counter::WATCH_SECONDS, 1).max(0.0) / (windowed(counter::VIEWS, 1) + 1.0)).ln_1p();
+    let seg_views = stats.segment_views[segment(user)] as f32;
+    let n = SEGMENTS as f32;
+    row[scalar::SEGMENT_VIEW_LIFT] = (n * (seg_views + 1.0) / (stats.profiled_views() as f32 + n)).ln();
+    let affinity = activity.affinity(session.category, t);
+    let total = activity.total(t);
+    row[scalar::USER_CATEGORY_AFFINITY] = affinity.signum() * affinity.abs().ln_1p();
+    row[scalar::USER_CATEGORY_SHARE] = affinity / (total + 1.0);
+    row[scalar::USER_LOG_ACTIVITY] = total.ln_1p();
+
     let hour = (context.time_ms.rem_euclid(86_400_000)) as f32 / 3_600_000.0;
     row[scalar::HOUR_SIN] = (TAU * hour / 24.0).sin();
     row[scalar::HOUR_COS] = (TAU * hour / 24.0).cos();
-    debug_assert!(
-        row.iter().all(|v| v.is_finite()),
-        "non-finite feature for session {}",
-        session.session_id
-    );
+    debug_assert!(row.iter().all(|v| v.is_finite()), "non-finite feature for session {}", session.session_id);
     fit
 }
 
 /// 1 when `value` is known and `matches`, 0 when known and not, 0.5 when unknown (empty).
 fn match_value(value: &str, matches: impl Fn(&str) -> bool) -> f32 {
-    if value.is_empty() {
-        0.5
-    } else {
-        f32::from(u8::from(matches(value)))
-    }
+    if value.is_empty() { 0.5 } else { f32::from(u8::from(matches(value))) }
 }
 
 #[cfg(test)]
@@ -119,12 +124,7 @@ mod tests {
             start_time_ms: 1_000_000,
             status: SessionStatus::Live,
             end_time_ms: 0,
-            target: TargetAudience {
-                min_age: 20,
-                max_age: 30,
-                genders: vec![Gender::Female],
-                ..Default::default()
-            },
+            target: TargetAudience { min_age: 20, max_age: 30, genders: vec![Gender::Female], ..Default::default() },
         }
     }
 
@@ -138,14 +138,12 @@ mod tests {
             interests: vec!["sportswear".into()],
         };
         let s = session();
-        let ctx = RequestContext {
-            time_ms: 1_000_000 + 30 * 60_000,
-            surface: Surface::HomeFeed,
-        };
+        let ctx = RequestContext { time_ms: 1_000_000 + 30 * 60_000, surface: Surface::HomeFeed };
         let mut row = [f32::NAN; NUM_FEATURES];
         let fit = extract(
             &FeatureInput {
                 user: &user,
+                activity: &Default::default(),
                 session: &s,
                 stats: &LiveStats::default(),
                 context: &ctx,
@@ -154,9 +152,7 @@ mod tests {
         );
         assert!(row.iter().all(|v| v.is_finite()));
         assert_eq!(row[schema::AGE + AgeBand::A25To34.index()], 1.0);
-        let cross = schema::AGE_X_CATEGORY
-            + AgeBand::A25To34.index() * Category::COUNT
-            + Category::Sportswear.index();
+        let cross = schema::AGE_X_CATEGORY + AgeBand::A25To34.index() * Category::COUNT + Category::Sportswear.index();
         assert_eq!(row[cross], 1.0);
         assert_eq!(row[scalar::REGION_MATCH], 1.0);
         assert_eq!(row[scalar::INTEREST_IN_CATEGORY], 1.0);
@@ -164,10 +160,7 @@ mod tests {
         assert_eq!(row[scalar::FIT_OVERALL], fit.overall());
         assert!((row[scalar::LOG_MINUTES_LIVE] - 31f32.ln()).abs() < 1e-5);
         // exactly the one-hot blocks carry 1s: 5 one-hots + 3 crosses
-        let ones = row[..schema::FIT_X_CATEGORY]
-            .iter()
-            .filter(|v| **v == 1.0)
-            .count();
+        let ones = row[..schema::FIT_X_CATEGORY].iter().filter(|v| **v == 1.0).count();
         assert_eq!(ones, 8);
     }
 }

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use crate::domain::{AgeBand, Category, Gender, PriceBand, Surface};
 
 /// Version of the feature transformations; bump when a feature's computation changes meaning.
-pub const TRANSFORM_VERSION: &str = "fitrank-features/1";
+pub const TRANSFORM_VERSION: &str = "fitrank-features/2";
 
 /// Start of the user age band one-hot block.
 pub const AGE: usize = 0;
@@ -101,6 +101,29 @@ scalars! {
     COLD = "live.cold";
     /// ln(1 + minutes since the session started), 0 before the start.
     LOG_MINUTES_LIVE = "live.log_minutes_live";
+    /// ln(1 + impressions in the 5-minute window).
+    LOG_IMPRESSIONS_5M = "live.log_impressions_5m";
+    /// ln of the smoothed view rate (views + 1) / (impressions + 10) in the 1-minute window, capped at 1.
+    LOG_VIEW_RATE_1M = "live.log_view_rate_1m";
+    /// The same over the 5-minute window.
+    LOG_VIEW_RATE_5M = "live.log_view_rate_5m";
+    /// The same over the 1-hour window.
+    LOG_VIEW_RATE_1H = "live.log_view_rate_1h";
+    /// ln of the smoothed purchases per impression (purchases + 0.2) / (impressions + 100), 5-minute window.
+    LOG_PURCHASE_RATE_5M = "live.log_purchase_rate_5m";
+    /// The same over the 1-hour window.
+    LOG_PURCHASE_RATE_1H = "live.log_purchase_rate_1h";
+    /// ln(1 + watch seconds per view) in the 5-minute window.
+    LOG_WATCH_PER_VIEW_5M = "live.log_watch_seconds_per_view_5m";
+    /// ln of how over-represented the user's segment (age band × gender) is among the session's
+    /// profiled viewers, against an even split: ln(32 · (views_segment + 1) / (profiled_views + 32)).
+    SEGMENT_VIEW_LIFT = "live.segment_view_lift";
+    /// sign(a) · ln(1 + |a|) of the user's decayed engagement a with the session's category.
+    USER_CATEGORY_AFFINITY = "user.category_affinity";
+    /// The user's decayed engagement with the category over their total (+1).
+    USER_CATEGORY_SHARE = "user.category_share";
+    /// ln(1 + the user's total decayed engagement).
+    USER_LOG_ACTIVITY = "user.log_activity";
     /// sin(2π · UTC hour of the request / 24).
     HOUR_SIN = "ctx.hour_sin";
     /// cos(2π · UTC hour of the request / 24).
@@ -118,57 +141,21 @@ pub fn feature_names() -> &'static [String] {
 
 fn build_names() -> Vec<String> {
     let mut names = Vec::with_capacity(NUM_FEATURES);
-    names.extend(
-        AgeBand::ALL
-            .iter()
-            .map(|a| format!("user.age_band={}", a.name())),
-    );
-    names.extend(
-        Gender::ALL
-            .iter()
-            .map(|g| format!("user.gender={}", g.name())),
-    );
-    names.extend(
-        Surface::ALL
-            .iter()
-            .map(|s| format!("ctx.surface={}", s.name())),
-    );
-    names.extend(
-        Category::ALL
-            .iter()
-            .map(|c| format!("session.category={}", c.name())),
-    );
-    names.extend(
-        PriceBand::ALL
-            .iter()
-            .map(|p| format!("session.price_band={}", p.name())),
-    );
+    names.extend(AgeBand::ALL.iter().map(|a| format!("user.age_band={}", a.name())));
+    names.extend(Gender::ALL.iter().map(|g| format!("user.gender={}", g.name())));
+    names.extend(Surface::ALL.iter().map(|s| format!("ctx.surface={}", s.name())));
+    names.extend(Category::ALL.iter().map(|c| format!("session.category={}", c.name())));
+    names.extend(PriceBand::ALL.iter().map(|p| format!("session.price_band={}", p.name())));
     for a in AgeBand::ALL {
-        names.extend(
-            Category::ALL
-                .iter()
-                .map(|c| format!("x.age_band={}&category={}", a.name(), c.name())),
-        );
+        names.extend(Category::ALL.iter().map(|c| format!("x.age_band={}&category={}", a.name(), c.name())));
     }
     for g in Gender::ALL {
-        names.extend(
-            Category::ALL
-                .iter()
-                .map(|c| format!("x.gender={}&category={}", g.name(), c.name())),
-        );
+        names.extend(Category::ALL.iter().map(|c| format!("x.gender={}&category={}", g.name(), c.name())));
     }
     for a in AgeBand::ALL {
-        names.extend(
-            PriceBand::ALL
-                .iter()
-                .map(|p| format!("x.age_band={}&price_band={}", a.name(), p.name())),
-        );
+        names.extend(PriceBand::ALL.iter().map(|p| format!("x.age_band={}&price_band={}", a.name(), p.name())));
     }
-    names.extend(
-        Category::ALL
-            .iter()
-            .map(|c| format!("x.fit&category={}", c.name())),
-    );
+    names.extend(Category::ALL.iter().map(|c| format!("x.fit&category={}", c.name())));
     names.extend(SCALAR_FEATURES.iter().map(|(name, _)| (*name).to_owned()));
     names
 }
@@ -206,10 +193,7 @@ mod tests {
         assert_eq!(names[CATEGORY], "session.category=fashion");
         assert_eq!(names[PRICE], "session.price_band=budget");
         assert_eq!(names[AGE_X_CATEGORY], "x.age_band=unknown&category=fashion");
-        assert_eq!(
-            names[GENDER_X_CATEGORY],
-            "x.gender=unknown&category=fashion"
-        );
+        assert_eq!(names[GENDER_X_CATEGORY], "x.gender=unknown&category=fashion");
         assert_eq!(names[AGE_X_PRICE], "x.age_band=unknown&price_band=budget");
         assert_eq!(names[FIT_X_CATEGORY], "x.fit&category=fashion");
         assert_eq!(names[scalar::LANGUAGE_MATCH], "match.language");

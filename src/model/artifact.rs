@@ -99,8 +99,7 @@ pub fn is_valid_version(s: &str) -> bool {
         && s.len() <= 64
         && s != "."
         && s != ".."
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
 impl ModelArtifact {
@@ -121,15 +120,9 @@ impl ModelArtifact {
     /// Checks that the artifact fits this server's feature schema and holds finite weights.
     pub fn validate(&self) -> Result<(), ModelError> {
         let m = &self.manifest;
-        let invalid = |reason: String| ModelError::Invalid {
-            model: self.id(),
-            reason,
-        };
+        let invalid = |reason: String| ModelError::Invalid { model: self.id(), reason };
         if m.format != FORMAT {
-            return Err(invalid(format!(
-                "artifact format {} is not supported (expected {FORMAT})",
-                m.format
-            )));
+            return Err(invalid(format!("artifact format {} is not supported (expected {FORMAT})", m.format)));
         }
         if m.schema_hash != features::schema_hash() {
             return Err(ModelError::SchemaMismatch {
@@ -139,14 +132,9 @@ impl ModelArtifact {
             });
         }
         if m.feature_names != features::feature_names() {
-            return Err(invalid(
-                "feature names differ from the schema its hash names".into(),
-            ));
+            return Err(invalid("feature names differ from the schema its hash names".into()));
         }
-        for (head, name) in [
-            (&self.heads.engage, "engage"),
-            (&self.heads.purchase, "purchase"),
-        ] {
+        for (head, name) in [(&self.heads.engage, "engage"), (&self.heads.purchase, "purchase")] {
             if head.weights.len() != NUM_FEATURES {
                 return Err(invalid(format!(
                     "head {name} has {} weights, expected {NUM_FEATURES}",
@@ -177,26 +165,14 @@ impl ModelArtifact {
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ModelError> {
     let bytes = fs::read(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => ModelError::NotFound(path.to_owned()),
-        _ => ModelError::Io {
-            path: path.to_owned(),
-            source,
-        },
+        _ => ModelError::Io { path: path.to_owned(), source },
     })?;
-    serde_json::from_slice(&bytes).map_err(|source| ModelError::Parse {
-        path: path.to_owned(),
-        source,
-    })
+    serde_json::from_slice(&bytes).map_err(|source| ModelError::Parse { path: path.to_owned(), source })
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ModelError> {
     let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec_pretty(value).expect("model artifacts serialise");
-    fs::write(&tmp, bytes).map_err(|source| ModelError::Io {
-        path: tmp.clone(),
-        source,
-    })?;
-    fs::rename(&tmp, path).map_err(|source| ModelError::Io {
-        path: path.to_owned(),
-        source,
-    })
+    fs::write(&tmp, bytes).map_err(|source| ModelError::Io { path: tmp.clone(), source })?;
+    fs::rename(&tmp, path).map_err(|source| ModelError::Io { path: path.to_owned(), source })
 }

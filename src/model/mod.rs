@@ -14,8 +14,7 @@ mod artifact;
 mod registry;
 
 pub use artifact::{
-    FORMAT as ARTIFACT_FORMAT, Heads, LinearHead, Manifest, ModelArtifact, TrainingInfo,
-    is_valid_version,
+    FORMAT as ARTIFACT_FORMAT, Heads, LinearHead, Manifest, ModelArtifact, TrainingInfo, is_valid_version,
 };
 pub use registry::{LoadedModel, ModelRegistry};
 
@@ -29,23 +28,13 @@ pub enum ModelError {
     #[error("model artifact not found: {0}")]
     NotFound(PathBuf),
     #[error("cannot read or write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("corrupt model artifact {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Parse { path: PathBuf, source: serde_json::Error },
     #[error(
         "model {model} was trained on feature schema {found}, but this server extracts schema {expected}; retrain it with this fitrank version"
     )]
-    SchemaMismatch {
-        model: String,
-        expected: String,
-        found: String,
-    },
+    SchemaMismatch { model: String, expected: String, found: String },
     #[error("invalid model artifact {model}: {reason}")]
     Invalid { model: String, reason: String },
     #[error("invalid model name or version {0:?}: use letters, digits, '.', '_' or '-'")]

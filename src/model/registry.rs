@@ -31,33 +31,18 @@ impl ModelRegistry {
     pub fn open(dir: impl Into<PathBuf>, name: &str) -> Result<Self, ModelError> {
         let dir = dir.into();
         let model = load(&dir, name, None)?;
-        Ok(ModelRegistry {
-            dir,
-            default_name: name.to_owned(),
-            current: RwLock::new(Arc::new(model)),
-        })
+        Ok(ModelRegistry { dir, default_name: name.to_owned(), current: RwLock::new(Arc::new(model)) })
     }
 
     /// The serving model.
     pub fn current(&self) -> Arc<LoadedModel> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Loads `name` (default: the configured name) at `version` (default: newest) and makes it the
     /// serving model. On any error the serving model is unchanged.
-    pub fn load(
-        &self,
-        name: Option<&str>,
-        version: Option<&str>,
-    ) -> Result<Arc<LoadedModel>, ModelError> {
-        let model = Arc::new(load(
-            &self.dir,
-            name.unwrap_or(&self.default_name),
-            version,
-        )?);
+    pub fn load(&self, name: Option<&str>, version: Option<&str>) -> Result<Arc<LoadedModel>, ModelError> {
+        let model = Arc::new(load(&self.dir, name.unwrap_or(&self.default_name), version)?);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = model.clone();
         tracing::info!(model = %model.id, "serving model swapped");
         Ok(model)
@@ -85,20 +70,14 @@ fn load(dir: &Path, name: &str, version: Option<&str>) -> Result<LoadedModel, Mo
             reason: format!("manifest says {}", artifact.id()),
         });
     }
-    Ok(LoadedModel {
-        id: artifact.id(),
-        artifact,
-    })
+    Ok(LoadedModel { id: artifact.id(), artifact })
 }
 
 /// The greatest version folder name under `base`.
 pub fn newest_version(base: &Path) -> Result<String, ModelError> {
     let entries = std::fs::read_dir(base).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => ModelError::NoVersions(base.to_owned()),
-        _ => ModelError::Io {
-            path: base.to_owned(),
-            source,
-        },
+        _ => ModelError::Io { path: base.to_owned(), source },
     })?;
     entries
         .filter_map(Result::ok)

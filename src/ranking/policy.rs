@@ -19,11 +19,7 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy {
-            purchase_weight: 1.0,
-            engage_weight: 0.01,
-            audience_fit_weight: 0.0,
-        }
+        Policy { purchase_weight: 1.0, engage_weight: 0.01, audience_fit_weight: 0.0 }
     }
 }
 
@@ -31,9 +27,7 @@ impl Policy {
     /// The ranking score of one item.
     #[inline]
     pub fn score(&self, p_engage: f32, p_purchase: f32, audience_fit: f32) -> f32 {
-        self.purchase_weight * p_purchase
-            + self.engage_weight * p_engage
-            + self.audience_fit_weight * audience_fit
+        self.purchase_weight * p_purchase + self.engage_weight * p_engage + self.audience_fit_weight * audience_fit
     }
 
     /// Checks that every weight is finite and not negative.
@@ -44,9 +38,7 @@ impl Policy {
             ("audience_fit_weight", self.audience_fit_weight),
         ] {
             if !w.is_finite() || w < 0.0 {
-                return Err(format!(
-                    "policy.{name} must be a finite number >= 0, got {w}"
-                ));
+                return Err(format!("policy.{name} must be a finite number >= 0, got {w}"));
             }
         }
         Ok(())

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use super::Policy;
-use crate::domain::{RequestContext, SessionStatus, UserProfile};
+use crate::domain::{RequestContext, SessionStatus, UserActivity, UserProfile};
+use crate::featurelog::{FeatureLog, ServedItem, ServedRanking, SparseRow};
 use crate::features::{self, FeatureInput, NUM_FEATURES};
 use crate::model::ModelRegistry;
 use crate::store::{CatalogFilter, SessionSnapshot, Store, StoreError};
@@ -67,6 +68,8 @@ pub struct Ranker {
     policy: Policy,
     /// Most live sessions considered when the request names no candidates.
     max_catalog_candidates: usize,
+    /// Where served rankings are recorded, if anywhere.
+    log: Option<Arc<FeatureLog>>,
 }
 
 impl Ranker {
@@ -76,27 +79,16 @@ impl Ranker {
         models: Arc<ModelRegistry>,
         policy: Policy,
         max_catalog_candidates: usize,
+        log: Option<Arc<FeatureLog>>,
     ) -> Self {
-        Ranker {
-            store,
-            models,
-            policy,
-            max_catalog_candidates,
-        }
+        Ranker { store, models, policy, max_catalog_candidates, log }
     }
 
     /// Ranks the query's candidates (or the live catalog) for its user.
     pub async fn rank(&self, query: RankQuery) -> Result<Ranked, RankError> {
-        let user = match query.user_override {
-            Some(profile) => profile,
-            None => self
-                .store
-                .get_users(&[&query.user_id])
-                .await?
-                .pop()
-                .flatten()
-                .unwrap_or_default(),
-        };
+        let stored = self.store.get_users(&[&query.user_id]).await?.pop().unwrap_or_default();
+        let user = query.user_override.or(stored.profile).unwrap_or_default();
+        let activity = stored.activity;
 
         let mut unranked = Vec::new();
         let candidates: Vec<SessionSnapshot> = if query.candidates.is_empty() {
@@ -113,12 +105,8 @@ impl Ranker {
             for (id, snapshot) in query.candidates.into_iter().zip(found) {
                 match snapshot {
                     None => unranked.push((id, UnrankedReason::NotFound)),
-                    Some(s) if s.session.status == SessionStatus::Ended => {
-                        unranked.push((id, UnrankedReason::Ended))
-                    }
-                    Some(s) if s.session.status != SessionStatus::Live => {
-                        unranked.push((id, UnrankedReason::NotLive))
-                    }
+                    Some(s) if s.session.status == SessionStatus::Ended => unranked.push((id, UnrankedReason::Ended)),
+                    Some(s) if s.session.status != SessionStatus::Live => unranked.push((id, UnrankedReason::NotLive)),
                     Some(s) => live.push(s),
                 }
             }
@@ -128,50 +116,97 @@ impl Ranker {
         let model = self.models.current();
         let heads = &model.artifact.heads;
         let mut row = [0f32; NUM_FEATURES];
-        let mut items: Vec<RankedItem> = candidates
+        let mut scored: Vec<Scored> = candidates
             .iter()
-            .map(|c| {
-                let input = FeatureInput {
-                    user: &user,
-                    session: &c.session,
-                    stats: &c.stats,
-                    context: &query.context,
-                };
-                let fit = features::extract(&input, &mut row).overall();
+            .enumerate()
+            .map(|(candidate, c)| {
+                let fit = features::extract(&feature_input(&user, &activity, c, &query.context), &mut row).overall();
                 let p_engage = heads.engage.predict(&row);
                 let p_purchase = heads.purchase.predict(&row);
-                RankedItem {
-                    session_id: c.session.session_id.clone(),
-                    score: self.policy.score(p_engage, p_purchase, fit),
-                    p_engage,
-                    p_purchase,
-                    audience_fit: fit,
-                }
+                let score = self.policy.score(p_engage, p_purchase, fit);
+                Scored { candidate, score, p_engage, p_purchase, fit }
             })
             .collect();
-        let scored = items.len();
-        let limit = query.limit.min(scored);
-        if limit < scored {
-            items.select_nth_unstable_by(limit, by_score);
-            items.truncate(limit);
+        let total = scored.len();
+        let by_score = |a: &Scored, b: &Scored| {
+            b.score.total_cmp(&a.score).then_with(|| {
+                candidates[a.candidate].session.session_id.cmp(&candidates[b.candidate].session.session_id)
+            })
+        };
+        let limit = query.limit.min(total);
+        if limit < total {
+            scored.select_nth_unstable_by(limit, by_score);
+            scored.truncate(limit);
         }
-        items.sort_unstable_by(by_score);
+        scored.sort_unstable_by(by_score);
 
-        Ok(Ranked {
-            ranking_id: new_ranking_id(),
-            model_id: model.id.clone(),
-            items,
-            unranked,
-            scored,
-        })
+        let ranking_id = new_ranking_id();
+        if let Some(log) = &self.log {
+            // Rows are recomputed for the returned items only: the extractor is a pure function of
+            // these inputs, so this is the row that was scored, without keeping every candidate's.
+            let items = scored
+                .iter()
+                .enumerate()
+                .map(|(position, s)| {
+                    let c = &candidates[s.candidate];
+                    features::extract(&feature_input(&user, &activity, c, &query.context), &mut row);
+                    ServedItem {
+                        session: c.session.clone(),
+                        stats: c.stats,
+                        position: position as u32,
+                        score: s.score,
+                        p_engage: s.p_engage,
+                        p_purchase: s.p_purchase,
+                        propensity: 1.0,
+                        features: SparseRow::from_dense(&row),
+                    }
+                })
+                .collect();
+            log.log_served(ServedRanking {
+                ranking_id: ranking_id.clone(),
+                user_id: query.user_id.clone(),
+                user: user.clone(),
+                activity,
+                context: query.context,
+                schema_hash: features::schema_hash().to_owned(),
+                model_version: model.id.clone(),
+                experiment: String::new(),
+                arm: String::new(),
+                items,
+            });
+        }
+
+        let items = scored
+            .iter()
+            .map(|s| RankedItem {
+                session_id: candidates[s.candidate].session.session_id.clone(),
+                score: s.score,
+                p_engage: s.p_engage,
+                p_purchase: s.p_purchase,
+                audience_fit: s.fit,
+            })
+            .collect();
+        Ok(Ranked { ranking_id, model_id: model.id.clone(), items, unranked, scored: total })
     }
 }
 
-/// Descending score; ties by session id so the order is deterministic.
-fn by_score(a: &RankedItem, b: &RankedItem) -> std::cmp::Ordering {
-    b.score
-        .total_cmp(&a.score)
-        .then_with(|| a.session_id.cmp(&b.session_id))
+/// The extractor's input for one candidate.
+fn feature_input<'a>(
+    user: &'a UserProfile,
+    activity: &'a UserActivity,
+    candidate: &'a SessionSnapshot,
+    context: &'a RequestContext,
+) -> FeatureInput<'a> {
+    FeatureInput { user, activity, session: &candidate.session, stats: &candidate.stats, context }
+}
+
+/// One scored candidate.
+struct Scored {
+    candidate: usize,
+    score: f32,
+    p_engage: f32,
+    p_purchase: f32,
+    fit: f32,
 }
 
 /// 128 random bits as 32 hex digits.

@@ -14,9 +14,10 @@ use std::{
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{CatalogFilter, IngestOutcome, SessionSnapshot, Store, StoreError, wal};
+use super::{CatalogFilter, EventStatus, IngestOutcome, SessionSnapshot, Store, StoreError, UserRecord, wal};
 use crate::domain::{
-    Event, LiveSession, LiveStats, SessionStatus, UnixMs, UserProfile, audience, now_ms,
+    Event, LiveSession, LiveStats, SessionStatus, UnixMs, UserActivity, UserProfile, Viewer, audience,
+    engagement_weight, now_ms,
 };
 
 /// Settings of the embedded store.
@@ -55,6 +56,8 @@ struct SessionEntry {
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<String, UserProfile>,
+    /// Recent activity of every user id seen in events.
+    activity: HashMap<String, UserActivity>,
     sessions: HashMap<String, SessionEntry>,
     /// Ids of live sessions ordered by (start time, id), newest last.
     live: BTreeSet<(UnixMs, String)>,
@@ -94,34 +97,24 @@ impl State {
     fn put_session(&mut self, session: LiveSession) {
         let stats = match self.sessions.remove(&session.session_id) {
             Some(old) => {
-                self.live
-                    .remove(&(old.session.start_time_ms, old.session.session_id.clone()));
+                self.live.remove(&(old.session.start_time_ms, old.session.session_id.clone()));
                 old.stats
             }
             None => LiveStats::default(),
         };
         if session.status == SessionStatus::Live {
-            self.live
-                .insert((session.start_time_ms, session.session_id.clone()));
+            self.live.insert((session.start_time_ms, session.session_id.clone()));
         }
-        self.sessions.insert(
-            session.session_id.clone(),
-            SessionEntry {
-                session: Arc::new(session),
-                stats,
-            },
-        );
+        self.sessions.insert(session.session_id.clone(), SessionEntry { session: Arc::new(session), stats });
     }
 
     fn apply_event(&mut self, event: &Event) {
-        let Some(entry) = self.sessions.get_mut(&event.session_id) else {
-            return;
-        };
-        let in_target = self
-            .users
-            .get(&event.user_id)
-            .and_then(|u| audience::fit(u, &entry.session.target).in_target());
-        entry.stats.apply(event, in_target);
+        let Some(entry) = self.sessions.get_mut(&event.session_id) else { return };
+        let viewer = Viewer::of(self.users.get(&event.user_id), &entry.session.target);
+        entry.stats.apply(event, viewer);
+        if engagement_weight(event) != 0.0 {
+            self.activity.entry(event.user_id.clone()).or_default().apply(entry.session.category, event);
+        }
     }
 
     fn expire(&mut self, before_ms: UnixMs) {
@@ -135,10 +128,7 @@ impl State {
     }
 
     fn snapshot(&self, id: &str) -> Option<SessionSnapshot> {
-        self.sessions.get(id).map(|e| SessionSnapshot {
-            session: e.session.clone(),
-            stats: e.stats,
-        })
+        self.sessions.get(id).map(|e| SessionSnapshot { session: e.session.clone(), stats: e.stats })
     }
 }
 
@@ -162,9 +152,7 @@ impl EmbeddedStore {
         let mut state = State::default();
         let window = config.dedup_window_ms;
         let (writer, replay) =
-            wal::open::<Record>(&config.data_dir.join("state.log"), config.fsync, |r| {
-                state.apply(r, window)
-            })?;
+            wal::open::<Record>(&config.data_dir.join("state.log"), config.fsync, |r| state.apply(r, window))?;
         state.expire(now_ms() - window);
         tracing::info!(
             records = replay.records,
@@ -174,11 +162,7 @@ impl EmbeddedStore {
             "embedded store opened"
         );
         Ok(EmbeddedStore {
-            inner: Arc::new(Inner {
-                state: RwLock::new(state),
-                wal: Mutex::new(writer),
-                dedup_window_ms: window,
-            }),
+            inner: Arc::new(Inner { state: RwLock::new(state), wal: Mutex::new(writer), dedup_window_ms: window }),
         })
     }
 
@@ -198,11 +182,7 @@ impl EmbeddedStore {
             let (record, out) = f(&inner.state.read().unwrap_or_else(|e| e.into_inner()));
             if let Some(record) = record {
                 wal.append(&record)?;
-                inner
-                    .state
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .apply(record, inner.dedup_window_ms);
+                inner.state.write().unwrap_or_else(|e| e.into_inner()).apply(record, inner.dedup_window_ms);
             }
             Ok(out)
         })
@@ -220,90 +200,67 @@ impl Store for EmbeddedStore {
 
     async fn upsert_sessions(&self, sessions: Vec<LiveSession>) -> Result<usize, StoreError> {
         let n = sessions.len();
-        self.write(move |_| (Some(Record::Sessions(sessions)), n))
-            .await
+        self.write(move |_| (Some(Record::Sessions(sessions)), n)).await
     }
 
-    async fn end_session(
-        &self,
-        session_id: &str,
-        end_ms: UnixMs,
-    ) -> Result<Option<LiveSession>, StoreError> {
+    async fn end_session(&self, session_id: &str, end_ms: UnixMs) -> Result<Option<LiveSession>, StoreError> {
         let id = session_id.to_owned();
         let found = self
             .write(move |state| match state.sessions.get(&id) {
-                Some(_) => (
-                    Some(Record::End {
-                        session_id: id,
-                        end_ms,
-                    }),
-                    true,
-                ),
+                Some(_) => (Some(Record::End { session_id: id, end_ms }), true),
                 None => (None, false),
             })
             .await?;
-        Ok(if found {
-            self.read(|s| s.sessions.get(session_id).map(|e| (*e.session).clone()))
-        } else {
-            None
-        })
+        Ok(if found { self.read(|s| s.sessions.get(session_id).map(|e| (*e.session).clone())) } else { None })
     }
 
-    async fn get_users(&self, ids: &[&str]) -> Result<Vec<Option<UserProfile>>, StoreError> {
-        Ok(self.read(|s| ids.iter().map(|id| s.users.get(*id).cloned()).collect()))
+    async fn get_users(&self, ids: &[&str]) -> Result<Vec<UserRecord>, StoreError> {
+        Ok(self.read(|s| {
+            ids.iter()
+                .map(|id| UserRecord {
+                    profile: s.users.get(*id).cloned(),
+                    activity: s.activity.get(*id).copied().unwrap_or_default(),
+                })
+                .collect()
+        }))
     }
 
     async fn get_sessions(&self, ids: &[&str]) -> Result<Vec<Option<SessionSnapshot>>, StoreError> {
         Ok(self.read(|s| ids.iter().map(|id| s.snapshot(id)).collect()))
     }
 
-    async fn live_sessions(
-        &self,
-        filter: &CatalogFilter,
-    ) -> Result<Vec<SessionSnapshot>, StoreError> {
+    async fn live_sessions(&self, filter: &CatalogFilter) -> Result<Vec<SessionSnapshot>, StoreError> {
         Ok(self.read(|s| {
             s.live
                 .iter()
                 .rev()
                 .filter_map(|(_, id)| s.sessions.get(id))
-                .filter(|e| {
-                    filter.language.is_empty()
-                        || e.session.language.eq_ignore_ascii_case(&filter.language)
-                })
-                .filter(|e| {
-                    filter.region.is_empty()
-                        || audience::region_contains(&e.session.region, &filter.region)
-                })
+                .filter(|e| filter.language.is_empty() || e.session.language.eq_ignore_ascii_case(&filter.language))
+                .filter(|e| filter.region.is_empty() || audience::region_contains(&e.session.region, &filter.region))
                 .take(filter.limit)
-                .map(|e| SessionSnapshot {
-                    session: e.session.clone(),
-                    stats: e.stats,
-                })
+                .map(|e| SessionSnapshot { session: e.session.clone(), stats: e.stats })
                 .collect()
         }))
     }
 
     async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError> {
         self.write(move |state| {
-            let mut outcome = IngestOutcome::default();
+            let mut outcome = IngestOutcome { statuses: Vec::with_capacity(events.len()) };
             let mut batch_ids = HashSet::new();
             let mut accepted = Vec::with_capacity(events.len());
-            for (i, event) in events.into_iter().enumerate() {
-                if state.seen.contains(&event.event_id) || !batch_ids.insert(event.event_id.clone())
-                {
-                    outcome.duplicates += 1;
+            for event in events {
+                let status = if state.seen.contains(&event.event_id) || batch_ids.contains(&event.event_id) {
+                    EventStatus::Duplicate
                 } else if !state.sessions.contains_key(&event.session_id) {
-                    batch_ids.remove(&event.event_id);
-                    outcome.unknown_session.push(i);
+                    EventStatus::UnknownSession
                 } else {
+                    batch_ids.insert(event.event_id.clone());
                     accepted.push(event);
-                }
+                    EventStatus::Accepted
+                };
+                outcome.statuses.push(status);
             }
-            outcome.accepted = accepted.len() as u32;
-            let record = (!accepted.is_empty()).then(|| Record::Events {
-                stored_ms: now_ms(),
-                events: accepted,
-            });
+            let record = (!accepted.is_empty()).then(|| Record::Events { stored_ms: now_ms(), events: accepted });
             (record, outcome)
         })
         .await
@@ -316,11 +273,7 @@ mod tests {
     use crate::domain::{AgeBand, Category, EventKind, Gender, PriceBand, TargetAudience};
 
     fn config(dir: &std::path::Path) -> EmbeddedStoreConfig {
-        EmbeddedStoreConfig {
-            data_dir: dir.to_owned(),
-            fsync: false,
-            dedup_window_ms: 86_400_000,
-        }
+        EmbeddedStoreConfig { data_dir: dir.to_owned(), fsync: false, dedup_window_ms: 86_400_000 }
     }
 
     fn session(id: &str, start: UnixMs) -> LiveSession {
@@ -334,10 +287,7 @@ mod tests {
             start_time_ms: start,
             status: SessionStatus::Live,
             end_time_ms: 0,
-            target: TargetAudience {
-                genders: vec![Gender::Female],
-                ..Default::default()
-            },
+            target: TargetAudience { genders: vec![Gender::Female], ..Default::default() },
         }
     }
 
@@ -360,19 +310,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = EmbeddedStore::open(&config(dir.path())).unwrap();
-            let woman = UserProfile {
-                age_band: AgeBand::A25To34,
-                gender: Gender::Female,
-                ..Default::default()
-            };
-            store
-                .upsert_users(vec![("u1".into(), woman)])
-                .await
-                .unwrap();
-            store
-                .upsert_sessions(vec![session("a", 10), session("b", 20)])
-                .await
-                .unwrap();
+            let woman = UserProfile { age_band: AgeBand::A25To34, gender: Gender::Female, ..Default::default() };
+            store.upsert_users(vec![("u1".into(), woman)]).await.unwrap();
+            store.upsert_sessions(vec![session("a", 10), session("b", 20)]).await.unwrap();
             let out = store
                 .ingest(vec![
                     event("e1", EventKind::View, "u1", "a"),
@@ -382,51 +322,24 @@ mod tests {
                 ])
                 .await
                 .unwrap();
-            assert_eq!(
-                out,
-                IngestOutcome {
-                    accepted: 2,
-                    duplicates: 1,
-                    unknown_session: vec![3]
-                }
-            );
-            let again = store
-                .ingest(vec![event("e2", EventKind::Purchase, "u1", "a")])
-                .await
-                .unwrap();
-            assert_eq!(again.duplicates, 1);
+            use EventStatus::*;
+            assert_eq!(out.statuses, vec![Accepted, Duplicate, Accepted, UnknownSession]);
+            let again = store.ingest(vec![event("e2", EventKind::Purchase, "u1", "a")]).await.unwrap();
+            assert_eq!(again.statuses, vec![Duplicate]);
             store.end_session("b", 99).await.unwrap().unwrap();
         }
         let store = EmbeddedStore::open(&config(dir.path())).unwrap();
         let got = store.get_sessions(&["a", "b", "zz"]).await.unwrap();
         let a = got[0].as_ref().unwrap();
-        assert_eq!(
-            (a.stats.views, a.stats.purchases, a.stats.on_target_views),
-            (1, 1, 1)
-        );
+        assert_eq!((a.stats.views, a.stats.purchases, a.stats.on_target_views), (1, 1, 1));
         assert_eq!(a.stats.revenue, 9.5);
-        assert_eq!(
-            got[1].as_ref().unwrap().session.status,
-            SessionStatus::Ended
-        );
+        assert_eq!(got[1].as_ref().unwrap().session.status, SessionStatus::Ended);
         assert!(got[2].is_none());
-        let live = store
-            .live_sessions(&CatalogFilter {
-                limit: 10,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(
-            live.iter()
-                .map(|s| s.session.session_id.as_str())
-                .collect::<Vec<_>>(),
-            vec!["a"]
-        );
-        let dup = store
-            .ingest(vec![event("e1", EventKind::View, "u1", "a")])
-            .await
-            .unwrap();
-        assert_eq!(dup.duplicates, 1, "dedup survives restart");
+        let live = store.live_sessions(&CatalogFilter { limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(live.iter().map(|s| s.session.session_id.as_str()).collect::<Vec<_>>(), vec!["a"]);
+        let dup = store.ingest(vec![event("e1", EventKind::View, "u1", "a")]).await.unwrap();
+        assert_eq!(dup.statuses, vec![EventStatus::Duplicate], "dedup survives restart");
+        let users = store.get_users(&["u1"]).await.unwrap();
+        assert!(users[0].activity.affinity(Category::Beauty, 1) > 5.0, "view + purchase count toward beauty");
     }
 }

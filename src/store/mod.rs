@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 pub use embedded::{EmbeddedStore, EmbeddedStoreConfig};
 
-use crate::domain::{Event, LiveSession, LiveStats, UnixMs, UserProfile};
+use crate::domain::{Event, LiveSession, LiveStats, UnixMs, UserActivity, UserProfile};
 
 /// A session as read for ranking: its attributes (shared, cheap to clone) and a copy of its stats.
 #[derive(Debug, Clone)]
@@ -34,15 +34,36 @@ pub struct CatalogFilter {
     pub limit: usize,
 }
 
-/// What happened to a batch of events.
+/// A user as read for ranking: the stored profile (if any) and recent activity (kept for every
+/// user id that sent events, stored or not).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserRecord {
+    pub profile: Option<UserProfile>,
+    pub activity: UserActivity,
+}
+
+/// What the store did with one event of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventStatus {
+    /// Stored for the first time.
+    Accepted,
+    /// Its id was already stored (earlier, or earlier in the same batch).
+    Duplicate,
+    /// It names a session the catalog does not have; not stored.
+    UnknownSession,
+}
+
+/// What happened to a batch of events, one status per event in batch order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestOutcome {
-    /// Stored for the first time.
-    pub accepted: u32,
-    /// Already stored earlier (or earlier in the same batch).
-    pub duplicates: u32,
-    /// Indexes (into the batch) of events naming a session the catalog does not have.
-    pub unknown_session: Vec<usize>,
+    pub statuses: Vec<EventStatus>,
+}
+
+impl IngestOutcome {
+    /// How many events had `status`.
+    pub fn count(&self, status: EventStatus) -> u32 {
+        self.statuses.iter().filter(|s| **s == status).count() as u32
+    }
 }
 
 /// Why the store failed. Mapped to gRPC statuses in `crate::api::status`.
@@ -64,20 +85,13 @@ pub trait Store: Send + Sync + 'static {
     /// Creates or replaces sessions (keeping live stats of existing ones), atomically and durably.
     async fn upsert_sessions(&self, sessions: Vec<LiveSession>) -> Result<usize, StoreError>;
     /// Marks a session ended at `end_ms`; `None` when the session is unknown.
-    async fn end_session(
-        &self,
-        session_id: &str,
-        end_ms: UnixMs,
-    ) -> Result<Option<LiveSession>, StoreError>;
-    /// Reads users by id, in order.
-    async fn get_users(&self, ids: &[&str]) -> Result<Vec<Option<UserProfile>>, StoreError>;
+    async fn end_session(&self, session_id: &str, end_ms: UnixMs) -> Result<Option<LiveSession>, StoreError>;
+    /// Reads users (profile and activity) by id, in order.
+    async fn get_users(&self, ids: &[&str]) -> Result<Vec<UserRecord>, StoreError>;
     /// Reads sessions with their stats by id, in order.
     async fn get_sessions(&self, ids: &[&str]) -> Result<Vec<Option<SessionSnapshot>>, StoreError>;
     /// Lists live sessions matching `filter`.
-    async fn live_sessions(
-        &self,
-        filter: &CatalogFilter,
-    ) -> Result<Vec<SessionSnapshot>, StoreError>;
+    async fn live_sessions(&self, filter: &CatalogFilter) -> Result<Vec<SessionSnapshot>, StoreError>;
     /// Stores events, each id once, and folds them into live stats. Returns only after the
     /// accepted events are durable.
     async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError>;

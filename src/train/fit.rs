@@ -78,24 +78,13 @@ mod tests {
                 .fit(&DatasetBase::new(x.view(), y.view()))
                 .unwrap();
             let theirs = linfa.predict_probabilities(&x);
-            let p_true: Vec<f64> = theirs
-                .iter()
-                .map(|p| {
-                    if linfa.labels().pos.class {
-                        *p
-                    } else {
-                        1.0 - *p
-                    }
-                })
-                .collect();
+            let p_true: Vec<f64> =
+                theirs.iter().map(|p| if linfa.labels().pos.class { *p } else { 1.0 - *p }).collect();
             let ours = predict(&head, x.view());
             for (a, b) in ours.iter().zip(&p_true) {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b}");
             }
-            assert!(
-                head.weights[0] > 0.0,
-                "positive feature gets a positive weight"
-            );
+            assert!(head.weights[0] > 0.0, "positive feature gets a positive weight");
         }
     }
 }

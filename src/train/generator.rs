@@ -16,8 +16,8 @@
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::domain::{
-    AgeBand, Category, Event, EventKind, Gender, LiveSession, LiveStats, PriceBand, RequestContext,
-    SessionStatus, Surface, TargetAudience, UserProfile, audience,
+    AgeBand, Category, Event, EventKind, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SessionStatus,
+    Surface, TargetAudience, UserActivity, UserProfile, Viewer, audience,
 };
 use crate::features::FeatureInput;
 
@@ -34,12 +34,7 @@ pub struct GeneratorConfig {
 
 impl Default for GeneratorConfig {
     fn default() -> Self {
-        GeneratorConfig {
-            users: 5_000,
-            sessions: 600,
-            impressions: 120_000,
-            seed: 7,
-        }
+        GeneratorConfig { users: 5_000, sessions: 600, impressions: 120_000, seed: 7 }
     }
 }
 
@@ -85,9 +80,7 @@ fn age_mid(band: AgeBand) -> Option<f32> {
 
 /// How much a segment belongs to a category's buying core, in [0, 1].
 fn core_affinity(core: &Core, user: &UserProfile) -> f32 {
-    let age = age_mid(user.age_band).map_or(0.4, |m| {
-        (-((m - core.age_centre) / core.age_width).powi(2)).exp()
-    });
+    let age = age_mid(user.age_band).map_or(0.4, |m| (-((m - core.age_centre) / core.age_width).powi(2)).exp());
     let gender = match user.gender {
         Gender::Female => 0.5 + 0.45 * core.gender_lean,
         Gender::Male => 0.5 - 0.45 * core.gender_lean,
@@ -104,45 +97,28 @@ fn make_truth(rng: &mut StdRng, sessions: usize) -> Truth {
             age_width: rng.gen_range(6.0..14.0),
             gender_lean: pick(rng, &[-0.9, -0.5, 0.0, 0.5, 0.9]),
             base_buy: rng.gen_range(-3.2..-2.0),
-            watchers: (
-                pick(rng, &AgeBand::ALL[4..]),
-                pick(rng, &[Gender::Male, Gender::Female]),
-            ),
+            watchers: (pick(rng, &AgeBand::ALL[4..]), pick(rng, &[Gender::Male, Gender::Female])),
         })
         .collect();
     let host_quality = (0..sessions).map(|_| rng.gen_range(-0.6..0.6)).collect();
-    Truth {
-        cores,
-        session_cores: Vec::with_capacity(sessions),
-        host_quality,
-    }
+    Truth { cores, session_cores: Vec::with_capacity(sessions), host_quality }
 }
 
 fn make_user(rng: &mut StdRng) -> UserProfile {
     let (region, language) = pick(rng, MARKETS);
-    let age_band = if rng.gen_bool(0.08) {
-        AgeBand::Unknown
-    } else {
-        pick(rng, &AgeBand::ALL[1..])
-    };
+    let age_band = if rng.gen_bool(0.08) { AgeBand::Unknown } else { pick(rng, &AgeBand::ALL[1..]) };
     let gender = match rng.gen_range(0..100) {
         0..=45 => Gender::Female,
         46..=91 => Gender::Male,
         92..=94 => Gender::Other,
         _ => Gender::Unknown,
     };
-    let interests = (0..rng.gen_range(0..3))
-        .map(|_| pick(rng, Category::ALL).name().to_owned())
-        .collect();
+    let interests = (0..rng.gen_range(0..3)).map(|_| pick(rng, Category::ALL).name().to_owned()).collect();
     UserProfile {
         age_band,
         gender,
         region: format!("{region}{}", pick(rng, SUBREGIONS)),
-        language: if rng.gen_bool(0.1) {
-            String::new()
-        } else {
-            language.to_owned()
-        },
+        language: if rng.gen_bool(0.1) { String::new() } else { language.to_owned() },
         interests,
     }
 }
@@ -152,11 +128,7 @@ fn make_target(rng: &mut StdRng, core: &Core, region: &str) -> TargetAudience {
     if rng.gen_bool(0.15) {
         return TargetAudience::default();
     }
-    let shift = if rng.gen_bool(0.2) {
-        rng.gen_range(-20.0..20.0)
-    } else {
-        rng.gen_range(-3.0..3.0)
-    };
+    let shift = if rng.gen_bool(0.2) { rng.gen_range(-20.0..20.0) } else { rng.gen_range(-3.0..3.0) };
     let centre: f32 = core.age_centre + shift;
     let half = core.age_width.max(5.0);
     let genders = match core.gender_lean {
@@ -168,11 +140,7 @@ fn make_target(rng: &mut StdRng, core: &Core, region: &str) -> TargetAudience {
         min_age: (centre - half).clamp(13.0, 90.0) as u32,
         max_age: (centre + half).clamp(14.0, 90.0) as u32,
         genders,
-        regions: if rng.gen_bool(0.7) {
-            vec![region.to_owned()]
-        } else {
-            vec![]
-        },
+        regions: if rng.gen_bool(0.7) { vec![region.to_owned()] } else { vec![] },
         interests: vec![],
     }
 }
@@ -182,11 +150,7 @@ fn make_session(rng: &mut StdRng, i: usize, truth: &mut Truth) -> LiveSession {
     let base = truth.cores[category.index()];
     let core = Core {
         age_centre: (base.age_centre + rng.gen_range(-15.0..15.0)).clamp(18.0, 70.0),
-        gender_lean: if rng.gen_bool(0.5) {
-            base.gender_lean
-        } else {
-            pick(rng, &[-0.9, 0.0, 0.9])
-        },
+        gender_lean: if rng.gen_bool(0.5) { base.gender_lean } else { pick(rng, &[-0.9, 0.0, 0.9]) },
         ..base
     };
     truth.session_cores.push(core);
@@ -207,18 +171,12 @@ fn make_session(rng: &mut StdRng, i: usize, truth: &mut Truth) -> LiveSession {
 }
 
 /// (P(view | shown), P(buy | viewed)) under the hidden truth.
-fn truth_probs(
-    truth: &Truth,
-    s_index: usize,
-    user: &UserProfile,
-    session: &LiveSession,
-) -> (f32, f32) {
+fn truth_probs(truth: &Truth, s_index: usize, user: &UserProfile, session: &LiveSession) -> (f32, f32) {
     let core = &truth.session_cores[s_index];
     let affinity = core_affinity(core, user);
     let watcher = (user.age_band, user.gender) == core.watchers;
     let lang_ok = user.language.is_empty() || user.language == session.language;
-    let region_ok =
-        audience::region_contains(&session.region, &user.region) || user.region.is_empty();
+    let region_ok = audience::region_contains(&session.region, &user.region) || user.region.is_empty();
     let interested = user.interests.iter().any(|i| i == session.category.name());
     let quality = truth.host_quality[s_index];
 
@@ -237,10 +195,7 @@ fn truth_probs(
         (PriceBand::Budget, _) => 0.3,
         _ => 0.0,
     };
-    let mut z_buy = core.base_buy + 2.4 * affinity - 1.0
-        + price
-        + 0.8 * quality
-        + if interested { 0.5 } else { 0.0 };
+    let mut z_buy = core.base_buy + 2.4 * affinity - 1.0 + price + 0.8 * quality + if interested { 0.5 } else { 0.0 };
     if watcher {
         z_buy = -9.0;
     }
@@ -266,9 +221,7 @@ pub fn generate(config: GeneratorConfig) -> Dataset {
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut truth = make_truth(&mut rng, config.sessions);
     let users: Vec<UserProfile> = (0..config.users).map(|_| make_user(&mut rng)).collect();
-    let sessions: Vec<LiveSession> = (0..config.sessions)
-        .map(|i| make_session(&mut rng, i, &mut truth))
-        .collect();
+    let sessions: Vec<LiveSession> = (0..config.sessions).map(|i| make_session(&mut rng, i, &mut truth)).collect();
 
     let mut shown: Vec<Shown> = (0..config.impressions)
         .map(|_| {
@@ -284,24 +237,22 @@ pub fn generate(config: GeneratorConfig) -> Dataset {
         .collect();
     shown.sort_by_key(|s| s.time_ms);
 
-    // Replay in time order: the row sees the stats from before its own outcome.
+    // Replay in time order: the row sees the stats and activity from before its own outcome.
     let mut stats = vec![LiveStats::default(); sessions.len()];
+    let mut activity = vec![UserActivity::default(); users.len()];
     let mut contexts = Vec::with_capacity(shown.len());
     let mut snapshots = Vec::with_capacity(shown.len());
     let mut labels = Vec::with_capacity(shown.len());
     for imp in &shown {
         let (user, session) = (&users[imp.user], &sessions[imp.session]);
-        snapshots.push(stats[imp.session]);
-        contexts.push(RequestContext {
-            time_ms: imp.time_ms,
-            surface: imp.surface,
-        });
+        snapshots.push((stats[imp.session], activity[imp.user]));
+        contexts.push(RequestContext { time_ms: imp.time_ms, surface: imp.surface });
         let (p_view, p_buy) = truth_probs(&truth, imp.session, user, session);
         let viewed = rng.gen_bool(f64::from(p_view));
         let bought = viewed && rng.gen_bool(f64::from(p_buy));
         labels.push((viewed, bought));
 
-        let in_target = audience::fit(user, &session.target).in_target();
+        let viewer = Viewer::of(Some(user), &session.target);
         let mut event = |kind: EventKind, watch_seconds: f64, amount: f64| {
             let e = Event {
                 event_id: String::new(),
@@ -314,17 +265,14 @@ pub fn generate(config: GeneratorConfig) -> Dataset {
                 watch_seconds,
                 amount,
             };
-            stats[imp.session].apply(&e, in_target);
+            stats[imp.session].apply(&e, viewer);
+            activity[imp.user].apply(session.category, &e);
         };
         event(EventKind::Impression, 0.0, 0.0);
         if viewed {
             event(EventKind::View, 0.0, 0.0);
             let watcher = (user.age_band, user.gender) == truth.session_cores[imp.session].watchers;
-            let watch = if watcher {
-                rng.gen_range(300.0..1200.0)
-            } else {
-                rng.gen_range(20.0..400.0)
-            };
+            let watch = if watcher { rng.gen_range(300.0..1200.0) } else { rng.gen_range(20.0..400.0) };
             event(EventKind::Watch, watch, 0.0);
             if rng.gen_bool(0.15) {
                 event(EventKind::Like, 0.0, 0.0);
@@ -339,24 +287,13 @@ pub fn generate(config: GeneratorConfig) -> Dataset {
         }
     }
 
-    Dataset::from_inputs(
-        shown
-            .iter()
-            .zip(snapshots.iter().zip(contexts.iter()))
-            .zip(labels)
-            .map(|((imp, (stats, context)), (viewed, bought))| {
-                (
-                    FeatureInput {
-                        user: &users[imp.user],
-                        session: &sessions[imp.session],
-                        stats,
-                        context,
-                    },
-                    viewed,
-                    bought,
-                )
-            }),
-    )
+    Dataset::from_inputs(shown.iter().zip(snapshots.iter().zip(contexts.iter())).zip(labels).map(
+        |((imp, ((stats, activity), context)), (viewed, bought))| {
+            let input =
+                FeatureInput { user: &users[imp.user], activity, session: &sessions[imp.session], stats, context };
+            (input, viewed, bought)
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -365,12 +302,7 @@ mod tests {
 
     #[test]
     fn deterministic_and_learnable_rates() {
-        let config = GeneratorConfig {
-            users: 300,
-            sessions: 40,
-            impressions: 5_000,
-            seed: 3,
-        };
+        let config = GeneratorConfig { users: 300, sessions: 40, impressions: 5_000, seed: 3 };
         let a = generate(config);
         let b = generate(config);
         assert_eq!(a.x, b.x);

@@ -31,9 +31,7 @@ pub struct Dataset {
 
 impl Dataset {
     /// Builds the matrix from labelled feature inputs through the shared extractor.
-    pub fn from_inputs<'a>(
-        examples: impl ExactSizeIterator<Item = (FeatureInput<'a>, bool, bool)>,
-    ) -> Self {
+    pub fn from_inputs<'a>(examples: impl ExactSizeIterator<Item = (FeatureInput<'a>, bool, bool)>) -> Self {
         let n = examples.len();
         let mut x = Array2::<f64>::zeros((n, NUM_FEATURES));
         let mut engaged = Array1::from_elem(n, false);
@@ -53,13 +51,7 @@ impl Dataset {
         if n == 0 {
             (first_ms, last_ms) = (0, 0);
         }
-        Dataset {
-            x,
-            engaged,
-            purchased,
-            first_ms,
-            last_ms,
-        }
+        Dataset { x, engaged, purchased, first_ms, last_ms }
     }
 
     /// Number of rows.
@@ -91,10 +83,7 @@ pub struct TrainOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error("linfa could not fit the {head} head: {source}")]
-    Fit {
-        head: &'static str,
-        source: linfa_logistic::error::Error,
-    },
+    Fit { head: &'static str, source: linfa_logistic::error::Error },
     #[error("training data unusable: {0}")]
     Data(String),
 }
@@ -105,54 +94,23 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
     let n = data.len();
     let n_train = ((n as f64) * (1.0 - opts.holdout)).round() as usize;
     if n_train < 100 || n_train >= n {
-        return Err(TrainError::Data(format!(
-            "{n} rows are too few for a {} holdout",
-            opts.holdout
-        )));
+        return Err(TrainError::Data(format!("{n} rows are too few for a {} holdout", opts.holdout)));
     }
     let (x_train, x_test) = data.x.view().split_at(ndarray::Axis(0), n_train);
-    let split = |y: &Array1<bool>| {
-        (
-            y.slice(ndarray::s![..n_train]).to_owned(),
-            y.slice(ndarray::s![n_train..]).to_owned(),
-        )
-    };
+    let split =
+        |y: &Array1<bool>| (y.slice(ndarray::s![..n_train]).to_owned(), y.slice(ndarray::s![n_train..]).to_owned());
     let (e_train, e_test) = split(&data.engaged);
     let (p_train, p_test) = split(&data.purchased);
 
-    let engage = fit::fit_head(
-        "engage",
-        x_train,
-        e_train.view(),
-        opts.alpha,
-        opts.max_iterations,
-    )?;
-    let purchase = fit::fit_head(
-        "purchase",
-        x_train,
-        p_train.view(),
-        opts.alpha,
-        opts.max_iterations,
-    )?;
+    let engage = fit::fit_head("engage", x_train, e_train.view(), opts.alpha, opts.max_iterations)?;
+    let purchase = fit::fit_head("purchase", x_train, p_train.view(), opts.alpha, opts.max_iterations)?;
 
     let mut metrics = BTreeMap::new();
-    for (name, head, y) in [
-        ("engage", &engage, &e_test),
-        ("purchase", &purchase, &p_test),
-    ] {
+    for (name, head, y) in [("engage", &engage, &e_test), ("purchase", &purchase, &p_test)] {
         let p = fit::predict(head, x_test);
-        metrics.insert(
-            format!("{name}_auc"),
-            metrics::auc(&p, y.as_slice().expect("contiguous")),
-        );
-        metrics.insert(
-            format!("{name}_logloss"),
-            metrics::log_loss(&p, y.as_slice().expect("contiguous")),
-        );
-        metrics.insert(
-            format!("{name}_base_rate"),
-            y.iter().filter(|v| **v).count() as f64 / y.len() as f64,
-        );
+        metrics.insert(format!("{name}_auc"), metrics::auc(&p, y.as_slice().expect("contiguous")));
+        metrics.insert(format!("{name}_logloss"), metrics::log_loss(&p, y.as_slice().expect("contiguous")));
+        metrics.insert(format!("{name}_base_rate"), y.iter().filter(|v| **v).count() as f64 / y.len() as f64);
     }
     metrics.insert("holdout_rows".into(), (n - n_train) as f64);
 
@@ -178,8 +136,5 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
         ]),
         metrics,
     };
-    Ok(ModelArtifact {
-        manifest,
-        heads: crate::model::Heads { engage, purchase },
-    })
+    Ok(ModelArtifact { manifest, heads: crate::model::Heads { engage, purchase } })
 }

@@ -68,26 +68,14 @@ impl TestServer {
         let handle = tokio::spawn(server::run(config, listener, async move {
             let _ = rx.await;
         }));
-        let server = TestServer {
-            addr,
-            models_dir,
-            data_dir,
-            shutdown: Some(tx),
-            handle: Some(handle),
-            _tmp: tmp,
-        };
+        let server = TestServer { addr, models_dir, data_dir, shutdown: Some(tx), handle: Some(handle), _tmp: tmp };
         server.wait_ready().await;
         server
     }
 
     async fn wait_ready(&self) {
         for _ in 0..200 {
-            if Channel::from_shared(self.url())
-                .unwrap()
-                .connect()
-                .await
-                .is_ok()
-            {
+            if Channel::from_shared(self.url()).unwrap().connect().await.is_ok() {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -100,11 +88,7 @@ impl TestServer {
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
+        Channel::from_shared(self.url()).unwrap().connect().await.unwrap()
     }
 
     /// Signals shutdown without waiting.
@@ -114,10 +98,10 @@ impl TestServer {
         }
     }
 
-    /// Signals shutdown and waits for the server to finish.
-    pub async fn stop(mut self) -> Result<(), ServeError> {
+    /// Signals shutdown and waits for the server to finish; its folders stay until it is dropped.
+    pub async fn stop(&mut self) -> Result<(), ServeError> {
         self.begin_shutdown();
-        self.handle.take().unwrap().await.unwrap()
+        self.handle.take().expect("server running").await.unwrap()
     }
 }
 
@@ -130,12 +114,7 @@ impl Drop for TestServer {
 }
 
 /// A user attributes message.
-pub fn attrs(
-    age: pb::AgeBand,
-    gender: pb::Gender,
-    region: &str,
-    language: &str,
-) -> pb::UserAttributes {
+pub fn attrs(age: pb::AgeBand, gender: pb::Gender, region: &str, language: &str) -> pb::UserAttributes {
     pb::UserAttributes {
         age_band: age as i32,
         gender: gender as i32,
@@ -161,12 +140,7 @@ pub fn session(id: &str, target: Option<pb::TargetAudience>) -> pb::LiveSession 
 }
 
 /// A target audience.
-pub fn target(
-    min_age: u32,
-    max_age: u32,
-    genders: &[pb::Gender],
-    regions: &[&str],
-) -> pb::TargetAudience {
+pub fn target(min_age: u32, max_age: u32, genders: &[pb::Gender], regions: &[&str]) -> pb::TargetAudience {
     pb::TargetAudience {
         min_age,
         max_age,
@@ -184,21 +158,9 @@ pub fn event(id: &str, kind: pb::EventType, user: &str, session: &str) -> pb::Ev
         user_id: user.into(),
         session_id: session.into(),
         time_unix_ms: 0,
-        ranking_id: if kind == pb::EventType::Impression {
-            "r1".into()
-        } else {
-            String::new()
-        },
+        ranking_id: if kind == pb::EventType::Impression { "r1".into() } else { String::new() },
         position: 0,
-        watch_seconds: if kind == pb::EventType::Watch {
-            30.0
-        } else {
-            0.0
-        },
-        amount: if matches!(kind, pb::EventType::Purchase | pb::EventType::Return) {
-            25.0
-        } else {
-            0.0
-        },
+        watch_seconds: if kind == pb::EventType::Watch { 30.0 } else { 0.0 },
+        amount: if matches!(kind, pb::EventType::Purchase | pb::EventType::Return) { 25.0 } else { 0.0 },
     }
 }

@@ -1,0 +1,66 @@
+//! A user's recent engagement per category, decayed over days: "what this user is into now".
+
+use serde::{Deserialize, Serialize};
+
+use super::{Category, Event, EventKind, UnixMs};
+
+/// Half-life of category affinity: 3 days.
+pub const AFFINITY_HALF_LIFE_MS: i64 = 3 * 86_400_000;
+
+/// Decayed engagement score per category.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UserActivity {
+    /// Reference time of `by_category`, ms.
+    pub at_ms: UnixMs,
+    pub by_category: [f32; Category::COUNT],
+}
+
+impl Default for UserActivity {
+    fn default() -> Self {
+        UserActivity { at_ms: 0, by_category: [0.0; Category::COUNT] }
+    }
+}
+
+/// How much an event says about the user's interest in the session's category.
+pub fn engagement_weight(event: &Event) -> f32 {
+    match event.kind {
+        EventKind::Impression => 0.0,
+        EventKind::View => 1.0,
+        EventKind::Watch => (event.watch_seconds as f32 / 60.0).min(5.0),
+        EventKind::Like | EventKind::Comment | EventKind::Share => 0.5,
+        EventKind::Follow | EventKind::AddToCart => 2.0,
+        EventKind::Purchase => 5.0,
+        EventKind::Return => -3.0,
+        EventKind::Hide => -2.0,
+    }
+}
+
+fn factor(dt_ms: i64) -> f32 {
+    (-(dt_ms.max(0) as f32) / AFFINITY_HALF_LIFE_MS as f32).exp2()
+}
+
+impl UserActivity {
+    /// Adds an event on a session of `category`.
+    pub fn apply(&mut self, category: Category, event: &Event) {
+        let w = engagement_weight(event);
+        if w == 0.0 {
+            return;
+        }
+        if event.time_ms > self.at_ms {
+            let f = factor(event.time_ms - self.at_ms);
+            self.by_category.iter_mut().for_each(|v| *v *= f);
+            self.at_ms = event.time_ms;
+        }
+        self.by_category[category.index()] += w * factor(self.at_ms - event.time_ms);
+    }
+
+    /// Decayed score of `category` at `t_ms` (never extrapolated backwards).
+    pub fn affinity(&self, category: Category, t_ms: UnixMs) -> f32 {
+        self.by_category[category.index()] * factor(t_ms - self.at_ms)
+    }
+
+    /// Sum of absolute decayed scores at `t_ms`.
+    pub fn total(&self, t_ms: UnixMs) -> f32 {
+        self.by_category.iter().map(|v| v.abs()).sum::<f32>() * factor(t_ms - self.at_ms)
+    }
+}

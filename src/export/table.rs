@@ -1,0 +1,376 @@
+//! A column-oriented table with CSV and Parquet writers and a CSV reader.
+
+use std::{
+    fs::File,
+    io::{BufRead, BufReader, BufWriter, Write},
+    path::Path,
+    sync::Arc,
+};
+
+/// Values of one column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    I64(Vec<i64>),
+    F64(Vec<f64>),
+    F32(Vec<f32>),
+    Str(Vec<String>),
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::I64(v) => v.len(),
+            Values::F64(v) => v.len(),
+            Values::F32(v) => v.len(),
+            Values::Str(v) => v.len(),
+        }
+    }
+
+    fn empty_like(&self) -> Values {
+        match self {
+            Values::I64(_) => Values::I64(Vec::new()),
+            Values::F64(_) => Values::F64(Vec::new()),
+            Values::F32(_) => Values::F32(Vec::new()),
+            Values::Str(_) => Values::Str(Vec::new()),
+        }
+    }
+
+    fn cell(&self, row: usize) -> String {
+        match self {
+            Values::I64(v) => v[row].to_string(),
+            Values::F64(v) => v[row].to_string(),
+            Values::F32(v) => v[row].to_string(),
+            Values::Str(v) => csv_escape(&v[row]),
+        }
+    }
+}
+
+/// A named column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub values: Values,
+}
+
+/// Columns of equal length.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    pub columns: Vec<Column>,
+}
+
+/// Why a table could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("I/O on {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("malformed CSV {path} line {line}: {reason}")]
+    Csv { path: String, line: usize, reason: String },
+    #[error("column {0:?} is missing")]
+    MissingColumn(String),
+    #[error("column {column:?} row {row}: {value:?} is not a number")]
+    NotANumber { column: String, row: usize, value: String },
+}
+
+impl Table {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.columns.first().map_or(0, |c| c.values.len())
+    }
+
+    /// A table with the same columns and no rows.
+    pub fn empty_like(&self) -> Table {
+        Table {
+            columns: self
+                .columns
+                .iter()
+                .map(|c| Column { name: c.name.clone(), values: c.values.empty_like() })
+                .collect(),
+        }
+    }
+
+    /// The column named `name`.
+    pub fn column(&self, name: &str) -> Result<&Column, TableError> {
+        self.columns.iter().find(|c| c.name == name).ok_or_else(|| TableError::MissingColumn(name.to_owned()))
+    }
+
+    /// A cell as text (any column type).
+    pub fn text(&self, name: &str, row: usize) -> Result<String, TableError> {
+        Ok(match &self.column(name)?.values {
+            Values::Str(v) => v[row].clone(),
+            other => other.cell(row),
+        })
+    }
+
+    /// A cell as f64 (numeric columns, or text that parses).
+    pub fn f64(&self, name: &str, row: usize) -> Result<f64, TableError> {
+        let c = self.column(name)?;
+        Ok(match &c.values {
+            Values::I64(v) => v[row] as f64,
+            Values::F64(v) => v[row],
+            Values::F32(v) => f64::from(v[row]),
+            Values::Str(v) => v[row].parse().map_err(|_| TableError::NotANumber {
+                column: name.to_owned(),
+                row,
+                value: v[row].clone(),
+            })?,
+        })
+    }
+
+    /// A cell as f32, exactly as written (f32 text round-trips).
+    pub fn f32(&self, name: &str, row: usize) -> Result<f32, TableError> {
+        let c = self.column(name)?;
+        Ok(match &c.values {
+            Values::F32(v) => v[row],
+            Values::Str(v) => v[row].parse().map_err(|_| TableError::NotANumber {
+                column: name.to_owned(),
+                row,
+                value: v[row].clone(),
+            })?,
+            _ => self.f64(name, row)? as f32,
+        })
+    }
+
+    /// A cell as i64.
+    pub fn i64(&self, name: &str, row: usize) -> Result<i64, TableError> {
+        let c = self.column(name)?;
+        Ok(match &c.values {
+            Values::I64(v) => v[row],
+            Values::Str(v) => v[row].parse().map_err(|_| TableError::NotANumber {
+                column: name.to_owned(),
+                row,
+                value: v[row].clone(),
+            })?,
+            _ => self.f64(name, row)? as i64,
+        })
+    }
+
+    /// Writes CSV with a header row. Numbers are written in shortest round-trip form, so reading
+    /// them back gives the same bits.
+    pub fn write_csv(&self, path: &Path) -> Result<(), TableError> {
+        let io = |source| TableError::Io { path: path.display().to_string(), source };
+        let mut out = BufWriter::new(File::create(path).map_err(io)?);
+        let header: Vec<String> = self.columns.iter().map(|c| csv_escape(&c.name)).collect();
+        writeln!(out, "{}", header.join(",")).map_err(io)?;
+        let mut line = String::new();
+        for row in 0..self.rows() {
+            line.clear();
+            for (i, c) in self.columns.iter().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                line.push_str(&c.values.cell(row));
+            }
+            writeln!(out, "{line}").map_err(io)?;
+        }
+        out.flush().map_err(io)
+    }
+
+    /// Reads a CSV file with a header row; every column is text (see the typed getters).
+    pub fn read_csv(path: &Path) -> Result<Table, TableError> {
+        let p = path.display().to_string();
+        let file = File::open(path).map_err(|source| TableError::Io { path: p.clone(), source })?;
+        let mut lines = BufReader::new(file).lines();
+        let header = match lines.next() {
+            Some(line) => parse_csv_line(&line.map_err(|source| TableError::Io { path: p.clone(), source })?)
+                .map_err(|reason| TableError::Csv { path: p.clone(), line: 1, reason })?,
+            None => return Ok(Table::default()),
+        };
+        let mut cols: Vec<Vec<String>> = vec![Vec::new(); header.len()];
+        for (n, line) in lines.enumerate() {
+            let line = line.map_err(|source| TableError::Io { path: p.clone(), source })?;
+            let cells =
+                parse_csv_line(&line).map_err(|reason| TableError::Csv { path: p.clone(), line: n + 2, reason })?;
+            if cells.len() != header.len() {
+                return Err(TableError::Csv {
+                    path: p.clone(),
+                    line: n + 2,
+                    reason: format!("{} cells, header has {}", cells.len(), header.len()),
+                });
+            }
+            for (c, cell) in cols.iter_mut().zip(cells) {
+                c.push(cell);
+            }
+        }
+        Ok(Table {
+            columns: header.into_iter().zip(cols).map(|(name, v)| Column { name, values: Values::Str(v) }).collect(),
+        })
+    }
+
+    /// Writes Parquet (snappy-compressed, one row group per 100,000 rows, every column required).
+    pub fn write_parquet(&self, path: &Path) -> Result<(), TableError> {
+        use parquet::basic::{Compression, LogicalType, Repetition, Type as Physical};
+        use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, FloatType, Int64Type};
+        use parquet::file::{properties::WriterProperties, writer::SerializedFileWriter};
+        use parquet::schema::types::Type;
+
+        let mut fields = Vec::with_capacity(self.columns.len());
+        for c in &self.columns {
+            let (physical, logical) = match c.values {
+                Values::I64(_) => (Physical::INT64, None),
+                Values::F64(_) => (Physical::DOUBLE, None),
+                Values::F32(_) => (Physical::FLOAT, None),
+                Values::Str(_) => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
+            };
+            let field = Type::primitive_type_builder(&c.name, physical)
+                .with_repetition(Repetition::REQUIRED)
+                .with_logical_type(logical)
+                .build()?;
+            fields.push(Arc::new(field));
+        }
+        let schema = Arc::new(Type::group_type_builder("fitrank_export").with_fields(fields).build()?);
+        let props = Arc::new(WriterProperties::builder().set_compression(Compression::SNAPPY).build());
+        let file = File::create(path).map_err(|source| TableError::Io { path: path.display().to_string(), source })?;
+        let mut writer = SerializedFileWriter::new(file, schema, props)?;
+        const GROUP: usize = 100_000;
+        let rows = self.rows();
+        let mut start = 0;
+        while start < rows || (rows == 0 && start == 0) {
+            let end = (start + GROUP).min(rows);
+            let mut group = writer.next_row_group()?;
+            let mut columns = self.columns.iter();
+            while let Some(mut col) = group.next_column()? {
+                let c = columns.next().expect("one writer per column");
+                match &c.values {
+                    Values::I64(v) => {
+                        col.typed::<Int64Type>().write_batch(&v[start..end], None, None)?;
+                    }
+                    Values::F64(v) => {
+                        col.typed::<DoubleType>().write_batch(&v[start..end], None, None)?;
+                    }
+                    Values::F32(v) => {
+                        col.typed::<FloatType>().write_batch(&v[start..end], None, None)?;
+                    }
+                    Values::Str(v) => {
+                        let bytes: Vec<ByteArray> = v[start..end].iter().map(|s| ByteArray::from(s.as_str())).collect();
+                        col.typed::<ByteArrayType>().write_batch(&bytes, None, None)?;
+                    }
+                }
+                col.close()?;
+            }
+            group.close()?;
+            if rows == 0 {
+                break;
+            }
+            start = end;
+        }
+        writer.close()?;
+        Ok(())
+    }
+}
+
+/// Builds a table row by row; the first row fixes the columns, later rows must push the same
+/// names in the same order.
+#[derive(Debug, Default)]
+pub struct TableBuilder {
+    pub table: Table,
+    at: usize,
+    rows: usize,
+}
+
+impl TableBuilder {
+    fn slot(&mut self, name: &str, empty: impl FnOnce() -> Values) -> &mut Values {
+        if self.rows == 0 {
+            self.table.columns.push(Column { name: name.to_owned(), values: empty() });
+        }
+        let column = &mut self.table.columns[self.at];
+        debug_assert_eq!(column.name, name, "rows must push the same columns in the same order");
+        self.at += 1;
+        &mut column.values
+    }
+
+    /// Pushes an i64 cell.
+    pub fn i64(&mut self, name: &str, v: i64) {
+        if let Values::I64(c) = self.slot(name, || Values::I64(Vec::new())) {
+            c.push(v);
+        }
+    }
+
+    /// Pushes an f64 cell.
+    pub fn f64(&mut self, name: &str, v: f64) {
+        if let Values::F64(c) = self.slot(name, || Values::F64(Vec::new())) {
+            c.push(v);
+        }
+    }
+
+    /// Pushes an f32 cell.
+    pub fn f32(&mut self, name: &str, v: f32) {
+        if let Values::F32(c) = self.slot(name, || Values::F32(Vec::new())) {
+            c.push(v);
+        }
+    }
+
+    /// Pushes a text cell.
+    pub fn str(&mut self, name: &str, v: impl Into<String>) {
+        if let Values::Str(c) = self.slot(name, || Values::Str(Vec::new())) {
+            c.push(v.into());
+        }
+    }
+
+    /// Ends the current row.
+    pub fn end_row(&mut self) {
+        debug_assert_eq!(self.at, self.table.columns.len(), "row is missing columns");
+        self.at = 0;
+        self.rows += 1;
+    }
+}
+
+fn csv_escape(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+}
+
+fn parse_csv_line(line: &str) -> Result<Vec<String>, String> {
+    let mut cells = Vec::new();
+    let mut cell = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => cell.push(c),
+            (false, '"') if cell.is_empty() => quoted = true,
+            (false, ',') => cells.push(std::mem::take(&mut cell)),
+            (false, c) => cell.push(c),
+        }
+    }
+    if quoted {
+        return Err("unterminated quote".into());
+    }
+    cells.push(cell);
+    Ok(cells)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_round_trip_keeps_bits_and_text() {
+        let mut b = TableBuilder::default();
+        for (i, s) in ["plain", "with, comma", "with \"quote\""].iter().enumerate() {
+            b.i64("n", i as i64 - 1);
+            b.f32("x", 0.1 + i as f32 / 3.0);
+            b.f64("y", std::f64::consts::PI * i as f64);
+            b.str("s", *s);
+            b.end_row();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        b.table.write_csv(&path).unwrap();
+        let back = Table::read_csv(&path).unwrap();
+        assert_eq!(back.rows(), 3);
+        for row in 0..3 {
+            assert_eq!(back.f32("x", row).unwrap().to_bits(), b.table.f32("x", row).unwrap().to_bits());
+            assert_eq!(back.f64("y", row).unwrap(), b.table.f64("y", row).unwrap());
+            assert_eq!(back.i64("n", row).unwrap(), row as i64 - 1);
+            assert_eq!(back.text("s", row).unwrap(), b.table.text("s", row).unwrap());
+        }
+        b.table.write_parquet(&dir.path().join("t.parquet")).unwrap();
+        b.table.empty_like().write_parquet(&dir.path().join("empty.parquet")).unwrap();
+    }
+}

@@ -1,0 +1,28 @@
+//! The feature log: what was served, exactly, and what users did afterwards.
+//!
+//! Two streams of append-only segment files (frames from [`crate::frames`], payloads encoded with
+//! postcard) under one folder:
+//!
+//! - `served-*.seg`: one [`ServedRanking`] per `Rank` call: the user's profile and activity, the
+//!   context, the model version, the experiment arm, and per returned item the session, its live
+//!   stats snapshot, the scores, the placement probability, and the **exact feature row that was
+//!   scored** (sparse). Written by a background thread so `Rank` never waits on disk; if the queue
+//!   is full a ranking is dropped from the log (counted and logged), never delayed.
+//! - `outcomes-*.seg`: every valid ingested event, written *before* the ingest call is
+//!   acknowledged. Duplicates may appear (a retried batch); the join de-duplicates by event id.
+//!
+//! Flush policy (configurable in `[feature_log]`): served records are buffered and flushed every
+//! `flush_interval_ms` (default 1 s) and on shutdown; so a crash loses at most that much of the
+//! served log. Outcome batches are written through at once. `fsync = true` adds an `fdatasync`
+//! per flush or outcome batch. Segments rotate at `max_segment_mb` (default 64) or
+//! `max_segment_age_secs` (default 1 h); a new process always starts new segments, and each file
+//! name carries the start time and a random instance id, so several replicas can write into
+//! separate folders and be exported together.
+
+mod record;
+mod segments;
+mod writer;
+
+pub use record::{ServedItem, ServedRanking, SparseRow};
+pub use segments::{ReadStats, SegmentKind, read_outcomes, read_served};
+pub use writer::{FeatureLog, FeatureLogConfig};

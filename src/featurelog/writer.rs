@@ -1,0 +1,189 @@
+//! [`FeatureLog`]: the writers of both streams.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+        mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+use super::ServedRanking;
+use super::segments::{Rotation, SegmentKind, SegmentWriter};
+use crate::domain::Event;
+
+/// Settings of the feature log (`[feature_log]` in the config file).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeatureLogConfig {
+    /// Write the feature log at all.
+    pub enabled: bool,
+    /// Folder of the segments; default `<data_dir>/featurelog`.
+    pub dir: Option<PathBuf>,
+    /// Rotate a segment when it would exceed this size.
+    pub max_segment_mb: u64,
+    /// Rotate a segment after this long.
+    pub max_segment_age_secs: u64,
+    /// Flush buffered served records at least this often.
+    pub flush_interval_ms: u64,
+    /// fdatasync on every flush and outcome batch.
+    pub fsync: bool,
+    /// Rankings queued for the writer before new ones are dropped from the log.
+    pub queue_capacity: usize,
+}
+
+impl Default for FeatureLogConfig {
+    fn default() -> Self {
+        FeatureLogConfig {
+            enabled: true,
+            dir: None,
+            max_segment_mb: 64,
+            max_segment_age_secs: 3_600,
+            flush_interval_ms: 1_000,
+            fsync: false,
+            queue_capacity: 4_096,
+        }
+    }
+}
+
+enum Message {
+    Served(Box<ServedRanking>),
+    Flush(SyncSender<std::io::Result<()>>),
+}
+
+/// Writes served rankings (asynchronously) and outcomes (synchronously).
+pub struct FeatureLog {
+    dir: PathBuf,
+    tx: Mutex<Option<SyncSender<Message>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    outcomes: Mutex<SegmentWriter>,
+    dropped: AtomicU64,
+    logged: AtomicU64,
+}
+
+impl std::fmt::Debug for FeatureLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeatureLog").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+impl FeatureLog {
+    /// Opens the log in `dir` and starts its writer thread.
+    pub fn open(dir: PathBuf, config: &FeatureLogConfig) -> std::io::Result<Arc<Self>> {
+        std::fs::create_dir_all(&dir)?;
+        let instance = format!("{:08x}", rand::random::<u32>());
+        let rotation = Rotation {
+            max_bytes: config.max_segment_mb.max(1) << 20,
+            max_age_ms: (config.max_segment_age_secs.max(1) * 1000) as i64,
+        };
+        let served = SegmentWriter::new(&dir, SegmentKind::Served, &instance, rotation, config.fsync, 1 << 20);
+        let outcomes = SegmentWriter::new(&dir, SegmentKind::Outcomes, &instance, rotation, config.fsync, 0);
+        let (tx, rx) = sync_channel(config.queue_capacity.max(1));
+        let interval = Duration::from_millis(config.flush_interval_ms.max(1));
+        let thread =
+            std::thread::Builder::new().name("featurelog".into()).spawn(move || run_writer(rx, served, interval))?;
+        Ok(Arc::new(FeatureLog {
+            dir,
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            outcomes: Mutex::new(outcomes),
+            dropped: AtomicU64::new(0),
+            logged: AtomicU64::new(0),
+        }))
+    }
+
+    /// The folder of the segments.
+    pub fn dir(&self) -> &PathBuf {
+        &self.dir
+    }
+
+    /// Queues a served ranking; never blocks. Dropped (and counted) when the queue is full.
+    pub fn log_served(&self, ranking: ServedRanking) {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(tx) = tx.as_ref() else { return };
+        match tx.try_send(Message::Served(Box::new(ranking))) {
+            Ok(()) => {
+                self.logged.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(dropped = n, "feature log queue full; rankings dropped from the log");
+                }
+            }
+        }
+    }
+
+    /// Appends a batch of events to the outcome log; returns once written.
+    pub fn log_outcomes(&self, events: &[Event]) -> std::io::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut w = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        w.append(&events)?;
+        w.flush()
+    }
+
+    /// Rankings queued so far, and rankings dropped because the queue was full.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.logged.load(Ordering::Relaxed), self.dropped.load(Ordering::Relaxed))
+    }
+
+    /// Waits until every ranking queued before this call is written and flushed.
+    pub fn flush(&self) -> std::io::Result<()> {
+        let (done_tx, done_rx) = sync_channel(1);
+        {
+            let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(tx) = tx.as_ref() else { return Ok(()) };
+            tx.send(Message::Flush(done_tx)).map_err(|_| std::io::Error::other("feature log writer stopped"))?;
+        }
+        done_rx.recv().map_err(|_| std::io::Error::other("feature log writer stopped"))?
+    }
+
+    /// Writes everything queued, closes the segments and stops the writer thread.
+    pub fn close(&self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = thread.join();
+        }
+        if let Err(e) = self.outcomes.lock().unwrap_or_else(|e| e.into_inner()).close() {
+            tracing::error!(error = %e, "closing the outcome log failed");
+        }
+    }
+}
+
+impl Drop for FeatureLog {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn run_writer(rx: Receiver<Message>, mut served: SegmentWriter, interval: Duration) {
+    let report = |r: std::io::Result<()>| {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "feature log write failed");
+        }
+    };
+    let mut last_flush = std::time::Instant::now();
+    loop {
+        match rx.recv_timeout(interval) {
+            Ok(Message::Served(ranking)) => report(served.append(&*ranking)),
+            Ok(Message::Flush(done)) => {
+                let _ = done.send(served.flush());
+                last_flush = std::time::Instant::now();
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if last_flush.elapsed() >= interval {
+            report(served.flush());
+            last_flush = std::time::Instant::now();
+        }
+    }
+    report(served.close());
+}

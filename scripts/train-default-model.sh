@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
 cargo run --release --quiet -- train --generate --seed 7 --rows 120000 --users 5000 --sessions 600 \
-  --alpha 1.0 --max-iterations 200 --name default --version 20261122-000000 --models "${1:-models}"
+  --alphas 1.0 --validation 0 --test 0.2 --max-iterations 200 --name default --version 20261122-000000 --models "${1:-models}"

@@ -74,11 +74,32 @@ struct ServeArgs {
 }
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["generate", "data"])))]
 struct TrainArgs {
-    /// Train on data from the built-in synthetic generator (the only source so far).
-    #[arg(long, required = true)]
+    /// Train on data from the built-in synthetic generator.
+    #[arg(long)]
     generate: bool,
-    /// Seed of the generator.
+    /// Train on a table: a `fitrank export` file or any table mapped onto its layout (.parquet or .csv).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Rename a column of --data to the name fitrank expects, OURS=THEIRS (repeatable),
+    /// e.g. --map label_purchase=bought --map user.age_band=age.
+    #[arg(long = "map", value_parser = parse_mapping)]
+    mappings: Vec<(String, String)>,
+    /// Recompute features from the raw-input columns of --data (required for tables that are not
+    /// exports of this schema; missing raw columns take documented defaults).
+    #[arg(long)]
+    recompute: bool,
+    /// Split rows by time (last shares are validation and test) or randomly by --seed.
+    #[arg(long, default_value = "time", value_parser = ["time", "random"])]
+    split: String,
+    /// Share of rows for validation (choosing alpha).
+    #[arg(long, default_value_t = 0.1)]
+    validation: f64,
+    /// Share of rows for the test metrics in the manifest.
+    #[arg(long, default_value_t = 0.1)]
+    test: f64,
+    /// Seed of the generator and of a random split.
     #[arg(long, default_value_t = 7)]
     seed: u64,
     /// Generated impressions (rows).
@@ -90,9 +111,9 @@ struct TrainArgs {
     /// Generated live sessions.
     #[arg(long, default_value_t = 600)]
     sessions: usize,
-    /// L2 regularisation strength.
-    #[arg(long, default_value_t = 1.0)]
-    alpha: f64,
+    /// L2 regularisation strengths to try, comma-separated; chosen per head on validation.
+    #[arg(long, value_delimiter = ',', default_value = "0.1,1,10")]
+    alphas: Vec<f64>,
     /// Most L-BFGS iterations per head.
     #[arg(long, default_value_t = 200)]
     max_iterations: u64,
@@ -105,6 +126,11 @@ struct TrainArgs {
     /// Version name; default: the current UTC time, YYYYMMDD-HHMMSS.
     #[arg(long)]
     version: Option<String>,
+}
+
+fn parse_mapping(s: &str) -> Result<(String, String), String> {
+    let (ours, theirs) = s.split_once('=').ok_or("expected OURS=THEIRS")?;
+    Ok((ours.to_owned(), theirs.to_owned()))
 }
 
 fn main() -> ExitCode {
@@ -144,23 +170,53 @@ fn serve(a: ServeArgs) -> Result<(), AnyError> {
 }
 
 fn run_train(a: TrainArgs) -> Result<(), AnyError> {
-    let gen_config =
-        train::generator::GeneratorConfig { users: a.users, sessions: a.sessions, impressions: a.rows, seed: a.seed };
     let started = std::time::Instant::now();
-    eprintln!("generating {} impressions (seed {})...", a.rows, a.seed);
-    let data = train::generator::generate(gen_config);
-    eprintln!("fitting engage and purchase heads on {} rows...", data.len());
     let version = a.version.unwrap_or_else(|| fitrank::domain::version_stamp(fitrank::domain::now_ms()));
     if !fitrank::model::is_valid_version(&version) || !fitrank::model::is_valid_version(&a.name) {
         return Err(format!("invalid model name or version {}/{}", a.name, version).into());
     }
+    if a.alphas.is_empty() || a.alphas.iter().any(|x| !x.is_finite() || *x < 0.0) {
+        return Err("--alphas must be finite numbers >= 0".into());
+    }
+    let (data, source) = match &a.data {
+        None => {
+            eprintln!("generating {} impressions (seed {})...", a.rows, a.seed);
+            let config = train::generator::GeneratorConfig {
+                users: a.users,
+                sessions: a.sessions,
+                impressions: a.rows,
+                seed: a.seed,
+            };
+            (
+                train::generator::generate(config),
+                format!("generated(users={},sessions={},rows={})", a.users, a.sessions, a.rows),
+            )
+        }
+        Some(path) => {
+            eprintln!("reading {}...", path.display());
+            let mut table = fitrank::export::Table::read(path)?;
+            table.rename(&a.mappings)?;
+            let source = train::table::TableSource { recompute: a.recompute, ..Default::default() };
+            eprintln!(
+                "building features for {} rows{}...",
+                table.rows(),
+                if a.recompute { " (recomputed)" } else { "" }
+            );
+            (train::table::dataset(&mut table, &source)?, path.display().to_string())
+        }
+    };
+    let split = match a.split.as_str() {
+        "random" => train::Split::Random { seed: a.seed, validation: a.validation, test: a.test },
+        _ => train::Split::Time { validation: a.validation, test: a.test },
+    };
+    eprintln!("fitting engage and purchase heads on {} rows ({} alphas)...", data.len(), a.alphas.len());
     let opts = train::TrainOptions {
         name: a.name.clone(),
         version: version.clone(),
-        alpha: a.alpha,
+        alphas: a.alphas,
         max_iterations: a.max_iterations,
-        holdout: 0.2,
-        source: format!("generated(users={},sessions={},rows={})", a.users, a.sessions, a.rows),
+        split,
+        source,
         seed: a.seed,
     };
     let artifact = train::train(&data, &opts)?;
@@ -168,7 +224,7 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
     artifact.save(&dir)?;
     println!("wrote {}", dir.display());
     for (k, v) in &artifact.manifest.metrics {
-        println!("  {k:<20} {v:.4}");
+        println!("  {k:<28} {v:.4}");
     }
     eprintln!("done in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())

@@ -266,3 +266,41 @@ pub fn empty_table() -> Table {
     append_row(&mut b, &ranking, &item, &Labels::default(), &[0.0; NUM_FEATURES]);
     b.table.empty_like()
 }
+
+/// Adds every raw-input column of the layout that `table` lacks, filled with its empty value
+/// (unknown demographics, no target, zero stats, category `other`, price band `mid`), so that
+/// [`inputs_from_row`] can read tables from other sources. Returns the names it added.
+pub fn fill_missing_inputs(table: &mut Table) -> Vec<String> {
+    use super::table::{Column, Values};
+    let rows = table.rows();
+    let template = empty_table();
+    let mut added = Vec::new();
+    for c in template.columns {
+        let raw = c.name.starts_with("user.")
+            || c.name.starts_with("activity.")
+            || c.name.starts_with("session.")
+            || c.name.starts_with("target.")
+            || c.name.starts_with("stats.")
+            || c.name.starts_with("context.")
+            || c.name == "time_ms"
+            || c.name == "session_id";
+        if !raw || table.has(&c.name) {
+            continue;
+        }
+        let text = |v: &str| Values::Str(vec![v.to_owned(); rows]);
+        let values = match (c.name.as_str(), &c.values) {
+            ("user.age_band" | "user.gender" | "context.surface", _) => text("unknown"),
+            ("session.category", _) => text("other"),
+            ("session.price_band", _) => text("mid"),
+            ("stats.segment_views", _) => text(&list([0u32; SEGMENTS])),
+            (n, _) if n.ends_with("interests") || n.ends_with("genders") || n.ends_with("regions") => text("[]"),
+            (_, Values::I64(_)) => Values::I64(vec![0; rows]),
+            (_, Values::F64(_)) => Values::F64(vec![0.0; rows]),
+            (_, Values::F32(_)) => Values::F32(vec![0.0; rows]),
+            (_, Values::Str(_)) => text(""),
+        };
+        added.push(c.name.clone());
+        table.columns.push(Column { name: c.name, values });
+    }
+    added
+}

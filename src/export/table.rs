@@ -198,6 +198,89 @@ impl Table {
         })
     }
 
+    /// Reads a Parquet file of flat columns (ints, floats, booleans, strings; nulls read as NaN or "").
+    pub fn read_parquet(path: &Path) -> Result<Table, TableError> {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::record::Field;
+
+        let file = File::open(path).map_err(|source| TableError::Io { path: path.display().to_string(), source })?;
+        let reader = SerializedFileReader::new(file)?;
+        let mut table = Table::default();
+        for (n, row) in reader.get_row_iter(None)?.enumerate() {
+            let row = row?;
+            for (i, (name, field)) in row.get_column_iter().enumerate() {
+                if n == 0 {
+                    let values = match field {
+                        Field::Float(_) => Values::F32(Vec::new()),
+                        Field::Double(_) | Field::Null => Values::F64(Vec::new()),
+                        Field::Str(_) | Field::Bytes(_) => Values::Str(Vec::new()),
+                        _ => Values::I64(Vec::new()),
+                    };
+                    table.columns.push(Column { name: name.clone(), values });
+                }
+                let column = table.columns.get_mut(i).ok_or_else(|| TableError::MissingColumn(name.clone()))?;
+                let number = |f: &Field| -> f64 {
+                    match f {
+                        Field::Bool(b) => f64::from(u8::from(*b)),
+                        Field::Byte(v) => f64::from(*v),
+                        Field::Short(v) => f64::from(*v),
+                        Field::Int(v) => f64::from(*v),
+                        Field::Long(v) => *v as f64,
+                        Field::UByte(v) => f64::from(*v),
+                        Field::UShort(v) => f64::from(*v),
+                        Field::UInt(v) => f64::from(*v),
+                        Field::ULong(v) => *v as f64,
+                        Field::Float(v) => f64::from(*v),
+                        Field::Double(v) => *v,
+                        _ => f64::NAN,
+                    }
+                };
+                match (&mut column.values, field) {
+                    (Values::I64(v), Field::Long(x)) => v.push(*x),
+                    (Values::I64(v), f) => v.push(number(f) as i64),
+                    (Values::F32(v), Field::Float(x)) => v.push(*x),
+                    (Values::F32(v), f) => v.push(number(f) as f32),
+                    (Values::F64(v), f) => v.push(number(f)),
+                    (Values::Str(v), Field::Str(x)) => v.push(x.clone()),
+                    (Values::Str(v), Field::Null) => v.push(String::new()),
+                    (Values::Str(v), f) => v.push(f.to_string()),
+                }
+            }
+        }
+        Ok(table)
+    }
+
+    /// Reads `.parquet` or `.csv`, by extension.
+    pub fn read(path: &Path) -> Result<Table, TableError> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("parquet") => Table::read_parquet(path),
+            Some("csv") => Table::read_csv(path),
+            _ => Err(TableError::Csv {
+                path: path.display().to_string(),
+                line: 0,
+                reason: "use .parquet or .csv".into(),
+            }),
+        }
+    }
+
+    /// Renames columns: `mapping` holds (name fitrank expects, name in this table).
+    pub fn rename(&mut self, mapping: &[(String, String)]) -> Result<(), TableError> {
+        for (ours, theirs) in mapping {
+            let column = self
+                .columns
+                .iter_mut()
+                .find(|c| &c.name == theirs)
+                .ok_or_else(|| TableError::MissingColumn(theirs.clone()))?;
+            column.name = ours.clone();
+        }
+        Ok(())
+    }
+
+    /// Whether a column exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.columns.iter().any(|c| c.name == name)
+    }
+
     /// Writes Parquet (snappy-compressed, one row group per 100,000 rows, every column required).
     pub fn write_parquet(&self, path: &Path) -> Result<(), TableError> {
         use parquet::basic::{Compression, LogicalType, Repetition, Type as Physical};
@@ -371,6 +454,8 @@ mod tests {
             assert_eq!(back.text("s", row).unwrap(), b.table.text("s", row).unwrap());
         }
         b.table.write_parquet(&dir.path().join("t.parquet")).unwrap();
+        let pq = Table::read_parquet(&dir.path().join("t.parquet")).unwrap();
+        assert_eq!(pq, b.table, "parquet round trip keeps types and values");
         b.table.empty_like().write_parquet(&dir.path().join("empty.parquet")).unwrap();
     }
 }

@@ -1,20 +1,24 @@
 //! Training: data in, linfa heads fitted, a versioned artifact out.
 //!
-//! Rows always come from [`crate::features::extract`]; the generator ([`generator`]) produces
-//! (user, session, stats-before-the-impression, context) tuples and outcomes, and never builds
-//! feature values itself.
+//! Rows always come from [`crate::features::extract`]: the generator ([`generator`]) produces
+//! (user, session, stats-before-the-impression, context) tuples, and tables ([`table`]) either carry
+//! the served rows of the feature log (`f.*` columns, checked against this schema's hash) or are
+//! recomputed from their raw-input columns.
 
 pub mod fit;
 pub mod generator;
 pub mod metrics;
+pub mod table;
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, Axis};
+use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 
 use crate::domain::{now_ms, rfc3339};
 use crate::features::{self, FeatureInput, NUM_FEATURES};
-use crate::model::{Manifest, ModelArtifact, TrainingInfo};
+use crate::model::{Heads, LinearHead, Manifest, ModelArtifact, TrainingInfo};
 
 /// A labelled design matrix.
 #[derive(Debug, Clone)]
@@ -25,33 +29,41 @@ pub struct Dataset {
     pub engaged: Array1<bool>,
     /// Bought after being shown.
     pub purchased: Array1<bool>,
-    pub first_ms: i64,
-    pub last_ms: i64,
+    /// Time of each row, ms (0 when unknown).
+    pub time_ms: Vec<i64>,
 }
 
 impl Dataset {
     /// Builds the matrix from labelled feature inputs through the shared extractor.
     pub fn from_inputs<'a>(examples: impl ExactSizeIterator<Item = (FeatureInput<'a>, bool, bool)>) -> Self {
         let n = examples.len();
-        let mut x = Array2::<f64>::zeros((n, NUM_FEATURES));
-        let mut engaged = Array1::from_elem(n, false);
-        let mut purchased = Array1::from_elem(n, false);
-        let (mut first_ms, mut last_ms) = (i64::MAX, i64::MIN);
+        let mut data = Dataset::with_rows(n);
         let mut row = [0f32; NUM_FEATURES];
         for (i, (input, e, p)) in examples.enumerate() {
             features::extract(&input, &mut row);
-            for (dst, src) in x.row_mut(i).iter_mut().zip(row.iter()) {
-                *dst = f64::from(*src);
-            }
-            engaged[i] = e;
-            purchased[i] = p;
-            first_ms = first_ms.min(input.context.time_ms);
-            last_ms = last_ms.max(input.context.time_ms);
+            data.set(i, &row, e, p, input.context.time_ms);
         }
-        if n == 0 {
-            (first_ms, last_ms) = (0, 0);
+        data
+    }
+
+    /// An all-zero dataset of `n` rows.
+    pub fn with_rows(n: usize) -> Self {
+        Dataset {
+            x: Array2::zeros((n, NUM_FEATURES)),
+            engaged: Array1::from_elem(n, false),
+            purchased: Array1::from_elem(n, false),
+            time_ms: vec![0; n],
         }
-        Dataset { x, engaged, purchased, first_ms, last_ms }
+    }
+
+    /// Sets row `i`.
+    pub fn set(&mut self, i: usize, row: &[f32; NUM_FEATURES], engaged: bool, purchased: bool, time_ms: i64) {
+        for (dst, src) in self.x.row_mut(i).iter_mut().zip(row.iter()) {
+            *dst = f64::from(*src);
+        }
+        self.engaged[i] = engaged;
+        self.purchased[i] = purchased;
+        self.time_ms[i] = time_ms;
     }
 
     /// Number of rows.
@@ -63,6 +75,49 @@ impl Dataset {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The rows at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> Dataset {
+        Dataset {
+            x: self.x.select(Axis(0), idx),
+            engaged: self.engaged.select(Axis(0), idx),
+            purchased: self.purchased.select(Axis(0), idx),
+            time_ms: idx.iter().map(|i| self.time_ms[*i]).collect(),
+        }
+    }
+}
+
+/// How rows are split into train, validation and test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Split {
+    /// By time: the last `test` share is the test set, the `validation` share before it validates.
+    Time { validation: f64, test: f64 },
+    /// Shuffled by `seed`.
+    Random { seed: u64, validation: f64, test: f64 },
+}
+
+impl Split {
+    /// (train, validation, test) row indexes of `data`.
+    pub fn indexes(&self, data: &Dataset) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+        let n = data.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        let (validation, test) = match *self {
+            Split::Time { validation, test } => {
+                order.sort_by_key(|i| data.time_ms[*i]);
+                (validation, test)
+            }
+            Split::Random { seed, validation, test } => {
+                order.shuffle(&mut StdRng::seed_from_u64(seed));
+                (validation, test)
+            }
+        };
+        let n_test = ((n as f64) * test).round() as usize;
+        let n_valid = ((n as f64) * validation).round() as usize;
+        let n_train = n.saturating_sub(n_test + n_valid);
+        let test_idx = order.split_off(n_train + n_valid);
+        let valid_idx = order.split_off(n_train);
+        (order, valid_idx, test_idx)
+    }
 }
 
 /// Settings of one training run.
@@ -70,11 +125,12 @@ impl Dataset {
 pub struct TrainOptions {
     pub name: String,
     pub version: String,
-    /// L2 regularisation strength.
-    pub alpha: f64,
+    /// L2 strengths to try; the one with the best validation log loss wins, per head. With one
+    /// value no validation split is needed.
+    pub alphas: Vec<f64>,
     pub max_iterations: u64,
-    /// Share of rows held out for metrics (the last rows in time order).
-    pub holdout: f64,
+    pub split: Split,
+    /// Where the data came from (recorded in the manifest).
     pub source: String,
     pub seed: u64,
 }
@@ -86,34 +142,89 @@ pub enum TrainError {
     Fit { head: &'static str, source: linfa_logistic::error::Error },
     #[error("training data unusable: {0}")]
     Data(String),
+    #[error(transparent)]
+    Table(#[from] crate::export::TableError),
 }
 
-/// Fits both heads on the first `1 - holdout` of `data` (time order), measures them on the rest,
-/// and returns the artifact.
-pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, TrainError> {
-    let n = data.len();
-    let n_train = ((n as f64) * (1.0 - opts.holdout)).round() as usize;
-    if n_train < 100 || n_train >= n {
-        return Err(TrainError::Data(format!("{n} rows are too few for a {} holdout", opts.holdout)));
-    }
-    let (x_train, x_test) = data.x.view().split_at(ndarray::Axis(0), n_train);
-    let split =
-        |y: &Array1<bool>| (y.slice(ndarray::s![..n_train]).to_owned(), y.slice(ndarray::s![n_train..]).to_owned());
-    let (e_train, e_test) = split(&data.engaged);
-    let (p_train, p_test) = split(&data.purchased);
+/// The fitted heads of one run with their held-out metrics.
+fn fit_heads(
+    train: &Dataset,
+    valid: &Dataset,
+    opts: &TrainOptions,
+    metrics: &mut BTreeMap<String, f64>,
+    hyper: &mut BTreeMap<String, f64>,
+) -> Result<Heads, TrainError> {
+    let total = opts.alphas.len() * 2;
+    let mut step = 0;
+    let mut best = |name: &'static str, y: &Array1<bool>, y_valid: &Array1<bool>| -> Result<LinearHead, TrainError> {
+        let mut chosen: Option<(f64, f64, LinearHead)> = None;
+        for &alpha in &opts.alphas {
+            step += 1;
+            let started = Instant::now();
+            let head = fit::fit_head(name, train.x.view(), y.view(), alpha, opts.max_iterations)?;
+            let loss = if opts.alphas.len() > 1 {
+                metrics::log_loss(&fit::predict(&head, valid.x.view()), y_valid.as_slice().expect("contiguous"))
+            } else {
+                0.0
+            };
+            eprintln!(
+                "  [{step}/{total}] {name} head, alpha {alpha}: {:.1}s{}",
+                started.elapsed().as_secs_f64(),
+                if opts.alphas.len() > 1 { format!(", validation log loss {loss:.5}") } else { String::new() }
+            );
+            if chosen.as_ref().is_none_or(|(l, _, _)| loss < *l) {
+                chosen = Some((loss, alpha, head));
+            }
+        }
+        let (loss, alpha, head) = chosen.ok_or_else(|| TrainError::Data("no alpha to try".into()))?;
+        hyper.insert(format!("{name}_alpha"), alpha);
+        if opts.alphas.len() > 1 {
+            metrics.insert(format!("{name}_validation_logloss"), loss);
+        }
+        Ok(head)
+    };
+    let engage = best("engage", &train.engaged, &valid.engaged)?;
+    let purchase = best("purchase", &train.purchased, &valid.purchased)?;
+    Ok(Heads { engage, purchase })
+}
 
-    let engage = fit::fit_head("engage", x_train, e_train.view(), opts.alpha, opts.max_iterations)?;
-    let purchase = fit::fit_head("purchase", x_train, p_train.view(), opts.alpha, opts.max_iterations)?;
+/// Splits `data`, fits both heads (choosing alpha on validation when several are given), measures
+/// them on the test split, and returns the artifact.
+pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, TrainError> {
+    let (train_idx, valid_idx, test_idx) = opts.split.indexes(data);
+    if train_idx.len() < 100 || test_idx.is_empty() {
+        return Err(TrainError::Data(format!(
+            "{} rows give {} training and {} test rows; need at least 100 and 1",
+            data.len(),
+            train_idx.len(),
+            test_idx.len()
+        )));
+    }
+    if opts.alphas.len() > 1 && valid_idx.is_empty() {
+        return Err(TrainError::Data("several alphas need a validation split".into()));
+    }
+    let (train_set, valid_set, test_set) = (data.select(&train_idx), data.select(&valid_idx), data.select(&test_idx));
 
     let mut metrics = BTreeMap::new();
-    for (name, head, y) in [("engage", &engage, &e_test), ("purchase", &purchase, &p_test)] {
-        let p = fit::predict(head, x_test);
-        metrics.insert(format!("{name}_auc"), metrics::auc(&p, y.as_slice().expect("contiguous")));
-        metrics.insert(format!("{name}_logloss"), metrics::log_loss(&p, y.as_slice().expect("contiguous")));
+    let mut hyper = BTreeMap::from([
+        ("max_iterations".to_owned(), opts.max_iterations as f64),
+        ("train_rows".to_owned(), train_idx.len() as f64),
+        ("validation_rows".to_owned(), valid_idx.len() as f64),
+    ]);
+    let heads = fit_heads(&train_set, &valid_set, opts, &mut metrics, &mut hyper)?;
+
+    for (name, head, y) in
+        [("engage", &heads.engage, &test_set.engaged), ("purchase", &heads.purchase, &test_set.purchased)]
+    {
+        let p = fit::predict(head, test_set.x.view());
+        let y = y.as_slice().expect("contiguous");
+        metrics.insert(format!("{name}_auc"), metrics::auc(&p, y));
+        metrics.insert(format!("{name}_logloss"), metrics::log_loss(&p, y));
         metrics.insert(format!("{name}_base_rate"), y.iter().filter(|v| **v).count() as f64 / y.len() as f64);
     }
-    metrics.insert("holdout_rows".into(), (n - n_train) as f64);
+    metrics.insert("holdout_rows".into(), test_idx.len() as f64);
 
+    let known_times = data.time_ms.iter().filter(|t| **t > 0);
     let manifest = Manifest {
         format: crate::model::ARTIFACT_FORMAT,
         name: opts.name.clone(),
@@ -125,16 +236,12 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
         training: TrainingInfo {
             source: opts.source.clone(),
             seed: opts.seed,
-            rows: n as u64,
-            data_from_ms: data.first_ms,
-            data_to_ms: data.last_ms,
+            rows: data.len() as u64,
+            data_from_ms: known_times.clone().min().copied().unwrap_or(0),
+            data_to_ms: known_times.max().copied().unwrap_or(0),
         },
-        hyperparameters: BTreeMap::from([
-            ("alpha".to_owned(), opts.alpha),
-            ("max_iterations".to_owned(), opts.max_iterations as f64),
-            ("holdout".to_owned(), opts.holdout),
-        ]),
+        hyperparameters: hyper,
         metrics,
     };
-    Ok(ModelArtifact { manifest, heads: crate::model::Heads { engage, purchase } })
+    Ok(ModelArtifact { manifest, heads })
 }

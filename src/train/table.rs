@@ -1,0 +1,73 @@
+//! Training data from a table: a `fitrank export` file, or any table renamed onto its layout.
+
+use super::{Dataset, TrainError};
+use crate::export::{Table, columns};
+use crate::features::{self, NUM_FEATURES, extract, feature_names};
+
+/// Where the labels are and how features are obtained.
+#[derive(Debug, Clone)]
+pub struct TableSource {
+    /// Column of the engagement label (0/1).
+    pub engage_label: String,
+    /// Column of the purchase label (0/1).
+    pub purchase_label: String,
+    /// Recompute features from raw-input columns instead of reading `f.*`.
+    pub recompute: bool,
+}
+
+impl Default for TableSource {
+    fn default() -> Self {
+        TableSource { engage_label: "label_engage".into(), purchase_label: "label_purchase".into(), recompute: false }
+    }
+}
+
+fn label(table: &Table, column: &str, row: usize) -> Result<bool, TrainError> {
+    let v = table.f64(column, row)?;
+    if v == 0.0 || v == 1.0 {
+        Ok(v == 1.0)
+    } else {
+        Err(TrainError::Data(format!("{column} row {row} is {v}, labels must be 0 or 1")))
+    }
+}
+
+/// Builds the training matrix of `table`.
+pub fn dataset(table: &mut Table, source: &TableSource) -> Result<Dataset, TrainError> {
+    let n = table.rows();
+    let mut data = Dataset::with_rows(n);
+    let mut row = [0f32; NUM_FEATURES];
+    let has_time = table.has("time_ms");
+    if source.recompute {
+        let filled = columns::fill_missing_inputs(table);
+        if !filled.is_empty() {
+            eprintln!("  {} raw-input columns missing, filled with defaults: {}", filled.len(), filled.join(", "));
+        }
+        for i in 0..n {
+            let input = columns::inputs_from_row(table, i)?;
+            extract(&input.input(), &mut row);
+            let (e, p) = (label(table, &source.engage_label, i)?, label(table, &source.purchase_label, i)?);
+            data.set(i, &row, e, p, input.context.time_ms);
+        }
+    } else {
+        if table.has("schema_hash") {
+            for i in 0..n {
+                let hash = table.text("schema_hash", i)?;
+                if hash != features::schema_hash() {
+                    return Err(TrainError::Data(format!(
+                        "row {i} was served with feature schema {hash}, this fitrank extracts {}; use --recompute",
+                        features::schema_hash()
+                    )));
+                }
+            }
+        }
+        if let Some(missing) = feature_names().iter().find(|f| !table.has(&format!("f.{f}"))) {
+            return Err(TrainError::Data(format!("column f.{missing} is missing; use --recompute for raw tables")));
+        }
+        for i in 0..n {
+            row = columns::features_from_row(table, i)?;
+            let (e, p) = (label(table, &source.engage_label, i)?, label(table, &source.purchase_label, i)?);
+            let t = if has_time { table.i64("time_ms", i)? } else { 0 };
+            data.set(i, &row, e, p, t);
+        }
+    }
+    Ok(data)
+}

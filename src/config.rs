@@ -20,6 +20,8 @@ use crate::ranking::Policy;
 pub struct Config {
     /// Address to listen on.
     pub addr: SocketAddr,
+    /// Request-serving threads; 0 = one per core.
+    pub worker_threads: usize,
     /// Folder holding `<name>/<version>/` model artifacts.
     pub models_dir: PathBuf,
     /// Model name served (a folder under `models_dir`); its newest version loads at start.
@@ -51,6 +53,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             addr: "127.0.0.1:50051".parse().expect("valid default address"),
+            worker_threads: 0,
             models_dir: "models".into(),
             model_name: "default".into(),
             data_dir: "data".into(),

@@ -23,6 +23,8 @@ enum Command {
     Export(ExportArgs),
     /// Call a running service (catalog, ranking, events, admin).
     Call(cli::CallArgs),
+    /// Load-test a running service over gRPC (Rank, Ingest, or an empty call).
+    Bench(cli::bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -145,6 +147,7 @@ fn main() -> ExitCode {
         Command::Train(a) => run_train(a),
         Command::Export(a) => run_export(a),
         Command::Call(a) => cli::call(a),
+        Command::Bench(a) => cli::bench::bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -161,7 +164,11 @@ fn serve(a: ServeArgs) -> Result<(), AnyError> {
     let overrides =
         config::Overrides { addr: a.addr, models_dir: a.models, model_name: a.model_name, data_dir: a.data_dir };
     let config = config::Config::load(a.config.as_deref(), overrides)?;
-    let runtime = tokio::runtime::Runtime::new()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.worker_threads > 0 {
+        builder.worker_threads(config.worker_threads);
+    }
+    let runtime = builder.enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         server::run(config, listener, server::shutdown_signal()).await?;

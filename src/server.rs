@@ -7,7 +7,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::api::{AdminApi, CatalogApi, EventApi, RankingApi};
@@ -103,7 +103,10 @@ pub async fn run(
         .add_service(pb::catalog_service_server::CatalogServiceServer::new(CatalogApi { store: store.clone(), limits }))
         .add_service(pb::event_service_server::EventServiceServer::new(EventApi { store, limits, log: log.clone() }))
         .add_service(pb::admin_service_server::AdminServiceServer::new(AdminApi { models }))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(60))),
+            signal,
+        );
 
     let timeout = Duration::from_secs(config.shutdown_timeout_secs);
     tokio::pin!(serve);

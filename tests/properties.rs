@@ -6,7 +6,8 @@ use fitrank::domain::{
     AgeBand, Category, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SessionStatus, Surface,
     TargetAudience, UserActivity, UserProfile, audience,
 };
-use fitrank::features::{FeatureInput, NUM_FEATURES, extract};
+use fitrank::features::{FeatureInput, NUM_FEATURES, RequestFeatures, extract, extract_candidate};
+use fitrank::model::{LoadedModel, ModelRegistry};
 use fitrank::proto::v1 as pb;
 use proptest::prelude::*;
 
@@ -99,14 +100,40 @@ prop_compose! {
     }
 }
 
+fn shipped_model() -> std::sync::Arc<LoadedModel> {
+    static MODELS: std::sync::OnceLock<ModelRegistry> = std::sync::OnceLock::new();
+    MODELS
+        .get_or_init(|| ModelRegistry::open(concat!(env!("CARGO_MANIFEST_DIR"), "/models"), "default").unwrap())
+        .current()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The ranking hot path (per-request precomputation, sparse scoring) gives the same bits as
+    /// the plain extractor and dense scoring that training and the feature log use.
+    #[test]
+    fn the_fast_path_is_bit_identical(user in any_profile(), session in any_session(), stats in any_stats(),
+                                      activity in any_activity(), time in 0i64..4_000_000_000_000) {
+        let context = RequestContext { time_ms: time, surface: Surface::Search };
+        let mut plain = [0f32; NUM_FEATURES];
+        let fit = extract(&FeatureInput { user: &user, activity: &activity, session: &session, stats: &stats, context: &context }, &mut plain);
+        let request = RequestFeatures::new(&user, &activity, &context);
+        let mut fast = [f32::NAN; NUM_FEATURES];
+        let extracted = extract_candidate(&request, &session, &stats, &mut fast);
+        prop_assert_eq!(plain.map(f32::to_bits), fast.map(f32::to_bits));
+        prop_assert_eq!(fit, extracted.fit);
+        let model = shipped_model();
+        for head in [&model.artifact.heads.engage, &model.artifact.heads.purchase] {
+            prop_assert_eq!(head.predict(&plain).to_bits(), head.predict_active(&fast, &extracted.active).to_bits());
+        }
+    }
 
     /// Any rank request either converts to a query satisfying the limits or names a field.
     #[test]
     fn rank_requests_validate_without_panicking(req in any_rank_request()) {
         let limits = Limits { max_candidates: 20, default_limit: 5, max_batch: 100 };
-        match convert::rank_query(&req, &limits, 1_000) {
+        match convert::rank_query(req, &limits, 1_000) {
             Ok(q) => {
                 prop_assert!(!q.user_id.is_empty());
                 prop_assert!(q.candidates.len() <= 20);

@@ -38,17 +38,23 @@ const MAX_AGE: u32 = 120;
 /// How far in the future an event time may be (clock skew), ms.
 pub const MAX_EVENT_SKEW_MS: i64 = 5 * 60_000;
 
-/// A required id: 1 to 128 bytes, no control characters.
-pub fn id(field: &str, value: &str) -> Result<String, FieldError> {
+/// Why `value` is not a valid id (1 to 128 bytes, no control characters), if it is not.
+fn check_id(value: &str) -> Result<(), String> {
     if value.is_empty() {
-        return Err(err(field, "is required"));
+        return Err("is required".into());
     }
     if value.len() > MAX_ID_BYTES {
-        return Err(err(field, format!("is {} bytes, at most {MAX_ID_BYTES} allowed", value.len())));
+        return Err(format!("is {} bytes, at most {MAX_ID_BYTES} allowed", value.len()));
     }
     if value.chars().any(char::is_control) {
-        return Err(err(field, "contains control characters"));
+        return Err("contains control characters".into());
     }
+    Ok(())
+}
+
+/// A required id: 1 to 128 bytes, no control characters.
+pub fn id(field: &str, value: &str) -> Result<String, FieldError> {
+    check_id(value).map_err(|message| err(field, message))?;
     Ok(value.to_owned())
 }
 
@@ -232,8 +238,8 @@ pub fn user_attributes(at: &str, a: &pb::UserAttributes) -> Result<UserProfile, 
     Ok(UserProfile {
         age_band: age_band(known(&format!("{at}.age_band"), a.age_band)?),
         gender: gender(known(&format!("{at}.gender"), a.gender)?),
-        region: code(&format!("{at}.region"), &a.region, false)?,
-        language: code(&format!("{at}.language"), &a.language, false)?,
+        region: code(&format!("{at}.region"), &a.region, false)?.into(),
+        language: code(&format!("{at}.language"), &a.language, false)?.into(),
         interests: tags(&format!("{at}.interests"), &a.interests)?,
     })
 }
@@ -391,8 +397,8 @@ pub fn event(at: &str, e: &pb::Event, now: UnixMs) -> Result<Event, FieldError> 
     })
 }
 
-/// A ranking request.
-pub fn rank_query(r: &pb::RankRequest, limits: &super::Limits, now: UnixMs) -> Result<RankQuery, FieldError> {
+/// A ranking request (taken by value: the candidate ids move into the query).
+pub fn rank_query(r: pb::RankRequest, limits: &super::Limits, now: UnixMs) -> Result<RankQuery, FieldError> {
     let user_id = id("user_id", &r.user_id)?;
     let user_override = r.user.as_ref().map(|a| user_attributes("user", a)).transpose()?;
     let context = match &r.context {
@@ -415,14 +421,15 @@ pub fn rank_query(r: &pb::RankRequest, limits: &super::Limits, now: UnixMs) -> R
         ));
     }
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(r.candidate_session_ids.len());
-    let mut candidates = Vec::with_capacity(r.candidate_session_ids.len());
     for (i, c) in r.candidate_session_ids.iter().enumerate() {
-        let field = format!("candidate_session_ids[{i}]");
-        candidates.push(id(&field, c)?);
+        let field = || format!("candidate_session_ids[{i}]");
+        check_id(c).map_err(|message| err(field(), message))?;
         if let Some(first) = seen.insert(c.as_str(), i) {
-            return Err(err(field, format!("duplicate of candidate_session_ids[{first}]")));
+            return Err(err(field(), format!("duplicate of candidate_session_ids[{first}]")));
         }
     }
+    drop(seen);
+    let candidates = r.candidate_session_ids;
     let limit = match r.limit as usize {
         0 => limits.default_limit,
         l if l > limits.max_candidates => {

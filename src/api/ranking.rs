@@ -16,7 +16,7 @@ pub struct RankingApi {
 #[tonic::async_trait]
 impl RankingService for RankingApi {
     async fn rank(&self, request: Request<RankRequest>) -> Result<Response<RankResponse>, Status> {
-        let query = convert::rank_query(request.get_ref(), &self.limits, now_ms())?;
+        let query = convert::rank_query(request.into_inner(), &self.limits, now_ms())?;
         let ranked = self.ranker.rank(query).await?;
         Ok(Response::new(convert::ranked_to_proto(ranked)))
     }

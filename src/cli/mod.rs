@@ -4,6 +4,8 @@
 //! Enum values use the domain's names (`--age-band 25-34`, `--gender female`,
 //! `--category sportswear`, `--type purchase`); `fitrank call <command> --help` lists them.
 
+pub mod bench;
+
 use clap::{Args, Subcommand};
 use tonic::transport::Channel;
 

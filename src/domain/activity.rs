@@ -54,13 +54,23 @@ impl UserActivity {
         self.by_category[category.index()] += w * factor(self.at_ms - event.time_ms);
     }
 
+    /// The factor that decays the stored scores to `t_ms` (1 for times before `at_ms`).
+    pub fn decay_to(&self, t_ms: UnixMs) -> f32 {
+        factor(t_ms - self.at_ms)
+    }
+
+    /// Sum of absolute stored (undecayed) scores.
+    pub fn raw_total(&self) -> f32 {
+        self.by_category.iter().map(|v| v.abs()).sum::<f32>()
+    }
+
     /// Decayed score of `category` at `t_ms` (never extrapolated backwards).
     pub fn affinity(&self, category: Category, t_ms: UnixMs) -> f32 {
-        self.by_category[category.index()] * factor(t_ms - self.at_ms)
+        self.by_category[category.index()] * self.decay_to(t_ms)
     }
 
     /// Sum of absolute decayed scores at `t_ms`.
     pub fn total(&self, t_ms: UnixMs) -> f32 {
-        self.by_category.iter().map(|v| v.abs()).sum::<f32>() * factor(t_ms - self.at_ms)
+        self.raw_total() * self.decay_to(t_ms)
     }
 }

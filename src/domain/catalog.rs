@@ -1,5 +1,7 @@
 //! Users and live sessions as the catalog stores them.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::UnixMs;
@@ -82,16 +84,31 @@ dense_enum! {
 }
 
 /// Demographics and interests of a user. Every field may be unknown.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Region and language are shared strings: a store interns them, so millions of users share a
+/// few dozen allocations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserProfile {
     pub age_band: AgeBand,
     pub gender: Gender,
     /// Region code such as "US" or "US-CA"; empty when unknown.
-    pub region: String,
+    pub region: Arc<str>,
     /// Language tag such as "en"; empty when unknown.
-    pub language: String,
+    pub language: Arc<str>,
     /// Interest tags, lowercase.
     pub interests: Vec<String>,
+}
+
+impl Default for UserProfile {
+    fn default() -> Self {
+        UserProfile {
+            age_band: AgeBand::Unknown,
+            gender: Gender::Unknown,
+            region: Arc::from(""),
+            language: Arc::from(""),
+            interests: Vec::new(),
+        }
+    }
 }
 
 /// The audience a seller declares. Empty lists and zero bounds mean "anyone".

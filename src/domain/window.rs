@@ -66,6 +66,15 @@ impl<const N: usize> Decayed<N> {
         let dt = (t_ms - self.at_ms).max(0);
         self.values[counter][window] * factor(dt, HALF_LIVES_MS[window])
     }
+
+    /// Every counter in every window as seen at `t_ms` (three decay factors computed once; equal
+    /// to [`Self::get`] for each entry).
+    #[inline]
+    pub fn at(&self, t_ms: UnixMs) -> [[f32; 3]; N] {
+        let dt = (t_ms - self.at_ms).max(0);
+        let f = [factor(dt, HALF_LIVES_MS[0]), factor(dt, HALF_LIVES_MS[1]), factor(dt, HALF_LIVES_MS[2])];
+        self.values.map(|c| [c[0] * f[0], c[1] * f[1], c[2] * f[2]])
+    }
 }
 
 /// serde for `[[f32; 3]; N]` (serde derives arrays only up to 32 and not for const generics).
@@ -96,6 +105,20 @@ mod tests {
         assert!((d.get(0, 2, 1_000_000 + 7_200_000) - 2.0).abs() < 1e-4);
         // no extrapolation into the past
         assert_eq!(d.get(0, 0, 0), 8.0);
+    }
+
+    #[test]
+    fn at_equals_get() {
+        let mut d = Decayed::<2>::default();
+        d.add(0, 3.0, 1_000);
+        d.add(1, 7.5, 50_000);
+        for t in [0, 50_000, 90_123, 10_000_000] {
+            for (c, windows) in d.at(t).iter().enumerate() {
+                for (w, value) in windows.iter().enumerate() {
+                    assert_eq!(value.to_bits(), d.get(c, w, t).to_bits());
+                }
+            }
+        }
     }
 
     #[test]

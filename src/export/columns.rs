@@ -64,8 +64,8 @@ pub fn append_row(b: &mut TableBuilder, r: &ServedRanking, item: &ServedItem, la
     let u = &r.user;
     b.str("user.age_band", u.age_band.name());
     b.str("user.gender", u.gender.name());
-    b.str("user.region", u.region.as_str());
-    b.str("user.language", u.language.as_str());
+    b.str("user.region", &*u.region);
+    b.str("user.language", &*u.language);
     b.str("user.interests", list(&u.interests));
     b.i64("activity.at_ms", r.activity.at_ms);
     for c in Category::ALL {
@@ -154,8 +154,8 @@ pub fn inputs_from_row(t: &Table, row: usize) -> Result<OwnedInput, TableError> 
     let user = UserProfile {
         age_band: named(t, "user.age_band", row, AgeBand::from_name)?,
         gender: named(t, "user.gender", row, Gender::from_name)?,
-        region: t.text("user.region", row)?,
-        language: t.text("user.language", row)?,
+        region: t.text("user.region", row)?.into(),
+        language: t.text("user.language", row)?.into(),
         interests: json_list(t, "user.interests", row)?,
     };
     let mut activity = UserActivity { at_ms: t.i64("activity.at_ms", row)?, ..Default::default() };

@@ -75,3 +75,133 @@ pub struct ServedRanking {
     pub arm: String,
     pub items: Vec<ServedItem>,
 }
+
+/// A borrowed [`ServedRanking`] for the hot path: it serialises to exactly the same bytes (same
+/// fields, same order, same encodings), so the ranker can encode without copying sessions, stats
+/// or rows into owned records. A unit test checks the byte equality.
+#[derive(Debug, Serialize)]
+pub struct ServedRankingRef<'a> {
+    pub ranking_id: &'a str,
+    pub user_id: &'a str,
+    pub user: &'a UserProfile,
+    pub activity: &'a UserActivity,
+    pub context: &'a RequestContext,
+    pub schema_hash: &'a str,
+    pub model_version: &'a str,
+    pub experiment: &'a str,
+    pub arm: &'a str,
+    pub items: &'a [ServedItemRef<'a>],
+}
+
+/// A borrowed [`ServedItem`].
+#[derive(Debug, Serialize)]
+pub struct ServedItemRef<'a> {
+    pub session: &'a LiveSession,
+    pub stats: &'a LiveStats,
+    pub position: u32,
+    pub score: f32,
+    pub p_engage: f32,
+    pub p_purchase: f32,
+    pub propensity: f32,
+    pub features: SparseRowRef<'a>,
+}
+
+/// A borrowed [`SparseRow`].
+#[derive(Debug, Serialize)]
+pub struct SparseRowRef<'a> {
+    pub index: &'a [u16],
+    pub value: &'a [f32],
+}
+
+/// Appends the non-zero entries of `row` to `index` and `value`; returns how many.
+pub fn push_sparse(row: &Row, index: &mut Vec<u16>, value: &mut Vec<f32>) -> usize {
+    let before = index.len();
+    for (i, v) in row.iter().enumerate() {
+        if *v != 0.0 {
+            index.push(i as u16);
+            value.push(*v);
+        }
+    }
+    index.len() - before
+}
+
+impl ServedRankingRef<'_> {
+    /// The postcard encoding, as the feature log stores it.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("served records encode")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Category, PriceBand, SessionStatus, Surface, TargetAudience};
+
+    #[test]
+    fn the_borrowed_record_encodes_like_the_owned_one() {
+        let session = Arc::new(LiveSession {
+            session_id: "s".into(),
+            host_id: "h".into(),
+            category: Category::Beauty,
+            price_band: PriceBand::Luxury,
+            language: "en".into(),
+            region: "US".into(),
+            start_time_ms: 17,
+            status: SessionStatus::Live,
+            end_time_ms: 0,
+            target: TargetAudience { min_age: 20, max_age: 30, ..Default::default() },
+        });
+        let mut stats = LiveStats { impressions: 3, watch_seconds: 2.5, ..Default::default() };
+        stats.segment_views[5] = 9;
+        let mut row = [0f32; crate::features::NUM_FEATURES];
+        row[3] = 1.0;
+        row[200] = -0.25;
+        let owned = ServedRanking {
+            ranking_id: "r".into(),
+            user_id: "u".into(),
+            user: UserProfile { region: "US".into(), interests: vec!["x".into()], ..Default::default() },
+            activity: UserActivity { at_ms: 5, ..Default::default() },
+            context: RequestContext { time_ms: 99, surface: Surface::Search },
+            schema_hash: "h".into(),
+            model_version: "m/1".into(),
+            experiment: "e".into(),
+            arm: "a".into(),
+            items: vec![ServedItem {
+                session: session.clone(),
+                stats,
+                position: 0,
+                score: 0.5,
+                p_engage: 0.25,
+                p_purchase: 0.125,
+                propensity: 1.0,
+                features: SparseRow::from_dense(&row),
+            }],
+        };
+        let (mut index, mut value) = (Vec::new(), Vec::new());
+        push_sparse(&row, &mut index, &mut value);
+        let items = [ServedItemRef {
+            session: &session,
+            stats: &stats,
+            position: 0,
+            score: 0.5,
+            p_engage: 0.25,
+            p_purchase: 0.125,
+            propensity: 1.0,
+            features: SparseRowRef { index: &index, value: &value },
+        }];
+        let borrowed = ServedRankingRef {
+            ranking_id: "r",
+            user_id: "u",
+            user: &owned.user,
+            activity: &owned.activity,
+            context: &owned.context,
+            schema_hash: "h",
+            model_version: "m/1",
+            experiment: "e",
+            arm: "a",
+            items: &items,
+        };
+        assert_eq!(borrowed.encode(), postcard::to_allocvec(&owned).unwrap());
+        assert_eq!(postcard::from_bytes::<ServedRanking>(&borrowed.encode()).unwrap(), owned);
+    }
+}

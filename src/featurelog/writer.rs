@@ -52,7 +52,8 @@ impl Default for FeatureLogConfig {
 }
 
 enum Message {
-    Served(Box<ServedRanking>),
+    /// A served ranking, already postcard-encoded by the caller.
+    Served(Vec<u8>),
     Flush(SyncSender<std::io::Result<()>>),
 }
 
@@ -103,10 +104,16 @@ impl FeatureLog {
     }
 
     /// Queues a served ranking; never blocks. Dropped (and counted) when the queue is full.
-    pub fn log_served(&self, ranking: ServedRanking) {
+    pub fn log_served(&self, ranking: &ServedRanking) {
+        self.log_served_encoded(postcard::to_allocvec(ranking).expect("served records encode"));
+    }
+
+    /// Queues a served ranking encoded by [`super::ServedRankingRef::encode`] (the hot path: no
+    /// owned copies of sessions, stats or rows).
+    pub fn log_served_encoded(&self, encoded: Vec<u8>) {
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         let Some(tx) = tx.as_ref() else { return };
-        match tx.try_send(Message::Served(Box::new(ranking))) {
+        match tx.try_send(Message::Served(encoded)) {
             Ok(()) => {
                 self.logged.fetch_add(1, Ordering::Relaxed);
             }
@@ -163,7 +170,19 @@ impl Drop for FeatureLog {
     }
 }
 
+/// Lowers the calling thread's CPU priority so that, on a busy machine, request threads run first
+/// and the log writer uses what is left (its queue absorbs the delay).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority take no pointers; failure only leaves the priority unchanged.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}
+
 fn run_writer(rx: Receiver<Message>, mut served: SegmentWriter, interval: Duration) {
+    lower_priority();
     let report = |r: std::io::Result<()>| {
         if let Err(e) = r {
             tracing::error!(error = %e, "feature log write failed");
@@ -172,7 +191,7 @@ fn run_writer(rx: Receiver<Message>, mut served: SegmentWriter, interval: Durati
     let mut last_flush = std::time::Instant::now();
     loop {
         match rx.recv_timeout(interval) {
-            Ok(Message::Served(ranking)) => report(served.append(&*ranking)),
+            Ok(Message::Served(encoded)) => report(served.append_encoded(&encoded)),
             Ok(Message::Flush(done)) => {
                 let _ = done.send(served.flush());
                 last_flush = std::time::Instant::now();

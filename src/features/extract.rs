@@ -23,24 +23,87 @@ pub struct FeatureInput<'a> {
     pub context: &'a RequestContext,
 }
 
+/// The one-hot positions a row sets below [`schema::SCALARS`], in ascending order: age, gender,
+/// surface, category, price band, the three crosses, and fit × category. Every other position
+/// below `SCALARS` is zero, which lets the scorer skip them.
+pub type Active = [u16; 9];
+
+/// What [`extract_candidate`] returns besides the row.
+#[derive(Debug, Clone, Copy)]
+pub struct Extracted {
+    /// The audience fit it computed, so callers report the fit the model saw.
+    pub fit: AudienceFit,
+    /// The one-hot positions set.
+    pub active: Active,
+}
+
+/// The part of a row that depends only on the user and the request, computed once per ranking.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFeatures<'a> {
+    user: &'a UserProfile,
+    activity: &'a UserActivity,
+    context: &'a RequestContext,
+    segment: usize,
+    /// Decay of the user's activity to the request time.
+    activity_factor: f32,
+    activity_total: f32,
+    hour_sin: f32,
+    hour_cos: f32,
+}
+
+impl<'a> RequestFeatures<'a> {
+    /// Precomputes the user- and request-level parts.
+    pub fn new(user: &'a UserProfile, activity: &'a UserActivity, context: &'a RequestContext) -> Self {
+        let activity_factor = activity.decay_to(context.time_ms);
+        let hour = (context.time_ms.rem_euclid(86_400_000)) as f32 / 3_600_000.0;
+        RequestFeatures {
+            user,
+            activity,
+            context,
+            segment: segment(user),
+            activity_factor,
+            activity_total: activity.raw_total() * activity_factor,
+            hour_sin: (TAU * hour / 24.0).sin(),
+            hour_cos: (TAU * hour / 24.0).cos(),
+        }
+    }
+}
+
 /// Writes the feature row for `input` into `row` (every position is written) and returns the
 /// audience fit it computed, so callers report the same fit the model saw.
 pub fn extract(input: &FeatureInput<'_>, row: &mut Row) -> AudienceFit {
-    let FeatureInput { user, activity, session, stats, context } = *input;
+    let request = RequestFeatures::new(input.user, input.activity, input.context);
+    extract_candidate(&request, input.session, input.stats, row).fit
+}
+
+/// The per-candidate part of [`extract`]: the row of `session` for the request's user.
+pub fn extract_candidate(
+    request: &RequestFeatures<'_>,
+    session: &LiveSession,
+    stats: &LiveStats,
+    row: &mut Row,
+) -> Extracted {
+    let RequestFeatures { user, activity, context, .. } = *request;
     row.fill(0.0);
 
     let age = user.age_band.index();
     let gender = user.gender.index();
     let category = session.category.index();
     let price = session.price_band.index();
-    row[schema::AGE + age] = 1.0;
-    row[schema::GENDER + gender] = 1.0;
-    row[schema::SURFACE + context.surface.index()] = 1.0;
-    row[schema::CATEGORY + category] = 1.0;
-    row[schema::PRICE + price] = 1.0;
-    row[schema::AGE_X_CATEGORY + age * Category::COUNT + category] = 1.0;
-    row[schema::GENDER_X_CATEGORY + gender * Category::COUNT + category] = 1.0;
-    row[schema::AGE_X_PRICE + age * PriceBand::COUNT + price] = 1.0;
+    let active: Active = [
+        (schema::AGE + age) as u16,
+        (schema::GENDER + gender) as u16,
+        (schema::SURFACE + context.surface.index()) as u16,
+        (schema::CATEGORY + category) as u16,
+        (schema::PRICE + price) as u16,
+        (schema::AGE_X_CATEGORY + age * Category::COUNT + category) as u16,
+        (schema::GENDER_X_CATEGORY + gender * Category::COUNT + category) as u16,
+        (schema::AGE_X_PRICE + age * PriceBand::COUNT + price) as u16,
+        (schema::FIT_X_CATEGORY + category) as u16,
+    ];
+    for &i in &active[..8] {
+        row[usize::from(i)] = 1.0;
+    }
 
     let fit = audience::fit(user, &session.target);
     let overall = fit.overall();
@@ -73,8 +136,8 @@ pub fn extract(input: &FeatureInput<'_>, row: &mut Row) -> AudienceFit {
     let minutes_live = (context.time_ms - session.start_time_ms).max(0) as f32 / 60_000.0;
     row[scalar::LOG_MINUTES_LIVE] = minutes_live.ln_1p();
     let t = context.time_ms;
-    let w = &stats.windows;
-    let windowed = |c: usize, window: usize| w.get(c, window, t);
+    let w = stats.windows.at(t);
+    let windowed = |c: usize, window: usize| w[c][window];
     row[scalar::LOG_IMPRESSIONS_5M] = windowed(counter::IMPRESSIONS, 1).ln_1p();
     for (window, slot) in [(0, scalar::LOG_VIEW_RATE_1M), (1, scalar::LOG_VIEW_RATE_5M), (2, scalar::LOG_VIEW_RATE_1H)]
     {
@@ -87,20 +150,23 @@ pub fn extract(input: &FeatureInput<'_>, row: &mut Row) -> AudienceFit {
     }
     row[scalar::LOG_WATCH_PER_VIEW_5M] =
         (windowed(counter::WATCH_SECONDS, 1).max(0.0) / (windowed(counter::VIEWS, 1) + 1.0)).ln_1p();
-    let seg_views = stats.segment_views[segment(user)] as f32;
+    let seg_views = stats.segment_views[request.segment] as f32;
     let n = SEGMENTS as f32;
     row[scalar::SEGMENT_VIEW_LIFT] = (n * (seg_views + 1.0) / (stats.profiled_views() as f32 + n)).ln();
-    let affinity = activity.affinity(session.category, t);
-    let total = activity.total(t);
+    let affinity = activity.by_category[category] * request.activity_factor;
+    let total = request.activity_total;
     row[scalar::USER_CATEGORY_AFFINITY] = affinity.signum() * affinity.abs().ln_1p();
     row[scalar::USER_CATEGORY_SHARE] = affinity / (total + 1.0);
     row[scalar::USER_LOG_ACTIVITY] = total.ln_1p();
 
-    let hour = (context.time_ms.rem_euclid(86_400_000)) as f32 / 3_600_000.0;
-    row[scalar::HOUR_SIN] = (TAU * hour / 24.0).sin();
-    row[scalar::HOUR_COS] = (TAU * hour / 24.0).cos();
+    row[scalar::HOUR_SIN] = request.hour_sin;
+    row[scalar::HOUR_COS] = request.hour_cos;
     debug_assert!(row.iter().all(|v| v.is_finite()), "non-finite feature for session {}", session.session_id);
-    fit
+    debug_assert!(
+        row[..schema::SCALARS].iter().enumerate().all(|(i, v)| *v == 0.0 || active.contains(&(i as u16))),
+        "a non-zero below SCALARS is missing from the active positions"
+    );
+    Extracted { fit, active }
 }
 
 /// 1 when `value` is known and `matches`, 0 when known and not, 0.5 when unknown (empty).

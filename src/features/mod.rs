@@ -9,5 +9,5 @@
 mod extract;
 pub mod schema;
 
-pub use extract::{FeatureInput, Row, extract};
+pub use extract::{Active, Extracted, FeatureInput, RequestFeatures, Row, extract, extract_candidate};
 pub use schema::{NUM_FEATURES, feature_names, schema_hash};

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use super::Policy;
-use crate::domain::{RequestContext, SessionStatus, UserActivity, UserProfile};
-use crate::featurelog::{FeatureLog, ServedItem, ServedRanking, SparseRow};
-use crate::features::{self, FeatureInput, NUM_FEATURES};
+use crate::domain::{RequestContext, SessionStatus, UserProfile};
+use crate::featurelog::{FeatureLog, ServedItemRef, ServedRankingRef, SparseRowRef, push_sparse};
+use crate::features::{self, NUM_FEATURES, RequestFeatures};
 use crate::model::ModelRegistry;
 use crate::store::{CatalogFilter, SessionSnapshot, Store, StoreError};
 
@@ -93,8 +93,8 @@ impl Ranker {
         let mut unranked = Vec::new();
         let candidates: Vec<SessionSnapshot> = if query.candidates.is_empty() {
             let filter = CatalogFilter {
-                language: user.language.clone(),
-                region: user.region.clone(),
+                language: user.language.to_string(),
+                region: user.region.to_string(),
                 limit: self.max_catalog_candidates,
             };
             self.store.live_sessions(&filter).await?
@@ -116,13 +116,15 @@ impl Ranker {
         let model = self.models.current();
         let heads = &model.artifact.heads;
         let mut row = [0f32; NUM_FEATURES];
+        let request = RequestFeatures::new(&user, &activity, &query.context);
         let mut scored: Vec<Scored> = candidates
             .iter()
             .enumerate()
             .map(|(candidate, c)| {
-                let fit = features::extract(&feature_input(&user, &activity, c, &query.context), &mut row).overall();
-                let p_engage = heads.engage.predict(&row);
-                let p_purchase = heads.purchase.predict(&row);
+                let extracted = features::extract_candidate(&request, &c.session, &c.stats, &mut row);
+                let fit = extracted.fit.overall();
+                let p_engage = heads.engage.predict_active(&row, &extracted.active);
+                let p_purchase = heads.purchase.predict_active(&row, &extracted.active);
                 let score = self.policy.score(p_engage, p_purchase, fit);
                 Scored { candidate, score, p_engage, p_purchase, fit }
             })
@@ -144,36 +146,45 @@ impl Ranker {
         if let Some(log) = &self.log {
             // Rows are recomputed for the returned items only: the extractor is a pure function of
             // these inputs, so this is the row that was scored, without keeping every candidate's.
-            let items = scored
+            let (mut index, mut value) = (Vec::with_capacity(scored.len() * 48), Vec::with_capacity(scored.len() * 48));
+            let mut ends = Vec::with_capacity(scored.len());
+            for s in &scored {
+                let c = &candidates[s.candidate];
+                features::extract_candidate(&request, &c.session, &c.stats, &mut row);
+                push_sparse(&row, &mut index, &mut value);
+                ends.push(index.len());
+            }
+            let items: Vec<ServedItemRef<'_>> = scored
                 .iter()
                 .enumerate()
                 .map(|(position, s)| {
                     let c = &candidates[s.candidate];
-                    features::extract(&feature_input(&user, &activity, c, &query.context), &mut row);
-                    ServedItem {
-                        session: c.session.clone(),
-                        stats: c.stats,
+                    let (from, to) = (if position == 0 { 0 } else { ends[position - 1] }, ends[position]);
+                    ServedItemRef {
+                        session: &c.session,
+                        stats: &c.stats,
                         position: position as u32,
                         score: s.score,
                         p_engage: s.p_engage,
                         p_purchase: s.p_purchase,
                         propensity: 1.0,
-                        features: SparseRow::from_dense(&row),
+                        features: SparseRowRef { index: &index[from..to], value: &value[from..to] },
                     }
                 })
                 .collect();
-            log.log_served(ServedRanking {
-                ranking_id: ranking_id.clone(),
-                user_id: query.user_id.clone(),
-                user: user.clone(),
-                activity,
-                context: query.context,
-                schema_hash: features::schema_hash().to_owned(),
-                model_version: model.id.clone(),
-                experiment: String::new(),
-                arm: String::new(),
-                items,
-            });
+            let record = ServedRankingRef {
+                ranking_id: &ranking_id,
+                user_id: &query.user_id,
+                user: &user,
+                activity: &activity,
+                context: &query.context,
+                schema_hash: features::schema_hash(),
+                model_version: &model.id,
+                experiment: "",
+                arm: "",
+                items: &items,
+            };
+            log.log_served_encoded(record.encode());
         }
 
         let items = scored
@@ -188,16 +199,6 @@ impl Ranker {
             .collect();
         Ok(Ranked { ranking_id, model_id: model.id.clone(), items, unranked, scored: total })
     }
-}
-
-/// The extractor's input for one candidate.
-fn feature_input<'a>(
-    user: &'a UserProfile,
-    activity: &'a UserActivity,
-    candidate: &'a SessionSnapshot,
-    context: &'a RequestContext,
-) -> FeatureInput<'a> {
-    FeatureInput { user, activity, session: &candidate.session, stats: &candidate.stats, context }
 }
 
 /// One scored candidate.

@@ -53,11 +53,20 @@ struct SessionEntry {
     stats: LiveStats,
 }
 
+/// What the store keeps per user id.
+#[derive(Debug, Default)]
+struct UserEntry {
+    profile: Option<UserProfile>,
+    /// Boxed: most users of a large catalog have no recent events.
+    activity: Option<Box<UserActivity>>,
+}
+
 #[derive(Debug, Default)]
 struct State {
-    users: HashMap<String, UserProfile>,
-    /// Recent activity of every user id seen in events.
-    activity: HashMap<String, UserActivity>,
+    /// Profile and recent activity per user id (activity also for ids without a profile).
+    users: HashMap<Box<str>, UserEntry>,
+    /// Interned region and language strings shared by all profiles.
+    strings: HashSet<Arc<str>>,
     sessions: HashMap<String, SessionEntry>,
     /// Ids of live sessions ordered by (start time, id), newest last.
     live: BTreeSet<(UnixMs, String)>,
@@ -69,7 +78,13 @@ struct State {
 impl State {
     fn apply(&mut self, record: Record, dedup_window_ms: i64) {
         match record {
-            Record::Users(users) => self.users.extend(users),
+            Record::Users(users) => {
+                for (id, mut profile) in users {
+                    profile.region = self.intern(&profile.region);
+                    profile.language = self.intern(&profile.language);
+                    self.users.entry(id.into_boxed_str()).or_default().profile = Some(profile);
+                }
+            }
             Record::Sessions(sessions) => {
                 for session in sessions {
                     self.put_session(session);
@@ -110,10 +125,26 @@ impl State {
 
     fn apply_event(&mut self, event: &Event) {
         let Some(entry) = self.sessions.get_mut(&event.session_id) else { return };
-        let viewer = Viewer::of(self.users.get(&event.user_id), &entry.session.target);
+        let user = self.users.get(event.user_id.as_str());
+        let viewer = Viewer::of(user.and_then(|u| u.profile.as_ref()), &entry.session.target);
         entry.stats.apply(event, viewer);
         if engagement_weight(event) != 0.0 {
-            self.activity.entry(event.user_id.clone()).or_default().apply(entry.session.category, event);
+            let user = match self.users.get_mut(event.user_id.as_str()) {
+                Some(u) => u,
+                None => self.users.entry(event.user_id.clone().into_boxed_str()).or_default(),
+            };
+            user.activity.get_or_insert_with(Default::default).apply(entry.session.category, event);
+        }
+    }
+
+    /// The shared copy of `s`.
+    fn intern(&mut self, s: &Arc<str>) -> Arc<str> {
+        match self.strings.get(s) {
+            Some(shared) => shared.clone(),
+            None => {
+                self.strings.insert(s.clone());
+                s.clone()
+            }
         }
     }
 
@@ -218,8 +249,8 @@ impl Store for EmbeddedStore {
         Ok(self.read(|s| {
             ids.iter()
                 .map(|id| UserRecord {
-                    profile: s.users.get(*id).cloned(),
-                    activity: s.activity.get(*id).copied().unwrap_or_default(),
+                    profile: s.users.get(*id).and_then(|u| u.profile.clone()),
+                    activity: s.users.get(*id).and_then(|u| u.activity.as_deref().copied()).unwrap_or_default(),
                 })
                 .collect()
         }))

@@ -117,8 +117,8 @@ fn make_user(rng: &mut StdRng) -> UserProfile {
     UserProfile {
         age_band,
         gender,
-        region: format!("{region}{}", pick(rng, SUBREGIONS)),
-        language: if rng.gen_bool(0.1) { String::new() } else { language.to_owned() },
+        region: format!("{region}{}", pick(rng, SUBREGIONS)).into(),
+        language: if rng.gen_bool(0.1) { "".into() } else { language.into() },
         interests,
     }
 }
@@ -175,7 +175,7 @@ fn truth_probs(truth: &Truth, s_index: usize, user: &UserProfile, session: &Live
     let core = &truth.session_cores[s_index];
     let affinity = core_affinity(core, user);
     let watcher = (user.age_band, user.gender) == core.watchers;
-    let lang_ok = user.language.is_empty() || user.language == session.language;
+    let lang_ok = user.language.is_empty() || *user.language == *session.language;
     let region_ok = audience::region_contains(&session.region, &user.region) || user.region.is_empty();
     let interested = user.interests.iter().any(|i| i == session.category.name());
     let quality = truth.host_quality[s_index];

@@ -1,0 +1,131 @@
+//! The ranking hot path in process: feature extraction, scoring per candidate, and whole
+//! rankings of 100, 500 and 2,000 candidates through `Ranker::rank` (embedded store, shipped
+//! model, feature log off).
+//!
+//! `cargo bench --bench ranking`
+
+use std::{hint::black_box, sync::Arc};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use fitrank::domain::{
+    AgeBand, Category, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SessionStatus, Surface,
+    TargetAudience, UserActivity, UserProfile, now_ms,
+};
+use fitrank::features::{FeatureInput, NUM_FEATURES, RequestFeatures, extract, extract_candidate};
+use fitrank::model::ModelRegistry;
+use fitrank::ranking::{Policy, RankQuery, Ranker};
+use fitrank::store::{EmbeddedStore, EmbeddedStoreConfig, Store};
+
+fn session(i: usize) -> LiveSession {
+    LiveSession {
+        session_id: format!("s{i}"),
+        host_id: format!("h{}", i / 3),
+        category: Category::ALL[i % Category::COUNT],
+        price_band: PriceBand::ALL[i % PriceBand::COUNT],
+        language: "en".into(),
+        region: "US".into(),
+        start_time_ms: now_ms() - 600_000,
+        status: SessionStatus::Live,
+        end_time_ms: 0,
+        target: TargetAudience {
+            min_age: 18 + (i % 30) as u32,
+            max_age: 30 + (i % 30) as u32,
+            genders: vec![[Gender::Female, Gender::Male][i % 2]],
+            regions: vec!["US".into()],
+            interests: vec![],
+        },
+    }
+}
+
+fn user() -> UserProfile {
+    UserProfile {
+        age_band: AgeBand::A25To34,
+        gender: Gender::Female,
+        region: "US-CA".into(),
+        language: "en".into(),
+        interests: vec!["sportswear".into()],
+    }
+}
+
+fn models() -> Arc<ModelRegistry> {
+    Arc::new(ModelRegistry::open(concat!(env!("CARGO_MANIFEST_DIR"), "/models"), "default").unwrap())
+}
+
+fn per_candidate(c: &mut Criterion) {
+    let (user, activity, s, stats) = (user(), UserActivity::default(), session(1), LiveStats::default());
+    let context = RequestContext { time_ms: now_ms(), surface: Surface::HomeFeed };
+    let input = FeatureInput { user: &user, activity: &activity, session: &s, stats: &stats, context: &context };
+    let models = models();
+    let model = models.current();
+    let heads = &model.artifact.heads;
+    let mut row = [0f32; NUM_FEATURES];
+
+    let mut group = c.benchmark_group("per_candidate");
+    // The plain path (training, export, feature log): whole extraction and dense scoring.
+    group.bench_function("plain_extract", |b| b.iter(|| black_box(extract(black_box(&input), &mut row))));
+    extract(&input, &mut row);
+    group.bench_function("plain_score_two_heads", |b| {
+        b.iter(|| black_box(heads.engage.predict(black_box(&row)) + heads.purchase.predict(black_box(&row))))
+    });
+    // The ranking path: per-request part once, then per candidate extraction and sparse scoring.
+    let request = RequestFeatures::new(&user, &activity, &context);
+    group.bench_function("fast_extract", |b| {
+        b.iter(|| black_box(extract_candidate(black_box(&request), black_box(&s), black_box(&stats), &mut row)))
+    });
+    let active = extract_candidate(&request, &s, &stats, &mut row).active;
+    group.bench_function("fast_score_two_heads", |b| {
+        b.iter(|| {
+            black_box(
+                heads.engage.predict_active(black_box(&row), &active) + heads.purchase.predict_active(&row, &active),
+            )
+        })
+    });
+    let policy = Policy::default();
+    group.bench_function("fast_extract_and_score", |b| {
+        b.iter(|| {
+            let e = extract_candidate(black_box(&request), black_box(&s), black_box(&stats), &mut row);
+            let p_engage = heads.engage.predict_active(&row, &e.active);
+            let p_purchase = heads.purchase.predict_active(&row, &e.active);
+            black_box(policy.score(p_engage, p_purchase, e.fit.overall()))
+        })
+    });
+    group.finish();
+}
+
+fn whole_ranking(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&EmbeddedStoreConfig {
+        data_dir: dir.path().to_owned(),
+        fsync: false,
+        dedup_window_ms: 86_400_000,
+    })
+    .unwrap();
+    rt.block_on(async {
+        store.upsert_sessions((0..2_000).map(session).collect()).await.unwrap();
+        store.upsert_users(vec![("alice".into(), user())]).await.unwrap();
+    });
+    let ranker = Ranker::new(Arc::new(store), models(), Policy::default(), 2_000, None);
+
+    let mut group = c.benchmark_group("rank_in_process");
+    for n in [100usize, 500, 2_000] {
+        let candidates: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &candidates, |b, candidates| {
+            b.iter(|| {
+                let query = RankQuery {
+                    user_id: "alice".into(),
+                    user_override: None,
+                    context: RequestContext { time_ms: now_ms(), surface: Surface::HomeFeed },
+                    candidates: candidates.clone(),
+                    limit: 50,
+                };
+                black_box(rt.block_on(ranker.rank(query)).unwrap())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, per_candidate, whole_ranking);
+criterion_main!(benches);

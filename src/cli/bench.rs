@@ -1,0 +1,365 @@
+//! `fitrank bench`: a gRPC load generator for a running service, using the generated clients
+//! over several connections.
+//!
+//! - **closed loop** (`--concurrency N`, no `--rate`): N workers each send the next request when
+//!   the previous one is answered; measures maximum throughput.
+//! - **fixed rate** (`--rate R`): requests are due at t0 + i/R whether or not earlier ones were
+//!   answered, and latency is measured from that *intended* send time, so a server that falls
+//!   behind shows its queueing in the percentiles (no coordinated omission).
+//!
+//! Latencies go into an HDR histogram (µs, 3 significant digits). Targets: `rank` (Rank with
+//! `--candidates` explicit ids), `ingest` (IngestBatch of `--batch` events; throughput reported in
+//! events/s), `floor` (grpc.health.v1 Check: an empty unary call, the transport's floor).
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use clap::{Args, ValueEnum};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tonic::transport::Channel;
+
+use crate::domain::now_ms;
+use crate::proto::v1::{
+    self as pb, catalog_service_client::CatalogServiceClient, event_service_client::EventServiceClient,
+    ranking_service_client::RankingServiceClient,
+};
+
+/// What to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// RankingService.Rank.
+    Rank,
+    /// EventService.IngestBatch.
+    Ingest,
+    /// grpc.health.v1.Health/Check (empty unary call).
+    Floor,
+}
+
+/// Arguments of `fitrank bench`.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// What to call.
+    #[arg(value_enum)]
+    target: Target,
+    /// Service address.
+    #[arg(long, env = "FITRANK_URL", default_value = "http://127.0.0.1:50051")]
+    url: String,
+    /// HTTP/2 connections; calls are spread round-robin.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Requests in flight (closed loop).
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Fixed rate in requests per second (open loop); omit for closed loop.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Measured seconds (after warm-up).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Warm-up seconds, not measured.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Candidates per Rank request.
+    #[arg(long, default_value_t = 500)]
+    candidates: usize,
+    /// Items returned per Rank.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Events per IngestBatch.
+    #[arg(long, default_value_t = 1_000)]
+    batch: usize,
+    /// Do not upsert the benchmark catalog first.
+    #[arg(long)]
+    no_setup: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Client runtime worker threads (1 keeps the load generator from competing with a server on
+    /// the same small machine for more than one core).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+}
+
+/// The result of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub target: Target,
+    pub mode: String,
+    pub connections: usize,
+    pub concurrency: usize,
+    pub candidates: usize,
+    pub requests: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    /// Answered requests per second.
+    pub rps: f64,
+    /// Items per second: candidates scored (rank), events stored (ingest), calls (floor).
+    pub items_per_second: f64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+const SESSIONS: usize = 2_000;
+const USERS: usize = 1_000;
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Runs `fitrank bench`.
+pub fn bench(args: BenchArgs) -> BenchResult<()> {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.client_threads.max(1)).enable_all().build()?;
+    let report = runtime.block_on(run(args.clone()))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{:?} {}  connections {}  concurrency {}  candidates {}",
+            report.target, report.mode, report.connections, report.concurrency, report.candidates
+        );
+        println!(
+            "  {} requests in {:.1}s ({} errors): {:.0} req/s, {:.0} items/s",
+            report.requests, report.seconds, report.errors, report.rps, report.items_per_second
+        );
+        println!(
+            "  latency µs: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+            report.p50_us, report.p90_us, report.p99_us, report.p999_us, report.max_us
+        );
+    }
+    Ok(())
+}
+
+fn session(i: usize) -> pb::LiveSession {
+    pb::LiveSession {
+        session_id: format!("bench-s{i}"),
+        host_id: format!("bench-h{}", i / 3),
+        category: (1 + i % 12) as i32,
+        price_band: (1 + i % 4) as i32,
+        language: "en".into(),
+        region: "US".into(),
+        start_time_unix_ms: now_ms() - 600_000,
+        status: pb::SessionStatus::Live as i32,
+        target: Some(pb::TargetAudience {
+            min_age: 18 + (i % 30) as u32,
+            max_age: 30 + (i % 30) as u32,
+            genders: vec![1 + (i % 2) as i32],
+            regions: vec!["US".into()],
+            interests: vec![],
+        }),
+    }
+}
+
+/// Upserts the benchmark catalog: 2,000 live sessions and 1,000 users.
+pub async fn setup(channel: Channel) -> BenchResult<()> {
+    let mut catalog = CatalogServiceClient::new(channel);
+    catalog.upsert_sessions(pb::UpsertSessionsRequest { sessions: (0..SESSIONS).map(session).collect() }).await?;
+    let users = (0..USERS)
+        .map(|i| pb::User {
+            user_id: format!("bench-u{i}"),
+            attributes: Some(pb::UserAttributes {
+                age_band: (1 + i % 7) as i32,
+                gender: (1 + i % 3) as i32,
+                region: "US".into(),
+                language: "en".into(),
+                interests: vec![],
+            }),
+        })
+        .collect();
+    catalog.upsert_users(pb::UpsertUsersRequest { users }).await?;
+    Ok(())
+}
+
+/// One request of the target; returns the items it covered.
+#[derive(Clone)]
+struct Caller {
+    target: Target,
+    candidates: Arc<Vec<String>>,
+    limit: u32,
+    batch: usize,
+    next: Arc<AtomicU64>,
+}
+
+impl Caller {
+    async fn call(&self, channel: Channel) -> Result<u64, tonic::Status> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        match self.target {
+            Target::Rank => {
+                let request = pb::RankRequest {
+                    user_id: format!("bench-u{}", n % USERS as u64),
+                    user: None,
+                    context: None,
+                    candidate_session_ids: self.candidates.as_ref().clone(),
+                    limit: self.limit,
+                };
+                let r = RankingServiceClient::new(channel).rank(request).await?;
+                Ok(u64::from(r.into_inner().scored))
+            }
+            Target::Ingest => {
+                let base = n * self.batch as u64;
+                let events = (0..self.batch as u64)
+                    .map(|k| {
+                        let id = base + k;
+                        pb::Event {
+                            event_id: format!("bench-{}-{id}", std::process::id()),
+                            r#type: [1, 2, 4, 9][(id % 4) as usize],
+                            user_id: format!("bench-u{}", id % USERS as u64),
+                            session_id: format!("bench-s{}", id % SESSIONS as u64),
+                            time_unix_ms: 0,
+                            ranking_id: "bench".into(),
+                            position: 0,
+                            watch_seconds: 0.0,
+                            amount: 10.0,
+                        }
+                    })
+                    .collect();
+                let r = EventServiceClient::new(channel).ingest_batch(pb::IngestBatchRequest { events }).await?;
+                let r = r.into_inner();
+                Ok(u64::from(r.accepted + r.duplicates))
+            }
+            Target::Floor => {
+                tonic_health::pb::health_client::HealthClient::new(channel)
+                    .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+                    .await?;
+                Ok(1)
+            }
+        }
+    }
+}
+
+struct Tally {
+    histogram: Histogram<u64>,
+    requests: u64,
+    errors: u64,
+    items: u64,
+}
+
+impl Tally {
+    fn record(&mut self, latency: Duration, result: Result<u64, tonic::Status>) {
+        match result {
+            Ok(items) => {
+                self.requests += 1;
+                self.items += items;
+                let _ = self.histogram.record((latency.as_micros() as u64).max(1));
+            }
+            Err(_) => self.errors += 1,
+        }
+    }
+}
+
+async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
+    let mut channels: Vec<Channel> = Vec::with_capacity(args.connections.max(1));
+    for _ in 0..args.connections.max(1) {
+        channels.push(Channel::from_shared(args.url.clone())?.tcp_nodelay(true).connect().await?);
+    }
+    if !args.no_setup && args.target != Target::Floor {
+        setup(channels[0].clone()).await?;
+    }
+    let caller = Caller {
+        target: args.target,
+        candidates: Arc::new((0..args.candidates.min(SESSIONS)).map(|i| format!("bench-s{i}")).collect()),
+        limit: args.limit,
+        batch: args.batch,
+        next: Arc::new(AtomicU64::new(0)),
+    };
+    let tally = Arc::new(Mutex::new(Tally {
+        histogram: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+        requests: 0,
+        errors: 0,
+        items: 0,
+    }));
+    let warmup = Duration::from_secs_f64(args.warmup);
+    let measured = Duration::from_secs_f64(args.duration);
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + measured;
+
+    match args.rate {
+        None => {
+            let mut workers = Vec::new();
+            for w in 0..args.concurrency.max(1) {
+                let (caller, tally, channel) = (caller.clone(), tally.clone(), channels[w % channels.len()].clone());
+                workers.push(tokio::spawn(async move {
+                    while Instant::now() < end {
+                        let sent = Instant::now();
+                        let result = caller.call(channel.clone()).await;
+                        if sent >= measure_from {
+                            tally.lock().unwrap_or_else(|e| e.into_inner()).record(sent.elapsed(), result);
+                        }
+                    }
+                }));
+            }
+            for w in workers {
+                w.await?;
+            }
+        }
+        Some(rate) if rate > 0.0 => {
+            // The schedule runs on its own OS thread: thread::sleep is precise to tens of µs,
+            // where tokio's timer wheel rounds to 1 ms and would add its lateness to every latency.
+            let interval = Duration::from_secs_f64(1.0 / rate);
+            let handle = tokio::runtime::Handle::current();
+            let (caller, tally, channels) = (caller.clone(), tally.clone(), channels.clone());
+            let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+            let scheduler = std::thread::spawn(move || {
+                let mut i: u64 = 0;
+                loop {
+                    let due = start + interval.mul_f64(i as f64);
+                    if due >= end {
+                        break;
+                    }
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let (caller, tally, done) = (caller.clone(), tally.clone(), done_tx.clone());
+                    let channel = channels[(i as usize) % channels.len()].clone();
+                    handle.spawn(async move {
+                        let result = caller.call(channel).await;
+                        if due >= measure_from {
+                            // from the intended send time: queueing in the client or server counts
+                            tally.lock().unwrap_or_else(|e| e.into_inner()).record(due.elapsed(), result);
+                        }
+                        drop(done);
+                    });
+                    i += 1;
+                }
+                drop(done_tx);
+            });
+            tokio::task::spawn_blocking(move || scheduler.join()).await?.map_err(|_| "scheduler thread panicked")?;
+            // every spawned call holds a sender; the channel closes when the last one finishes
+            while done_rx.recv().await.is_some() {}
+        }
+        Some(rate) => return Err(format!("--rate must be positive, got {rate}").into()),
+    }
+
+    let seconds = measured.as_secs_f64();
+    let t = tally.lock().unwrap_or_else(|e| e.into_inner());
+    let h = &t.histogram;
+    Ok(BenchReport {
+        target: args.target,
+        mode: match args.rate {
+            Some(r) => format!("fixed-rate {r}/s"),
+            None => "closed-loop".into(),
+        },
+        connections: channels.len(),
+        concurrency: args.concurrency,
+        candidates: if args.target == Target::Rank { caller.candidates.len() } else { 0 },
+        requests: t.requests,
+        errors: t.errors,
+        seconds,
+        rps: t.requests as f64 / seconds,
+        items_per_second: t.items as f64 / seconds,
+        p50_us: h.value_at_quantile(0.5),
+        p90_us: h.value_at_quantile(0.9),
+        p99_us: h.value_at_quantile(0.99),
+        p999_us: h.value_at_quantile(0.999),
+        max_us: h.max(),
+    })
+}

@@ -4,7 +4,7 @@
 //! its error, with the path the client used (`users[2].attributes.age_band`). Domain code receives
 //! only values that passed.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use crate::domain::{
     AgeBand, Category, Event, EventKind, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SessionStatus,

@@ -6,12 +6,13 @@
 //! on tokio's blocking pool because they do file I/O.
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet, VecDeque},
+    collections::{BTreeSet, VecDeque},
     path::PathBuf,
     sync::{Arc, Mutex, RwLock},
 };
 
 use async_trait::async_trait;
+use foldhash::{HashMap, HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
 
 use super::{CatalogFilter, EventStatus, IngestOutcome, SessionSnapshot, Store, StoreError, UserRecord, wal};
@@ -50,7 +51,8 @@ enum Record {
 #[derive(Debug)]
 struct SessionEntry {
     session: Arc<LiveSession>,
-    stats: LiveStats,
+    /// Copied on write when a ranking still holds the previous version.
+    stats: Arc<LiveStats>,
 }
 
 /// What the store keeps per user id.
@@ -115,7 +117,7 @@ impl State {
                 self.live.remove(&(old.session.start_time_ms, old.session.session_id.clone()));
                 old.stats
             }
-            None => LiveStats::default(),
+            None => Arc::default(),
         };
         if session.status == SessionStatus::Live {
             self.live.insert((session.start_time_ms, session.session_id.clone()));
@@ -127,7 +129,7 @@ impl State {
         let Some(entry) = self.sessions.get_mut(&event.session_id) else { return };
         let user = self.users.get(event.user_id.as_str());
         let viewer = Viewer::of(user.and_then(|u| u.profile.as_ref()), &entry.session.target);
-        entry.stats.apply(event, viewer);
+        Arc::make_mut(&mut entry.stats).apply(event, viewer);
         if engagement_weight(event) != 0.0 {
             let user = match self.users.get_mut(event.user_id.as_str()) {
                 Some(u) => u,
@@ -159,7 +161,7 @@ impl State {
     }
 
     fn snapshot(&self, id: &str) -> Option<SessionSnapshot> {
-        self.sessions.get(id).map(|e| SessionSnapshot { session: e.session.clone(), stats: e.stats })
+        self.sessions.get(id).map(|e| SessionSnapshot { session: e.session.clone(), stats: e.stats.clone() })
     }
 }
 
@@ -269,7 +271,7 @@ impl Store for EmbeddedStore {
                 .filter(|e| filter.language.is_empty() || e.session.language.eq_ignore_ascii_case(&filter.language))
                 .filter(|e| filter.region.is_empty() || audience::region_contains(&e.session.region, &filter.region))
                 .take(filter.limit)
-                .map(|e| SessionSnapshot { session: e.session.clone(), stats: e.stats })
+                .map(|e| SessionSnapshot { session: e.session.clone(), stats: e.stats.clone() })
                 .collect()
         }))
     }

@@ -16,11 +16,12 @@ pub use embedded::{EmbeddedStore, EmbeddedStoreConfig};
 
 use crate::domain::{Event, LiveSession, LiveStats, UnixMs, UserActivity, UserProfile};
 
-/// A session as read for ranking: its attributes (shared, cheap to clone) and a copy of its stats.
+/// A session as read for ranking: its attributes and its live stats at the time of the read, both
+/// shared (cheap to clone; the store copies stats on write when a reader still holds them).
 #[derive(Debug, Clone)]
 pub struct SessionSnapshot {
     pub session: Arc<LiveSession>,
-    pub stats: LiveStats,
+    pub stats: Arc<LiveStats>,
 }
 
 /// Which live sessions to list when a ranking names no candidates.

@@ -3,7 +3,9 @@
 #   the floor (empty unary call), fitrank Rank with 500 candidates (closed loop for the maximum,
 #   fixed rate at half of it for p99), fitrank Ingest, and the Python baseline (grpcio +
 #   scikit-learn on the same features) measured by the same load generator.
-# Usage: scripts/bench-grpc.sh [SECONDS]     Output: a markdown table on stdout, logs in $OUT.
+# Usage: [WORKER_THREADS=1|2] [MAX_CONCURRENCY=64] scripts/bench-grpc.sh [SECONDS]
+# Output: a markdown table on stdout, logs in $OUT. The maximum of each service is measured in
+# closed loop with MAX_CONCURRENCY requests in flight; "half of max" is a fixed rate of half that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${1:-10}"
@@ -30,12 +32,13 @@ bench() { "$B" bench "$@" --duration "$SECONDS_PER_RUN" --warmup 2 --json; }
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
 floor=$(bench floor --url http://127.0.0.1:50090 --concurrency 32)
-fr_max=$(bench rank --url http://127.0.0.1:50090 --concurrency 32 --candidates 500)
+MAXC="${MAX_CONCURRENCY:-64}"
+fr_max=$(bench rank --url http://127.0.0.1:50090 --concurrency "$MAXC" --candidates 500)
 fr_half_rate=$(python3 -c "print(round($(field "$fr_max" rps) / 2))")
 fr_half=$(bench rank --url http://127.0.0.1:50090 --rate "$fr_half_rate" --candidates 500 --no-setup)
 py_setup=$("$B" bench rank --url http://127.0.0.1:50091 --duration 1 --warmup 0 --concurrency 1 --candidates 500 --json)
 python3 scripts/baseline/verify.py 127.0.0.1:50090 127.0.0.1:50091 > "$OUT/verify.log"
-py_max=$(bench rank --url http://127.0.0.1:50091 --concurrency 32 --candidates 500 --no-setup)
+py_max=$(bench rank --url http://127.0.0.1:50091 --concurrency "$MAXC" --candidates 500 --no-setup)
 py_half_rate=$(python3 -c "print(max(1, round($(field "$py_max" rps) / 2)))")
 py_half=$(bench rank --url http://127.0.0.1:50091 --rate "$py_half_rate" --candidates 500 --no-setup)
 ingest=$(bench ingest --url http://127.0.0.1:50090 --concurrency 8 --batch 1000)
@@ -45,7 +48,8 @@ row() { # name json
   printf '| %s | %s | %.0f | %.0f | %s | %s | %s |\n' "$1" "$(field "$2" mode)" "$(field "$2" rps)" \
     "$(field "$2" items_per_second)" "$(field "$2" p50_us)" "$(field "$2" p99_us)" "$(field "$2" p999_us)"
 }
-echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u +%F); ${SECONDS_PER_RUN}s per run; logs in $OUT"
+echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u +%F); ${SECONDS_PER_RUN}s per run;" \
+  "fitrank worker_threads ${WORKER_THREADS:-1}; max measured with $MAXC in flight; logs in $OUT"
 echo
 echo "| what | mode | req/s | items/s | p50 µs | p99 µs | p99.9 µs |"
 echo "|---|---|---|---|---|---|---|"
@@ -59,7 +63,8 @@ echo
 python3 - "$fr_max" "$py_max" "$fr_half" "$py_half" <<'PY'
 import json, sys
 fr, py, frh, pyh = (json.loads(a) for a in sys.argv[1:])
-print(f"fitrank / baseline throughput: {fr['rps'] / py['rps']:.1f}x; "
+print(f"fitrank / baseline maximum throughput: {fr['rps'] / py['rps']:.1f}x, "
+      f"at p99 {fr['p99_us']} µs (fitrank) vs {py['p99_us']} µs (baseline); "
       f"p99 at half of each one's max: fitrank {frh['p99_us']} µs, baseline {pyh['p99_us']} µs")
 PY
 echo

@@ -26,6 +26,8 @@ pub struct Config {
     pub models_dir: PathBuf,
     /// Model name served (a folder under `models_dir`); its newest version loads at start.
     pub model_name: String,
+    /// How often the models folder is checked for a newer version, ms; 0 = never (admin RPCs only).
+    pub model_poll_ms: u64,
     /// Folder of the embedded store's log.
     pub data_dir: PathBuf,
     /// fdatasync every store write (survive power loss, not only process death).
@@ -56,6 +58,7 @@ impl Default for Config {
             worker_threads: 0,
             models_dir: "models".into(),
             model_name: "default".into(),
+            model_poll_ms: 5_000,
             data_dir: "data".into(),
             fsync: false,
             dedup_window_secs: 86_400,

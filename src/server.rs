@@ -63,6 +63,21 @@ pub async fn run(
     let limits = config.limits();
     let ranker = Ranker::new(store.clone(), models.clone(), config.policy, config.max_candidates, log.clone());
 
+    // Follow newer model versions (unless pinned); a refused artifact leaves the current one serving.
+    let watcher = (config.model_poll_ms > 0).then(|| {
+        let models = models.clone();
+        let period = Duration::from_millis(config.model_poll_ms);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let models = models.clone();
+                let _ = tokio::task::spawn_blocking(move || models.poll()).await;
+            }
+        })
+    });
+
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in SERVICES {
         health.set_service_status(*name, ServingStatus::Serving).await;
@@ -120,6 +135,9 @@ pub async fn run(
             Err(_) => Err(ServeError::ShutdownTimeout(timeout)),
         },
     };
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     if let Some(log) = log {
         tokio::task::spawn_blocking(move || log.close()).await.ok();
         tracing::info!("feature log closed");

@@ -548,7 +548,11 @@ pub fn stats_to_proto(s: &LiveStats, now: UnixMs) -> pb::LiveStats {
 
 /// A loaded model's description.
 pub fn model_info(m: &LoadedModel) -> pb::ModelInfo {
-    let manifest = &m.artifact.manifest;
+    manifest_info(&m.artifact.manifest)
+}
+
+/// A manifest's description.
+pub fn manifest_info(manifest: &crate::model::Manifest) -> pb::ModelInfo {
     pb::ModelInfo {
         name: manifest.name.clone(),
         version: manifest.version.clone(),

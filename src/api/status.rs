@@ -38,9 +38,10 @@ impl From<ModelError> for Status {
         match e {
             ModelError::NotFound(_) | ModelError::NoVersions(_) => Status::not_found(e.to_string()),
             ModelError::BadName(_) => Status::invalid_argument(e.to_string()),
-            ModelError::SchemaMismatch { .. } | ModelError::Invalid { .. } | ModelError::Parse { .. } => {
-                Status::failed_precondition(e.to_string())
-            }
+            ModelError::SchemaMismatch { .. }
+            | ModelError::Invalid { .. }
+            | ModelError::Parse { .. }
+            | ModelError::NoPrevious => Status::failed_precondition(e.to_string()),
             ModelError::Io { .. } => Status::internal(e.to_string()),
         }
     }

@@ -156,7 +156,16 @@ enum CallCommand {
     },
     /// Show the serving model.
     Model,
-    /// Load a model version (default: newest of the configured name).
+    /// List the model versions on disk, newest first.
+    Models {
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Serve the previous model again (pinned).
+    Rollback,
+    /// Follow the newest model version again.
+    Unpin,
+    /// Load a model version (explicit version: pinned; none: the newest, followed).
     LoadModel {
         #[arg(long, default_value = "")]
         name: String,
@@ -326,6 +335,35 @@ async fn run(channel: Channel, command: CallCommand) -> CallResult {
                 .map_err(status)?
                 .into_inner();
             println!("{:#?}", r.model.unwrap_or_default());
+        }
+        CallCommand::Models { name } => {
+            let r = AdminServiceClient::new(channel)
+                .list_models(pb::ListModelsRequest { name })
+                .await
+                .map_err(status)?
+                .into_inner();
+            for v in r.versions {
+                let m = v.model.unwrap_or_default();
+                let mark = if v.serving { "*" } else { " " };
+                let auc = m.metrics.get("purchase_auc").map_or(String::new(), |a| format!("purchase_auc {a:.4}"));
+                println!("{mark} {:<20} {:<22} {auc} {}", m.version, m.created_at, v.error);
+            }
+        }
+        CallCommand::Rollback => {
+            let r = AdminServiceClient::new(channel)
+                .rollback_model(pb::RollbackModelRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("serving {} (pinned)", r.model.unwrap_or_default().version);
+        }
+        CallCommand::Unpin => {
+            let r = AdminServiceClient::new(channel)
+                .unpin_model(pb::UnpinModelRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("serving {} (following the newest)", r.model.unwrap_or_default().version);
         }
         CallCommand::LoadModel { name, version } => {
             let r = AdminServiceClient::new(channel)

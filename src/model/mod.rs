@@ -16,7 +16,7 @@ mod registry;
 pub use artifact::{
     FORMAT as ARTIFACT_FORMAT, Heads, LinearHead, Manifest, ModelArtifact, TrainingInfo, is_valid_version,
 };
-pub use registry::{LoadedModel, ModelRegistry};
+pub use registry::{ListedVersion, LoadedModel, ModelRegistry};
 
 use std::path::PathBuf;
 
@@ -39,4 +39,6 @@ pub enum ModelError {
     Invalid { model: String, reason: String },
     #[error("invalid model name or version {0:?}: use letters, digits, '.', '_' or '-'")]
     BadName(String),
+    #[error("no previous model to roll back to")]
+    NoPrevious,
 }

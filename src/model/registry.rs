@@ -1,14 +1,20 @@
 //! The serving model and how it is swapped.
 //!
 //! Requests take an `Arc` snapshot of the current model once, so a swap never changes the model in
-//! the middle of a ranking, and a failed load never replaces the serving model.
+//! the middle of a ranking and drops no request, and a failed load never replaces the serving model.
+//!
+//! The registry follows the newest version of its model name ([`ModelRegistry::poll`], called by the
+//! server's watcher) unless a version was pinned: loading an explicit version or rolling back pins;
+//! [`ModelRegistry::unpin`] follows again. A newest version that cannot load is refused and logged
+//! once (again only if its manifest changes), while the current model keeps serving.
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
+    sync::{Arc, Mutex, RwLock},
+    time::SystemTime,
 };
 
-use super::{ModelArtifact, ModelError, is_valid_version};
+use super::{Manifest, ModelArtifact, ModelError, is_valid_version};
 
 /// A model ready to score.
 #[derive(Debug)]
@@ -18,12 +24,30 @@ pub struct LoadedModel {
     pub id: String,
 }
 
+#[derive(Debug, Default)]
+struct Control {
+    pinned: bool,
+    /// The model that served before the current one.
+    previous: Option<Arc<LoadedModel>>,
+    /// The last version the watcher refused, with its manifest's modification time.
+    refused: Option<(PathBuf, Option<SystemTime>)>,
+}
+
 /// Holds the serving model and loads versions from the models folder.
 #[derive(Debug)]
 pub struct ModelRegistry {
     dir: PathBuf,
     default_name: String,
     current: RwLock<Arc<LoadedModel>>,
+    control: Mutex<Control>,
+}
+
+/// One version found on disk.
+#[derive(Debug)]
+pub struct ListedVersion {
+    pub version: String,
+    /// The manifest, or why the version cannot serve.
+    pub manifest: Result<Manifest, ModelError>,
 }
 
 impl ModelRegistry {
@@ -31,7 +55,12 @@ impl ModelRegistry {
     pub fn open(dir: impl Into<PathBuf>, name: &str) -> Result<Self, ModelError> {
         let dir = dir.into();
         let model = load(&dir, name, None)?;
-        Ok(ModelRegistry { dir, default_name: name.to_owned(), current: RwLock::new(Arc::new(model)) })
+        Ok(ModelRegistry {
+            dir,
+            default_name: name.to_owned(),
+            current: RwLock::new(Arc::new(model)),
+            control: Mutex::new(Control::default()),
+        })
     }
 
     /// The serving model.
@@ -39,13 +68,102 @@ impl ModelRegistry {
         self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Loads `name` (default: the configured name) at `version` (default: newest) and makes it the
-    /// serving model. On any error the serving model is unchanged.
+    /// Whether the serving model is pinned, and the id of the model that served before it.
+    pub fn state(&self) -> (bool, Option<String>) {
+        let control = self.control.lock().unwrap_or_else(|e| e.into_inner());
+        (control.pinned, control.previous.as_ref().map(|m| m.id.clone()))
+    }
+
+    fn swap(&self, control: &mut Control, model: Arc<LoadedModel>) {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if current.id != model.id {
+            control.previous = Some(current.clone());
+        }
+        *current = model;
+        tracing::info!(model = %current.id, pinned = control.pinned, "serving model swapped");
+    }
+
+    /// Loads `name` (default: the configured name) at `version` and makes it the serving model. An
+    /// explicit version is pinned; `None` loads the newest and follows newer ones. On any error the
+    /// serving model is unchanged.
     pub fn load(&self, name: Option<&str>, version: Option<&str>) -> Result<Arc<LoadedModel>, ModelError> {
         let model = Arc::new(load(&self.dir, name.unwrap_or(&self.default_name), version)?);
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = model.clone();
-        tracing::info!(model = %model.id, "serving model swapped");
+        let mut control = self.control.lock().unwrap_or_else(|e| e.into_inner());
+        control.pinned = version.is_some();
+        self.swap(&mut control, model.clone());
         Ok(model)
+    }
+
+    /// Serves the previous model again and pins it.
+    pub fn rollback(&self) -> Result<Arc<LoadedModel>, ModelError> {
+        let mut control = self.control.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = control.previous.clone().ok_or(ModelError::NoPrevious)?;
+        control.pinned = true;
+        self.swap(&mut control, previous.clone());
+        Ok(previous)
+    }
+
+    /// Stops pinning and loads the newest version of the configured name.
+    pub fn unpin(&self) -> Result<Arc<LoadedModel>, ModelError> {
+        self.load(None, None)
+    }
+
+    /// Follows the newest version of the serving model's name unless pinned. Returns the new
+    /// model when it swapped, `None` when nothing changed or the newest was refused (logged).
+    pub fn poll(&self) -> Option<Arc<LoadedModel>> {
+        let mut control = self.control.lock().unwrap_or_else(|e| e.into_inner());
+        if control.pinned {
+            return None;
+        }
+        let current = self.current();
+        let name = &current.artifact.manifest.name;
+        let base = self.dir.join(name);
+        let newest = match newest_version(&base) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(error = %e, "model poll found no versions");
+                return None;
+            }
+        };
+        if newest == current.artifact.manifest.version {
+            return None;
+        }
+        let path = base.join(&newest);
+        let stamp = std::fs::metadata(path.join("manifest.json")).and_then(|m| m.modified()).ok();
+        if control.refused.as_ref() == Some(&(path.clone(), stamp)) {
+            return None;
+        }
+        match load(&self.dir, name, Some(&newest)) {
+            Ok(model) => {
+                control.refused = None;
+                let model = Arc::new(model);
+                self.swap(&mut control, model.clone());
+                Some(model)
+            }
+            Err(e) => {
+                tracing::warn!(version = %newest, error = %e, serving = %current.id, "newer model refused; current model keeps serving");
+                control.refused = Some((path, stamp));
+                None
+            }
+        }
+    }
+
+    /// The versions of `name` (default: the configured name) on disk, newest first.
+    pub fn list(&self, name: Option<&str>) -> Result<Vec<ListedVersion>, ModelError> {
+        let name = name.unwrap_or(&self.default_name);
+        if !is_valid_version(name) {
+            return Err(ModelError::BadName(name.to_owned()));
+        }
+        let base = self.dir.join(name);
+        let mut versions = version_dirs(&base)?;
+        versions.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(versions
+            .into_iter()
+            .map(|version| {
+                let manifest = ModelArtifact::load(&base.join(&version)).map(|a| a.manifest);
+                ListedVersion { version, manifest }
+            })
+            .collect())
     }
 }
 
@@ -73,17 +191,21 @@ fn load(dir: &Path, name: &str, version: Option<&str>) -> Result<LoadedModel, Mo
     Ok(LoadedModel { id: artifact.id(), artifact })
 }
 
-/// The greatest version folder name under `base`.
-pub fn newest_version(base: &Path) -> Result<String, ModelError> {
+/// Version folders (with a manifest) under `base`.
+fn version_dirs(base: &Path) -> Result<Vec<String>, ModelError> {
     let entries = std::fs::read_dir(base).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => ModelError::NoVersions(base.to_owned()),
         _ => ModelError::Io { path: base.to_owned(), source },
     })?;
-    entries
+    Ok(entries
         .filter_map(Result::ok)
         .filter(|e| e.path().join("manifest.json").is_file())
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|v| is_valid_version(v))
-        .max()
-        .ok_or_else(|| ModelError::NoVersions(base.to_owned()))
+        .collect())
+}
+
+/// The greatest version folder name under `base`.
+pub fn newest_version(base: &Path) -> Result<String, ModelError> {
+    version_dirs(base)?.into_iter().max().ok_or_else(|| ModelError::NoVersions(base.to_owned()))
 }

@@ -10,13 +10,16 @@
 //! - [`store`]: online state (catalog, live stats, event de-duplication) behind the [`store::Store`]
 //!   trait; the embedded implementation and its write-ahead log.
 //! - [`domain`]: the vocabulary (users, sessions, audiences, events, stats), free of gRPC.
-//! - [`train`]: synthetic training data and linfa fitting for `fitrank train`.
+//! - [`train`]: training data (generated or exported tables) and linfa fitting for `fitrank train`.
+//! - [`featurelog`], [`export`]: what was served and what happened, joined into training tables.
+//! - [`evaluate`]: model versions measured side by side (`fitrank evaluate`).
 //! - [`config`], [`server`], [`cli`]: process concerns.
 
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod evaluate;
 pub mod export;
 pub mod featurelog;
 pub mod features;

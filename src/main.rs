@@ -21,6 +21,8 @@ enum Command {
     Train(TrainArgs),
     /// Export served rows joined to outcomes (Parquet or CSV) for training.
     Export(ExportArgs),
+    /// Measure model versions on a data set, side by side (AUC, log loss, calibration, NDCG@k).
+    Evaluate(EvaluateArgs),
     /// Call a running service (catalog, ranking, events, admin).
     Call(cli::CallArgs),
     /// Load-test a running service over gRPC (Rank, Ingest, or an empty call).
@@ -130,6 +132,34 @@ struct TrainArgs {
     version: Option<String>,
 }
 
+#[derive(clap::Args)]
+struct EvaluateArgs {
+    /// The data: a `fitrank export` file or a mapped table (.parquet or .csv).
+    #[arg(long)]
+    data: PathBuf,
+    /// Model to evaluate, NAME (newest version) or NAME/VERSION; repeat to compare versions.
+    #[arg(long = "model", default_value = "default")]
+    models: Vec<String>,
+    /// Models folder.
+    #[arg(long = "models-dir", default_value = "models")]
+    models_dir: PathBuf,
+    /// Rename a column, OURS=THEIRS (repeatable).
+    #[arg(long = "map", value_parser = parse_mapping)]
+    mappings: Vec<(String, String)>,
+    /// Recompute features from raw-input columns.
+    #[arg(long)]
+    recompute: bool,
+    /// Cut-off of NDCG.
+    #[arg(long, default_value_t = 5)]
+    k: usize,
+    /// Folder for ROC and reliability plots (SVG).
+    #[arg(long)]
+    plots: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 fn parse_mapping(s: &str) -> Result<(String, String), String> {
     let (ours, theirs) = s.split_once('=').ok_or("expected OURS=THEIRS")?;
     Ok((ours.to_owned(), theirs.to_owned()))
@@ -146,6 +176,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve(a),
         Command::Train(a) => run_train(a),
         Command::Export(a) => run_export(a),
+        Command::Evaluate(a) => run_evaluate(a),
         Command::Call(a) => cli::call(a),
         Command::Bench(a) => cli::bench::bench(a),
     };
@@ -252,6 +283,30 @@ fn run_export(a: ExportArgs) -> Result<(), AnyError> {
     println!("{}", serde_json::to_string_pretty(&stats)?);
     if stats.skewed_rows > 0 {
         eprintln!("warning: {} rows' features differ from a recomputation (training/serving skew)", stats.skewed_rows);
+    }
+    Ok(())
+}
+
+fn run_evaluate(a: EvaluateArgs) -> Result<(), AnyError> {
+    let mut table = fitrank::export::Table::read(&a.data)?;
+    table.rename(&a.mappings)?;
+    let source = train::table::TableSource { recompute: a.recompute, ..Default::default() };
+    let data = train::table::dataset(&mut table, &source)?;
+    let models = a
+        .models
+        .iter()
+        .map(|spec| fitrank::evaluate::load_model(&a.models_dir, spec))
+        .collect::<Result<Vec<_>, _>>()?;
+    let report = fitrank::evaluate::evaluate(&table, &data, &models, &fitrank::ranking::Policy::default(), a.k)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", fitrank::evaluate::render_table(&report));
+    }
+    if let Some(dir) = a.plots {
+        for file in fitrank::evaluate::write_plots(&dir, &data, &models)? {
+            eprintln!("wrote {}", file.display());
+        }
     }
     Ok(())
 }

@@ -105,6 +105,34 @@ async fn a_model_trained_on_the_export_serves_without_a_restart() {
     ]);
     assert!(printed.contains("purchase_auc"), "{printed}");
 
+    // Both versions side by side on the export, with plots.
+    let plots = dir.path().join("plots");
+    let printed = fitrank(&[
+        "evaluate",
+        "--data",
+        parquet.to_str().unwrap(),
+        "--models-dir",
+        &models,
+        "--model",
+        "default/20261122-000000",
+        "--model",
+        "default/29991231-000000",
+        "--plots",
+        plots.to_str().unwrap(),
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(report["rows"], 720);
+    assert_eq!(report["models"].as_array().unwrap().len(), 2);
+    let retrained = &report["models"][1];
+    assert!(retrained["purchase"]["auc"].as_f64().unwrap() > 0.9, "{retrained}");
+    assert!(retrained["ndcg_purchase"].as_f64().unwrap() > 0.9, "{retrained}");
+    assert!(report["served_ndcg_purchase"].as_f64().is_some());
+    for plot in ["roc_engage.svg", "roc_purchase.svg", "calibration_engage.svg", "calibration_purchase.svg"] {
+        let svg = std::fs::read_to_string(plots.join(plot)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("29991231-000000"), "{plot}");
+    }
+
     let mut admin = AdminServiceClient::new(server.channel().await);
     let loaded = admin.load_model(pb::LoadModelRequest::default()).await.unwrap().into_inner().model.unwrap();
     assert_eq!(loaded.version, "29991231-000000");

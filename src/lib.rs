@@ -13,6 +13,7 @@
 //! - [`train`]: training data (generated or exported tables) and linfa fitting for `fitrank train`.
 //! - [`featurelog`], [`export`]: what was served and what happened, joined into training tables.
 //! - [`evaluate`]: model versions measured side by side (`fitrank evaluate`).
+//! - [`movielens`]: the real-data benchmark (`fitrank bench movielens`) through the same features.
 //! - [`config`], [`server`], [`cli`]: process concerns.
 
 pub mod api;
@@ -25,6 +26,7 @@ pub mod featurelog;
 pub mod features;
 pub mod frames;
 pub mod model;
+pub mod movielens;
 pub mod proto;
 pub mod ranking;
 pub mod server;

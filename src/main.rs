@@ -23,6 +23,8 @@ enum Command {
     Export(ExportArgs),
     /// Measure model versions on a data set, side by side (AUC, log loss, calibration, NDCG@k).
     Evaluate(EvaluateArgs),
+    /// Write rows of the built-in generator as a training table (.parquet or .csv).
+    Generate(GenerateArgs),
     /// Call a running service (catalog, ranking, events, admin).
     Call(cli::CallArgs),
     /// Load-test a running service over gRPC (Rank, Ingest, or an empty call).
@@ -103,18 +105,9 @@ struct TrainArgs {
     /// Share of rows for the test metrics in the manifest.
     #[arg(long, default_value_t = 0.1)]
     test: f64,
-    /// Seed of the generator and of a random split.
-    #[arg(long, default_value_t = 7)]
-    seed: u64,
-    /// Generated impressions (rows).
-    #[arg(long, default_value_t = 120_000)]
-    rows: usize,
-    /// Generated users.
-    #[arg(long, default_value_t = 5_000)]
-    users: usize,
-    /// Generated live sessions.
-    #[arg(long, default_value_t = 600)]
-    sessions: usize,
+    /// The generated world (with --generate); its seed also seeds a random split.
+    #[command(flatten)]
+    world: WorldArgs,
     /// L2 regularisation strengths to try, comma-separated; chosen per head on validation.
     #[arg(long, value_delimiter = ',', default_value = "0.1,1,10")]
     alphas: Vec<f64>,
@@ -130,6 +123,47 @@ struct TrainArgs {
     /// Version name; default: the current UTC time, YYYYMMDD-HHMMSS.
     #[arg(long)]
     version: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Output file: .parquet or .csv.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    world: WorldArgs,
+}
+
+/// The built-in generator's world.
+#[derive(clap::Args)]
+struct WorldArgs {
+    /// Seed of the generator (and of a random split).
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Generated impressions (rows).
+    #[arg(long, default_value_t = 120_000)]
+    rows: usize,
+    /// Generated users.
+    #[arg(long, default_value_t = 5_000)]
+    users: usize,
+    /// Generated live sessions.
+    #[arg(long, default_value_t = 600)]
+    sessions: usize,
+}
+
+impl WorldArgs {
+    fn config(&self) -> train::generator::GeneratorConfig {
+        train::generator::GeneratorConfig {
+            users: self.users,
+            sessions: self.sessions,
+            impressions: self.rows,
+            seed: self.seed,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("generated(users={},sessions={},rows={})", self.users, self.sessions, self.rows)
+    }
 }
 
 #[derive(clap::Args)]
@@ -177,6 +211,7 @@ fn main() -> ExitCode {
         Command::Train(a) => run_train(a),
         Command::Export(a) => run_export(a),
         Command::Evaluate(a) => run_evaluate(a),
+        Command::Generate(a) => run_generate(a),
         Command::Call(a) => cli::call(a),
         Command::Bench(a) => cli::bench::bench(a),
     };
@@ -218,17 +253,8 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
     }
     let (data, source) = match &a.data {
         None => {
-            eprintln!("generating {} impressions (seed {})...", a.rows, a.seed);
-            let config = train::generator::GeneratorConfig {
-                users: a.users,
-                sessions: a.sessions,
-                impressions: a.rows,
-                seed: a.seed,
-            };
-            (
-                train::generator::generate(config),
-                format!("generated(users={},sessions={},rows={})", a.users, a.sessions, a.rows),
-            )
+            eprintln!("generating {} impressions (seed {})...", a.world.rows, a.world.seed);
+            (train::generator::generate(a.world.config()), a.world.describe())
         }
         Some(path) => {
             eprintln!("reading {}...", path.display());
@@ -244,7 +270,7 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
         }
     };
     let split = match a.split.as_str() {
-        "random" => train::Split::Random { seed: a.seed, validation: a.validation, test: a.test },
+        "random" => train::Split::Random { seed: a.world.seed, validation: a.validation, test: a.test },
         _ => train::Split::Time { validation: a.validation, test: a.test },
     };
     eprintln!("fitting engage and purchase heads on {} rows ({} alphas)...", data.len(), a.alphas.len());
@@ -255,7 +281,7 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
         max_iterations: a.max_iterations,
         split,
         source,
-        seed: a.seed,
+        seed: a.world.seed,
     };
     let artifact = train::train(&data, &opts)?;
     let dir = a.models.join(&a.name).join(&version);
@@ -308,5 +334,12 @@ fn run_evaluate(a: EvaluateArgs) -> Result<(), AnyError> {
             eprintln!("wrote {}", file.display());
         }
     }
+    Ok(())
+}
+
+fn run_generate(a: GenerateArgs) -> Result<(), AnyError> {
+    let table = train::generator::generate(a.world.config()).to_table();
+    fitrank::export::write(&table, &a.out)?;
+    println!("wrote {} rows x {} columns to {}", table.rows(), table.columns.len(), a.out.display());
     Ok(())
 }

@@ -95,8 +95,13 @@ prop_compose! {
 }
 
 prop_compose! {
-    fn any_activity()(at_ms in 0i64..4_000_000_000_000, v in prop::array::uniform12(-1e6f32..1e6)) -> UserActivity {
-        UserActivity { at_ms, by_category: v }
+    fn any_activity()(
+        at_ms in 0i64..4_000_000_000_000,
+        v in prop::array::uniform12(-1e6f32..1e6),
+        impressions in 0f32..1e6,
+        views in 0f32..1e6,
+    ) -> UserActivity {
+        UserActivity { at_ms, by_category: v, impressions, views }
     }
 }
 

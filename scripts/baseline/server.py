@@ -1,6 +1,6 @@
 """The baseline a team would otherwise build: a Python gRPC ranking service.
 
-grpcio server generated from fitrank's own proto; the same 254 features (ported to numpy,
+grpcio server generated from fitrank's own proto; the same 258 features (ported to numpy,
 vectorised over candidates, positions looked up by name in the model manifest); scikit-learn
 LogisticRegression heads loaded with the same coefficients as fitrank's model. It implements what
 the load generator calls: CatalogService.UpsertUsers / UpsertSessions and RankingService.Rank.
@@ -110,6 +110,9 @@ def build_matrix(F, user, sessions, time_ms, surface):
     for w in ("5m", "1h"):
         X[:, F[f"live.log_purchase_rate_{w}"]] = np.log(0.2 / 100)
     X[:, F["live.segment_view_lift"]] = 0.0
+    X[:, F["user.log_view_rate"]] = np.log(1 / 5)
+    X[:, F["user.view_logit"]] = np.log(1 / 4)
+    X[:, F["live.view_logit"]] = np.log(1 / 9)
     a, g = AGE_NAMES[age], GENDER_NAMES[gender]
     for i, s in enumerate(sessions):
         c, p = CATEGORY_NAMES[s.category], PRICE_NAMES[s.price]

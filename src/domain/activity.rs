@@ -1,4 +1,5 @@
-//! A user's recent engagement per category, decayed over days: "what this user is into now".
+//! A user's recent engagement, decayed over days: per category ("what this user is into now") and
+//! overall (how often this user views what they are shown, whatever it is).
 
 use serde::{Deserialize, Serialize};
 
@@ -13,11 +14,17 @@ pub struct UserActivity {
     /// Reference time of `by_category`, ms.
     pub at_ms: UnixMs,
     pub by_category: [f32; Category::COUNT],
+    /// Decayed count of impressions shown to the user, at `at_ms`.
+    #[serde(default)]
+    pub impressions: f32,
+    /// Decayed count of views by the user, at `at_ms`.
+    #[serde(default)]
+    pub views: f32,
 }
 
 impl Default for UserActivity {
     fn default() -> Self {
-        UserActivity { at_ms: 0, by_category: [0.0; Category::COUNT] }
+        UserActivity { at_ms: 0, by_category: [0.0; Category::COUNT], impressions: 0.0, views: 0.0 }
     }
 }
 
@@ -43,15 +50,24 @@ impl UserActivity {
     /// Adds an event on a session of `category`.
     pub fn apply(&mut self, category: Category, event: &Event) {
         let w = engagement_weight(event);
-        if w == 0.0 {
+        let counted = matches!(event.kind, EventKind::Impression | EventKind::View);
+        if w == 0.0 && !counted {
             return;
         }
         if event.time_ms > self.at_ms {
             let f = factor(event.time_ms - self.at_ms);
             self.by_category.iter_mut().for_each(|v| *v *= f);
+            self.impressions *= f;
+            self.views *= f;
             self.at_ms = event.time_ms;
         }
-        self.by_category[category.index()] += w * factor(self.at_ms - event.time_ms);
+        let f = factor(self.at_ms - event.time_ms);
+        self.by_category[category.index()] += w * f;
+        match event.kind {
+            EventKind::Impression => self.impressions += f,
+            EventKind::View => self.views += f,
+            _ => {}
+        }
     }
 
     /// The factor that decays the stored scores to `t_ms` (1 for times before `at_ms`).

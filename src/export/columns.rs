@@ -71,6 +71,8 @@ pub fn append_row(b: &mut TableBuilder, r: &ServedRanking, item: &ServedItem, la
     for c in Category::ALL {
         b.f32(&format!("activity.{}", c.name()), r.activity.by_category[c.index()]);
     }
+    b.f32("activity.impressions", r.activity.impressions);
+    b.f32("activity.views", r.activity.views);
     b.str("context.surface", r.context.surface.name());
 
     b.str("session.host_id", s.host_id.as_str());
@@ -162,6 +164,8 @@ pub fn inputs_from_row(t: &Table, row: usize) -> Result<OwnedInput, TableError> 
     for c in Category::ALL {
         activity.by_category[c.index()] = t.f32(&format!("activity.{}", c.name()), row)?;
     }
+    activity.impressions = t.f32("activity.impressions", row)?;
+    activity.views = t.f32("activity.views", row)?;
     let genders: Vec<String> = json_list(t, "target.genders", row)?;
     let session = LiveSession {
         session_id: t.text("session_id", row)?,

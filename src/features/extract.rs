@@ -47,6 +47,9 @@ pub struct RequestFeatures<'a> {
     /// Decay of the user's activity to the request time.
     activity_factor: f32,
     activity_total: f32,
+    user_log_view_rate: f32,
+    user_log_impressions: f32,
+    user_view_logit: f32,
     hour_sin: f32,
     hour_cos: f32,
 }
@@ -63,6 +66,12 @@ impl<'a> RequestFeatures<'a> {
             segment: segment(user),
             activity_factor,
             activity_total: activity.raw_total() * activity_factor,
+            user_log_view_rate: ((activity.views * activity_factor + 1.0)
+                / (activity.impressions * activity_factor + 5.0))
+                .min(1.0)
+                .ln(),
+            user_log_impressions: (activity.impressions * activity_factor).max(0.0).ln_1p(),
+            user_view_logit: logit(activity.views * activity_factor, activity.impressions * activity_factor, 1.0, 4.0),
             hour_sin: (TAU * hour / 24.0).sin(),
             hour_cos: (TAU * hour / 24.0).cos(),
         }
@@ -127,6 +136,7 @@ pub fn extract_candidate(
     row[scalar::LOG_VIEW_RATE] = ((views + 1.0) / (impressions + 10.0)).min(1.0).ln();
     row[scalar::LOG_PURCHASE_PER_VIEW] = ((purchases + 0.4) / (views + 20.0)).min(1.0).ln();
     row[scalar::LOG_PURCHASE_PER_IMPRESSION] = ((purchases + 0.2) / (impressions + 100.0)).min(1.0).ln();
+    row[scalar::VIEW_LOGIT] = logit(views, impressions, 1.0, 9.0);
     row[scalar::LOG_WATCH_PER_VIEW] = (stats.watch_seconds.max(0.0) as f32 / (views + 1.0)).ln_1p();
     row[scalar::INTERACTION_RATE] = ((stats.interactions as f32 + 1.0) / (views + 10.0)).min(1.0);
     row[scalar::RETURN_RATE] = ((stats.returns as f32 + 0.5) / (purchases + 5.0)).min(1.0);
@@ -158,6 +168,9 @@ pub fn extract_candidate(
     row[scalar::USER_CATEGORY_AFFINITY] = affinity.signum() * affinity.abs().ln_1p();
     row[scalar::USER_CATEGORY_SHARE] = affinity / (total + 1.0);
     row[scalar::USER_LOG_ACTIVITY] = total.ln_1p();
+    row[scalar::USER_LOG_VIEW_RATE] = request.user_log_view_rate;
+    row[scalar::USER_LOG_IMPRESSIONS] = request.user_log_impressions;
+    row[scalar::USER_VIEW_LOGIT] = request.user_view_logit;
 
     row[scalar::HOUR_SIN] = request.hour_sin;
     row[scalar::HOUR_COS] = request.hour_cos;
@@ -167,6 +180,13 @@ pub fn extract_candidate(
         "a non-zero below SCALARS is missing from the active positions"
     );
     Extracted { fit, active }
+}
+
+/// ln((hits + a) / (trials − hits + b)): the log-odds of a rate smoothed by a Beta(a, b) prior.
+/// Hits above trials (a view without a recorded impression) count as no misses.
+fn logit(hits: f32, trials: f32, a: f32, b: f32) -> f32 {
+    let hits = hits.max(0.0);
+    ((hits + a) / ((trials - hits).max(0.0) + b)).ln()
 }
 
 /// 1 when `value` is known and `matches`, 0 when known and not, 0.5 when unknown (empty).

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use crate::domain::{AgeBand, Category, Gender, PriceBand, Surface};
 
 /// Version of the feature transformations; bump when a feature's computation changes meaning.
-pub const TRANSFORM_VERSION: &str = "fitrank-features/2";
+pub const TRANSFORM_VERSION: &str = "fitrank-features/3";
 
 /// Start of the user age band one-hot block.
 pub const AGE: usize = 0;
@@ -87,6 +87,9 @@ scalars! {
     LOG_PURCHASE_PER_VIEW = "live.log_purchase_per_view";
     /// ln of the smoothed purchases per impression (purchases + 0.2) / (impressions + 100).
     LOG_PURCHASE_PER_IMPRESSION = "live.log_purchase_per_impression";
+    /// Log-odds of the smoothed view rate, ln((views + 1) / (impressions − views + 9)): separates
+    /// high rates that the log rate compresses.
+    VIEW_LOGIT = "live.view_logit";
     /// ln(1 + watch seconds per view).
     LOG_WATCH_PER_VIEW = "live.log_watch_seconds_per_view";
     /// Smoothed interactions (likes, comments, shares) per view (x + 1) / (views + 10).
@@ -124,6 +127,13 @@ scalars! {
     USER_CATEGORY_SHARE = "user.category_share";
     /// ln(1 + the user's total decayed engagement).
     USER_LOG_ACTIVITY = "user.log_activity";
+    /// ln of the user's smoothed view rate over everything shown to them, decayed:
+    /// (views + 1) / (impressions + 5), capped at 1. Some users view much more than others.
+    USER_LOG_VIEW_RATE = "user.log_view_rate";
+    /// ln(1 + the user's decayed impressions): how much the view rate is based on.
+    USER_LOG_IMPRESSIONS = "user.log_impressions";
+    /// Log-odds of the user's smoothed view rate, ln((views + 1) / (impressions − views + 4)).
+    USER_VIEW_LOGIT = "user.view_logit";
     /// sin(2π · UTC hour of the request / 24).
     HOUR_SIN = "ctx.hour_sin";
     /// cos(2π · UTC hour of the request / 24).

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${1:-10}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
-OUT="${OUT:-$(mktemp -d)}"
+OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
 cargo build --release --quiet
 B="$CARGO_TARGET_DIR/release/fitrank"
 python3 -m pip install --quiet -r scripts/baseline/requirements.txt >/dev/null 2>&1 || python3 -m pip install -r scripts/baseline/requirements.txt

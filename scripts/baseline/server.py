@@ -1,6 +1,6 @@
 """The baseline a team would otherwise build: a Python gRPC ranking service.
 
-grpcio server generated from fitrank's own proto; the same 258 features (ported to numpy,
+grpcio server generated from fitrank's own proto; the same 259 features (ported to numpy,
 vectorised over candidates, positions looked up by name in the model manifest); scikit-learn
 LogisticRegression heads loaded with the same coefficients as fitrank's model. It implements what
 the load generator calls: CatalogService.UpsertUsers / UpsertSessions and RankingService.Rank.

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The MovieLens 100k benchmark as docs/BENCHMARKS.md records it: seeds 1-4, full and demographic
+# feature sets, per-seed JSON lines and the mean test AUC and log loss of each feature set.
+# Usage: scripts/bench-movielens.sh [DATA_DIR]   (default ../shared/data/ml-100k; never copy the
+# data into this repository: see its README for the licence)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${1:-../shared/data/ml-100k}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
+cargo build --release --quiet
+B="$CARGO_TARGET_DIR/release/fitrank"
+for features in full demographic; do
+  for seed in 1 2 3 4; do
+    "$B" bench movielens --data "$DATA" --seed "$seed" --features "$features" --json
+  done
+done | tee /dev/stderr | python3 -c '
+import json, sys
+runs = [json.loads(line) for line in sys.stdin]
+for f in ("full", "demographic"):
+    rs = [r for r in runs if r["features"] == f]
+    print(f"{f:12} mean of {len(rs)} seeds: AUC {sum(r[\"auc\"] for r in rs) / len(rs):.4f}, "
+          f"log loss {sum(r[\"logloss\"] for r in rs) / len(rs):.4f}")
+'

@@ -13,6 +13,7 @@
 //! - [`train`]: training data (generated or exported tables) and linfa fitting for `fitrank train`.
 //! - [`featurelog`], [`export`]: what was served and what happened, joined into training tables.
 //! - [`evaluate`]: model versions measured side by side (`fitrank evaluate`).
+//! - [`experiment`]: deterministic assignment to experiments and arms, and the report's statistics.
 //! - [`movielens`]: the real-data benchmark (`fitrank bench movielens`) through the same features.
 //! - [`config`], [`server`], [`cli`]: process concerns.
 
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod evaluate;
+pub mod experiment;
 pub mod export;
 pub mod featurelog;
 pub mod features;

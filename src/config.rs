@@ -49,6 +49,12 @@ pub struct Config {
     pub policy: Policy,
     /// What was served and what happened, for training.
     pub feature_log: FeatureLogConfig,
+    /// Where experiment definitions persist; default `<data_dir>/experiments.json`.
+    pub experiments_file: Option<PathBuf>,
+    /// Experiments added at start when the experiments file has none of that name.
+    pub experiments: Vec<crate::experiment::ExperimentDef>,
+    /// The global holdout, applied when the experiments file has none.
+    pub holdout: Option<crate::experiment::Holdout>,
 }
 
 impl Default for Config {
@@ -69,6 +75,9 @@ impl Default for Config {
             shutdown_timeout_secs: 30,
             policy: Policy::default(),
             feature_log: FeatureLogConfig::default(),
+            experiments_file: None,
+            experiments: Vec::new(),
+            holdout: None,
         }
     }
 }
@@ -139,6 +148,11 @@ impl Config {
             return invalid("max_batch must be at least 1".into());
         }
         self.policy.validate().map_err(ConfigError::Invalid)
+    }
+
+    /// The experiments file.
+    pub fn experiments_path(&self) -> PathBuf {
+        self.experiments_file.clone().unwrap_or_else(|| self.data_dir.join("experiments.json"))
     }
 
     /// Folder of the feature log.

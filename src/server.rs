@@ -12,6 +12,7 @@ use tonic_health::ServingStatus;
 
 use crate::api::{AdminApi, CatalogApi, EventApi, RankingApi};
 use crate::config::Config;
+use crate::experiment::Experiments;
 use crate::featurelog::FeatureLog;
 use crate::model::{ModelError, ModelRegistry};
 use crate::proto::{FILE_DESCRIPTOR_SET, v1 as pb};
@@ -29,6 +30,8 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("transport failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("cannot open the experiments: {0}")]
+    Experiments(#[from] crate::experiment::ExperimentError),
     #[error("cannot open the feature log: {0}")]
     FeatureLog(std::io::Error),
     #[error("in-flight calls did not finish within {0:?} of shutdown")]
@@ -60,8 +63,18 @@ pub async fn run(
         None
     };
 
+    let experiments =
+        Arc::new(Experiments::open(config.experiments_path(), config.experiments.clone(), config.holdout.clone())?);
+    // Arm models load now, so rankings never read files and a missing version fails the start.
+    for e in experiments.state().file.experiments.iter().filter(|e| e.status == crate::experiment::Status::Running) {
+        for model in e.arms.iter().filter_map(|a| a.model.as_deref()) {
+            models.arm_model(model)?;
+        }
+    }
+
     let limits = config.limits();
-    let ranker = Ranker::new(store.clone(), models.clone(), config.policy, config.max_candidates, log.clone());
+    let ranker = Ranker::new(store.clone(), models.clone(), config.policy, config.max_candidates, log.clone())
+        .with_experiments(experiments.clone());
 
     // Follow newer model versions (unless pinned); a refused artifact leaves the current one serving.
     let watcher = (config.model_poll_ms > 0).then(|| {
@@ -117,7 +130,7 @@ pub async fn run(
         .add_service(pb::ranking_service_server::RankingServiceServer::new(RankingApi { ranker, limits }))
         .add_service(pb::catalog_service_server::CatalogServiceServer::new(CatalogApi { store: store.clone(), limits }))
         .add_service(pb::event_service_server::EventServiceServer::new(EventApi { store, limits, log: log.clone() }))
-        .add_service(pb::admin_service_server::AdminServiceServer::new(AdminApi { models }))
+        .add_service(pb::admin_service_server::AdminServiceServer::new(AdminApi { models, experiments }))
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(60))),
             signal,

@@ -1,16 +1,18 @@
-//! `AdminService`: which model serves.
+//! `AdminService`: which model serves, and which experiments run.
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use crate::experiment::{ExperimentDef, ExperimentError, Experiments};
 use crate::model::{LoadedModel, ModelError, ModelRegistry};
 use crate::proto::v1::{self as pb, admin_service_server::AdminService};
 
 /// The `AdminService` handler.
 pub struct AdminApi {
     pub models: Arc<ModelRegistry>,
+    pub experiments: Arc<Experiments>,
 }
 
 impl AdminApi {
@@ -25,6 +27,20 @@ impl AdminApi {
             .map_err(|e| Status::internal(format!("model loader failed: {e}")))?
             .inspect_err(|e| tracing::warn!(error = %e, "model change refused; current model keeps serving"))?;
         Ok(Response::new(pb::LoadModelResponse { model: Some(convert::model_info(&loaded)) }))
+    }
+}
+
+impl AdminApi {
+    /// Runs an experiment change on the blocking pool (it loads models and writes the file).
+    async fn experiment(
+        &self,
+        op: impl FnOnce(&Experiments, &ModelRegistry) -> Result<ExperimentDef, ExperimentError> + Send + 'static,
+    ) -> Result<Response<pb::ExperimentResponse>, Status> {
+        let (experiments, models) = (self.experiments.clone(), self.models.clone());
+        let def = tokio::task::spawn_blocking(move || op(&experiments, &models))
+            .await
+            .map_err(|e| Status::internal(format!("experiment change failed: {e}")))??;
+        Ok(Response::new(pb::ExperimentResponse { experiment: Some(convert::experiment_to_proto(&def)) }))
     }
 }
 
@@ -96,5 +112,52 @@ impl AdminService for AdminApi {
         _request: Request<pb::UnpinModelRequest>,
     ) -> Result<Response<pb::LoadModelResponse>, Status> {
         self.swap(|m| m.unpin()).await
+    }
+
+    async fn create_experiment(
+        &self,
+        request: Request<pb::CreateExperimentRequest>,
+    ) -> Result<Response<pb::ExperimentResponse>, Status> {
+        let e = request.into_inner().experiment.ok_or_else(|| Status::invalid_argument("experiment: missing"))?;
+        let def = convert::experiment_from_proto(e)?;
+        self.experiment(move |experiments, models| {
+            let def = def.normalized()?;
+            // Load arm models before the experiment can assign anyone.
+            for model in def.arms.iter().filter_map(|a| a.model.as_deref()) {
+                models.arm_model(model)?;
+            }
+            experiments.create(def)
+        })
+        .await
+    }
+
+    async fn set_experiment_coverage(
+        &self,
+        request: Request<pb::SetExperimentCoverageRequest>,
+    ) -> Result<Response<pb::ExperimentResponse>, Status> {
+        let r = request.into_inner();
+        if !r.coverage.is_finite() {
+            return Err(Status::invalid_argument("coverage: must be finite"));
+        }
+        self.experiment(move |experiments, _| experiments.set_coverage(&r.name, r.coverage)).await
+    }
+
+    async fn stop_experiment(
+        &self,
+        request: Request<pb::StopExperimentRequest>,
+    ) -> Result<Response<pb::ExperimentResponse>, Status> {
+        let name = request.into_inner().name;
+        self.experiment(move |experiments, _| experiments.stop(&name)).await
+    }
+
+    async fn list_experiments(
+        &self,
+        _request: Request<pb::ListExperimentsRequest>,
+    ) -> Result<Response<pb::ListExperimentsResponse>, Status> {
+        let state = self.experiments.state();
+        Ok(Response::new(pb::ListExperimentsResponse {
+            experiments: state.file.experiments.iter().map(convert::experiment_to_proto).collect(),
+            holdout_share: state.file.holdout.share,
+        }))
     }
 }

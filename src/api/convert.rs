@@ -10,6 +10,7 @@ use crate::domain::{
     AgeBand, Category, Event, EventKind, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SessionStatus,
     Surface, TargetAudience, UnixMs, UserProfile,
 };
+use crate::experiment::{ArmDef, ExperimentDef, PolicyOverride, Status as ExperimentStatus};
 use crate::model::LoadedModel;
 use crate::proto::v1 as pb;
 use crate::ranking::{RankQuery, Ranked, UnrankedReason};
@@ -446,6 +447,11 @@ pub fn ranked_to_proto(r: Ranked) -> pb::RankResponse {
         ranking_id: r.ranking_id,
         model_version: r.model_id,
         scored: r.scored as u32,
+        experiments: r
+            .exposures
+            .into_iter()
+            .map(|e| pb::ExperimentExposure { experiment: e.experiment, arm: e.arm })
+            .collect(),
         items: r
             .items
             .into_iter()
@@ -560,5 +566,71 @@ pub fn manifest_info(manifest: &crate::model::Manifest) -> pb::ModelInfo {
         feature_count: manifest.feature_names.len() as u32,
         created_at: manifest.created_at.clone(),
         metrics: manifest.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+    }
+}
+
+/// An experiment definition from the wire. Field checks beyond shape happen in
+/// [`crate::experiment::ExperimentDef::normalized`], whose errors name the field.
+pub fn experiment_from_proto(e: pb::Experiment) -> Result<ExperimentDef, FieldError> {
+    let finite = |v: Option<f32>, field: &'static str| match v {
+        Some(x) if !x.is_finite() => Err(err(field, "must be finite")),
+        other => Ok(other),
+    };
+    let mut arms = Vec::with_capacity(e.arms.len());
+    for a in e.arms {
+        let p = a.policy.unwrap_or_default();
+        arms.push(ArmDef {
+            name: a.name,
+            weight: a.weight,
+            model: (!a.model.is_empty()).then_some(a.model),
+            policy: PolicyOverride {
+                purchase_weight: finite(p.purchase_weight, "experiment.arms.policy.purchase_weight")?,
+                engage_weight: finite(p.engage_weight, "experiment.arms.policy.engage_weight")?,
+                audience_fit_weight: finite(p.audience_fit_weight, "experiment.arms.policy.audience_fit_weight")?,
+            },
+        });
+    }
+    Ok(ExperimentDef {
+        name: e.name,
+        layer: e.layer,
+        salt: e.salt,
+        range_start: e.range_start,
+        range_end: if e.range_end == 0 { crate::experiment::BUCKETS } else { e.range_end },
+        coverage: e.coverage,
+        control: e.control,
+        arms,
+        status: ExperimentStatus::Running,
+    })
+}
+
+/// An experiment definition as a message.
+pub fn experiment_to_proto(e: &ExperimentDef) -> pb::Experiment {
+    pb::Experiment {
+        name: e.name.clone(),
+        layer: e.layer.clone(),
+        salt: e.salt.clone(),
+        range_start: e.range_start,
+        range_end: e.range_end,
+        coverage: e.coverage,
+        control: e.control.clone(),
+        arms: e
+            .arms
+            .iter()
+            .map(|a| pb::ExperimentArm {
+                name: a.name.clone(),
+                weight: a.weight,
+                model: a.model.clone().unwrap_or_default(),
+                policy: Some(pb::PolicyOverride {
+                    purchase_weight: a.policy.purchase_weight,
+                    engage_weight: a.policy.engage_weight,
+                    audience_fit_weight: a.policy.audience_fit_weight,
+                }),
+            })
+            .collect(),
+        status: match e.status {
+            ExperimentStatus::Running => "running",
+            ExperimentStatus::Stopped => "stopped",
+        }
+        .into(),
     }
 }

@@ -3,6 +3,7 @@
 use tonic::Status;
 
 use super::convert::FieldError;
+use crate::experiment::ExperimentError;
 use crate::model::ModelError;
 use crate::ranking::RankError;
 use crate::store::StoreError;
@@ -29,6 +30,24 @@ impl From<RankError> for Status {
     fn from(e: RankError) -> Self {
         match e {
             RankError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ExperimentError> for Status {
+    fn from(e: ExperimentError) -> Self {
+        match e {
+            ExperimentError::Placement(_) => Status::invalid_argument(format!("experiment.{e}")),
+            ExperimentError::NotFound(_) => Status::not_found(e.to_string()),
+            ExperimentError::Exists(_) => Status::already_exists(e.to_string()),
+            ExperimentError::Model(m) => match m {
+                ModelError::Io { .. } => Status::internal(format!("experiment.arms.model: {m}")),
+                _ => Status::invalid_argument(format!("experiment.arms.model: {m}")),
+            },
+            ExperimentError::Io { .. } | ExperimentError::Corrupt { .. } => {
+                tracing::error!(error = %e, "experiments file failure");
+                Status::internal(e.to_string())
+            }
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct ModelRegistry {
     default_name: String,
     current: RwLock<Arc<LoadedModel>>,
     control: Mutex<Control>,
+    /// Versions loaded for experiment arms, by id; loaded once, never swapped.
+    arms: Mutex<std::collections::HashMap<String, Arc<LoadedModel>>>,
 }
 
 /// One version found on disk.
@@ -58,9 +60,30 @@ impl ModelRegistry {
         Ok(ModelRegistry {
             dir,
             default_name: name.to_owned(),
+            arms: Mutex::default(),
             current: RwLock::new(Arc::new(model)),
             control: Mutex::new(Control::default()),
         })
+    }
+
+    /// The model `<name>/<version>` for an experiment arm, loaded from disk on first use and kept.
+    /// Does not change the serving model. Reads files the first time: call it where blocking is
+    /// fine (experiment creation), so that rankings find it loaded.
+    pub fn arm_model(&self, id: &str) -> Result<Arc<LoadedModel>, ModelError> {
+        if let Some(m) = self.arms.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            return Ok(m.clone());
+        }
+        let Some((name, version)) = id.split_once('/') else {
+            return Err(ModelError::NotFound(self.dir.join(id)));
+        };
+        let model = Arc::new(load(&self.dir, name, Some(version))?);
+        self.arms.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned(), model.clone());
+        Ok(model)
+    }
+
+    /// The model an arm names, if it was loaded by [`Self::arm_model`].
+    pub fn loaded_arm_model(&self, id: &str) -> Option<Arc<LoadedModel>> {
+        self.arms.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
 
     /// The serving model.

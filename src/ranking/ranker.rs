@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use super::Policy;
 use crate::domain::{RequestContext, SessionStatus, UserProfile};
+use crate::experiment::Experiments;
 use crate::featurelog::{FeatureLog, ServedItemRef, ServedRankingRef, SparseRowRef, push_sparse};
 use crate::features::{self, NUM_FEATURES, RequestFeatures};
-use crate::model::ModelRegistry;
+use crate::model::{LoadedModel, ModelRegistry};
 use crate::store::{CatalogFilter, SessionSnapshot, Store, StoreError};
 
 /// A validated ranking request.
@@ -51,6 +52,15 @@ pub struct Ranked {
     pub unranked: Vec<(String, UnrankedReason)>,
     /// Candidates scored before truncation to `limit`.
     pub scored: usize,
+    /// The experiments and arms this ranking was made under.
+    pub exposures: Vec<Exposure>,
+}
+
+/// One experiment arm a ranking was made under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exposure {
+    pub experiment: String,
+    pub arm: String,
 }
 
 /// Why a ranking failed.
@@ -70,6 +80,8 @@ pub struct Ranker {
     max_catalog_candidates: usize,
     /// Where served rankings are recorded, if anywhere.
     log: Option<Arc<FeatureLog>>,
+    /// Running experiments, if any.
+    experiments: Option<Arc<Experiments>>,
 }
 
 impl Ranker {
@@ -81,7 +93,40 @@ impl Ranker {
         max_catalog_candidates: usize,
         log: Option<Arc<FeatureLog>>,
     ) -> Self {
-        Ranker { store, models, policy, max_catalog_candidates, log }
+        Ranker { store, models, policy, max_catalog_candidates, log, experiments: None }
+    }
+
+    /// Applies the arms of running experiments to the users they assign.
+    pub fn with_experiments(mut self, experiments: Arc<Experiments>) -> Self {
+        self.experiments = Some(experiments);
+        self
+    }
+
+    /// The model, policy and exposures for `user_id`: the service's own, changed by each arm the
+    /// user is in (layers in the order their experiments were created; a later arm's model or
+    /// policy values win where two layers set the same thing).
+    fn treatment(&self, user_id: &str) -> (Arc<LoadedModel>, Policy, Vec<Exposure>) {
+        let mut model = self.models.current();
+        let mut policy = self.policy;
+        let mut exposures = Vec::new();
+        if let Some(experiments) = &self.experiments {
+            let state = experiments.state();
+            for (e, arm) in state.treatments(user_id) {
+                if let Some(id) = &arm.model {
+                    match self.models.loaded_arm_model(id) {
+                        Some(m) => model = m,
+                        None => {
+                            // Created experiments load their models first; this would be a bug.
+                            tracing::error!(experiment = %e.name, arm = %arm.name, model = %id, "arm model not loaded; user left out of the experiment");
+                            continue;
+                        }
+                    }
+                }
+                policy = arm.policy.apply(policy);
+                exposures.push(Exposure { experiment: e.name.clone(), arm: arm.name.clone() });
+            }
+        }
+        (model, policy, exposures)
     }
 
     /// Ranks the query's candidates (or the live catalog) for its user.
@@ -113,7 +158,7 @@ impl Ranker {
             live
         };
 
-        let model = self.models.current();
+        let (model, policy, exposures) = self.treatment(&query.user_id);
         let heads = &model.artifact.heads;
         let mut row = [0f32; NUM_FEATURES];
         let request = RequestFeatures::new(&user, &activity, &query.context);
@@ -125,7 +170,7 @@ impl Ranker {
                 let fit = extracted.fit.overall();
                 let p_engage = heads.engage.predict_active(&row, &extracted.active);
                 let p_purchase = heads.purchase.predict_active(&row, &extracted.active);
-                let score = self.policy.score(p_engage, p_purchase, fit);
+                let score = policy.score(p_engage, p_purchase, fit);
                 Scored { candidate, score, p_engage, p_purchase, fit }
             })
             .collect();
@@ -144,6 +189,9 @@ impl Ranker {
 
         let ranking_id = new_ranking_id();
         if let Some(log) = &self.log {
+            // Several layers: names joined by ',' in the same order in both fields.
+            let experiment_names = exposures.iter().map(|e| e.experiment.as_str()).collect::<Vec<_>>().join(",");
+            let arm_names = exposures.iter().map(|e| e.arm.as_str()).collect::<Vec<_>>().join(",");
             // Rows are recomputed for the returned items only: the extractor is a pure function of
             // these inputs, so this is the row that was scored, without keeping every candidate's.
             let (mut index, mut value) = (Vec::with_capacity(scored.len() * 48), Vec::with_capacity(scored.len() * 48));
@@ -180,8 +228,8 @@ impl Ranker {
                 context: &query.context,
                 schema_hash: features::schema_hash(),
                 model_version: &model.id,
-                experiment: "",
-                arm: "",
+                experiment: &experiment_names,
+                arm: &arm_names,
                 items: &items,
             };
             log.log_served_encoded(record.encode());
@@ -197,7 +245,7 @@ impl Ranker {
                 audience_fit: s.fit,
             })
             .collect();
-        Ok(Ranked { ranking_id, model_id: model.id.clone(), items, unranked, scored: total })
+        Ok(Ranked { ranking_id, model_id: model.id.clone(), items, unranked, scored: total, exposures })
     }
 }
 

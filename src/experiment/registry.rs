@@ -1,0 +1,371 @@
+//! The experiments the service runs: definitions, persistence, and what an assigned arm changes.
+//!
+//! Definitions live in one JSON file (`<data_dir>/experiments.json` by default), rewritten
+//! atomically (temporary file, fsync, rename) after every change, so a restart resumes exactly
+//! the experiments that were running. Experiments in the config file are added at start when
+//! no experiment of that name exists yet; after that the file and the admin RPCs own them.
+//!
+//! Readers take an `Arc` snapshot of the state once per ranking; changes build a new state and
+//! swap it, like the model registry.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use super::assign::{Arm, Assigner, Holdout, Placement, PlacementError};
+use crate::ranking::Policy;
+
+/// Policy parameters an arm overrides; `None` keeps the service's value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase_weight: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engage_weight: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience_fit_weight: Option<f32>,
+}
+
+impl PolicyOverride {
+    /// `base` with these overrides applied.
+    pub fn apply(&self, base: Policy) -> Policy {
+        Policy {
+            purchase_weight: self.purchase_weight.unwrap_or(base.purchase_weight),
+            engage_weight: self.engage_weight.unwrap_or(base.engage_weight),
+            audience_fit_weight: self.audience_fit_weight.unwrap_or(base.audience_fit_weight),
+        }
+    }
+}
+
+/// One arm: a traffic weight, optionally a model version, optionally policy parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArmDef {
+    pub name: String,
+    pub weight: f64,
+    /// `<name>/<version>` of the model this arm scores with; `None` = the serving model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub policy: PolicyOverride,
+}
+
+/// Whether an experiment assigns users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    /// Kept for reports; assigns nobody.
+    Stopped,
+}
+
+/// One experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentDef {
+    pub name: String,
+    pub layer: String,
+    /// Salt of the arm hash; defaults to the experiment's name.
+    #[serde(default)]
+    pub salt: String,
+    #[serde(default)]
+    pub range_start: u32,
+    #[serde(default = "full_range")]
+    pub range_end: u32,
+    pub coverage: f64,
+    /// The arm the others are compared with; defaults to the first.
+    #[serde(default)]
+    pub control: String,
+    pub arms: Vec<ArmDef>,
+    #[serde(default = "running")]
+    pub status: Status,
+}
+
+fn full_range() -> u32 {
+    super::BUCKETS
+}
+
+fn running() -> Status {
+    Status::Running
+}
+
+impl ExperimentDef {
+    /// Fills defaults (salt, control) and checks the definition.
+    pub fn normalized(mut self) -> Result<Self, ExperimentError> {
+        if self.salt.is_empty() {
+            self.salt = self.name.clone();
+        }
+        if self.control.is_empty() {
+            self.control = self.arms.first().map(|a| a.name.clone()).unwrap_or_default();
+        }
+        self.placement().validate()?;
+        if !self.arms.iter().any(|a| a.name == self.control) {
+            return Err(invalid("control", format!("{:?} is not one of the arms", self.control)));
+        }
+        for arm in &self.arms {
+            if let Some(m) = &arm.model
+                && m.split_once('/').is_none_or(|(n, v)| n.is_empty() || v.is_empty())
+            {
+                return Err(invalid("arms.model", format!("{m:?} is not <name>/<version>")));
+            }
+            let policy = arm.policy.apply(Policy::default());
+            policy.validate().map_err(|why| invalid("arms.policy", format!("arm {:?}: {why}", arm.name)))?;
+        }
+        Ok(self)
+    }
+
+    /// What assignment needs.
+    pub fn placement(&self) -> Placement {
+        Placement {
+            name: self.name.clone(),
+            layer: self.layer.clone(),
+            salt: self.salt.clone(),
+            range_start: self.range_start,
+            range_end: self.range_end,
+            coverage: self.coverage,
+            arms: self.arms.iter().map(|a| Arm { name: a.name.clone(), weight: a.weight }).collect(),
+        }
+    }
+}
+
+/// The persisted file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentsFile {
+    #[serde(default)]
+    pub holdout: Holdout,
+    #[serde(default)]
+    pub experiments: Vec<ExperimentDef>,
+}
+
+/// Why an experiment operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+    #[error("no experiment {0:?}")]
+    NotFound(String),
+    #[error("experiment {0:?} exists")]
+    Exists(String),
+    #[error("arm model: {0}")]
+    Model(#[from] crate::model::ModelError),
+    #[error("cannot read or write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("corrupt experiments file {path}: {source}")]
+    Corrupt { path: PathBuf, source: serde_json::Error },
+}
+
+fn invalid(field: &'static str, why: impl Into<String>) -> ExperimentError {
+    ExperimentError::Placement(PlacementError::Invalid { field, why: why.into() })
+}
+
+/// The running state: definitions and their assigner.
+#[derive(Debug, Default)]
+pub struct State {
+    pub file: ExperimentsFile,
+    assigner: Assigner,
+}
+
+impl State {
+    fn build(file: ExperimentsFile) -> Result<Self, ExperimentError> {
+        let running = file.experiments.iter().filter(|e| e.status == Status::Running).map(ExperimentDef::placement);
+        let assigner = Assigner::new(file.holdout.clone(), running.collect())?;
+        Ok(State { file, assigner })
+    }
+
+    /// The arms a user is in: (experiment, arm definition), at most one per layer.
+    pub fn treatments<'a>(&'a self, user_id: &str) -> Vec<(&'a ExperimentDef, &'a ArmDef)> {
+        self.assigner
+            .assign(user_id)
+            .into_iter()
+            .filter_map(|a| {
+                let e = self.file.experiments.iter().find(|e| e.name == a.experiment)?;
+                Some((e, e.arms.get(a.arm_index)?))
+            })
+            .collect()
+    }
+}
+
+/// Experiments of one service.
+#[derive(Debug)]
+pub struct Experiments {
+    path: PathBuf,
+    state: RwLock<Arc<State>>,
+    /// Serialises changes (read-modify-write of the file).
+    writer: Mutex<()>,
+}
+
+impl Experiments {
+    /// Opens the file at `path` (empty when missing), adds `configured` experiments not present
+    /// yet, applies `holdout` when the file has none, and persists.
+    pub fn open(
+        path: impl Into<PathBuf>,
+        configured: Vec<ExperimentDef>,
+        holdout: Option<Holdout>,
+    ) -> Result<Self, ExperimentError> {
+        let path = path.into();
+        let mut file = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| ExperimentError::Corrupt { path: path.clone(), source })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ExperimentsFile::default(),
+            Err(source) => return Err(ExperimentError::Io { path, source }),
+        };
+        if let Some(h) = holdout
+            && file.holdout == Holdout::default()
+        {
+            file.holdout = h;
+        }
+        for def in configured {
+            if !file.experiments.iter().any(|e| e.name == def.name) {
+                file.experiments.push(def.normalized()?);
+            }
+        }
+        let state = State::build(file)?;
+        write_atomic(&path, &state.file)?;
+        Ok(Experiments { path, state: RwLock::new(Arc::new(state)), writer: Mutex::new(()) })
+    }
+
+    /// A snapshot of the state.
+    pub fn state(&self) -> Arc<State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn change(
+        &self,
+        edit: impl FnOnce(&mut ExperimentsFile) -> Result<String, ExperimentError>,
+    ) -> Result<ExperimentDef, ExperimentError> {
+        let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut file = self.state().file.clone();
+        let name = edit(&mut file)?;
+        let state = State::build(file)?;
+        write_atomic(&self.path, &state.file)?;
+        let def =
+            state.file.experiments.iter().find(|e| e.name == name).cloned().ok_or(ExperimentError::NotFound(name))?;
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(state);
+        Ok(def)
+    }
+
+    /// Adds a running experiment.
+    pub fn create(&self, def: ExperimentDef) -> Result<ExperimentDef, ExperimentError> {
+        let def = def.normalized()?;
+        self.change(|file| {
+            if file.experiments.iter().any(|e| e.name == def.name) {
+                return Err(ExperimentError::Exists(def.name.clone()));
+            }
+            let name = def.name.clone();
+            file.experiments.push(def);
+            Ok(name)
+        })
+    }
+
+    /// Sets an experiment's coverage (ramping up admits users and moves nobody).
+    pub fn set_coverage(&self, name: &str, coverage: f64) -> Result<ExperimentDef, ExperimentError> {
+        if !(0.0..=1.0).contains(&coverage) {
+            return Err(invalid("coverage", format!("{coverage} is not between 0 and 1")));
+        }
+        self.change(|file| {
+            let e = file
+                .experiments
+                .iter_mut()
+                .find(|e| e.name == name)
+                .ok_or_else(|| ExperimentError::NotFound(name.into()))?;
+            e.coverage = coverage;
+            Ok(name.to_owned())
+        })
+    }
+
+    /// Stops an experiment: it assigns nobody from now on and stays listed for reports.
+    pub fn stop(&self, name: &str) -> Result<ExperimentDef, ExperimentError> {
+        self.change(|file| {
+            let e = file
+                .experiments
+                .iter_mut()
+                .find(|e| e.name == name)
+                .ok_or_else(|| ExperimentError::NotFound(name.into()))?;
+            e.status = Status::Stopped;
+            Ok(name.to_owned())
+        })
+    }
+}
+
+fn write_atomic(path: &Path, file: &ExperimentsFile) -> Result<(), ExperimentError> {
+    use std::io::Write;
+    let io = |source| ExperimentError::Io { path: path.to_owned(), source };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(&serde_json::to_vec_pretty(file).expect("experiments serialise")).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(name: &str, layer: &str) -> ExperimentDef {
+        ExperimentDef {
+            name: name.into(),
+            layer: layer.into(),
+            salt: String::new(),
+            range_start: 0,
+            range_end: 10_000,
+            coverage: 0.5,
+            control: String::new(),
+            arms: vec![
+                ArmDef { name: "control".into(), weight: 1.0, model: None, policy: PolicyOverride::default() },
+                ArmDef {
+                    name: "fit".into(),
+                    weight: 1.0,
+                    model: None,
+                    policy: PolicyOverride { audience_fit_weight: Some(0.5), ..Default::default() },
+                },
+            ],
+            status: Status::Running,
+        }
+    }
+
+    #[test]
+    fn changes_persist_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("experiments.json");
+        let ex = Experiments::open(&path, vec![def("a", "ranking")], None).unwrap();
+        assert_eq!(ex.state().file.experiments[0].salt, "a");
+        assert_eq!(ex.state().file.experiments[0].control, "control");
+        assert!(matches!(ex.create(def("a", "x")), Err(ExperimentError::Exists(_))));
+        assert!(matches!(
+            ex.create(def("b", "ranking")),
+            Err(ExperimentError::Placement(PlacementError::Overlap { .. }))
+        ));
+        ex.create(def("b", "policy")).unwrap();
+        ex.set_coverage("a", 0.9).unwrap();
+        ex.stop("b").unwrap();
+        assert!(matches!(ex.set_coverage("a", 1.5), Err(ExperimentError::Placement(_))));
+        drop(ex);
+        // The configured definition of "a" does not overwrite the file's (coverage 0.9 stays).
+        let again = Experiments::open(&path, vec![def("a", "ranking")], None).unwrap();
+        let file = &again.state().file;
+        assert_eq!(file.experiments.len(), 2);
+        assert_eq!(file.experiments[0].coverage, 0.9);
+        assert_eq!(file.experiments[1].status, Status::Stopped);
+        let treated = (0..1_000).filter(|u| !again.state().treatments(&format!("u{u}")).is_empty()).count();
+        assert!((850..950).contains(&treated), "{treated} of 1000 users in a at 90% (b stopped)");
+    }
+
+    #[test]
+    fn bad_definitions_name_the_field() {
+        let mut d = def("a", "l");
+        d.control = "nope".into();
+        assert!(d.normalized().unwrap_err().to_string().starts_with("control:"));
+        let mut d = def("a", "l");
+        d.arms[1].model = Some("no-version".into());
+        assert!(d.normalized().unwrap_err().to_string().starts_with("arms.model:"));
+        let mut d = def("a", "l");
+        d.arms[1].policy.engage_weight = Some(-1.0);
+        assert!(d.normalized().unwrap_err().to_string().starts_with("arms.policy:"));
+    }
+}

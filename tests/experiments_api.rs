@@ -1,0 +1,170 @@
+//! Experiments through the real server: created over admin gRPC, applied to rankings, exposed in
+//! responses and the feature log, ramped without reassignment, persisted across a restart.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{TestServer, attrs, session, target};
+use fitrank::featurelog::read_served;
+use fitrank::proto::v1::{
+    self as pb, admin_service_client::AdminServiceClient, catalog_service_client::CatalogServiceClient,
+    ranking_service_client::RankingServiceClient,
+};
+use pb::{AgeBand, Gender};
+use tonic::Code;
+
+const USERS: usize = 400;
+
+fn experiment(name: &str, layer: &str, coverage: f64, range: (u32, u32)) -> pb::Experiment {
+    pb::Experiment {
+        name: name.into(),
+        layer: layer.into(),
+        coverage,
+        range_start: range.0,
+        range_end: range.1,
+        arms: vec![
+            pb::ExperimentArm { name: "control".into(), weight: 1.0, ..Default::default() },
+            pb::ExperimentArm {
+                name: "fit".into(),
+                weight: 1.0,
+                model: "default/20261122-000000".into(),
+                policy: Some(pb::PolicyOverride { audience_fit_weight: Some(5.0), ..Default::default() }),
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+async fn create(server: &TestServer, e: pb::Experiment) -> Result<pb::Experiment, tonic::Status> {
+    let r = AdminServiceClient::new(server.channel().await)
+        .create_experiment(pb::CreateExperimentRequest { experiment: Some(e) })
+        .await?;
+    Ok(r.into_inner().experiment.unwrap())
+}
+
+/// Ranks A and B for every user; returns each user's arm (None = not in the experiment) and the
+/// responses.
+async fn rank_all(server: &TestServer) -> (HashMap<String, Option<String>>, Vec<pb::RankResponse>) {
+    let mut ranking = RankingServiceClient::new(server.channel().await);
+    let (mut arms, mut responses) = (HashMap::new(), Vec::new());
+    for u in 0..USERS {
+        let user_id = format!("user-{u}");
+        let r = ranking
+            .rank(pb::RankRequest {
+                user_id: user_id.clone(),
+                user: Some(attrs(AgeBand::AgeBand2534, Gender::Female, "US-CA", "en")),
+                candidate_session_ids: vec!["A".into(), "B".into()],
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.experiments.len() <= 1);
+        arms.insert(user_id, r.experiments.first().map(|e| e.arm.clone()));
+        responses.push(r);
+    }
+    (arms, responses)
+}
+
+#[tokio::test]
+async fn experiments_assign_apply_ramp_persist_and_stop() {
+    let mut server = TestServer::start_with(|c| c.feature_log.flush_interval_ms = 20).await;
+    CatalogServiceClient::new(server.channel().await)
+        .upsert_sessions(pb::UpsertSessionsRequest {
+            sessions: vec![session("A", Some(target(20, 30, &[Gender::Female], &["US"]))), session("B", None)],
+        })
+        .await
+        .unwrap();
+
+    // Bad definitions are refused naming the field; nothing is created.
+    let mut bad = experiment("bad", "policy", 0.5, (0, 10_000));
+    bad.arms[1].model = "default/19990101-000000".into();
+    let err = create(&server, bad).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("experiment.arms.model"), "{}", err.message());
+    let err = create(&server, experiment("bad", "policy", 1.5, (0, 10_000))).await.unwrap_err();
+    assert_eq!((err.code(), err.message()), (Code::InvalidArgument, "experiment.coverage: 1.5 is not between 0 and 1"));
+
+    let created = create(&server, experiment("fit-weight", "policy", 0.5, (0, 10_000))).await.unwrap();
+    assert_eq!(
+        (created.control.as_str(), created.salt.as_str(), created.status.as_str()),
+        ("control", "fit-weight", "running")
+    );
+    let err = create(&server, experiment("same-layer", "policy", 1.0, (9_000, 10_000))).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    assert_eq!(
+        create(&server, experiment("fit-weight", "other", 1.0, (0, 10_000))).await.unwrap_err().code(),
+        Code::AlreadyExists
+    );
+
+    // Half the users are in, split between the arms; each ranking says which arm made it.
+    let (arms, responses) = rank_all(&server).await;
+    let count = |arm: &str| arms.values().filter(|a| a.as_deref() == Some(arm)).count();
+    let (control, fit) = (count("control"), count("fit"));
+    assert!((150..250).contains(&(control + fit)), "{} of {USERS} users at 50% coverage", control + fit);
+    assert!(control > 50 && fit > 50, "control {control}, fit {fit}");
+    // The arm's policy is what scored: score = p_purchase + 0.01 p_engage + 5 fit in "fit".
+    for r in &responses {
+        let w_fit = if r.experiments.first().is_some_and(|e| e.arm == "fit") { 5.0 } else { 0.0 };
+        for i in &r.items {
+            let expected = i.p_purchase + 0.01 * i.p_engage + w_fit * i.audience_fit;
+            assert!((i.score - expected).abs() < 1e-4, "{} vs {expected}", i.score);
+        }
+    }
+    // Ranking again changes nobody's arm.
+    assert_eq!(rank_all(&server).await.0, arms);
+
+    // Ramping to 100% admits everyone and moves nobody.
+    AdminServiceClient::new(server.channel().await)
+        .set_experiment_coverage(pb::SetExperimentCoverageRequest { name: "fit-weight".into(), coverage: 1.0 })
+        .await
+        .unwrap();
+    let (ramped, _) = rank_all(&server).await;
+    assert!(ramped.values().all(Option::is_some));
+    for (user, arm) in &arms {
+        if arm.is_some() {
+            assert_eq!(&ramped[user], arm, "{user} moved when coverage grew");
+        }
+    }
+
+    // The feature log has the experiment and arm of every ranking.
+    let (data_dir, models_dir) = (server.data_dir.clone(), server.models_dir.clone());
+    server.stop().await.unwrap();
+    let mut logged = HashMap::new();
+    read_served(&[data_dir.join("featurelog")], |r| {
+        logged.insert(r.ranking_id.clone(), (r.experiment.clone(), r.arm.clone()));
+    })
+    .unwrap();
+    for r in &responses {
+        let want = r.experiments.first().map(|e| (e.experiment.clone(), e.arm.clone())).unwrap_or_default();
+        assert_eq!(logged[&r.ranking_id], want);
+    }
+
+    // A restart on the same data resumes the experiment at 100%, with the same arms.
+    let server = TestServer::start_with(|c| {
+        c.data_dir = data_dir.clone();
+        c.models_dir = models_dir.clone();
+    })
+    .await;
+    let listed = AdminServiceClient::new(server.channel().await)
+        .list_experiments(pb::ListExperimentsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.experiments.len(), 1);
+    assert_eq!(listed.experiments[0].coverage, 1.0);
+    assert_eq!(rank_all(&server).await.0, ramped);
+
+    // Stopped: nobody is assigned, the experiment stays listed.
+    let stopped = AdminServiceClient::new(server.channel().await)
+        .stop_experiment(pb::StopExperimentRequest { name: "fit-weight".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .experiment
+        .unwrap();
+    assert_eq!(stopped.status, "stopped");
+    assert!(rank_all(&server).await.0.values().all(Option::is_none));
+}

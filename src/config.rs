@@ -171,6 +171,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn experiments_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[holdout]\nsalt = \"h\"\nshare = 0.02\n[[experiments]]\nname = \"e\"\nlayer = \"policy\"\ncoverage = 0.1\n\
+             arms = [ { name = \"control\", weight = 1.0 }, { name = \"fit\", weight = 1.0, policy = { audience_fit_weight = 0.5 } } ]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(c.holdout.as_ref().unwrap().share, 0.02);
+        assert_eq!(c.experiments[0].arms[1].policy.audience_fit_weight, Some(0.5));
+        assert_eq!(c.experiments[0].range_end, crate::experiment::BUCKETS);
+    }
+
+    #[test]
     fn file_then_overrides() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fitrank.toml");

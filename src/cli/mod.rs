@@ -172,6 +172,25 @@ enum CallCommand {
         #[arg(long, default_value = "")]
         version: String,
     },
+    /// List experiments (running and stopped) and the global holdout.
+    Experiments,
+    /// Start an experiment from a JSON file (the layout of `experiments.json` entries; see README).
+    CreateExperiment {
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+    /// Set an experiment's coverage (0 to 1); raising it moves nobody between arms.
+    Ramp {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        coverage: f64,
+    },
+    /// Stop an experiment (it stays listed for reports).
+    StopExperiment {
+        #[arg(long)]
+        name: String,
+    },
     /// Check health (overall, or one service).
     Health {
         #[arg(long, default_value = "")]
@@ -291,6 +310,9 @@ async fn run(channel: Channel, command: CallCommand) -> CallResult {
             };
             let r = RankingServiceClient::new(channel).rank(request).await.map_err(status)?.into_inner();
             println!("ranking_id {}  model {}  scored {}", r.ranking_id, r.model_version, r.scored);
+            for e in &r.experiments {
+                println!("experiment {}  arm {}", e.experiment, e.arm);
+            }
             println!(
                 "{:>3}  {:<24} {:>10} {:>9} {:>10} {:>6}",
                 "pos", "session", "score", "p_engage", "p_purchase", "fit"
@@ -373,6 +395,46 @@ async fn run(channel: Channel, command: CallCommand) -> CallResult {
                 .into_inner();
             println!("{:#?}", r.model.unwrap_or_default());
         }
+        CallCommand::Experiments => {
+            let r = AdminServiceClient::new(channel)
+                .list_experiments(pb::ListExperimentsRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!("holdout share {}", r.holdout_share);
+            for e in r.experiments {
+                print_experiment(&e);
+            }
+        }
+        CallCommand::CreateExperiment { file } => {
+            let text = std::fs::read_to_string(&file)?;
+            let def: crate::experiment::ExperimentDef =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            let r = AdminServiceClient::new(channel)
+                .create_experiment(pb::CreateExperimentRequest {
+                    experiment: Some(crate::api::convert::experiment_to_proto(&def)),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            print_experiment(&r.experiment.unwrap_or_default());
+        }
+        CallCommand::Ramp { name, coverage } => {
+            let r = AdminServiceClient::new(channel)
+                .set_experiment_coverage(pb::SetExperimentCoverageRequest { name, coverage })
+                .await
+                .map_err(status)?
+                .into_inner();
+            print_experiment(&r.experiment.unwrap_or_default());
+        }
+        CallCommand::StopExperiment { name } => {
+            let r = AdminServiceClient::new(channel)
+                .stop_experiment(pb::StopExperimentRequest { name })
+                .await
+                .map_err(status)?
+                .into_inner();
+            print_experiment(&r.experiment.unwrap_or_default());
+        }
         CallCommand::Health { service } => {
             let r = tonic_health::pb::health_client::HealthClient::new(channel)
                 .check(tonic_health::pb::HealthCheckRequest { service })
@@ -385,4 +447,24 @@ async fn run(channel: Channel, command: CallCommand) -> CallResult {
         }
     }
     Ok(())
+}
+
+fn print_experiment(e: &pb::Experiment) {
+    println!(
+        "{} [{}] layer {} buckets {}..{} coverage {} control {}",
+        e.name, e.status, e.layer, e.range_start, e.range_end, e.coverage, e.control
+    );
+    for a in &e.arms {
+        let p = a.policy.unwrap_or_default();
+        let policy: Vec<String> = [
+            ("purchase_weight", p.purchase_weight),
+            ("engage_weight", p.engage_weight),
+            ("audience_fit_weight", p.audience_fit_weight),
+        ]
+        .iter()
+        .filter_map(|(n, v)| v.map(|v| format!("{n}={v}")))
+        .collect();
+        let model = if a.model.is_empty() { "serving model" } else { a.model.as_str() };
+        println!("  {:<16} weight {:<6} {model} {}", a.name, a.weight, policy.join(" "));
+    }
 }

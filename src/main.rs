@@ -23,6 +23,8 @@ enum Command {
     Export(ExportArgs),
     /// Measure model versions on a data set, side by side (AUC, log loss, calibration, NDCG@k).
     Evaluate(EvaluateArgs),
+    /// Report an experiment from a feature-log export: per-arm metrics, lifts with 95% CIs, SRM.
+    Report(ReportArgs),
     /// Write rows of the built-in generator as a training table (.parquet or .csv).
     Generate(GenerateArgs),
     /// Call a running service (catalog, ranking, events, admin).
@@ -126,6 +128,28 @@ struct TrainArgs {
 }
 
 #[derive(clap::Args)]
+struct ReportArgs {
+    /// A `fitrank export` file (.parquet or .csv).
+    #[arg(long)]
+    data: PathBuf,
+    /// Experiment name.
+    #[arg(long)]
+    experiment: String,
+    /// The experiments file, for the control arm and the weights of the SRM check.
+    #[arg(long, default_value = "data/experiments.json")]
+    experiments: PathBuf,
+    /// Control arm (default: the experiment's control in the experiments file, else "control").
+    #[arg(long)]
+    control: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Write the lift chart (SVG) here.
+    #[arg(long)]
+    chart: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 struct GenerateArgs {
     /// Output file: .parquet or .csv.
     #[arg(long)]
@@ -212,6 +236,7 @@ fn main() -> ExitCode {
         Command::Export(a) => run_export(a),
         Command::Evaluate(a) => run_evaluate(a),
         Command::Generate(a) => run_generate(a),
+        Command::Report(a) => run_report(a),
         Command::Call(a) => cli::call(a),
         Command::Bench(a) => cli::bench::bench(a),
     };
@@ -341,5 +366,30 @@ fn run_generate(a: GenerateArgs) -> Result<(), AnyError> {
     let table = train::generator::generate(a.world.config()).to_table();
     fitrank::export::write(&table, &a.out)?;
     println!("wrote {} rows x {} columns to {}", table.rows(), table.columns.len(), a.out.display());
+    Ok(())
+}
+
+fn run_report(a: ReportArgs) -> Result<(), AnyError> {
+    use fitrank::experiment::registry::ExperimentsFile;
+    let defined = match std::fs::read(&a.experiments) {
+        Ok(bytes) => {
+            let file: ExperimentsFile = serde_json::from_slice(&bytes)?;
+            file.experiments.into_iter().find(|e| e.name == a.experiment)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    let control = a.control.or_else(|| defined.as_ref().map(|d| d.control.clone())).unwrap_or_else(|| "control".into());
+    let weights = defined.map(|d| d.arms.into_iter().map(|arm| (arm.name, arm.weight)).collect()).unwrap_or_default();
+    let report = fitrank::experiment::report::report_file(&a.data, &a.experiment, &control, &weights)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    if let Some(path) = &a.chart {
+        report.write_chart(path)?;
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
 }

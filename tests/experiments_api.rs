@@ -3,9 +3,11 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use common::{TestServer, attrs, session, target};
+use fitrank::experiment::report;
+use fitrank::export;
 use fitrank::featurelog::read_served;
 use fitrank::proto::v1::{
     self as pb, admin_service_client::AdminServiceClient, catalog_service_client::CatalogServiceClient,
@@ -141,6 +143,19 @@ async fn experiments_assign_apply_ramp_persist_and_stop() {
         let want = r.experiments.first().map(|e| (e.experiment.clone(), e.arm.clone())).unwrap_or_default();
         assert_eq!(logged[&r.ranking_id], want);
     }
+
+    // The report from the export counts every exposed user once, in the arm they were served.
+    // (No events were sent in this test, so every served item counts.)
+    let options = export::JoinOptions { require_impression: false, ..Default::default() };
+    let (table, _) = export::export(&[data_dir.join("featurelog")], &options).unwrap();
+    let weights = BTreeMap::from([("control".to_owned(), 1.0), ("fit".to_owned(), 1.0)]);
+    let report = report::report(&table, "fit-weight", "control", &weights).unwrap();
+    assert_eq!(report.users_in_several_arms, 0);
+    for arm in &report.arms {
+        let want = ramped.values().filter(|a| a.as_deref() == Some(arm.arm.as_str())).count();
+        assert_eq!(arm.users, want, "users of {}", arm.arm);
+    }
+    assert!(report.srm.is_some());
 
     // A restart on the same data resumes the experiment at 100%, with the same arms.
     let server = TestServer::start_with(|c| {

@@ -379,6 +379,15 @@ fn run_report(a: ReportArgs) -> Result<(), AnyError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e.into()),
     };
+    if defined.as_ref().is_some_and(|d| d.kind == fitrank::experiment::Kind::Interleave) {
+        let report = fitrank::experiment::report::interleaving(&fitrank::export::Table::read(&a.data)?, &a.experiment)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", report.to_text());
+        }
+        return Ok(());
+    }
     let control = a.control.or_else(|| defined.as_ref().map(|d| d.control.clone())).unwrap_or_else(|| "control".into());
     let weights = defined.map(|d| d.arms.into_iter().map(|arm| (arm.name, arm.weight)).collect()).unwrap_or_default();
     let report = fitrank::experiment::report::report_file(&a.data, &a.experiment, &control, &weights)?;

@@ -183,3 +183,64 @@ async fn experiments_assign_apply_ramp_persist_and_stop() {
     assert_eq!(stopped.status, "stopped");
     assert!(rank_all(&server).await.0.values().all(Option::is_none));
 }
+
+#[tokio::test]
+async fn interleaving_merges_both_arms_into_every_ranking() {
+    let server = TestServer::start().await;
+    let sessions: Vec<pb::LiveSession> = (0..8)
+        .map(|i| {
+            let t = if i % 2 == 0 {
+                Some(target(20, 30, &[Gender::Female], &["US"]))
+            } else {
+                Some(target(55, 64, &[Gender::Male], &[]))
+            };
+            session(&format!("S{i}"), t)
+        })
+        .collect();
+    CatalogServiceClient::new(server.channel().await)
+        .upsert_sessions(pb::UpsertSessionsRequest { sessions })
+        .await
+        .unwrap();
+    let mut e = experiment("il", "interleave", 1.0, (0, 10_000));
+    e.kind = "interleave".into();
+    e.arms[1].model = String::new();
+    let created = create(&server, e.clone()).await.unwrap();
+    assert_eq!(created.kind, "interleave");
+    e.name = "three".into();
+    e.layer = "x".into();
+    e.arms.push(pb::ExperimentArm { name: "third".into(), weight: 1.0, ..Default::default() });
+    let err = create(&server, e).await.unwrap_err();
+    assert!(err.message().starts_with("experiment.arms:"), "{}", err.message());
+
+    let mut ranking = RankingServiceClient::new(server.channel().await);
+    let mut seen = std::collections::HashSet::new();
+    for u in 0..40 {
+        let r = ranking
+            .rank(pb::RankRequest {
+                user_id: format!("u{u}"),
+                user: Some(attrs(AgeBand::AgeBand2534, Gender::Female, "US-CA", "en")),
+                candidate_session_ids: (0..8).map(|i| format!("S{i}")).collect(),
+                limit: 6,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.experiments.len(), 1);
+        let teams = r.experiments[0].arm.strip_prefix("team-draft:").expect("team-draft exposure");
+        assert_eq!(teams.len(), r.items.len());
+        assert_eq!(r.items.len(), 6);
+        let (a, b) = (teams.matches('a').count(), teams.matches('b').count());
+        assert!(a.abs_diff(b) <= 1, "{teams}");
+        seen.insert(teams.to_owned());
+        // Each item carries the score of the arm that picked it.
+        for (item, team) in r.items.iter().zip(teams.chars()) {
+            let w_fit = if team == 'b' { 5.0 } else { 0.0 };
+            let expected = item.p_purchase + 0.01 * item.p_engage + w_fit * item.audience_fit;
+            assert!((item.score - expected).abs() < 1e-4, "{team}: {} vs {expected}", item.score);
+        }
+        let ids: std::collections::HashSet<_> = r.items.iter().map(|i| i.session_id.as_str()).collect();
+        assert_eq!(ids.len(), r.items.len(), "no session twice");
+    }
+    assert!(seen.len() > 1, "the coin varies between rankings");
+}

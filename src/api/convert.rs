@@ -590,8 +590,14 @@ pub fn experiment_from_proto(e: pb::Experiment) -> Result<ExperimentDef, FieldEr
             },
         });
     }
+    let kind = match e.kind.as_str() {
+        "" | "ab" => crate::experiment::Kind::Ab,
+        "interleave" => crate::experiment::Kind::Interleave,
+        other => return Err(err("experiment.kind", format!("{other:?} is not ab or interleave"))),
+    };
     Ok(ExperimentDef {
         name: e.name,
+        kind,
         layer: e.layer,
         salt: e.salt,
         range_start: e.range_start,
@@ -607,6 +613,11 @@ pub fn experiment_from_proto(e: pb::Experiment) -> Result<ExperimentDef, FieldEr
 pub fn experiment_to_proto(e: &ExperimentDef) -> pb::Experiment {
     pb::Experiment {
         name: e.name.clone(),
+        kind: match e.kind {
+            crate::experiment::Kind::Ab => "ab",
+            crate::experiment::Kind::Interleave => "interleave",
+        }
+        .into(),
         layer: e.layer.clone(),
         salt: e.salt.clone(),
         range_start: e.range_start,

@@ -12,4 +12,4 @@ pub mod stats;
 
 pub use assign::{Arm, Assigner, Assignment, BUCKETS, Holdout, Placement, PlacementError, bucket};
 
-pub use registry::{ArmDef, ExperimentDef, ExperimentError, Experiments, PolicyOverride, Status};
+pub use registry::{ArmDef, ExperimentDef, ExperimentError, Experiments, Kind, PolicyOverride, Status};

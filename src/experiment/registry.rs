@@ -61,11 +61,24 @@ pub enum Status {
     Stopped,
 }
 
+/// How an experiment compares its arms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Users split between arms; each user sees one arm's rankings.
+    #[default]
+    Ab,
+    /// Team-draft interleaving of exactly two arms in every ranking of every admitted user.
+    Interleave,
+}
+
 /// One experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentDef {
     pub name: String,
+    #[serde(default)]
+    pub kind: Kind,
     pub layer: String,
     /// Salt of the arm hash; defaults to the experiment's name.
     #[serde(default)]
@@ -101,6 +114,9 @@ impl ExperimentDef {
             self.control = self.arms.first().map(|a| a.name.clone()).unwrap_or_default();
         }
         self.placement().validate()?;
+        if self.kind == Kind::Interleave && self.arms.len() != 2 {
+            return Err(invalid("arms", "an interleaving experiment compares exactly two arms"));
+        }
         if !self.arms.iter().any(|a| a.name == self.control) {
             return Err(invalid("control", format!("{:?} is not one of the arms", self.control)));
         }
@@ -310,6 +326,7 @@ mod tests {
     fn def(name: &str, layer: &str) -> ExperimentDef {
         ExperimentDef {
             name: name.into(),
+            kind: Kind::Ab,
             layer: layer.into(),
             salt: String::new(),
             range_start: 0,

@@ -337,6 +337,103 @@ impl Report {
     }
 }
 
+/// Credit of one outcome in an interleaving experiment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Preference {
+    /// Outcome credited: "engage" or "purchase".
+    pub outcome: &'static str,
+    /// Rankings where arm a's picks got more of the outcome.
+    pub wins_a: u64,
+    /// Rankings where arm b's picks got more.
+    pub wins_b: u64,
+    /// Rankings with the outcome where both got the same.
+    pub ties: u64,
+    /// (wins_b − wins_a) / (wins_a + wins_b): +1 = b always preferred.
+    pub preference_b: f64,
+    /// Exact two-sided sign test of wins_b against wins_a.
+    pub p_value: f64,
+}
+
+/// The result of a team-draft interleaving experiment.
+#[derive(Debug, Clone, Serialize)]
+pub struct InterleavingReport {
+    pub experiment: String,
+    /// Rankings served under the experiment.
+    pub rankings: u64,
+    pub preferences: Vec<Preference>,
+}
+
+/// Credits each served item's outcomes to the arm that picked it (the exposure's
+/// `team-draft:<letters>` gives the team of each position) and compares the arms per ranking.
+pub fn interleaving(table: &Table, experiment: &str) -> Result<InterleavingReport, ReportError> {
+    // ranking id → [engage a, engage b, purchase a, purchase b]
+    let mut credit: HashMap<String, [u64; 4]> = HashMap::new();
+    for row in 0..table.rows() {
+        let experiments = table.text("experiment", row)?;
+        let Some(k) = experiments.split(',').position(|e| e == experiment) else { continue };
+        let arms = table.text("arm", row)?;
+        let Some(teams) = arms.split(',').nth(k).and_then(|a| a.strip_prefix("team-draft:").map(str::to_owned)) else {
+            continue;
+        };
+        let position = table.i64("position", row)?;
+        let Some(team) = usize::try_from(position).ok().and_then(|p| teams.as_bytes().get(p).copied()) else {
+            continue;
+        };
+        let b = usize::from(team == b'b');
+        let c = credit.entry(table.text("ranking_id", row)?).or_default();
+        c[b] += u64::from(table.i64("label_engage", row)? > 0);
+        c[2 + b] += u64::from(table.i64("label_purchase", row)? > 0);
+    }
+    if credit.is_empty() {
+        return Err(ReportError::NoRows(experiment.to_owned()));
+    }
+    let preference = |outcome: &'static str, a: usize, b: usize| {
+        let (mut wins_a, mut wins_b, mut ties) = (0, 0, 0);
+        for c in credit.values() {
+            match c[a].cmp(&c[b]) {
+                std::cmp::Ordering::Greater => wins_a += 1,
+                std::cmp::Ordering::Less => wins_b += 1,
+                std::cmp::Ordering::Equal if c[a] > 0 => ties += 1,
+                std::cmp::Ordering::Equal => {}
+            }
+        }
+        let decided = wins_a + wins_b;
+        Preference {
+            outcome,
+            wins_a,
+            wins_b,
+            ties,
+            preference_b: if decided == 0 { 0.0 } else { (wins_b as f64 - wins_a as f64) / decided as f64 },
+            p_value: stats::sign_test(wins_b, decided),
+        }
+    };
+    Ok(InterleavingReport {
+        experiment: experiment.to_owned(),
+        rankings: credit.len() as u64,
+        preferences: vec![preference("engage", 0, 1), preference("purchase", 2, 3)],
+    })
+}
+
+impl InterleavingReport {
+    /// A readable table.
+    pub fn to_text(&self) -> String {
+        let mut out = format!("interleaving experiment {}: {} rankings\n", self.experiment, self.rankings);
+        for p in &self.preferences {
+            out += &format!(
+                "{:<9} a wins {:>6}  b wins {:>6}  ties {:>6}  preference for b {:+.3}  p {:.4}{}\n",
+                p.outcome,
+                p.wins_a,
+                p.wins_b,
+                p.ties,
+                p.preference_b,
+                p.p_value,
+                if p.p_value < 0.05 { "  *" } else { "" }
+            );
+        }
+        out
+    }
+}
+
 /// Reads an export file and reports `experiment`.
 pub fn report_file(
     data: &Path,
@@ -431,6 +528,43 @@ mod tests {
         let chart = dir.path().join("lift.svg");
         r.write_chart(&chart).unwrap();
         assert!(std::fs::read_to_string(&chart).unwrap().contains("<svg"));
+    }
+
+    #[test]
+    fn interleaving_credits_the_picking_team() {
+        // 300 rankings of 4 items; b's picks are engaged with probability 0.3, a's 0.1.
+        let mut rng = StdRng::seed_from_u64(9);
+        let (mut exp, mut arm, mut rid, mut pos, mut engage, mut buy) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for r in 0..300 {
+            let teams: String = (0..4).map(|_| if rng.gen_bool(0.5) { 'a' } else { 'b' }).collect();
+            for (p, team) in teams.chars().enumerate() {
+                exp.push("il".to_owned());
+                arm.push(format!("team-draft:{teams}"));
+                rid.push(format!("r{r}"));
+                pos.push(p as i64);
+                engage.push(i64::from(rng.gen_bool(if team == 'b' { 0.3 } else { 0.1 })));
+                buy.push(0);
+            }
+        }
+        let col = |name: &str, values| Column { name: name.into(), values };
+        let t = Table {
+            columns: vec![
+                col("experiment", Values::Str(exp)),
+                col("arm", Values::Str(arm)),
+                col("ranking_id", Values::Str(rid)),
+                col("position", Values::I64(pos)),
+                col("label_engage", Values::I64(engage)),
+                col("label_purchase", Values::I64(buy)),
+            ],
+        };
+        let r = interleaving(&t, "il").unwrap();
+        assert_eq!(r.rankings, 300);
+        let engage = &r.preferences[0];
+        assert!(engage.wins_b > 2 * engage.wins_a && engage.p_value < 1e-6, "{engage:?}");
+        let purchase = &r.preferences[1];
+        assert_eq!((purchase.wins_a, purchase.wins_b, purchase.p_value), (0, 0, 1.0));
+        assert!(r.to_text().contains("preference for b"));
     }
 
     #[test]

@@ -164,6 +164,20 @@ pub fn srm(observed: &[u64], weights: &[f64]) -> Option<Srm> {
     Some(Srm { chi_square: chi, p_value: p, alert: p < SRM_ALERT_P })
 }
 
+/// Exact two-sided binomial test of `k` successes in `n` trials against p = 1/2 (the sign test
+/// of interleaving preferences), as `scipy.stats.binomtest(k, n).pvalue`.
+pub fn sign_test(k: u64, n: u64) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    let low = k.min(n - k);
+    if 2 * low == n {
+        return 1.0;
+    }
+    // P(X <= low) = I_{1/2}(n - low, low + 1).
+    (2.0 * beta_regularized((n - low) as f64, (low + 1) as f64, 0.5)).min(1.0)
+}
+
 /// P(Z > z) for a standard normal Z.
 pub fn normal_sf(z: f64) -> f64 {
     if z >= 0.0 { 0.5 * gamma_q(0.5, z * z / 2.0) } else { 1.0 - 0.5 * gamma_q(0.5, z * z / 2.0) }
@@ -329,6 +343,16 @@ mod tests {
         close(student_t_quantile_95(7.3), 2.345066736547703, 1e-9);
         close(student_t_quantile_95(1000.0), 1.9623390808264083, 1e-9);
         close(ln_gamma(10.0), 362_880f64.ln(), 1e-12);
+    }
+
+    #[test]
+    fn binomial_sign_test() {
+        // stats.binomtest(40, 100).pvalue; binomtest(12, 30); binomtest(5, 5)
+        close(sign_test(40, 100), 0.05688793364098089, 1e-9);
+        close(sign_test(60, 100), 0.05688793364098089, 1e-9);
+        close(sign_test(12, 30), 0.36159460805356514, 1e-9);
+        close(sign_test(5, 5), 0.0625, 1e-12);
+        assert_eq!(sign_test(50, 100), 1.0);
     }
 
     #[test]

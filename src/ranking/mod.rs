@@ -7,5 +7,7 @@
 mod policy;
 mod ranker;
 
+pub mod interleave;
+
 pub use policy::Policy;
 pub use ranker::{RankError, RankQuery, Ranked, RankedItem, Ranker, UnrankedReason};

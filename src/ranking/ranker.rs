@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use super::Policy;
+use super::interleave::{self, Team};
 use crate::domain::{RequestContext, SessionStatus, UserProfile};
-use crate::experiment::Experiments;
+use crate::experiment::{ArmDef, ExperimentDef, Experiments, Kind, PolicyOverride};
 use crate::featurelog::{FeatureLog, ServedItemRef, ServedRankingRef, SparseRowRef, push_sparse};
 use crate::features::{self, NUM_FEATURES, RequestFeatures};
 use crate::model::{LoadedModel, ModelRegistry};
@@ -104,29 +105,41 @@ impl Ranker {
 
     /// The model, policy and exposures for `user_id`: the service's own, changed by each arm the
     /// user is in (layers in the order their experiments were created; a later arm's model or
-    /// policy values win where two layers set the same thing).
-    fn treatment(&self, user_id: &str) -> (Arc<LoadedModel>, Policy, Vec<Exposure>) {
-        let mut model = self.models.current();
-        let mut policy = self.policy;
-        let mut exposures = Vec::new();
-        if let Some(experiments) = &self.experiments {
-            let state = experiments.state();
-            for (e, arm) in state.treatments(user_id) {
-                if let Some(id) = &arm.model {
-                    match self.models.loaded_arm_model(id) {
-                        Some(m) => model = m,
-                        None => {
-                            // Created experiments load their models first; this would be a bug.
-                            tracing::error!(experiment = %e.name, arm = %arm.name, model = %id, "arm model not loaded; user left out of the experiment");
-                            continue;
-                        }
-                    }
+    /// policy values win where two layers set the same thing). An interleaving experiment (the
+    /// first one the user is in) is returned separately: both its arms score every ranking.
+    fn treatment(&self, user_id: &str) -> Treatment {
+        let mut t =
+            Treatment { model: self.models.current(), policy: self.policy, exposures: Vec::new(), interleave: None };
+        let Some(experiments) = &self.experiments else { return t };
+        let state = experiments.state();
+        let resolve = |e: &ExperimentDef, arm: &ArmDef| match &arm.model {
+            None => Some(None),
+            Some(id) => match self.models.loaded_arm_model(id) {
+                Some(m) => Some(Some(m)),
+                None => {
+                    // Created experiments load their models first; this would be a bug.
+                    tracing::error!(experiment = %e.name, arm = %arm.name, model = %id, "arm model not loaded; user left out of the experiment");
+                    None
                 }
-                policy = arm.policy.apply(policy);
-                exposures.push(Exposure { experiment: e.name.clone(), arm: arm.name.clone() });
+            },
+        };
+        for (e, arm) in state.treatments(user_id) {
+            if e.kind == Kind::Interleave {
+                if t.interleave.is_none()
+                    && let (Some(a), Some(b)) = (resolve(e, &e.arms[0]), resolve(e, &e.arms[1]))
+                {
+                    t.interleave = Some((e.name.clone(), [(a, e.arms[0].policy), (b, e.arms[1].policy)]));
+                }
+                continue;
             }
+            let Some(model) = resolve(e, arm) else { continue };
+            if let Some(m) = model {
+                t.model = m;
+            }
+            t.policy = arm.policy.apply(t.policy);
+            t.exposures.push(Exposure { experiment: e.name.clone(), arm: arm.name.clone() });
         }
-        (model, policy, exposures)
+        t
     }
 
     /// Ranks the query's candidates (or the live catalog) for its user.
@@ -158,36 +171,72 @@ impl Ranker {
             live
         };
 
-        let (model, policy, exposures) = self.treatment(&query.user_id);
-        let heads = &model.artifact.heads;
+        let Treatment { model, policy, mut exposures, interleave } = self.treatment(&query.user_id);
         let mut row = [0f32; NUM_FEATURES];
         let request = RequestFeatures::new(&user, &activity, &query.context);
-        let mut scored: Vec<Scored> = candidates
-            .iter()
-            .enumerate()
-            .map(|(candidate, c)| {
-                let extracted = features::extract_candidate(&request, &c.session, &c.stats, &mut row);
-                let fit = extracted.fit.overall();
-                let p_engage = heads.engage.predict_active(&row, &extracted.active);
-                let p_purchase = heads.purchase.predict_active(&row, &extracted.active);
-                let score = policy.score(p_engage, p_purchase, fit);
-                Scored { candidate, score, p_engage, p_purchase, fit }
-            })
-            .collect();
-        let total = scored.len();
+        let mut score_all = |model: &LoadedModel, policy: Policy| -> Vec<Scored> {
+            let heads = &model.artifact.heads;
+            candidates
+                .iter()
+                .enumerate()
+                .map(|(candidate, c)| {
+                    let extracted = features::extract_candidate(&request, &c.session, &c.stats, &mut row);
+                    let fit = extracted.fit.overall();
+                    let p_engage = heads.engage.predict_active(&row, &extracted.active);
+                    let p_purchase = heads.purchase.predict_active(&row, &extracted.active);
+                    let score = policy.score(p_engage, p_purchase, fit);
+                    Scored { candidate, score, p_engage, p_purchase, fit }
+                })
+                .collect()
+        };
+        let total = candidates.len();
         let by_score = |a: &Scored, b: &Scored| {
             b.score.total_cmp(&a.score).then_with(|| {
                 candidates[a.candidate].session.session_id.cmp(&candidates[b.candidate].session.session_id)
             })
         };
         let limit = query.limit.min(total);
-        if limit < total {
-            scored.select_nth_unstable_by(limit, by_score);
-            scored.truncate(limit);
-        }
-        scored.sort_unstable_by(by_score);
-
         let ranking_id = new_ranking_id();
+        let (scored, model_id) = match interleave {
+            None => {
+                let mut scored = score_all(&model, policy);
+                if limit < total {
+                    scored.select_nth_unstable_by(limit, by_score);
+                    scored.truncate(limit);
+                }
+                scored.sort_unstable_by(by_score);
+                (scored, model.id.clone())
+            }
+            Some((name, arms)) => {
+                // Both arms rank everything; team-draft picks from the two orders.
+                let mut orders = arms.map(|(arm_model, arm_policy)| {
+                    let m = arm_model.unwrap_or_else(|| model.clone());
+                    let mut s = score_all(&m, arm_policy.apply(policy));
+                    s.sort_unstable_by(by_score);
+                    (m.id.clone(), s)
+                });
+                let seed = u64::from_str_radix(&ranking_id[..16], 16).unwrap_or(0);
+                let index = |s: &[Scored]| s.iter().map(|x| x.candidate).collect::<Vec<_>>();
+                let merged = interleave::team_draft(&index(&orders[0].1), &index(&orders[1].1), total, limit, seed);
+                let mut by_candidate: [Vec<Option<Scored>>; 2] = [vec![None; total], vec![None; total]];
+                for (k, (_, order)) in orders.iter_mut().enumerate() {
+                    for s in order.drain(..) {
+                        by_candidate[k][s.candidate] = Some(s);
+                    }
+                }
+                let teams: String = merged.iter().map(|(_, t)| t.letter()).collect();
+                let scored =
+                    merged.iter().filter_map(|(c, team)| by_candidate[usize::from(*team == Team::B)][*c]).collect();
+                exposures.push(Exposure { experiment: name, arm: format!("team-draft:{teams}") });
+                let ids = if orders[0].0 == orders[1].0 {
+                    orders[0].0.clone()
+                } else {
+                    format!("{}|{}", orders[0].0, orders[1].0)
+                };
+                (scored, ids)
+            }
+        };
+
         if let Some(log) = &self.log {
             // Several layers: names joined by ',' in the same order in both fields.
             let experiment_names = exposures.iter().map(|e| e.experiment.as_str()).collect::<Vec<_>>().join(",");
@@ -227,7 +276,7 @@ impl Ranker {
                 activity: &activity,
                 context: &query.context,
                 schema_hash: features::schema_hash(),
-                model_version: &model.id,
+                model_version: &model_id,
                 experiment: &experiment_names,
                 arm: &arm_names,
                 items: &items,
@@ -245,11 +294,12 @@ impl Ranker {
                 audience_fit: s.fit,
             })
             .collect();
-        Ok(Ranked { ranking_id, model_id: model.id.clone(), items, unranked, scored: total, exposures })
+        Ok(Ranked { ranking_id, model_id, items, unranked, scored: total, exposures })
     }
 }
 
 /// One scored candidate.
+#[derive(Debug, Clone, Copy)]
 struct Scored {
     candidate: usize,
     score: f32,
@@ -257,6 +307,18 @@ struct Scored {
     p_purchase: f32,
     fit: f32,
 }
+
+/// What the user's experiments change in one ranking.
+struct Treatment {
+    model: Arc<LoadedModel>,
+    policy: Policy,
+    exposures: Vec<Exposure>,
+    /// An interleaving experiment: its name and its two arms.
+    interleave: Option<(String, [InterleavedArm; 2])>,
+}
+
+/// One arm of an interleaving experiment: its model (None = the treatment's) and policy overrides.
+type InterleavedArm = (Option<Arc<LoadedModel>>, PolicyOverride);
 
 /// 128 random bits as 32 hex digits.
 fn new_ranking_id() -> String {

@@ -7,6 +7,7 @@
 //! (`position`) is measured the same way as a reference. Plots: ROC and reliability curves per
 //! head as SVG, one line per version.
 
+pub mod offpolicy;
 mod plots;
 
 use std::collections::HashMap;
@@ -43,6 +44,9 @@ pub struct ModelReport {
     pub ndcg_purchase: Option<f64>,
     /// Mean NDCG@k over requests with at least one engagement.
     pub ndcg_engage: Option<f64>,
+    /// IPS / SNIPS estimate of this model's top-slot purchase rate from the logged placement
+    /// probabilities (needs `ranking_id`, `position` and `propensity` columns).
+    pub off_policy: Option<offpolicy::OffPolicyEstimate>,
 }
 
 /// The whole evaluation.
@@ -143,6 +147,24 @@ pub fn evaluate(
         let scores: Vec<f64> = (0..data.len())
             .map(|i| f64::from(policy.score(pe[i] as f32, pp[i] as f32, data.x[[i, scalar::FIT_OVERALL]] as f32)))
             .collect();
+        let off_policy = if table.has("position") && table.has("propensity") && !groups.is_empty() {
+            let mut rankings = Vec::with_capacity(groups.len());
+            for g in &groups {
+                let mut items = Vec::with_capacity(g.len());
+                for &i in g {
+                    items.push(offpolicy::LoggedItem {
+                        position: table.f64("position", i)? as u32,
+                        propensity: table.f64("propensity", i)?,
+                        reward: f64::from(u8::from(purchased[i])),
+                        candidate_score: scores[i],
+                    });
+                }
+                rankings.push(items);
+            }
+            offpolicy::top_slot(&rankings)
+        } else {
+            None
+        };
         let (ndcg_purchase, n_p) = mean_ndcg(&groups, &scores, purchased, k);
         let (ndcg_engage, n_e) = mean_ndcg(&groups, &scores, engaged, k);
         served_purchase.1 = n_p;
@@ -153,6 +175,7 @@ pub fn evaluate(
             purchase: head_report(&pp, purchased),
             ndcg_purchase,
             ndcg_engage,
+            off_policy,
         });
     }
     Ok(EvaluationReport {
@@ -230,6 +253,24 @@ pub fn render_table(report: &EvaluationReport) -> String {
             out.push_str(&format!(" {:>28}", value(m)));
         }
         out.push('\n');
+    }
+    for m in &report.models {
+        if let Some(e) = &m.off_policy {
+            out.push_str(&format!(
+                "{}: top-slot purchase rate, IPS {:.4} [{:.4}, {:.4}], SNIPS {:.4} [{:.4}, {:.4}] \
+                 ({} of {} rankings agree with the logged top; logged policy {:.4})\n",
+                m.model,
+                e.ips,
+                e.ips_ci.0,
+                e.ips_ci.1,
+                e.snips,
+                e.snips_ci.0,
+                e.snips_ci.1,
+                e.matched,
+                e.rankings,
+                e.logged
+            ));
+        }
     }
     out.push_str(&format!(
         "\nserved order: NDCG purchase {} ({} requests), NDCG engage {} ({} requests)\n",

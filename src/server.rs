@@ -130,7 +130,11 @@ pub async fn run(
         .add_service(pb::ranking_service_server::RankingServiceServer::new(RankingApi { ranker, limits }))
         .add_service(pb::catalog_service_server::CatalogServiceServer::new(CatalogApi { store: store.clone(), limits }))
         .add_service(pb::event_service_server::EventServiceServer::new(EventApi { store, limits, log: log.clone() }))
-        .add_service(pb::admin_service_server::AdminServiceServer::new(AdminApi { models, experiments }))
+        .add_service(pb::admin_service_server::AdminServiceServer::new(AdminApi {
+            models,
+            experiments,
+            feature_log_dir: config.feature_log.enabled.then(|| config.feature_log_dir()),
+        }))
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(60))),
             signal,

@@ -11,7 +11,7 @@ use fitrank::export;
 use fitrank::featurelog::read_served;
 use fitrank::proto::v1::{
     self as pb, admin_service_client::AdminServiceClient, catalog_service_client::CatalogServiceClient,
-    ranking_service_client::RankingServiceClient,
+    event_service_client::EventServiceClient, ranking_service_client::RankingServiceClient,
 };
 use pb::{AgeBand, Gender};
 use tonic::Code;
@@ -130,6 +130,42 @@ async fn experiments_assign_apply_ramp_persist_and_stop() {
             assert_eq!(&ramped[user], arm, "{user} moved when coverage grew");
         }
     }
+
+    // Impressions for the first responses, then the service's own report and guardrails.
+    let events: Vec<pb::Event> = responses
+        .iter()
+        .take(100)
+        .enumerate()
+        .map(|(k, r)| pb::Event {
+            event_id: format!("imp-{k}"),
+            r#type: pb::EventType::Impression as i32,
+            user_id: format!("user-{k}"),
+            session_id: r.items[0].session_id.clone(),
+            ranking_id: r.ranking_id.clone(),
+            position: 0,
+            ..Default::default()
+        })
+        .collect();
+    EventServiceClient::new(server.channel().await).ingest_batch(pb::IngestBatchRequest { events }).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let served = AdminServiceClient::new(server.channel().await)
+        .get_experiment_report(pb::GetExperimentReportRequest { name: "fit-weight".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(served.text.contains("experiment fit-weight"), "{}", served.text);
+    let json: serde_json::Value = serde_json::from_str(&served.json).unwrap();
+    let impressions: u64 = json["arms"].as_array().unwrap().iter().map(|a| a["impressions"].as_u64().unwrap()).sum();
+    let exposed = responses.iter().take(100).filter(|r| !r.experiments.is_empty()).count() as u64;
+    assert_eq!(impressions, exposed, "one impression row per exposed ranking with an impression");
+    let arms: Vec<&str> = served.guardrails.iter().map(|g| g.arm.as_str()).collect();
+    assert_eq!(arms, ["control", "fit"]);
+    assert!(served.guardrails.iter().all(|g| g.requests > 0 && g.errors == 0 && g.p99_us >= g.p50_us));
+    let missing = AdminServiceClient::new(server.channel().await)
+        .get_experiment_report(pb::GetExperimentReportRequest { name: "nope".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
 
     // The feature log has the experiment and arm of every ranking.
     let (data_dir, models_dir) = (server.data_dir.clone(), server.models_dir.clone());

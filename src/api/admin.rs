@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use crate::experiment::{ExperimentDef, ExperimentError, Experiments};
+use crate::experiment::{ExperimentDef, ExperimentError, Experiments, report};
 use crate::model::{LoadedModel, ModelError, ModelRegistry};
 use crate::proto::v1::{self as pb, admin_service_server::AdminService};
 
@@ -13,6 +13,8 @@ use crate::proto::v1::{self as pb, admin_service_server::AdminService};
 pub struct AdminApi {
     pub models: Arc<ModelRegistry>,
     pub experiments: Arc<Experiments>,
+    /// The feature log folder, when the log is on (reports read it).
+    pub feature_log_dir: Option<std::path::PathBuf>,
 }
 
 impl AdminApi {
@@ -159,5 +161,53 @@ impl AdminService for AdminApi {
             experiments: state.file.experiments.iter().map(convert::experiment_to_proto).collect(),
             holdout_share: state.file.holdout.share,
         }))
+    }
+
+    async fn get_experiment_report(
+        &self,
+        request: Request<pb::GetExperimentReportRequest>,
+    ) -> Result<Response<pb::ExperimentReportResponse>, Status> {
+        let name = request.into_inner().name;
+        let state = self.experiments.state();
+        let def = state
+            .file
+            .experiments
+            .iter()
+            .find(|e| e.name == name)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("no experiment {name:?}")))?;
+        let dir = self.feature_log_dir.clone().ok_or_else(|| Status::failed_precondition("the feature log is off"))?;
+        let (text, json) = tokio::task::spawn_blocking(move || -> Result<(String, String), Status> {
+            let (table, _) = crate::export::export(&[dir], &crate::export::JoinOptions::default())
+                .map_err(|e| Status::internal(format!("exporting the feature log: {e}")))?;
+            let fail = |e: report::ReportError| match e {
+                report::ReportError::Table(_) | report::ReportError::Chart { .. } => Status::internal(e.to_string()),
+                _ => Status::failed_precondition(e.to_string()),
+            };
+            if def.kind == crate::experiment::Kind::Interleave {
+                let r = report::interleaving(&table, &def.name).map_err(fail)?;
+                Ok((r.to_text(), serde_json::to_string(&r).unwrap_or_default()))
+            } else {
+                let weights = def.arms.iter().map(|a| (a.name.clone(), a.weight)).collect();
+                let r = report::report(&table, &def.name, &def.control, &weights).map_err(fail)?;
+                Ok((r.to_text(), serde_json::to_string(&r).unwrap_or_default()))
+            }
+        })
+        .await
+        .map_err(|e| Status::internal(format!("report failed: {e}")))??;
+        let guardrails = self
+            .experiments
+            .guardrails(&name)
+            .into_iter()
+            .map(|g| pb::ArmGuardrail {
+                arm: g.arm,
+                requests: g.requests,
+                errors: g.errors,
+                error_rate: g.error_rate,
+                p50_us: g.p50_us,
+                p99_us: g.p99_us,
+            })
+            .collect();
+        Ok(Response::new(pb::ExperimentReportResponse { text, json, guardrails }))
     }
 }

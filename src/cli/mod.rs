@@ -186,6 +186,14 @@ enum CallCommand {
         #[arg(long)]
         coverage: f64,
     },
+    /// The service's report of an experiment (from its own feature log) and its guardrails.
+    ExperimentReport {
+        #[arg(long)]
+        name: String,
+        /// Print the JSON report.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop an experiment (it stays listed for reports).
     StopExperiment {
         #[arg(long)]
@@ -426,6 +434,30 @@ async fn run(channel: Channel, command: CallCommand) -> CallResult {
                 .map_err(status)?
                 .into_inner();
             print_experiment(&r.experiment.unwrap_or_default());
+        }
+        CallCommand::ExperimentReport { name, json } => {
+            let r = AdminServiceClient::new(channel)
+                .get_experiment_report(pb::GetExperimentReportRequest { name })
+                .await
+                .map_err(status)?
+                .into_inner();
+            if json {
+                println!("{}", r.json);
+            } else {
+                print!("{}", r.text);
+                println!("\nguardrails (this process): arm, rankings, errors, p50 / p99 in-service µs");
+                for g in r.guardrails {
+                    println!(
+                        "  {:<14} {:>8} {:>6} ({:.3}%)  {} / {}",
+                        g.arm,
+                        g.requests,
+                        g.errors,
+                        100.0 * g.error_rate,
+                        g.p50_us,
+                        g.p99_us
+                    );
+                }
+            }
         }
         CallCommand::StopExperiment { name } => {
             let r = AdminServiceClient::new(channel)

@@ -211,6 +211,29 @@ pub struct Experiments {
     state: RwLock<Arc<State>>,
     /// Serialises changes (read-modify-write of the file).
     writer: Mutex<()>,
+    /// Guardrail counters per (experiment, arm), since the process started.
+    guardrails: Mutex<std::collections::HashMap<(String, String), ArmGuardrail>>,
+}
+
+/// Ranking time and failures of one arm, in this process since it started.
+#[derive(Debug, Clone)]
+pub struct ArmGuardrail {
+    /// In-service ranking time, µs (3 significant digits).
+    pub latency_us: hdrhistogram::Histogram<u64>,
+    pub requests: u64,
+    pub errors: u64,
+}
+
+/// An arm's guardrail figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct GuardrailSummary {
+    pub experiment: String,
+    pub arm: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
 }
 
 impl Experiments {
@@ -240,7 +263,12 @@ impl Experiments {
         }
         let state = State::build(file)?;
         write_atomic(&path, &state.file)?;
-        Ok(Experiments { path, state: RwLock::new(Arc::new(state)), writer: Mutex::new(()) })
+        Ok(Experiments {
+            path,
+            state: RwLock::new(Arc::new(state)),
+            writer: Mutex::new(()),
+            guardrails: Mutex::default(),
+        })
     }
 
     /// A snapshot of the state.
@@ -261,6 +289,49 @@ impl Experiments {
             state.file.experiments.iter().find(|e| e.name == name).cloned().ok_or(ExperimentError::NotFound(name))?;
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(state);
         Ok(def)
+    }
+
+    /// Records one ranking of a user in `arms` ((experiment, arm) pairs; an interleaved ranking's
+    /// arm is recorded as "interleaved"): its in-service time and whether it failed.
+    pub fn record(&self, arms: &[(&str, &str)], micros: u64, ok: bool) {
+        if arms.is_empty() {
+            return;
+        }
+        let mut g = self.guardrails.lock().unwrap_or_else(|e| e.into_inner());
+        for (experiment, arm) in arms {
+            let arm = if arm.starts_with("team-draft:") { "interleaved" } else { arm };
+            let entry = g.entry(((*experiment).to_owned(), arm.to_owned())).or_insert_with(|| ArmGuardrail {
+                latency_us: hdrhistogram::Histogram::new(3).expect("3 significant digits"),
+                requests: 0,
+                errors: 0,
+            });
+            entry.requests += 1;
+            if ok {
+                let _ = entry.latency_us.record(micros.max(1));
+            } else {
+                entry.errors += 1;
+            }
+        }
+    }
+
+    /// Guardrail figures of `experiment`'s arms.
+    pub fn guardrails(&self, experiment: &str) -> Vec<GuardrailSummary> {
+        let g = self.guardrails.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<GuardrailSummary> = g
+            .iter()
+            .filter(|((e, _), _)| e == experiment)
+            .map(|((e, arm), v)| GuardrailSummary {
+                experiment: e.clone(),
+                arm: arm.clone(),
+                requests: v.requests,
+                errors: v.errors,
+                error_rate: v.errors as f64 / v.requests.max(1) as f64,
+                p50_us: v.latency_us.value_at_quantile(0.5),
+                p99_us: v.latency_us.value_at_quantile(0.99),
+            })
+            .collect();
+        out.sort_by(|a, b| a.arm.cmp(&b.arm));
+        out
     }
 
     /// Adds a running experiment.

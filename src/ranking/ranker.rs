@@ -142,8 +142,36 @@ impl Ranker {
         t
     }
 
-    /// Ranks the query's candidates (or the live catalog) for its user.
+    /// Ranks the query's candidates (or the live catalog) for its user, and records the ranking's
+    /// time and outcome for the guardrails of the user's experiment arms.
     pub async fn rank(&self, query: RankQuery) -> Result<Ranked, RankError> {
+        let Some(experiments) = &self.experiments else { return self.rank_inner(query).await };
+        let started = std::time::Instant::now();
+        let user_id = query.user_id.clone();
+        let result = self.rank_inner(query).await;
+        let micros = started.elapsed().as_micros() as u64;
+        match &result {
+            Ok(r) => {
+                let arms: Vec<(&str, &str)> =
+                    r.exposures.iter().map(|e| (e.experiment.as_str(), e.arm.as_str())).collect();
+                experiments.record(&arms, micros, true);
+            }
+            Err(_) => {
+                let state = experiments.state();
+                let arms: Vec<(&str, &str)> = state
+                    .treatments(&user_id)
+                    .into_iter()
+                    .map(|(e, a)| {
+                        (e.name.as_str(), if e.kind == Kind::Interleave { "interleaved" } else { a.name.as_str() })
+                    })
+                    .collect();
+                experiments.record(&arms, micros, false);
+            }
+        }
+        result
+    }
+
+    async fn rank_inner(&self, query: RankQuery) -> Result<Ranked, RankError> {
         let stored = self.store.get_users(&[&query.user_id]).await?.pop().unwrap_or_default();
         let user = query.user_override.or(stored.profile).unwrap_or_default();
         let activity = stored.activity;

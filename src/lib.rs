@@ -15,6 +15,7 @@
 //! - [`evaluate`]: model versions measured side by side (`fitrank evaluate`).
 //! - [`experiment`]: deterministic assignment to experiments and arms, and the report's statistics.
 //! - [`movielens`]: the real-data benchmark (`fitrank bench movielens`) through the same features.
+//! - [`simulate`]: a synthetic world with a hidden truth driving a running service over gRPC.
 //! - [`config`], [`server`], [`cli`]: process concerns.
 
 pub mod api;
@@ -32,5 +33,6 @@ pub mod movielens;
 pub mod proto;
 pub mod ranking;
 pub mod server;
+pub mod simulate;
 pub mod store;
 pub mod train;

@@ -25,6 +25,8 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// Report an experiment from a feature-log export: per-arm metrics, lifts with 95% CIs, SRM.
     Report(ReportArgs),
+    /// Drive a running service with the synthetic world over gRPC and print the scorecard per arm.
+    Simulate(SimulateArgs),
     /// Write rows of the built-in generator as a training table (.parquet or .csv).
     Generate(GenerateArgs),
     /// Call a running service (catalog, ranking, events, admin).
@@ -150,6 +152,31 @@ struct ReportArgs {
 }
 
 #[derive(clap::Args)]
+struct SimulateArgs {
+    /// Service address.
+    #[arg(long, env = "FITRANK_URL", default_value = "http://127.0.0.1:50051")]
+    url: String,
+    /// Feed requests to simulate.
+    #[arg(long, default_value_t = 2_000)]
+    requests: usize,
+    /// Slots shown per request.
+    #[arg(long, default_value_t = 5)]
+    slots: u32,
+    /// Seed of the users' behaviour.
+    #[arg(long, default_value_t = 1)]
+    behaviour_seed: u64,
+    /// The world (seed 7 is the world the shipped model was trained on).
+    #[command(flatten)]
+    world: WorldArgs,
+    /// Do not upsert the world's users and sessions first.
+    #[arg(long)]
+    no_setup: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
 struct GenerateArgs {
     /// Output file: .parquet or .csv.
     #[arg(long)]
@@ -237,6 +264,7 @@ fn main() -> ExitCode {
         Command::Evaluate(a) => run_evaluate(a),
         Command::Generate(a) => run_generate(a),
         Command::Report(a) => run_report(a),
+        Command::Simulate(a) => run_simulate(a),
         Command::Call(a) => cli::call(a),
         Command::Bench(a) => cli::bench::bench(a),
     };
@@ -401,4 +429,28 @@ fn run_report(a: ReportArgs) -> Result<(), AnyError> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+fn run_simulate(a: SimulateArgs) -> Result<(), AnyError> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let channel = tonic::transport::Channel::from_shared(a.url.clone())?.connect().await?;
+        let world = train::generator::World::new(a.world.config());
+        if !a.no_setup {
+            fitrank::simulate::setup(channel.clone(), &world).await?;
+        }
+        let options = fitrank::simulate::SimOptions {
+            world: a.world.config(),
+            requests: a.requests,
+            slots: a.slots,
+            seed: a.behaviour_seed,
+        };
+        let card = fitrank::simulate::run(channel, &world, &options).await?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&card)?);
+        } else {
+            print!("{}", card.to_text());
+        }
+        Ok(())
+    })
 }

@@ -216,12 +216,39 @@ struct Shown {
     surface: Surface,
 }
 
+/// The generated world without its impressions: users, live sessions and the hidden truth, for
+/// driving a running service ([`crate::simulate`]). The same seed gives the same world as
+/// [`generate`], so the shipped model (trained with seed 7) knows this world's patterns.
+#[derive(Debug)]
+pub struct World {
+    pub users: Vec<UserProfile>,
+    pub sessions: Vec<LiveSession>,
+    truth: Truth,
+}
+
+impl World {
+    /// Users, sessions and truth of `config` (its `impressions` are not drawn).
+    pub fn new(config: GeneratorConfig) -> Self {
+        Self::with_rng(config, &mut StdRng::seed_from_u64(config.seed))
+    }
+
+    fn with_rng(config: GeneratorConfig, rng: &mut StdRng) -> Self {
+        let mut truth = make_truth(rng, config.sessions);
+        let users: Vec<UserProfile> = (0..config.users).map(|_| make_user(rng)).collect();
+        let sessions: Vec<LiveSession> = (0..config.sessions).map(|i| make_session(rng, i, &mut truth)).collect();
+        World { users, sessions, truth }
+    }
+
+    /// (P(view | shown), P(buy | viewed)) of session `session` for user `user`, under the truth.
+    pub fn probs(&self, session: usize, user: usize) -> (f32, f32) {
+        truth_probs(&self.truth, session, &self.users[user], &self.sessions[session])
+    }
+}
+
 /// Generates the world and its impressions, and returns the training matrix.
 pub fn generate(config: GeneratorConfig) -> Dataset {
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut truth = make_truth(&mut rng, config.sessions);
-    let users: Vec<UserProfile> = (0..config.users).map(|_| make_user(&mut rng)).collect();
-    let sessions: Vec<LiveSession> = (0..config.sessions).map(|i| make_session(&mut rng, i, &mut truth)).collect();
+    let World { users, sessions, truth } = World::with_rng(config, &mut rng);
 
     let mut shown: Vec<Shown> = (0..config.impressions)
         .map(|_| {

@@ -168,6 +168,9 @@ struct SimulateArgs {
     /// The world (seed 7 is the world the shipped model was trained on).
     #[command(flatten)]
     world: WorldArgs,
+    /// Ranking policies, round-robin over requests.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "fitrank,random,popularity,oracle")]
+    policies: Vec<fitrank::simulate::SimPolicy>,
     /// Do not upsert the world's users and sessions first.
     #[arg(long)]
     no_setup: bool,
@@ -445,7 +448,7 @@ fn run_simulate(a: SimulateArgs) -> Result<(), AnyError> {
             slots: a.slots,
             seed: a.behaviour_seed,
         };
-        let card = fitrank::simulate::run(channel, &world, &options).await?;
+        let card = fitrank::simulate::run(channel, &world, &options, &a.policies).await?;
         if a.json {
             println!("{}", serde_json::to_string_pretty(&card)?);
         } else {

@@ -8,9 +8,16 @@
 //! The events go back through `IngestBatch`, so live statistics, the feature log and experiments
 //! see them as they would see a real feed service.
 //!
-//! The scorecard counts, per experiment arm the service reported (or "none"), impressions,
-//! views and purchases, and the purchases per 1,000 impressions. This is the simulator's first
-//! step (issue 5 asks for baselines, an oracle, cold-start and on-target scorecards on top).
+//! Requests go round-robin to ranking policies: fitrank (the service's `Rank`), and baselines the
+//! simulator orders itself over the same eligible live sessions — random, popularity (views in
+//! the last 500 requests) and the oracle (true expected purchases). Baseline events carry ranking
+//! ids the service never issued, so they update live statistics but the export's join counts
+//! them as unknown instead of attributing them to fitrank's rankings.
+//!
+//! The scorecard, per policy and per experiment arm, per 1,000 impressions: purchases, net
+//! purchases after returns, views; the on-target share of impressions (of sessions that declared
+//! a target); wasted exposure (views by off-target users that did not buy); and NDCG@slots of the
+//! shown order against the truth's expected purchases. Cold start is not scored yet.
 
 use std::collections::BTreeMap;
 
@@ -37,14 +44,55 @@ pub struct SimOptions {
     pub seed: u64,
 }
 
-/// Totals of one arm.
+/// Totals of one policy or experiment arm.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ArmScore {
     pub rankings: u64,
     pub impressions: u64,
     pub views: u64,
     pub purchases: u64,
+    pub returns: u64,
+    /// Impressions of sessions that declared a target audience / of those, to users inside it.
+    pub targeted_impressions: u64,
+    pub on_target_impressions: u64,
+    /// Views by users outside the session's declared target that did not buy.
+    pub wasted_views: u64,
+    #[serde(skip)]
+    ndcg_sum: f64,
+    #[serde(skip)]
+    ndcg_requests: u64,
     pub purchases_per_1000_impressions: f64,
+    pub net_purchases_per_1000_impressions: f64,
+    pub views_per_1000_impressions: f64,
+    pub on_target_share: f64,
+    pub wasted_views_per_1000_impressions: f64,
+    /// Mean NDCG@slots of the shown order against the truth's expected purchases.
+    pub ndcg: f64,
+}
+
+impl ArmScore {
+    fn add(&mut self, t: &ArmScore) {
+        self.rankings += t.rankings;
+        self.impressions += t.impressions;
+        self.views += t.views;
+        self.purchases += t.purchases;
+        self.returns += t.returns;
+        self.targeted_impressions += t.targeted_impressions;
+        self.on_target_impressions += t.on_target_impressions;
+        self.wasted_views += t.wasted_views;
+        self.ndcg_sum += t.ndcg_sum;
+        self.ndcg_requests += t.ndcg_requests;
+    }
+
+    fn finish(&mut self) {
+        let per_1000 = |x: u64| 1000.0 * x as f64 / self.impressions.max(1) as f64;
+        self.purchases_per_1000_impressions = per_1000(self.purchases);
+        self.net_purchases_per_1000_impressions = per_1000(self.purchases - self.returns);
+        self.views_per_1000_impressions = per_1000(self.views);
+        self.wasted_views_per_1000_impressions = per_1000(self.wasted_views);
+        self.on_target_share = self.on_target_impressions as f64 / self.targeted_impressions.max(1) as f64;
+        self.ndcg = self.ndcg_sum / self.ndcg_requests.max(1) as f64;
+    }
 }
 
 /// What a simulation measured, by "experiment/arm" ("none" outside experiments).
@@ -83,8 +131,45 @@ pub async fn setup(channel: Channel, world: &World) -> SimResult<()> {
     Ok(())
 }
 
-/// Simulates `options.requests` feed requests against the service behind `channel`.
-pub async fn run(channel: Channel, world: &World, options: &SimOptions) -> SimResult<Scorecard> {
+/// Who orders the slots of a simulated request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SimPolicy {
+    /// The service's `Rank` (its model, policy and any experiment arm).
+    Fitrank,
+    /// A shuffle of the eligible live sessions.
+    Random,
+    /// Most views in the last 500 requests first (what platforms do today).
+    Popularity,
+    /// Highest true expected purchases first: the upper bound.
+    Oracle,
+}
+
+/// Sessions the service's live catalog would offer `user`: same language and region filter.
+fn eligible(world: &World, user: usize) -> Vec<usize> {
+    let u = &world.users[user];
+    (0..world.sessions.len())
+        .filter(|&s| {
+            let session = &world.sessions[s];
+            (u.language.is_empty() || session.language.eq_ignore_ascii_case(&u.language))
+                && (u.region.is_empty() || crate::domain::audience::region_contains(&session.region, &u.region))
+        })
+        .collect()
+}
+
+/// Probability that a purchase is returned.
+const RETURN_RATE: f64 = 0.12;
+/// Requests over which popularity counts views.
+const POPULARITY_WINDOW: usize = 500;
+
+/// Simulates `options.requests` feed requests, round-robin over `policies`, against the service
+/// behind `channel`.
+pub async fn run(
+    channel: Channel,
+    world: &World,
+    options: &SimOptions,
+    policies: &[SimPolicy],
+) -> SimResult<Scorecard> {
     let index: std::collections::HashMap<&str, usize> =
         world.sessions.iter().enumerate().map(|(i, s)| (s.session_id.as_str(), i)).collect();
     let mut ranking = RankingServiceClient::new(channel.clone());
@@ -92,70 +177,122 @@ pub async fn run(channel: Channel, world: &World, options: &SimOptions) -> SimRe
     let mut rng = StdRng::seed_from_u64(options.seed);
     let mut card = Scorecard::default();
     let mut next_event = 0u64;
-    for _ in 0..options.requests {
+    let mut recent_views: std::collections::VecDeque<Vec<usize>> = std::collections::VecDeque::new();
+    let mut popularity = vec![0u32; world.sessions.len()];
+    for n in 0..options.requests {
+        let policy = policies[n % policies.len()];
         let user = rng.gen_range(0..world.users.len());
         let user_id = format!("sim-u{user}");
-        let r = ranking
-            .rank(pb::RankRequest { user_id: user_id.clone(), limit: options.slots, ..Default::default() })
-            .await?
-            .into_inner();
-        card.requests += 1;
-        let arm_keys: Vec<String> = if r.experiments.is_empty() {
-            vec!["none".into()]
-        } else {
-            r.experiments
-                .iter()
-                .map(|e| {
-                    let arm = if e.arm.starts_with("team-draft:") { "interleaved" } else { e.arm.as_str() };
-                    format!("{}/{arm}", e.experiment)
-                })
-                .collect()
+        let slots = options.slots as usize;
+        let candidates = eligible(world, user);
+        let ev = |s: usize| {
+            let (v, b) = world.probs(s, user);
+            f64::from(v) * f64::from(b)
         };
-        let mut tally = ArmScore { rankings: 1, ..Default::default() };
-        let mut events = Vec::new();
-        let mut event = |kind: pb::EventType, session: &str, position: u32, amount: f64| {
-            next_event += 1;
-            pb::Event {
-                event_id: format!("sim-{}-{next_event}", options.seed),
-                r#type: kind as i32,
-                user_id: user_id.clone(),
-                session_id: session.to_owned(),
-                ranking_id: r.ranking_id.clone(),
-                position,
-                amount,
-                ..Default::default()
+        let (ranking_id, order, keys): (String, Vec<usize>, Vec<String>) = match policy {
+            SimPolicy::Fitrank => {
+                let r = ranking
+                    .rank(pb::RankRequest { user_id: user_id.clone(), limit: options.slots, ..Default::default() })
+                    .await?
+                    .into_inner();
+                let mut keys = vec!["fitrank".to_owned()];
+                keys.extend(r.experiments.iter().map(|e| {
+                    let arm = if e.arm.starts_with("team-draft:") { "interleaved" } else { e.arm.as_str() };
+                    format!("fitrank {}/{arm}", e.experiment)
+                }));
+                let order = r.items.iter().filter_map(|i| index.get(i.session_id.as_str()).copied()).collect();
+                (r.ranking_id, order, keys)
+            }
+            other => {
+                let mut order = candidates.clone();
+                match other {
+                    SimPolicy::Random => rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng),
+                    SimPolicy::Popularity => order.sort_by_key(|s| std::cmp::Reverse(popularity[*s])),
+                    _ => order.sort_by(|a, b| ev(*b).total_cmp(&ev(*a))),
+                }
+                order.truncate(slots);
+                let name = format!("{other:?}").to_lowercase();
+                (format!("sim-{name}-{n}"), order, vec![name])
             }
         };
-        for (p, item) in r.items.iter().enumerate() {
+        card.requests += 1;
+        let mut tally = ArmScore { rankings: 1, ..Default::default() };
+        // NDCG@slots of the shown order against the truth's expected purchases over the candidates.
+        let mut ideal: Vec<f64> = candidates.iter().map(|s| ev(*s)).collect();
+        ideal.sort_by(|a, b| b.total_cmp(a));
+        let dcg = |gains: &mut dyn Iterator<Item = f64>| {
+            gains.enumerate().map(|(p, g)| g / (p as f64 + 2.0).log2()).sum::<f64>()
+        };
+        let idcg = dcg(&mut ideal.iter().take(slots).copied());
+        if idcg > 0.0 {
+            tally.ndcg_sum = dcg(&mut order.iter().map(|s| ev(*s))) / idcg;
+            tally.ndcg_requests = 1;
+        }
+        let mut events = Vec::new();
+        let mut viewed_now = Vec::new();
+        for (p, &s) in order.iter().enumerate() {
             if !rng.gen_bool(1.0 / (1.0 + p as f64)) {
                 continue;
             }
-            let Some(&s) = index.get(item.session_id.as_str()) else { continue };
+            let session = &world.sessions[s];
             let (p_view, p_buy) = world.probs(s, user);
+            let in_target = crate::domain::audience::fit(&world.users[user], &session.target).in_target();
+            let event = |kind: pb::EventType, amount: f64, next_event: &mut u64| {
+                *next_event += 1;
+                pb::Event {
+                    event_id: format!("sim-{}-{}", options.seed, *next_event),
+                    r#type: kind as i32,
+                    user_id: user_id.clone(),
+                    session_id: session.session_id.clone(),
+                    ranking_id: ranking_id.clone(),
+                    position: p as u32,
+                    amount,
+                    ..Default::default()
+                }
+            };
             tally.impressions += 1;
-            events.push(event(pb::EventType::Impression, &item.session_id, p as u32, 0.0));
+            let declared =
+                session.target.has_age() || !session.target.genders.is_empty() || !session.target.regions.is_empty();
+            if declared {
+                tally.targeted_impressions += 1;
+                tally.on_target_impressions += u64::from(in_target == Some(true));
+            }
+            events.push(event(pb::EventType::Impression, 0.0, &mut next_event));
             if rng.gen_bool(f64::from(p_view)) {
                 tally.views += 1;
-                events.push(event(pb::EventType::View, &item.session_id, p as u32, 0.0));
-                if rng.gen_bool(f64::from(p_buy)) {
+                viewed_now.push(s);
+                events.push(event(pb::EventType::View, 0.0, &mut next_event));
+                let bought = rng.gen_bool(f64::from(p_buy));
+                if bought {
                     tally.purchases += 1;
-                    events.push(event(pb::EventType::Purchase, &item.session_id, p as u32, 25.0));
+                    events.push(event(pb::EventType::Purchase, 25.0, &mut next_event));
+                    if rng.gen_bool(RETURN_RATE) {
+                        tally.returns += 1;
+                        events.push(event(pb::EventType::Return, 25.0, &mut next_event));
+                    }
+                } else if declared && in_target == Some(false) {
+                    tally.wasted_views += 1;
                 }
+            }
+        }
+        for &s in &viewed_now {
+            popularity[s] += 1;
+        }
+        recent_views.push_back(viewed_now);
+        if recent_views.len() > POPULARITY_WINDOW {
+            for s in recent_views.pop_front().unwrap_or_default() {
+                popularity[s] -= 1;
             }
         }
         if !events.is_empty() {
             events_client.ingest_batch(pb::IngestBatchRequest { events }).await?;
         }
-        for key in arm_keys {
-            let a = card.arms.entry(key).or_default();
-            a.rankings += tally.rankings;
-            a.impressions += tally.impressions;
-            a.views += tally.views;
-            a.purchases += tally.purchases;
+        for key in keys {
+            card.arms.entry(key).or_default().add(&tally);
         }
     }
     for a in card.arms.values_mut() {
-        a.purchases_per_1000_impressions = 1000.0 * a.purchases as f64 / a.impressions.max(1) as f64;
+        a.finish();
     }
     Ok(card)
 }
@@ -164,13 +301,29 @@ impl Scorecard {
     /// A readable table.
     pub fn to_text(&self) -> String {
         let mut out = format!(
-            "{} feed requests\n{:<28} {:>9} {:>11} {:>8} {:>9} {:>10}\n",
-            self.requests, "arm", "rankings", "impressions", "views", "purchases", "buys/1k"
+            "{} feed requests; per 1,000 impressions\n{:<30} {:>8} {:>11} {:>8} {:>8} {:>8} {:>9} {:>8} {:>7}\n",
+            self.requests,
+            "policy / arm",
+            "rankings",
+            "impressions",
+            "buys",
+            "net",
+            "views",
+            "on-target",
+            "wasted",
+            "NDCG"
         );
         for (arm, a) in &self.arms {
             out += &format!(
-                "{arm:<28} {:>9} {:>11} {:>8} {:>9} {:>10.2}\n",
-                a.rankings, a.impressions, a.views, a.purchases, a.purchases_per_1000_impressions
+                "{arm:<30} {:>8} {:>11} {:>8.2} {:>8.2} {:>8.1} {:>9.3} {:>8.1} {:>7.3}\n",
+                a.rankings,
+                a.impressions,
+                a.purchases_per_1000_impressions,
+                a.net_purchases_per_1000_impressions,
+                a.views_per_1000_impressions,
+                a.on_target_share,
+                a.wasted_views_per_1000_impressions,
+                a.ndcg
             );
         }
         out

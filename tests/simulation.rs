@@ -10,7 +10,7 @@ use common::TestServer;
 use fitrank::experiment::report;
 use fitrank::export;
 use fitrank::proto::v1::{self as pb, admin_service_client::AdminServiceClient};
-use fitrank::simulate::{self, SimOptions};
+use fitrank::simulate::{self, SimOptions, SimPolicy};
 use fitrank::train::generator::{GeneratorConfig, World};
 
 fn arm(name: &str, policy: Option<pb::PolicyOverride>) -> pb::ExperimentArm {
@@ -47,9 +47,13 @@ async fn the_report_detects_a_better_arm_and_not_an_a_a_difference() {
     let world = World::new(config);
     simulate::setup(server.channel().await, &world).await.unwrap();
     let options = SimOptions { world: config, requests: 3_000, slots: 5, seed: 11 };
-    let card = simulate::run(server.channel().await, &world, &options).await.unwrap();
+    let card = simulate::run(server.channel().await, &world, &options, &[SimPolicy::Fitrank]).await.unwrap();
     assert_eq!(card.requests, 3_000);
-    assert!(card.arms["better/model"].purchases > 2 * card.arms["better/control"].purchases, "{}", card.to_text());
+    assert!(
+        card.arms["fitrank better/model"].purchases > 2 * card.arms["fitrank better/control"].purchases,
+        "{}",
+        card.to_text()
+    );
 
     let data_dir = server.data_dir.clone();
     server.stop().await.unwrap();
@@ -68,4 +72,21 @@ async fn the_report_detects_a_better_arm_and_not_an_a_a_difference() {
         assert!(l.comparison.p_value > 0.05, "A/A flagged on {metric}: {}", aa.to_text());
     }
     assert!(!aa.srm.unwrap().alert);
+}
+
+#[tokio::test]
+async fn the_trained_policy_beats_popularity_and_random_on_purchases() {
+    let server = TestServer::start().await;
+    let config = GeneratorConfig { users: 2_000, sessions: 300, impressions: 0, seed: 7 };
+    let world = World::new(config);
+    simulate::setup(server.channel().await, &world).await.unwrap();
+    let options = SimOptions { world: config, requests: 3_000, slots: 5, seed: 5 };
+    let policies = [SimPolicy::Fitrank, SimPolicy::Popularity, SimPolicy::Random, SimPolicy::Oracle];
+    let card = simulate::run(server.channel().await, &world, &options, &policies).await.unwrap();
+    let buys = |p: &str| card.arms[p].purchases_per_1000_impressions;
+    assert!(buys("fitrank") > 2.0 * buys("popularity"), "{}", card.to_text());
+    assert!(buys("fitrank") > buys("random"), "{}", card.to_text());
+    assert!(buys("oracle") >= buys("fitrank") * 0.95, "the oracle is the upper bound: {}", card.to_text());
+    assert!((card.arms["oracle"].ndcg - 1.0).abs() < 1e-9);
+    assert!(card.arms["fitrank"].on_target_share > card.arms["popularity"].on_target_share);
 }

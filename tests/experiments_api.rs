@@ -280,3 +280,51 @@ async fn interleaving_merges_both_arms_into_every_ranking() {
     }
     assert!(seen.len() > 1, "the coin varies between rankings");
 }
+
+#[tokio::test]
+async fn exploration_places_cold_sessions_and_logs_their_probability() {
+    let mut server = TestServer::start_with(|c| {
+        c.policy.exploration_share = 0.2;
+        c.feature_log.flush_interval_ms = 20;
+    })
+    .await;
+    let sessions: Vec<pb::LiveSession> = (0..30).map(|i| session(&format!("S{i:02}"), None)).collect();
+    CatalogServiceClient::new(server.channel().await)
+        .upsert_sessions(pb::UpsertSessionsRequest { sessions })
+        .await
+        .unwrap();
+    let mut ranking = RankingServiceClient::new(server.channel().await);
+    for u in 0..100 {
+        let r = ranking
+            .rank(pb::RankRequest {
+                user_id: format!("u{u}"),
+                user: Some(attrs(AgeBand::AgeBand2534, Gender::Female, "US-CA", "en")),
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.items.len(), 5);
+        let ids: std::collections::HashSet<_> = r.items.iter().map(|i| i.session_id.as_str()).collect();
+        assert_eq!(ids.len(), 5);
+    }
+    let data_dir = server.data_dir.clone();
+    server.stop().await.unwrap();
+    let (mut explored, mut slots) = (0, 0);
+    read_served(&[data_dir.join("featurelog")], |r| {
+        for item in &r.items {
+            slots += 1;
+            if item.propensity < 0.5 {
+                explored += 1;
+                // share 0.2 over at most 30 open cold sessions
+                assert!(item.propensity >= 0.2 / 30.0 - 1e-6, "{}", item.propensity);
+            } else {
+                assert!(item.propensity <= 1.0);
+            }
+        }
+    })
+    .unwrap();
+    assert_eq!(slots, 500);
+    assert!((60..=140).contains(&explored), "{explored} of 500 slots explored at share 0.2");
+}

@@ -22,8 +22,12 @@ async fn the_report_detects_a_better_arm_and_not_an_a_a_difference() {
     let mut server = TestServer::start_with(|c| c.feature_log.flush_interval_ms = 20).await;
     let mut admin = AdminServiceClient::new(server.channel().await);
     // "control" ranks with every weight 0 (the catalog's id order); "model" with the model.
-    let unranked =
-        pb::PolicyOverride { purchase_weight: Some(0.0), engage_weight: Some(0.0), audience_fit_weight: Some(0.0) };
+    let unranked = pb::PolicyOverride {
+        purchase_weight: Some(0.0),
+        engage_weight: Some(0.0),
+        audience_fit_weight: Some(0.0),
+        exploration_share: None,
+    };
     for e in [
         pb::Experiment {
             name: "better".into(),

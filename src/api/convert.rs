@@ -587,6 +587,7 @@ pub fn experiment_from_proto(e: pb::Experiment) -> Result<ExperimentDef, FieldEr
                 purchase_weight: finite(p.purchase_weight, "experiment.arms.policy.purchase_weight")?,
                 engage_weight: finite(p.engage_weight, "experiment.arms.policy.engage_weight")?,
                 audience_fit_weight: finite(p.audience_fit_weight, "experiment.arms.policy.audience_fit_weight")?,
+                exploration_share: finite(p.exploration_share, "experiment.arms.policy.exploration_share")?,
             },
         });
     }
@@ -635,6 +636,7 @@ pub fn experiment_to_proto(e: &ExperimentDef) -> pb::Experiment {
                     purchase_weight: a.policy.purchase_weight,
                     engage_weight: a.policy.engage_weight,
                     audience_fit_weight: a.policy.audience_fit_weight,
+                    exploration_share: a.policy.exploration_share,
                 }),
             })
             .collect(),

@@ -26,6 +26,8 @@ pub struct PolicyOverride {
     pub engage_weight: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience_fit_weight: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exploration_share: Option<f32>,
 }
 
 impl PolicyOverride {
@@ -35,6 +37,7 @@ impl PolicyOverride {
             purchase_weight: self.purchase_weight.unwrap_or(base.purchase_weight),
             engage_weight: self.engage_weight.unwrap_or(base.engage_weight),
             audience_fit_weight: self.audience_fit_weight.unwrap_or(base.audience_fit_weight),
+            exploration_share: self.exploration_share.unwrap_or(base.exploration_share),
         }
     }
 }

@@ -7,6 +7,7 @@
 mod policy;
 mod ranker;
 
+pub mod explore;
 pub mod interleave;
 
 pub use policy::Policy;

@@ -15,11 +15,18 @@ pub struct Policy {
     pub purchase_weight: f32,
     pub engage_weight: f32,
     pub audience_fit_weight: f32,
+    /// Share of slots given to targeted exploration: a slot is, with this probability, filled
+    /// with a session that has little data (fewer than 200 impressions), preferring sessions whose
+    /// declared target contains the user. 0 = off; at most 0.2. Placement probabilities are logged.
+    pub exploration_share: f32,
 }
+
+/// Largest allowed exploration share.
+pub const MAX_EXPLORATION_SHARE: f32 = 0.2;
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { purchase_weight: 1.0, engage_weight: 0.01, audience_fit_weight: 0.0 }
+        Policy { purchase_weight: 1.0, engage_weight: 0.01, audience_fit_weight: 0.0, exploration_share: 0.0 }
     }
 }
 
@@ -40,6 +47,12 @@ impl Policy {
             if !w.is_finite() || w < 0.0 {
                 return Err(format!("policy.{name} must be a finite number >= 0, got {w}"));
             }
+        }
+        if !(0.0..=MAX_EXPLORATION_SHARE).contains(&self.exploration_share) {
+            return Err(format!(
+                "policy.exploration_share must be between 0 and {MAX_EXPLORATION_SHARE}, got {}",
+                self.exploration_share
+            ));
         }
         Ok(())
     }

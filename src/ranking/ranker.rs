@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use super::Policy;
+use super::explore;
 use super::interleave::{self, Team};
+use crate::domain::audience;
 use crate::domain::{RequestContext, SessionStatus, UserProfile};
 use crate::experiment::{ArmDef, ExperimentDef, Experiments, Kind, PolicyOverride};
 use crate::featurelog::{FeatureLog, ServedItemRef, ServedRankingRef, SparseRowRef, push_sparse};
@@ -225,7 +227,26 @@ impl Ranker {
         };
         let limit = query.limit.min(total);
         let ranking_id = new_ranking_id();
+        let seed = u64::from_str_radix(&ranking_id[..16], 16).unwrap_or(0);
+        let mut propensities: Vec<f32> = Vec::new();
         let (scored, model_id) = match interleave {
+            None if policy.exploration_share > 0.0 => {
+                // Exploitation order over every candidate, then targeted exploration of cold ones.
+                let mut all = score_all(&model, policy);
+                all.sort_unstable_by(by_score);
+                let order: Vec<usize> = all.iter().map(|s| s.candidate).collect();
+                let cold: Vec<usize> =
+                    (0..total).filter(|&i| candidates[i].stats.impressions < explore::COLD_IMPRESSIONS).collect();
+                let in_target =
+                    |i: usize| audience::fit(&user, &candidates[i].session.target).in_target() == Some(true);
+                let placed = explore::place(&order, total, limit, &cold, in_target, policy.exploration_share, seed);
+                let mut by_candidate: Vec<Option<Scored>> = vec![None; total];
+                for s in all {
+                    by_candidate[s.candidate] = Some(s);
+                }
+                propensities = placed.iter().map(|(_, p)| *p).collect();
+                (placed.iter().filter_map(|(c, _)| by_candidate[*c]).collect(), model.id.clone())
+            }
             None => {
                 let mut scored = score_all(&model, policy);
                 if limit < total {
@@ -243,7 +264,6 @@ impl Ranker {
                     s.sort_unstable_by(by_score);
                     (m.id.clone(), s)
                 });
-                let seed = u64::from_str_radix(&ranking_id[..16], 16).unwrap_or(0);
                 let index = |s: &[Scored]| s.iter().map(|x| x.candidate).collect::<Vec<_>>();
                 let merged = interleave::team_draft(&index(&orders[0].1), &index(&orders[1].1), total, limit, seed);
                 let mut by_candidate: [Vec<Option<Scored>>; 2] = [vec![None; total], vec![None; total]];
@@ -292,7 +312,7 @@ impl Ranker {
                         score: s.score,
                         p_engage: s.p_engage,
                         p_purchase: s.p_purchase,
-                        propensity: 1.0,
+                        propensity: propensities.get(position).copied().unwrap_or(1.0),
                         features: SparseRowRef { index: &index[from..to], value: &value[from..to] },
                     }
                 })

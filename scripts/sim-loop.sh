@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole loop on the simulator, one command: warm up on a baseline ranking, export what the
+# service logged, train on it, let the running service load the new model, and score fresh traffic.
+#   1. serve with the baseline policy (every weight 0: catalog order, plus 20% exploration)
+#   2. fitrank simulate --policies fitrank         (warm-up traffic, logged by the service)
+#   3. fitrank export + fitrank train               (a new version in the service's models folder)
+#   4. restart with the default policy; the newest model loads
+#   5. fitrank simulate with fitrank and the baselines: the scorecard of the trained policy
+# Usage: scripts/sim-loop.sh [WARMUP_REQUESTS] [EVAL_REQUESTS]    (default 20000 20000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WARMUP="${1:-20000}"; EVAL="${2:-20000}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
+cargo build --release --quiet
+B="$CARGO_TARGET_DIR/release/fitrank"
+OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT/models/default"
+cp -r models/default/* "$OUT/models/default/"
+ADDR=127.0.0.1:50190
+export FITRANK_URL="http://$ADDR"
+
+serve() {  # $1 = extra TOML
+  printf 'model_poll_ms = 1000\n%s\n[feature_log]\nflush_interval_ms = 200\n' "$1" > "$OUT/fitrank.toml"
+  FITRANK_LOG=warn "$B" serve --config "$OUT/fitrank.toml" --addr "$ADDR" --models "$OUT/models" --data-dir "$OUT/data" >> "$OUT/fitrank.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 50); do "$B" call health >/dev/null 2>&1 && return; sleep 0.2; done
+  echo "service did not start; see $OUT/fitrank.log" >&2; exit 1
+}
+trap 'kill ${PID:-} 2>/dev/null || true' EXIT
+
+echo "== 1-2. warm-up: $WARMUP requests on the baseline policy"
+serve $'[policy]\npurchase_weight = 0.0\nengage_weight = 0.0\naudience_fit_weight = 0.0\nexploration_share = 0.2'
+"$B" simulate --requests "$WARMUP" --policies fitrank --behaviour-seed 1 --rows 0
+kill "$PID"; wait "$PID" 2>/dev/null || true
+
+echo "== 3. export and train"
+"$B" export --log-dir "$OUT/data/featurelog" --out "$OUT/served.parquet"
+"$B" train --data "$OUT/served.parquet" --name default --version 29990101-000000 --models "$OUT/models" 2>&1 | grep -E "auc|done|wrote"
+
+echo "== 4-5. serve the trained model with the default policy; $EVAL fresh requests"
+serve ""
+"$B" call model | grep -E "version|purchase_auc" || true
+"$B" simulate --requests "$EVAL" --behaviour-seed 2 --no-setup --rows 0

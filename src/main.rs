@@ -171,6 +171,9 @@ struct SimulateArgs {
     /// Ranking policies, round-robin over requests.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "fitrank,random,popularity,oracle")]
     policies: Vec<fitrank::simulate::SimPolicy>,
+    /// Every N-th session is a new host's, launched halfway (cold start is scored); 0 = none.
+    #[arg(long, default_value_t = 5)]
+    new_every: usize,
     /// Do not upsert the world's users and sessions first.
     #[arg(long)]
     no_setup: bool,
@@ -440,13 +443,14 @@ fn run_simulate(a: SimulateArgs) -> Result<(), AnyError> {
         let channel = tonic::transport::Channel::from_shared(a.url.clone())?.connect().await?;
         let world = train::generator::World::new(a.world.config());
         if !a.no_setup {
-            fitrank::simulate::setup(channel.clone(), &world).await?;
+            fitrank::simulate::setup(channel.clone(), &world, a.new_every).await?;
         }
         let options = fitrank::simulate::SimOptions {
             world: a.world.config(),
             requests: a.requests,
             slots: a.slots,
             seed: a.behaviour_seed,
+            new_every: a.new_every,
         };
         let card = fitrank::simulate::run(channel, &world, &options, &a.policies).await?;
         if a.json {

@@ -42,6 +42,14 @@ pub struct SimOptions {
     pub slots: u32,
     /// Seed of the users' behaviour (the world has its own).
     pub seed: u64,
+    /// Every `new_every`-th session is a new host's session, launched halfway through the run
+    /// (cold start is scored on them); 0 = all sessions live from the start.
+    pub new_every: usize,
+}
+
+/// Whether session `i` is a new host's session, launched halfway.
+fn is_new(i: usize, new_every: usize) -> bool {
+    new_every > 0 && i.is_multiple_of(new_every)
 }
 
 /// Totals of one policy or experiment arm.
@@ -95,17 +103,36 @@ impl ArmScore {
     }
 }
 
-/// What a simulation measured, by "experiment/arm" ("none" outside experiments).
+/// What a simulation measured, by policy and "policy experiment/arm".
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Scorecard {
     pub requests: u64,
     pub arms: BTreeMap<String, ArmScore>,
+    /// Per policy: how new hosts' sessions fared after their launch halfway through the run.
+    pub cold_start: BTreeMap<String, ColdStart>,
+}
+
+/// Cold start of the new hosts' sessions under one policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColdStart {
+    pub new_sessions: usize,
+    /// New sessions that sold at least once through this policy's placements.
+    pub with_a_purchase: usize,
+    /// Impressions per new session through this policy, from launch to the end.
+    pub impressions_per_new_session: f64,
+    /// Mean over new sessions of the requests (all policies' clock) from launch to the first
+    /// purchase through this policy, sessions without one counted at `horizon` (a restricted mean:
+    /// lower is faster).
+    pub mean_requests_to_first_purchase: f64,
+    /// Requests from launch to the end of the run.
+    pub horizon: usize,
 }
 
 type SimResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-/// Upserts the world's users and sessions into the service.
-pub async fn setup(channel: Channel, world: &World) -> SimResult<()> {
+/// Upserts the world's users and the sessions live from the start (all but the new hosts' ones
+/// when `new_every` > 0; [`run`] launches those halfway).
+pub async fn setup(channel: Channel, world: &World, new_every: usize) -> SimResult<()> {
     let mut catalog = CatalogServiceClient::new(channel);
     for (k, chunk) in world.users.chunks(500).enumerate() {
         let users = chunk
@@ -124,9 +151,15 @@ pub async fn setup(channel: Channel, world: &World) -> SimResult<()> {
             .collect();
         catalog.upsert_users(pb::UpsertUsersRequest { users }).await?;
     }
-    for chunk in world.sessions.chunks(500) {
-        let sessions = chunk.iter().map(convert::session_to_proto).collect();
-        catalog.upsert_sessions(pb::UpsertSessionsRequest { sessions }).await?;
+    let early: Vec<pb::LiveSession> = world
+        .sessions
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !is_new(*i, new_every))
+        .map(|(_, s)| convert::session_to_proto(s))
+        .collect();
+    for chunk in early.chunks(500) {
+        catalog.upsert_sessions(pb::UpsertSessionsRequest { sessions: chunk.to_vec() }).await?;
     }
     Ok(())
 }
@@ -146,12 +179,13 @@ pub enum SimPolicy {
 }
 
 /// Sessions the service's live catalog would offer `user`: same language and region filter.
-fn eligible(world: &World, user: usize) -> Vec<usize> {
+fn eligible(world: &World, user: usize, launched: &[bool]) -> Vec<usize> {
     let u = &world.users[user];
     (0..world.sessions.len())
         .filter(|&s| {
             let session = &world.sessions[s];
-            (u.language.is_empty() || session.language.eq_ignore_ascii_case(&u.language))
+            launched[s]
+                && (u.language.is_empty() || session.language.eq_ignore_ascii_case(&u.language))
                 && (u.region.is_empty() || crate::domain::audience::region_contains(&session.region, &u.region))
         })
         .collect()
@@ -172,6 +206,7 @@ pub async fn run(
 ) -> SimResult<Scorecard> {
     let index: std::collections::HashMap<&str, usize> =
         world.sessions.iter().enumerate().map(|(i, s)| (s.session_id.as_str(), i)).collect();
+    let ranking_channel = channel.clone();
     let mut ranking = RankingServiceClient::new(channel.clone());
     let mut events_client = EventServiceClient::new(channel);
     let mut rng = StdRng::seed_from_u64(options.seed);
@@ -179,12 +214,29 @@ pub async fn run(
     let mut next_event = 0u64;
     let mut recent_views: std::collections::VecDeque<Vec<usize>> = std::collections::VecDeque::new();
     let mut popularity = vec![0u32; world.sessions.len()];
+    let mut catalog = CatalogServiceClient::new(ranking_channel.clone());
+    let mut launched: Vec<bool> = (0..world.sessions.len()).map(|i| !is_new(i, options.new_every)).collect();
+    let mut launch_at: Option<usize> = None;
+    // Per policy name: per new session, (impressions since launch, request of the first purchase).
+    let mut cold: BTreeMap<String, Vec<(u64, Option<usize>)>> = BTreeMap::new();
     for n in 0..options.requests {
         let policy = policies[n % policies.len()];
         let user = rng.gen_range(0..world.users.len());
         let user_id = format!("sim-u{user}");
         let slots = options.slots as usize;
-        let candidates = eligible(world, user);
+        if n == options.requests / 2 && launched.iter().any(|l| !l) {
+            // New hosts go live halfway through.
+            let late: Vec<pb::LiveSession> = (0..world.sessions.len())
+                .filter(|i| !launched[*i])
+                .map(|i| convert::session_to_proto(&world.sessions[i]))
+                .collect();
+            for chunk in late.chunks(500) {
+                catalog.upsert_sessions(pb::UpsertSessionsRequest { sessions: chunk.to_vec() }).await?;
+            }
+            launched.iter_mut().for_each(|l| *l = true);
+            launch_at = Some(n);
+        }
+        let candidates = eligible(world, user, &launched);
         let ev = |s: usize| {
             let (v, b) = world.probs(s, user);
             f64::from(v) * f64::from(b)
@@ -251,6 +303,11 @@ pub async fn run(
                 }
             };
             tally.impressions += 1;
+            let new_session = launch_at.is_some() && is_new(s, options.new_every);
+            if new_session {
+                let entry = cold.entry(keys[0].clone()).or_insert_with(|| vec![(0, None); world.sessions.len()]);
+                entry[s].0 += 1;
+            }
             let declared =
                 session.target.has_age() || !session.target.genders.is_empty() || !session.target.regions.is_empty();
             if declared {
@@ -265,6 +322,10 @@ pub async fn run(
                 let bought = rng.gen_bool(f64::from(p_buy));
                 if bought {
                     tally.purchases += 1;
+                    if new_session {
+                        let entry = cold.get_mut(&keys[0]).expect("created at the impression");
+                        entry[s].1.get_or_insert(n);
+                    }
                     events.push(event(pb::EventType::Purchase, 25.0, &mut next_event));
                     if rng.gen_bool(RETURN_RATE) {
                         tally.returns += 1;
@@ -293,6 +354,30 @@ pub async fn run(
     }
     for a in card.arms.values_mut() {
         a.finish();
+    }
+    if let Some(at) = launch_at {
+        let new_sessions = (0..world.sessions.len()).filter(|i| is_new(*i, options.new_every)).count().max(1);
+        let horizon = options.requests - at;
+        for (policy, sessions) in cold {
+            let firsts: Vec<usize> = sessions
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| is_new(*i, options.new_every))
+                .map(|(_, (_, first))| first.map_or(horizon, |f| f - at))
+                .collect();
+            let bought = sessions.iter().filter(|(_, f)| f.is_some()).count();
+            card.cold_start.insert(
+                policy,
+                ColdStart {
+                    new_sessions,
+                    with_a_purchase: bought,
+                    impressions_per_new_session: sessions.iter().map(|(i, _)| *i).sum::<u64>() as f64
+                        / new_sessions as f64,
+                    mean_requests_to_first_purchase: firsts.iter().sum::<usize>() as f64 / firsts.len().max(1) as f64,
+                    horizon,
+                },
+            );
+        }
     }
     Ok(card)
 }
@@ -325,6 +410,19 @@ impl Scorecard {
                 a.wasted_views_per_1000_impressions,
                 a.ndcg
             );
+        }
+        if !self.cold_start.is_empty() {
+            out += "\nnew hosts' sessions (launched halfway): policy, sessions with a purchase, impressions each, mean requests to first purchase (no purchase = horizon)\n";
+            for (policy, c) in &self.cold_start {
+                out += &format!(
+                    "{policy:<30} {:>4} of {:<4} {:>9.1} {:>9.0} (of {})\n",
+                    c.with_a_purchase,
+                    c.new_sessions,
+                    c.impressions_per_new_session,
+                    c.mean_requests_to_first_purchase,
+                    c.horizon
+                );
+            }
         }
         out
     }

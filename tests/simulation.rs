@@ -49,8 +49,8 @@ async fn the_report_detects_a_better_arm_and_not_an_a_a_difference() {
 
     let config = GeneratorConfig { users: 5_000, sessions: 600, impressions: 0, seed: 7 };
     let world = World::new(config);
-    simulate::setup(server.channel().await, &world).await.unwrap();
-    let options = SimOptions { world: config, requests: 3_000, slots: 5, seed: 11 };
+    simulate::setup(server.channel().await, &world, 0).await.unwrap();
+    let options = SimOptions { world: config, requests: 3_000, slots: 5, seed: 11, new_every: 0 };
     let card = simulate::run(server.channel().await, &world, &options, &[SimPolicy::Fitrank]).await.unwrap();
     assert_eq!(card.requests, 3_000);
     assert!(
@@ -83,8 +83,8 @@ async fn the_trained_policy_beats_popularity_and_random_on_purchases() {
     let server = TestServer::start().await;
     let config = GeneratorConfig { users: 2_000, sessions: 300, impressions: 0, seed: 7 };
     let world = World::new(config);
-    simulate::setup(server.channel().await, &world).await.unwrap();
-    let options = SimOptions { world: config, requests: 3_000, slots: 5, seed: 5 };
+    simulate::setup(server.channel().await, &world, 5).await.unwrap();
+    let options = SimOptions { world: config, requests: 3_000, slots: 5, seed: 5, new_every: 5 };
     let policies = [SimPolicy::Fitrank, SimPolicy::Popularity, SimPolicy::Random, SimPolicy::Oracle];
     let card = simulate::run(server.channel().await, &world, &options, &policies).await.unwrap();
     let buys = |p: &str| card.arms[p].purchases_per_1000_impressions;
@@ -93,4 +93,9 @@ async fn the_trained_policy_beats_popularity_and_random_on_purchases() {
     assert!(buys("oracle") >= buys("fitrank") * 0.95, "the oracle is the upper bound: {}", card.to_text());
     assert!((card.arms["oracle"].ndcg - 1.0).abs() < 1e-9);
     assert!(card.arms["fitrank"].on_target_share > card.arms["popularity"].on_target_share);
+    // New hosts' sessions (every 5th, launched at request 1,500) are scored per policy.
+    let cold = &card.cold_start["fitrank"];
+    assert_eq!((cold.new_sessions, cold.horizon), (60, 1_500));
+    assert!(cold.with_a_purchase <= 60 && cold.mean_requests_to_first_purchase <= 1_500.0);
+    assert!(card.cold_start["oracle"].with_a_purchase > 0, "the oracle sells new sessions that fit");
 }

@@ -350,33 +350,30 @@ impl Experiments {
         })
     }
 
+    /// Changes one existing experiment.
+    fn edit(&self, name: &str, f: impl FnOnce(&mut ExperimentDef)) -> Result<ExperimentDef, ExperimentError> {
+        self.change(|file| {
+            let e = file
+                .experiments
+                .iter_mut()
+                .find(|e| e.name == name)
+                .ok_or_else(|| ExperimentError::NotFound(name.into()))?;
+            f(e);
+            Ok(name.to_owned())
+        })
+    }
+
     /// Sets an experiment's coverage (ramping up admits users and moves nobody).
     pub fn set_coverage(&self, name: &str, coverage: f64) -> Result<ExperimentDef, ExperimentError> {
         if !(0.0..=1.0).contains(&coverage) {
             return Err(invalid("coverage", format!("{coverage} is not between 0 and 1")));
         }
-        self.change(|file| {
-            let e = file
-                .experiments
-                .iter_mut()
-                .find(|e| e.name == name)
-                .ok_or_else(|| ExperimentError::NotFound(name.into()))?;
-            e.coverage = coverage;
-            Ok(name.to_owned())
-        })
+        self.edit(name, |e| e.coverage = coverage)
     }
 
     /// Stops an experiment: it assigns nobody from now on and stays listed for reports.
     pub fn stop(&self, name: &str) -> Result<ExperimentDef, ExperimentError> {
-        self.change(|file| {
-            let e = file
-                .experiments
-                .iter_mut()
-                .find(|e| e.name == name)
-                .ok_or_else(|| ExperimentError::NotFound(name.into()))?;
-            e.status = Status::Stopped;
-            Ok(name.to_owned())
-        })
+        self.edit(name, |e| e.status = Status::Stopped)
     }
 }
 

@@ -446,7 +446,6 @@ fn run_simulate(a: SimulateArgs) -> Result<(), AnyError> {
             fitrank::simulate::setup(channel.clone(), &world, a.new_every).await?;
         }
         let options = fitrank::simulate::SimOptions {
-            world: a.world.config(),
             requests: a.requests,
             slots: a.slots,
             seed: a.behaviour_seed,

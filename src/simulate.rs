@@ -30,12 +30,11 @@ use crate::proto::v1::{
     self as pb, catalog_service_client::CatalogServiceClient, event_service_client::EventServiceClient,
     ranking_service_client::RankingServiceClient,
 };
-use crate::train::generator::{GeneratorConfig, World};
+use crate::train::generator::World;
 
 /// Settings of one simulation.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
-    pub world: GeneratorConfig,
     /// Feed requests to simulate.
     pub requests: usize,
     /// Slots shown per request.
@@ -248,10 +247,11 @@ pub async fn run(
                     .await?
                     .into_inner();
                 let mut keys = vec!["fitrank".to_owned()];
-                keys.extend(r.experiments.iter().map(|e| {
-                    let arm = if e.arm.starts_with("team-draft:") { "interleaved" } else { e.arm.as_str() };
-                    format!("fitrank {}/{arm}", e.experiment)
-                }));
+                keys.extend(
+                    r.experiments
+                        .iter()
+                        .map(|e| format!("fitrank {}/{}", e.experiment, crate::experiment::arm_group(&e.arm))),
+                );
                 let order = r.items.iter().filter_map(|i| index.get(i.session_id.as_str()).copied()).collect();
                 (r.ranking_id, order, keys)
             }
@@ -288,7 +288,8 @@ pub async fn run(
             }
             let session = &world.sessions[s];
             let (p_view, p_buy) = world.probs(s, user);
-            let in_target = crate::domain::audience::fit(&world.users[user], &session.target).in_target();
+            let fit = crate::domain::audience::fit(&world.users[user], &session.target);
+            let in_target = fit.in_target();
             let event = |kind: pb::EventType, amount: f64, next_event: &mut u64| {
                 *next_event += 1;
                 pb::Event {
@@ -308,8 +309,7 @@ pub async fn run(
                 let entry = cold.entry(keys[0].clone()).or_insert_with(|| vec![(0, None); world.sessions.len()]);
                 entry[s].0 += 1;
             }
-            let declared =
-                session.target.has_age() || !session.target.genders.is_empty() || !session.target.regions.is_empty();
+            let declared = fit.declared > 0;
             if declared {
                 tally.targeted_impressions += 1;
                 tally.on_target_impressions += u64::from(in_target == Some(true));

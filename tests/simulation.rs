@@ -50,7 +50,7 @@ async fn the_report_detects_a_better_arm_and_not_an_a_a_difference() {
     let config = GeneratorConfig { users: 5_000, sessions: 600, impressions: 0, seed: 7 };
     let world = World::new(config);
     simulate::setup(server.channel().await, &world, 0).await.unwrap();
-    let options = SimOptions { world: config, requests: 3_000, slots: 5, seed: 11, new_every: 0 };
+    let options = SimOptions { requests: 3_000, slots: 5, seed: 11, new_every: 0 };
     let card = simulate::run(server.channel().await, &world, &options, &[SimPolicy::Fitrank]).await.unwrap();
     assert_eq!(card.requests, 3_000);
     assert!(
@@ -84,7 +84,7 @@ async fn the_trained_policy_beats_popularity_and_random_on_purchases() {
     let config = GeneratorConfig { users: 2_000, sessions: 300, impressions: 0, seed: 7 };
     let world = World::new(config);
     simulate::setup(server.channel().await, &world, 5).await.unwrap();
-    let options = SimOptions { world: config, requests: 3_000, slots: 5, seed: 5, new_every: 5 };
+    let options = SimOptions { requests: 3_000, slots: 5, seed: 5, new_every: 5 };
     let policies = [SimPolicy::Fitrank, SimPolicy::Popularity, SimPolicy::Random, SimPolicy::Oracle];
     let card = simulate::run(server.channel().await, &world, &options, &policies).await.unwrap();
     let buys = |p: &str| card.arms[p].purchases_per_1000_impressions;

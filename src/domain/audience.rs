@@ -42,8 +42,15 @@ impl AudienceFit {
     /// Whether the user is inside the target (overall fit at least 0.5), or `None` when a declared
     /// dimension is unknown for this user.
     pub fn in_target(&self) -> Option<bool> {
-        (self.unknown == 0).then(|| self.overall() >= 0.5)
+        in_target(self.overall(), self.unknown > 0)
     }
+}
+
+/// Whether a user with this overall fit is inside the target, or `None` when a declared dimension
+/// is unknown for the user. The one definition, also applied to logged rows (`fit.overall`,
+/// `fit.unknown_share`).
+pub fn in_target(overall: f32, any_unknown: bool) -> Option<bool> {
+    (!any_unknown).then_some(overall >= 0.5)
 }
 
 /// Computes the fit of `user` against `target`.

@@ -10,6 +10,15 @@ pub mod registry;
 pub mod report;
 pub mod stats;
 
+/// Prefix of an interleaved ranking's arm: `team-draft:` then each position's team, 'a' or 'b'.
+pub const TEAM_DRAFT_PREFIX: &str = "team-draft:";
+
+/// The arm an exposure counts under in per-arm tallies: every interleaved ranking counts as
+/// "interleaved", whatever its teams.
+pub fn arm_group(arm: &str) -> &str {
+    if arm.starts_with(TEAM_DRAFT_PREFIX) { "interleaved" } else { arm }
+}
+
 pub use assign::{Arm, Assigner, Assignment, BUCKETS, Holdout, Placement, PlacementError, bucket};
 
 pub use registry::{ArmDef, ExperimentDef, ExperimentError, Experiments, Kind, PolicyOverride, Status};

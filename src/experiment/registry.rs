@@ -302,7 +302,7 @@ impl Experiments {
         }
         let mut g = self.guardrails.lock().unwrap_or_else(|e| e.into_inner());
         for (experiment, arm) in arms {
-            let arm = if arm.starts_with("team-draft:") { "interleaved" } else { arm };
+            let arm = super::arm_group(arm);
             let entry = g.entry(((*experiment).to_owned(), arm.to_owned())).or_insert_with(|| ArmGuardrail {
                 latency_us: hdrhistogram::Histogram::new(3).expect("3 significant digits"),
                 requests: 0,

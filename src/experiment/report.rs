@@ -11,7 +11,7 @@
 //! | engagement rate, purchases per 1,000 impressions, on-target share | impression, randomised by user | delta method |
 //!
 //! "On-target share" is the share of impressions of sessions that declared a target audience that
-//! went to users inside it (the served row's `fit.overall` is 1). The sample-ratio-mismatch check
+//! went to users inside it ([`audience::in_target`] of the served row's fit). The sample-ratio-mismatch check
 //! compares users per arm with the arms' weights and alerts at p < 0.001.
 //!
 //! Guardrails (p99 latency, error rate) come from the service's metrics, not from the feature log;
@@ -23,6 +23,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::stats::{self, Comparison, Srm};
+use crate::domain::audience;
 use crate::export::{Table, TableError};
 
 /// One arm's totals.
@@ -93,7 +94,7 @@ pub fn report(
     control: &str,
     weights: &BTreeMap<String, f64>,
 ) -> Result<Report, ReportError> {
-    let has_fit = table.column("f.fit.overall").is_ok() && table.column("f.fit.declared_share").is_ok();
+    let has_fit = ["f.fit.overall", "f.fit.declared_share", "f.fit.unknown_share"].iter().all(|c| table.has(c));
     let mut arms: BTreeMap<String, HashMap<String, UserTotals>> = BTreeMap::new();
     let mut user_arm: HashMap<String, String> = HashMap::new();
     let mut several = std::collections::HashSet::new();
@@ -121,7 +122,9 @@ pub fn report(
         t.revenue += table.f64("purchase_amount", row)?;
         if has_fit && table.f32("f.fit.declared_share", row)? > 0.0 {
             t.targeted += 1.0;
-            t.on_target += f64::from(u8::from(table.f32("f.fit.overall", row)? >= 0.999));
+            let inside =
+                audience::in_target(table.f32("f.fit.overall", row)?, table.f32("f.fit.unknown_share", row)? > 0.0);
+            t.on_target += f64::from(u8::from(inside == Some(true)));
         }
     }
     if arms.is_empty() {
@@ -146,13 +149,13 @@ pub fn report(
         }
     };
 
+    let c = summary(control, &control_users);
     let mut summaries = Vec::new();
     let mut lifts = Vec::new();
     for (arm, users) in &arms {
         let users: Vec<UserTotals> = users.values().cloned().collect();
         let s = summary(arm, &users);
         if arm != control {
-            let c = summary(control, &control_users);
             let mut push = |metric: &'static str, control: f64, treatment: f64, comparison: Option<Comparison>| {
                 if let Some(comparison) = comparison {
                     lifts.push(Lift { arm: arm.clone(), metric, control, treatment, comparison });
@@ -372,7 +375,9 @@ pub fn interleaving(table: &Table, experiment: &str) -> Result<InterleavingRepor
         let experiments = table.text("experiment", row)?;
         let Some(k) = experiments.split(',').position(|e| e == experiment) else { continue };
         let arms = table.text("arm", row)?;
-        let Some(teams) = arms.split(',').nth(k).and_then(|a| a.strip_prefix("team-draft:").map(str::to_owned)) else {
+        let Some(teams) =
+            arms.split(',').nth(k).and_then(|a| a.strip_prefix(super::TEAM_DRAFT_PREFIX).map(str::to_owned))
+        else {
             continue;
         };
         let position = table.i64("position", row)?;

@@ -36,7 +36,7 @@ impl LinearHead {
     }
 
     /// [`Self::predict`] for a row whose only non-zeros below `SCALARS` are at `active` (as
-    /// returned by [`crate::features::extract_candidate`]): about 45 products instead of 259.
+    /// returned by [`crate::features::extract_candidate`]): at most 47 products (9 one-hot positions, 38 scalars) instead of 259.
     #[inline]
     pub fn predict_active(&self, row: &Row, active: &Active) -> f32 {
         let mut z = self.intercept;

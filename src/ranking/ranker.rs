@@ -7,7 +7,7 @@ use super::explore;
 use super::interleave::{self, Team};
 use crate::domain::audience;
 use crate::domain::{RequestContext, SessionStatus, UserProfile};
-use crate::experiment::{ArmDef, ExperimentDef, Experiments, Kind, PolicyOverride};
+use crate::experiment::{ArmDef, ExperimentDef, Experiments, Kind, PolicyOverride, TEAM_DRAFT_PREFIX, arm_group};
 use crate::featurelog::{FeatureLog, ServedItemRef, ServedRankingRef, SparseRowRef, push_sparse};
 use crate::features::{self, NUM_FEATURES, RequestFeatures};
 use crate::model::{LoadedModel, ModelRegistry};
@@ -164,7 +164,10 @@ impl Ranker {
                     .treatments(&user_id)
                     .into_iter()
                     .map(|(e, a)| {
-                        (e.name.as_str(), if e.kind == Kind::Interleave { "interleaved" } else { a.name.as_str() })
+                        (
+                            e.name.as_str(),
+                            if e.kind == Kind::Interleave { arm_group(TEAM_DRAFT_PREFIX) } else { a.name.as_str() },
+                        )
                     })
                     .collect();
                 experiments.record(&arms, micros, false);
@@ -240,10 +243,7 @@ impl Ranker {
                 let in_target =
                     |i: usize| audience::fit(&user, &candidates[i].session.target).in_target() == Some(true);
                 let placed = explore::place(&order, total, limit, &cold, in_target, policy.exploration_share, seed);
-                let mut by_candidate: Vec<Option<Scored>> = vec![None; total];
-                for s in all {
-                    by_candidate[s.candidate] = Some(s);
-                }
+                let by_candidate = by_candidate(all, total);
                 propensities = placed.iter().map(|(_, p)| *p).collect();
                 (placed.iter().filter_map(|(c, _)| by_candidate[*c]).collect(), model.id.clone())
             }
@@ -266,16 +266,14 @@ impl Ranker {
                 });
                 let index = |s: &[Scored]| s.iter().map(|x| x.candidate).collect::<Vec<_>>();
                 let merged = interleave::team_draft(&index(&orders[0].1), &index(&orders[1].1), total, limit, seed);
-                let mut by_candidate: [Vec<Option<Scored>>; 2] = [vec![None; total], vec![None; total]];
-                for (k, (_, order)) in orders.iter_mut().enumerate() {
-                    for s in order.drain(..) {
-                        by_candidate[k][s.candidate] = Some(s);
-                    }
-                }
+                let by_candidate = [
+                    by_candidate(std::mem::take(&mut orders[0].1), total),
+                    by_candidate(std::mem::take(&mut orders[1].1), total),
+                ];
                 let teams: String = merged.iter().map(|(_, t)| t.letter()).collect();
                 let scored =
                     merged.iter().filter_map(|(c, team)| by_candidate[usize::from(*team == Team::B)][*c]).collect();
-                exposures.push(Exposure { experiment: name, arm: format!("team-draft:{teams}") });
+                exposures.push(Exposure { experiment: name, arm: format!("{TEAM_DRAFT_PREFIX}{teams}") });
                 let ids = if orders[0].0 == orders[1].0 {
                     orders[0].0.clone()
                 } else {
@@ -367,6 +365,15 @@ struct Treatment {
 
 /// One arm of an interleaving experiment: its model (None = the treatment's) and policy overrides.
 type InterleavedArm = (Option<Arc<LoadedModel>>, PolicyOverride);
+
+/// `scored` indexed by candidate.
+fn by_candidate(scored: Vec<Scored>, total: usize) -> Vec<Option<Scored>> {
+    let mut out = vec![None; total];
+    for s in scored {
+        out[s.candidate] = Some(s);
+    }
+    out
+}
 
 /// 128 random bits as 32 hex digits.
 fn new_ranking_id() -> String {

@@ -18,7 +18,7 @@ pub const GRADIENT_TOLERANCE_PER_ROW: f64 = 1e-4;
 /// the left operand at a time, so on a row-major `x` each of the d rows of `xᵀ` is a strided walk
 /// over the whole matrix (d passes through memory). In column-major layout those rows are
 /// contiguous and the gradient is one sequential pass; `x·w` goes through matrixmultiply, which
-/// handles either layout. One head on 900k × 255 rows went from 715 s to about 60 s with this
+/// handles either layout. The engage head on 900k × 255 rows went from 715 s to 115.8 s with this
 /// alone (docs/BENCHMARKS.md, Training).
 pub fn column_major(x: ArrayView2<'_, f64>) -> Array2<f64> {
     let mut out = Array2::zeros(x.raw_dim().f());

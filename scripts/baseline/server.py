@@ -5,7 +5,7 @@ vectorised over candidates, positions looked up by name in the model manifest); 
 LogisticRegression heads loaded with the same coefficients as fitrank's model. It implements what
 the load generator calls: CatalogService.UpsertUsers / UpsertSessions and RankingService.Rank.
 
-Usage: python server.py --port 50091 --model ../../models/default/20261122-000000 [--workers 8]
+Usage: python server.py --port 50091 --model ../../models/default/20261122-090000 [--workers 8]
 """
 
 import argparse
@@ -192,7 +192,7 @@ def main():
             X = build_matrix(F, user, cands, now, request.context.surface).astype(np.float64)
             pe = heads["engage"].predict_proba(X)[:, 1] if cands else np.zeros(0)
             pp = heads["purchase"].predict_proba(X)[:, 1] if cands else np.zeros(0)
-            score = pp + 0.01 * pe
+            score = pp + 0.01 * pe + 0.1 * X[:, F["fit.overall"]]  # fitrank's default policy
             order = np.argsort(-score, kind="stable")[: (request.limit or 50)]
             items = [ranking_pb2.RankedItem(session_id=cands[i].sid, score=score[i], p_engage=pe[i], p_purchase=pp[i],
                                             audience_fit=X[i, F["fit.overall"]]) for i in order]

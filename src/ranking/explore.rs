@@ -11,7 +11,7 @@
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-/// Sessions with fewer impressions than this are cold.
+/// Sessions with fewer impressions than this are cold, by default (`policy.cold_impressions`).
 pub const COLD_IMPRESSIONS: u64 = 200;
 
 /// Places `limit` items. `order` is the exploitation order (candidate indexes, best first; at

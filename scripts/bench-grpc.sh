@@ -28,8 +28,7 @@ PY=$!
 trap 'kill $FR $PY 2>/dev/null || true' EXIT
 sleep 3
 
-bench() { "$B" bench "$@" --duration "$SECONDS_PER_RUN" --warmup 2 --json; }
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+source scripts/bench-lib.sh
 
 floor=$(bench floor --url http://127.0.0.1:50090 --concurrency 32)
 MAXC="${MAX_CONCURRENCY:-64}"
@@ -44,10 +43,6 @@ py_half=$(bench rank --url http://127.0.0.1:50091 --rate "$py_half_rate" --candi
 ingest=$(bench ingest --url http://127.0.0.1:50090 --concurrency 8 --batch 1000)
 echo "$floor $fr_max $fr_half $py_max $py_half $ingest $py_setup" > "$OUT/raw.json"
 
-row() { # name json
-  printf '| %s | %s | %.0f | %.0f | %s | %s | %s |\n' "$1" "$(field "$2" mode)" "$(field "$2" rps)" \
-    "$(field "$2" items_per_second)" "$(field "$2" p50_us)" "$(field "$2" p99_us)" "$(field "$2" p999_us)"
-}
 echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u +%F); ${SECONDS_PER_RUN}s per run;" \
   "fitrank worker_threads ${WORKER_THREADS:-1}; max measured with $MAXC in flight; logs in $OUT"
 echo

@@ -10,3 +10,5 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
+# The Redis store's tests start their own redis-server on a free port.
+"$(dirname "$0")/install-redis.sh"

@@ -28,7 +28,13 @@ pub struct Config {
     pub model_name: String,
     /// How often the models folder is checked for a newer version, ms; 0 = never (admin RPCs only).
     pub model_poll_ms: u64,
-    /// Folder of the embedded store's log.
+    /// Where online state lives: `embedded` (this process, made durable in `data_dir`), or shared
+    /// by every replica in Redis: `redis://HOST:PORT[/DB]`, or `redis+cluster://HOST:PORT,HOST:PORT`
+    /// (seed nodes of a Redis Cluster).
+    pub store: String,
+    /// Settings of the Redis store.
+    pub redis: crate::store::RedisStoreConfig,
+    /// Folder of the embedded store's log, the experiments file and the feature log.
     pub data_dir: PathBuf,
     /// fdatasync every store write (survive power loss, not only process death).
     pub fsync: bool,
@@ -51,6 +57,8 @@ pub struct Config {
     pub feature_log: FeatureLogConfig,
     /// Where experiment definitions persist; default `<data_dir>/experiments.json`.
     pub experiments_file: Option<PathBuf>,
+    /// With the Redis store, how often shared experiment definitions are re-read, ms.
+    pub experiments_refresh_ms: u64,
     /// Experiments added at start when the experiments file has none of that name.
     pub experiments: Vec<crate::experiment::ExperimentDef>,
     /// The global holdout, applied when the experiments file has none.
@@ -65,6 +73,8 @@ impl Default for Config {
             models_dir: "models".into(),
             model_name: "default".into(),
             model_poll_ms: 5_000,
+            store: "embedded".into(),
+            redis: crate::store::RedisStoreConfig::default(),
             data_dir: "data".into(),
             fsync: false,
             dedup_window_secs: 86_400,
@@ -76,6 +86,7 @@ impl Default for Config {
             policy: Policy::default(),
             feature_log: FeatureLogConfig::default(),
             experiments_file: None,
+            experiments_refresh_ms: 1_000,
             experiments: Vec::new(),
             holdout: None,
         }
@@ -89,6 +100,7 @@ pub struct Overrides {
     pub models_dir: Option<PathBuf>,
     pub model_name: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub store: Option<String>,
 }
 
 /// Why the configuration is unusable.
@@ -132,6 +144,9 @@ impl Config {
         if let Some(v) = o.data_dir {
             self.data_dir = v;
         }
+        if let Some(v) = o.store {
+            self.store = v;
+        }
         self
     }
 
@@ -147,7 +162,21 @@ impl Config {
         if self.max_batch == 0 {
             return invalid("max_batch must be at least 1".into());
         }
+        if self.store != "embedded" && self.redis_target().is_none() {
+            return invalid(format!(
+                "store must be \"embedded\", \"redis://HOST:PORT\" or \"redis+cluster://HOST:PORT,...\", not {:?}",
+                self.store
+            ));
+        }
+        if self.redis.read_timeout_ms == 0 || self.redis.write_timeout_ms == 0 {
+            return invalid("redis.read_timeout_ms and redis.write_timeout_ms must be at least 1".into());
+        }
         self.policy.validate().map_err(ConfigError::Invalid)
+    }
+
+    /// The Redis deployment named by `store`, if any.
+    pub fn redis_target(&self) -> Option<crate::store::redis::Target> {
+        crate::store::redis::Target::parse(&self.store)
     }
 
     /// The experiments file.

@@ -78,9 +78,12 @@ struct ServeArgs {
     /// Model name to serve (a folder under the models folder).
     #[arg(long, env = "FITRANK_MODEL_NAME")]
     model_name: Option<String>,
-    /// Folder of the embedded store.
+    /// Folder of the embedded store, the experiments file and the feature log.
     #[arg(long, env = "FITRANK_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Online state: `embedded`, `redis://HOST:PORT` or `redis+cluster://HOST:PORT,HOST:PORT,...`.
+    #[arg(long, env = "FITRANK_STORE")]
+    store: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -286,8 +289,13 @@ fn main() -> ExitCode {
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 fn serve(a: ServeArgs) -> Result<(), AnyError> {
-    let overrides =
-        config::Overrides { addr: a.addr, models_dir: a.models, model_name: a.model_name, data_dir: a.data_dir };
+    let overrides = config::Overrides {
+        addr: a.addr,
+        models_dir: a.models,
+        model_name: a.model_name,
+        data_dir: a.data_dir,
+        store: a.store,
+    };
     let config = config::Config::load(a.config.as_deref(), overrides)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if config.worker_threads > 0 {

@@ -17,7 +17,7 @@ use crate::featurelog::FeatureLog;
 use crate::model::{ModelError, ModelRegistry};
 use crate::proto::{FILE_DESCRIPTOR_SET, v1 as pb};
 use crate::ranking::Ranker;
-use crate::store::{EmbeddedStore, EmbeddedStoreConfig, Store, StoreError};
+use crate::store::{EmbeddedStore, EmbeddedStoreConfig, RedisStore, Store, StoreError};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -48,12 +48,19 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let store_config = EmbeddedStoreConfig {
-        data_dir: config.data_dir.clone(),
-        fsync: config.fsync,
-        dedup_window_ms: (config.dedup_window_secs as i64).saturating_mul(1000),
+    let dedup_window_ms = (config.dedup_window_secs as i64).saturating_mul(1000);
+    let (store, shared_doc): (Arc<dyn Store>, _) = match config.redis_target() {
+        Some(target) => {
+            let redis = RedisStore::connect(&target, config.redis.clone(), dedup_window_ms).await?;
+            let doc = redis.shared_doc();
+            (Arc::new(redis), Some(doc))
+        }
+        None => {
+            let store_config =
+                EmbeddedStoreConfig { data_dir: config.data_dir.clone(), fsync: config.fsync, dedup_window_ms };
+            (Arc::new(EmbeddedStore::open(&store_config)?), None)
+        }
     };
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&store_config)?);
     let models = Arc::new(ModelRegistry::open(&config.models_dir, &config.model_name)?);
     tracing::info!(model = %models.current().id, "model loaded");
 
@@ -63,14 +70,37 @@ pub async fn run(
         None
     };
 
-    let experiments =
-        Arc::new(Experiments::open(config.experiments_path(), config.experiments.clone(), config.holdout.clone())?);
+    let experiments = Arc::new(match shared_doc {
+        Some(doc) => Experiments::open_shared(doc, config.experiments.clone(), config.holdout.clone()).await?,
+        None => Experiments::open(config.experiments_path(), config.experiments.clone(), config.holdout.clone())?,
+    });
     // Arm models load now, so rankings never read files and a missing version fails the start.
-    for e in experiments.state().file.experiments.iter().filter(|e| e.status == crate::experiment::Status::Running) {
-        for model in e.arms.iter().filter_map(|a| a.model.as_deref()) {
-            models.arm_model(model)?;
-        }
-    }
+    load_arm_models(&experiments, &models)?;
+    // With shared experiments, follow changes made through other replicas.
+    let follower = config.redis_target().is_some().then(|| {
+        let (experiments, models) = (experiments.clone(), models.clone());
+        let period = Duration::from_millis(config.experiments_refresh_ms.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match experiments.refresh().await {
+                    Ok(true) => {
+                        let (experiments, models) = (experiments.clone(), models.clone());
+                        match tokio::task::spawn_blocking(move || load_arm_models(&experiments, &models)).await {
+                            Ok(Err(e)) => {
+                                tracing::error!(error = %e, "an arm model of a shared experiment cannot load")
+                            }
+                            _ => tracing::info!("shared experiments changed"),
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::debug!(error = %e, "cannot refresh shared experiments"),
+                }
+            }
+        })
+    });
 
     let limits = config.limits();
     let ranker = Ranker::new(store.clone(), models.clone(), config.policy, config.max_candidates, log.clone())
@@ -129,11 +159,16 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .add_service(pb::ranking_service_server::RankingServiceServer::new(RankingApi { ranker, limits }))
         .add_service(pb::catalog_service_server::CatalogServiceServer::new(CatalogApi { store: store.clone(), limits }))
-        .add_service(pb::event_service_server::EventServiceServer::new(EventApi { store, limits, log: log.clone() }))
+        .add_service(pb::event_service_server::EventServiceServer::new(EventApi {
+            store: store.clone(),
+            limits,
+            log: log.clone(),
+        }))
         .add_service(pb::admin_service_server::AdminServiceServer::new(AdminApi {
             models,
             experiments,
             feature_log_dir: config.feature_log.enabled.then(|| config.feature_log_dir()),
+            store: store.clone(),
         }))
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(60))),
@@ -155,11 +190,24 @@ pub async fn run(
     if let Some(watcher) = watcher {
         watcher.abort();
     }
+    if let Some(follower) = follower {
+        follower.abort();
+    }
     if let Some(log) = log {
         tokio::task::spawn_blocking(move || log.close()).await.ok();
         tracing::info!("feature log closed");
     }
     result
+}
+
+/// Loads the models named by arms of running experiments (a missing one is an error).
+fn load_arm_models(experiments: &Experiments, models: &ModelRegistry) -> Result<(), ModelError> {
+    for e in experiments.state().file.experiments.iter().filter(|e| e.status == crate::experiment::Status::Running) {
+        for model in e.arms.iter().filter_map(|a| a.model.as_deref()) {
+            models.arm_model(model)?;
+        }
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

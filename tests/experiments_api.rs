@@ -30,7 +30,7 @@ fn experiment(name: &str, layer: &str, coverage: f64, range: (u32, u32)) -> pb::
             pb::ExperimentArm {
                 name: "fit".into(),
                 weight: 1.0,
-                model: "default/20261122-000000".into(),
+                model: "default/20261122-090000".into(),
                 policy: Some(pb::PolicyOverride { audience_fit_weight: Some(5.0), ..Default::default() }),
             },
         ],
@@ -107,9 +107,11 @@ async fn experiments_assign_apply_ramp_persist_and_stop() {
     let (control, fit) = (count("control"), count("fit"));
     assert!((150..250).contains(&(control + fit)), "{} of {USERS} users at 50% coverage", control + fit);
     assert!(control > 50 && fit > 50, "control {control}, fit {fit}");
-    // The arm's policy is what scored: score = p_purchase + 0.01 p_engage + 5 fit in "fit".
+    // The arm's policy is what scored: score = p_purchase + 0.01 p_engage + 5 fit in "fit", the
+    // default policy's 0.05 fit in "control".
+    let default_fit = f64::from(fitrank::ranking::Policy::default().audience_fit_weight);
     for r in &responses {
-        let w_fit = if r.experiments.first().is_some_and(|e| e.arm == "fit") { 5.0 } else { 0.0 };
+        let w_fit = if r.experiments.first().is_some_and(|e| e.arm == "fit") { 5.0 } else { default_fit };
         for i in &r.items {
             let expected = i.p_purchase + 0.01 * i.p_engage + w_fit * i.audience_fit;
             assert!((i.score - expected).abs() < 1e-4, "{} vs {expected}", i.score);
@@ -271,7 +273,8 @@ async fn interleaving_merges_both_arms_into_every_ranking() {
         seen.insert(teams.to_owned());
         // Each item carries the score of the arm that picked it.
         for (item, team) in r.items.iter().zip(teams.chars()) {
-            let w_fit = if team == 'b' { 5.0 } else { 0.0 };
+            let w_fit =
+                if team == 'b' { 5.0 } else { f64::from(fitrank::ranking::Policy::default().audience_fit_weight) };
             let expected = item.p_purchase + 0.01 * item.p_engage + w_fit * item.audience_fit;
             assert!((item.score - expected).abs() < 1e-4, "{team}: {} vs {expected}", item.score);
         }

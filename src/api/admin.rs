@@ -15,6 +15,8 @@ pub struct AdminApi {
     pub experiments: Arc<Experiments>,
     /// The feature log folder, when the log is on (reports read it).
     pub feature_log_dir: Option<std::path::PathBuf>,
+    /// The store, for its status.
+    pub store: Arc<dyn crate::store::Store>,
 }
 
 impl AdminApi {
@@ -52,6 +54,21 @@ fn non_empty(s: String) -> Option<String> {
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
+    async fn get_store_status(
+        &self,
+        _request: Request<pb::GetStoreStatusRequest>,
+    ) -> Result<Response<pb::GetStoreStatusResponse>, Status> {
+        let s = self.store.status();
+        Ok(Response::new(pb::GetStoreStatusResponse {
+            backend: s.backend.into(),
+            reachable: s.reachable,
+            degraded_reads: s.degraded_reads,
+            failures: s.failures,
+            cached_sessions: s.cached_sessions,
+            cached_users: s.cached_users,
+        }))
+    }
+
     async fn load_model(
         &self,
         request: Request<pb::LoadModelRequest>,

@@ -67,12 +67,17 @@ impl CatalogService for CatalogApi {
         request: Request<pb::GetSessionRequest>,
     ) -> Result<Response<pb::GetSessionResponse>, Status> {
         let id = convert::id("session_id", &request.get_ref().session_id)?;
-        match self.store.get_sessions(&[&id]).await?.pop().flatten() {
+        let found = self.store.get_sessions(&[&id]).await?;
+        match found.value.into_iter().next().flatten() {
             Some(s) => Ok(Response::new(pb::GetSessionResponse {
                 session: Some(convert::session_to_proto(&s.session)),
                 stats: Some(convert::stats_to_proto(&s.stats, now_ms())),
                 end_time_unix_ms: s.session.end_time_ms,
+                degraded: found.degraded,
             })),
+            None if found.degraded => {
+                Err(Status::unavailable(format!("session_id: {id:?} is not cached here and the store is unreachable")))
+            }
             None => Err(Status::not_found(format!("session_id: no session {id:?}"))),
         }
     }

@@ -447,6 +447,7 @@ pub fn ranked_to_proto(r: Ranked) -> pb::RankResponse {
         ranking_id: r.ranking_id,
         model_version: r.model_id,
         scored: r.scored as u32,
+        degraded: r.degraded,
         experiments: r
             .exposures
             .into_iter()
@@ -472,6 +473,7 @@ pub fn ranked_to_proto(r: Ranked) -> pb::RankResponse {
                     UnrankedReason::NotFound => pb::UnrankedReason::NotFound,
                     UnrankedReason::Ended => pb::UnrankedReason::Ended,
                     UnrankedReason::NotLive => pb::UnrankedReason::NotLive,
+                    UnrankedReason::Unavailable => pb::UnrankedReason::Unavailable,
                 } as i32,
             })
             .collect(),

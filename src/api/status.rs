@@ -44,7 +44,9 @@ impl From<ExperimentError> for Status {
                 ModelError::Io { .. } => Status::internal(format!("experiment.arms.model: {m}")),
                 _ => Status::invalid_argument(format!("experiment.arms.model: {m}")),
             },
-            ExperimentError::Io { .. } | ExperimentError::Corrupt { .. } => {
+            ExperimentError::Shared(s) => s.into(),
+            ExperimentError::Contended(_) => Status::aborted(e.to_string()),
+            ExperimentError::Io { .. } | ExperimentError::Corrupt { .. } | ExperimentError::CorruptShared(_) => {
                 tracing::error!(error = %e, "experiments file failure");
                 Status::internal(e.to_string())
             }

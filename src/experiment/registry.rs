@@ -5,6 +5,12 @@
 //! the experiments that were running. Experiments in the config file are added at start when
 //! no experiment of that name exists yet; after that the file and the admin RPCs own them.
 //!
+//! With the Redis store the definitions live instead in one Redis document shared by every
+//! replica ([`crate::store::redis::SharedDoc`]): a change is a compare-and-set on the document's
+//! version (retried on conflict), and each replica re-reads the document every
+//! `experiments_refresh_ms` ([`Experiments::refresh`]), so a change made through one replica
+//! assigns users on all of them within that period.
+//!
 //! Readers take an `Arc` snapshot of the state once per ranking; changes build a new state and
 //! swap it, like the model registry.
 
@@ -15,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::assign::{Arm, Assigner, Holdout, Placement, PlacementError};
 use crate::ranking::Policy;
+use crate::store::redis::SharedDoc;
 
 /// Policy parameters an arm overrides; `None` keeps the service's value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -38,6 +45,7 @@ impl PolicyOverride {
             engage_weight: self.engage_weight.unwrap_or(base.engage_weight),
             audience_fit_weight: self.audience_fit_weight.unwrap_or(base.audience_fit_weight),
             exploration_share: self.exploration_share.unwrap_or(base.exploration_share),
+            cold_impressions: base.cold_impressions,
         }
     }
 }
@@ -159,6 +167,28 @@ pub struct ExperimentsFile {
     pub experiments: Vec<ExperimentDef>,
 }
 
+impl ExperimentsFile {
+    /// Adds the `configured` experiments it has none of that name of (validated), and `holdout`
+    /// when it has none.
+    fn add_configured(
+        &mut self,
+        configured: &[ExperimentDef],
+        holdout: Option<&Holdout>,
+    ) -> Result<(), ExperimentError> {
+        if let Some(h) = holdout
+            && self.holdout == Holdout::default()
+        {
+            self.holdout = h.clone();
+        }
+        for def in configured {
+            if !self.experiments.iter().any(|e| e.name == def.name) {
+                self.experiments.push(def.clone().normalized()?);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Why an experiment operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExperimentError {
@@ -174,6 +204,12 @@ pub enum ExperimentError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("corrupt experiments file {path}: {source}")]
     Corrupt { path: PathBuf, source: serde_json::Error },
+    #[error("shared experiments: {0}")]
+    Shared(#[from] crate::store::StoreError),
+    #[error("shared experiments document is corrupt: {0}")]
+    CorruptShared(serde_json::Error),
+    #[error("shared experiments changed concurrently {0} times; try again")]
+    Contended(u32),
 }
 
 fn invalid(field: &'static str, why: impl Into<String>) -> ExperimentError {
@@ -207,10 +243,21 @@ impl State {
     }
 }
 
+/// Where definitions persist.
+#[derive(Debug)]
+enum Persist {
+    File(PathBuf),
+    /// A document in Redis shared by every replica; `version` is the one `state` was built from.
+    Shared {
+        doc: SharedDoc,
+        version: Mutex<u64>,
+    },
+}
+
 /// Experiments of one service.
 #[derive(Debug)]
 pub struct Experiments {
-    path: PathBuf,
+    persist: Persist,
     state: RwLock<Arc<State>>,
     /// Serialises changes (read-modify-write of the file).
     writer: Mutex<()>,
@@ -254,24 +301,59 @@ impl Experiments {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ExperimentsFile::default(),
             Err(source) => return Err(ExperimentError::Io { path, source }),
         };
-        if let Some(h) = holdout
-            && file.holdout == Holdout::default()
-        {
-            file.holdout = h;
-        }
-        for def in configured {
-            if !file.experiments.iter().any(|e| e.name == def.name) {
-                file.experiments.push(def.normalized()?);
-            }
-        }
+        file.add_configured(&configured, holdout.as_ref())?;
         let state = State::build(file)?;
         write_atomic(&path, &state.file)?;
-        Ok(Experiments {
-            path,
+        Ok(Experiments::with(Persist::File(path), state))
+    }
+
+    fn with(persist: Persist, state: State) -> Self {
+        Experiments {
+            persist,
             state: RwLock::new(Arc::new(state)),
             writer: Mutex::new(()),
             guardrails: Mutex::default(),
-        })
+        }
+    }
+
+    /// Opens the definitions shared by every replica in `doc`, adding `configured` experiments and
+    /// `holdout` like [`Self::open`] (whichever replica starts first adds them).
+    pub async fn open_shared(
+        doc: SharedDoc,
+        configured: Vec<ExperimentDef>,
+        holdout: Option<Holdout>,
+    ) -> Result<Self, ExperimentError> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let (version, mut file) = read_shared(&doc).await?;
+            let before = file.clone();
+            file.add_configured(&configured, holdout.as_ref())?;
+            let state = State::build(file)?;
+            let version = if state.file == before {
+                version
+            } else {
+                match doc.replace(version, &serde_json::to_vec(&state.file).expect("experiments serialise")).await? {
+                    Some(v) => v,
+                    None => continue,
+                }
+            };
+            return Ok(Experiments::with(Persist::Shared { doc, version: Mutex::new(version) }, state));
+        }
+        Err(ExperimentError::Contended(MAX_CAS_ATTEMPTS))
+    }
+
+    /// Re-reads shared definitions and swaps them in when another replica changed them; returns
+    /// whether they changed. Does nothing for a file.
+    pub async fn refresh(&self) -> Result<bool, ExperimentError> {
+        let Persist::Shared { doc, version } = &self.persist else { return Ok(false) };
+        let (v, file) = read_shared(doc).await?;
+        if v == *version.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(false);
+        }
+        let state = State::build(file)?;
+        let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        *version.lock().unwrap_or_else(|e| e.into_inner()) = v;
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(state);
+        Ok(true)
     }
 
     /// A snapshot of the state.
@@ -279,15 +361,26 @@ impl Experiments {
         self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Applies `edit` and persists. For the shared document `edit` may run more than once: on the
+    /// latest document again when another replica changed it first.
     fn change(
         &self,
-        edit: impl FnOnce(&mut ExperimentsFile) -> Result<String, ExperimentError>,
+        edit: impl Fn(&mut ExperimentsFile) -> Result<String, ExperimentError>,
     ) -> Result<ExperimentDef, ExperimentError> {
         let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let mut file = self.state().file.clone();
-        let name = edit(&mut file)?;
-        let state = State::build(file)?;
-        write_atomic(&self.path, &state.file)?;
+        let (name, state) = match &self.persist {
+            Persist::File(path) => {
+                let mut file = self.state().file.clone();
+                let name = edit(&mut file)?;
+                let state = State::build(file)?;
+                write_atomic(path, &state.file)?;
+                (name, state)
+            }
+            // Runs on the blocking pool (admin calls), where waiting on the runtime is allowed.
+            Persist::Shared { doc, version } => {
+                tokio::runtime::Handle::current().block_on(change_shared(doc, version, edit))?
+            }
+        };
         let def =
             state.file.experiments.iter().find(|e| e.name == name).cloned().ok_or(ExperimentError::NotFound(name))?;
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(state);
@@ -344,14 +437,13 @@ impl Experiments {
             if file.experiments.iter().any(|e| e.name == def.name) {
                 return Err(ExperimentError::Exists(def.name.clone()));
             }
-            let name = def.name.clone();
-            file.experiments.push(def);
-            Ok(name)
+            file.experiments.push(def.clone());
+            Ok(def.name.clone())
         })
     }
 
     /// Changes one existing experiment.
-    fn edit(&self, name: &str, f: impl FnOnce(&mut ExperimentDef)) -> Result<ExperimentDef, ExperimentError> {
+    fn edit(&self, name: &str, f: impl Fn(&mut ExperimentDef)) -> Result<ExperimentDef, ExperimentError> {
         self.change(|file| {
             let e = file
                 .experiments
@@ -375,6 +467,38 @@ impl Experiments {
     pub fn stop(&self, name: &str) -> Result<ExperimentDef, ExperimentError> {
         self.edit(name, |e| e.status = Status::Stopped)
     }
+}
+
+/// Most compare-and-set attempts of one change of the shared document.
+const MAX_CAS_ATTEMPTS: u32 = 16;
+
+async fn read_shared(doc: &SharedDoc) -> Result<(u64, ExperimentsFile), ExperimentError> {
+    let (version, bytes) = doc.get().await?;
+    let file = match bytes {
+        Some(b) => serde_json::from_slice(&b).map_err(ExperimentError::CorruptShared)?,
+        None => ExperimentsFile::default(),
+    };
+    Ok((version, file))
+}
+
+/// Applies `edit` to the latest shared document, again on the newer one when another replica
+/// changed it first.
+async fn change_shared(
+    doc: &SharedDoc,
+    version: &Mutex<u64>,
+    edit: impl Fn(&mut ExperimentsFile) -> Result<String, ExperimentError>,
+) -> Result<(String, State), ExperimentError> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let (v, mut file) = read_shared(doc).await?;
+        let name = edit(&mut file)?;
+        let state = State::build(file)?;
+        let bytes = serde_json::to_vec(&state.file).expect("experiments serialise");
+        if let Some(new_version) = doc.replace(v, &bytes).await? {
+            *version.lock().unwrap_or_else(|e| e.into_inner()) = new_version;
+            return Ok((name, state));
+        }
+    }
+    Err(ExperimentError::Contended(MAX_CAS_ATTEMPTS))
 }
 
 fn write_atomic(path: &Path, file: &ExperimentsFile) -> Result<(), ExperimentError> {

@@ -42,6 +42,8 @@ pub enum UnrankedReason {
     NotFound,
     Ended,
     NotLive,
+    /// The shared store could not be read and this replica has no cached copy.
+    Unavailable,
 }
 
 /// The result of a ranking.
@@ -57,6 +59,8 @@ pub struct Ranked {
     pub scored: usize,
     /// The experiments and arms this ranking was made under.
     pub exposures: Vec<Exposure>,
+    /// Made from this replica's cached copies because the shared store could not be read in time.
+    pub degraded: bool,
 }
 
 /// One experiment arm a ranking was made under.
@@ -177,31 +181,51 @@ impl Ranker {
     }
 
     async fn rank_inner(&self, query: RankQuery) -> Result<Ranked, RankError> {
-        let stored = self.store.get_users(&[&query.user_id]).await?.pop().unwrap_or_default();
+        // Named candidates do not depend on the user: read both at once (one round trip to a
+        // networked store instead of two).
+        let ids: Vec<&str> = query.candidates.iter().map(String::as_str).collect();
+        let user_ids = [query.user_id.as_str()];
+        let (users, named) = if ids.is_empty() {
+            (self.store.get_users(&user_ids).await?, None)
+        } else {
+            let (users, found) = tokio::join!(self.store.get_users(&user_ids), self.store.get_sessions(&ids));
+            (users?, Some(found?))
+        };
+        let mut degraded = users.degraded;
+        let stored = users.value.into_iter().next().unwrap_or_default();
         let user = query.user_override.or(stored.profile).unwrap_or_default();
         let activity = stored.activity;
 
         let mut unranked = Vec::new();
-        let candidates: Vec<SessionSnapshot> = if query.candidates.is_empty() {
-            let filter = CatalogFilter {
-                language: user.language.to_string(),
-                region: user.region.to_string(),
-                limit: self.max_catalog_candidates,
-            };
-            self.store.live_sessions(&filter).await?
-        } else {
-            let ids: Vec<&str> = query.candidates.iter().map(String::as_str).collect();
-            let found = self.store.get_sessions(&ids).await?;
-            let mut live = Vec::with_capacity(found.len());
-            for (id, snapshot) in query.candidates.into_iter().zip(found) {
-                match snapshot {
-                    None => unranked.push((id, UnrankedReason::NotFound)),
-                    Some(s) if s.session.status == SessionStatus::Ended => unranked.push((id, UnrankedReason::Ended)),
-                    Some(s) if s.session.status != SessionStatus::Live => unranked.push((id, UnrankedReason::NotLive)),
-                    Some(s) => live.push(s),
-                }
+        let candidates: Vec<SessionSnapshot> = match named {
+            None => {
+                let filter = CatalogFilter {
+                    language: user.language.to_string(),
+                    region: user.region.to_string(),
+                    limit: self.max_catalog_candidates,
+                };
+                let listed = self.store.live_sessions(&filter).await?;
+                degraded |= listed.degraded;
+                listed.value
             }
-            live
+            Some(found) => {
+                degraded |= found.degraded;
+                let missing = if found.degraded { UnrankedReason::Unavailable } else { UnrankedReason::NotFound };
+                let mut live = Vec::with_capacity(found.value.len());
+                for (id, snapshot) in query.candidates.into_iter().zip(found.value) {
+                    match snapshot {
+                        None => unranked.push((id, missing)),
+                        Some(s) if s.session.status == SessionStatus::Ended => {
+                            unranked.push((id, UnrankedReason::Ended))
+                        }
+                        Some(s) if s.session.status != SessionStatus::Live => {
+                            unranked.push((id, UnrankedReason::NotLive))
+                        }
+                        Some(s) => live.push(s),
+                    }
+                }
+                live
+            }
         };
 
         let Treatment { model, policy, mut exposures, interleave } = self.treatment(&query.user_id);
@@ -239,7 +263,7 @@ impl Ranker {
                 all.sort_unstable_by(by_score);
                 let order: Vec<usize> = all.iter().map(|s| s.candidate).collect();
                 let cold: Vec<usize> =
-                    (0..total).filter(|&i| candidates[i].stats.impressions < explore::COLD_IMPRESSIONS).collect();
+                    (0..total).filter(|&i| candidates[i].stats.impressions < policy.cold_impressions).collect();
                 let in_target =
                     |i: usize| audience::fit(&user, &candidates[i].session.target).in_target() == Some(true);
                 let placed = explore::place(&order, total, limit, &cold, in_target, policy.exploration_share, seed);
@@ -340,7 +364,7 @@ impl Ranker {
                 audience_fit: s.fit,
             })
             .collect();
-        Ok(Ranked { ranking_id, model_id, items, unranked, scored: total, exposures })
+        Ok(Ranked { ranking_id, model_id, items, unranked, scored: total, exposures, degraded })
     }
 }
 

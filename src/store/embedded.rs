@@ -15,10 +15,12 @@ use async_trait::async_trait;
 use foldhash::{HashMap, HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
 
-use super::{CatalogFilter, EventStatus, IngestOutcome, SessionSnapshot, Store, StoreError, UserRecord, wal};
+use super::{
+    CatalogFilter, EventStatus, Fetched, IngestOutcome, SessionSnapshot, Store, StoreError, StoreStatus, UserRecord,
+    wal,
+};
 use crate::domain::{
-    Event, LiveSession, LiveStats, SessionStatus, UnixMs, UserActivity, UserProfile, Viewer, audience,
-    engagement_weight, now_ms,
+    Event, LiveSession, LiveStats, SessionStatus, UnixMs, UserActivity, UserProfile, Viewer, audience, now_ms,
 };
 
 /// Settings of the embedded store.
@@ -130,13 +132,13 @@ impl State {
         let user = self.users.get(event.user_id.as_str());
         let viewer = Viewer::of(user.and_then(|u| u.profile.as_ref()), &entry.session.target);
         Arc::make_mut(&mut entry.stats).apply(event, viewer);
-        if engagement_weight(event) != 0.0 {
-            let user = match self.users.get_mut(event.user_id.as_str()) {
-                Some(u) => u,
-                None => self.users.entry(event.user_id.clone().into_boxed_str()).or_default(),
-            };
-            user.activity.get_or_insert_with(Default::default).apply(entry.session.category, event);
-        }
+        // Every event kind changes the user's activity (impressions and views are counted too), as
+        // in the trainer's replay.
+        let user = match self.users.get_mut(event.user_id.as_str()) {
+            Some(u) => u,
+            None => self.users.entry(event.user_id.clone().into_boxed_str()).or_default(),
+        };
+        user.activity.get_or_insert_with(Default::default).apply(entry.session.category, event);
     }
 
     /// The shared copy of `s`.
@@ -247,23 +249,23 @@ impl Store for EmbeddedStore {
         Ok(if found { self.read(|s| s.sessions.get(session_id).map(|e| (*e.session).clone())) } else { None })
     }
 
-    async fn get_users(&self, ids: &[&str]) -> Result<Vec<UserRecord>, StoreError> {
-        Ok(self.read(|s| {
+    async fn get_users(&self, ids: &[&str]) -> Result<Fetched<Vec<UserRecord>>, StoreError> {
+        Ok(Fetched::fresh(self.read(|s| {
             ids.iter()
                 .map(|id| UserRecord {
                     profile: s.users.get(*id).and_then(|u| u.profile.clone()),
                     activity: s.users.get(*id).and_then(|u| u.activity.as_deref().copied()).unwrap_or_default(),
                 })
                 .collect()
-        }))
+        })))
     }
 
-    async fn get_sessions(&self, ids: &[&str]) -> Result<Vec<Option<SessionSnapshot>>, StoreError> {
-        Ok(self.read(|s| ids.iter().map(|id| s.snapshot(id)).collect()))
+    async fn get_sessions(&self, ids: &[&str]) -> Result<Fetched<Vec<Option<SessionSnapshot>>>, StoreError> {
+        Ok(Fetched::fresh(self.read(|s| ids.iter().map(|id| s.snapshot(id)).collect())))
     }
 
-    async fn live_sessions(&self, filter: &CatalogFilter) -> Result<Vec<SessionSnapshot>, StoreError> {
-        Ok(self.read(|s| {
+    async fn live_sessions(&self, filter: &CatalogFilter) -> Result<Fetched<Vec<SessionSnapshot>>, StoreError> {
+        Ok(Fetched::fresh(self.read(|s| {
             s.live
                 .iter()
                 .rev()
@@ -273,7 +275,7 @@ impl Store for EmbeddedStore {
                 .take(filter.limit)
                 .map(|e| SessionSnapshot { session: e.session.clone(), stats: e.stats.clone() })
                 .collect()
-        }))
+        })))
     }
 
     async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError> {
@@ -297,6 +299,17 @@ impl Store for EmbeddedStore {
             (record, outcome)
         })
         .await
+    }
+
+    fn status(&self) -> StoreStatus {
+        let (sessions, users) = self.read(|s| (s.sessions.len() as u64, s.users.len() as u64));
+        StoreStatus {
+            backend: "embedded",
+            reachable: true,
+            cached_sessions: sessions,
+            cached_users: users,
+            ..Default::default()
+        }
     }
 }
 
@@ -362,17 +375,17 @@ mod tests {
             store.end_session("b", 99).await.unwrap().unwrap();
         }
         let store = EmbeddedStore::open(&config(dir.path())).unwrap();
-        let got = store.get_sessions(&["a", "b", "zz"]).await.unwrap();
+        let got = store.get_sessions(&["a", "b", "zz"]).await.unwrap().value;
         let a = got[0].as_ref().unwrap();
         assert_eq!((a.stats.views, a.stats.purchases, a.stats.on_target_views), (1, 1, 1));
         assert_eq!(a.stats.revenue, 9.5);
         assert_eq!(got[1].as_ref().unwrap().session.status, SessionStatus::Ended);
         assert!(got[2].is_none());
-        let live = store.live_sessions(&CatalogFilter { limit: 10, ..Default::default() }).await.unwrap();
+        let live = store.live_sessions(&CatalogFilter { limit: 10, ..Default::default() }).await.unwrap().value;
         assert_eq!(live.iter().map(|s| s.session.session_id.as_str()).collect::<Vec<_>>(), vec!["a"]);
         let dup = store.ingest(vec![event("e1", EventKind::View, "u1", "a")]).await.unwrap();
         assert_eq!(dup.statuses, vec![EventStatus::Duplicate], "dedup survives restart");
-        let users = store.get_users(&["u1"]).await.unwrap();
+        let users = store.get_users(&["u1"]).await.unwrap().value;
         assert!(users[0].activity.affinity(Category::Beauty, 1) > 5.0, "view + purchase count toward beauty");
     }
 }

@@ -3,9 +3,13 @@
 //! Ranking and ingestion talk to the [`Store`] trait only. Reads are batched (one call fetches every
 //! candidate of a ranking) so that a networked implementation (Redis) needs one round trip per
 //! request. The embedded default, [`EmbeddedStore`], keeps state in memory and makes every
-//! acknowledged write durable in an append-only log ([`wal`]) that is replayed at start.
+//! acknowledged write durable in an append-only log ([`wal`]) that is replayed at start. The
+//! scale-out implementation, [`RedisStore`], keeps the same state in Redis (standalone or Redis
+//! Cluster) so that several replicas share it, with a local cache that answers reads, marked
+//! degraded ([`Fetched::degraded`]), while Redis is unreachable.
 
 mod embedded;
+pub mod redis;
 pub mod wal;
 
 use std::sync::Arc;
@@ -13,6 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use embedded::{EmbeddedStore, EmbeddedStoreConfig};
+pub use redis::{RedisStore, RedisStoreConfig};
 
 use crate::domain::{Event, LiveSession, LiveStats, UnixMs, UserActivity, UserProfile};
 
@@ -41,6 +46,57 @@ pub struct CatalogFilter {
 pub struct UserRecord {
     pub profile: Option<UserProfile>,
     pub activity: UserActivity,
+}
+
+tokio::task_local! {
+    /// The deadline of the request being served, if the caller set one.
+    static READ_DEADLINE: std::time::Instant;
+}
+
+/// Runs `f` with the request's deadline known to the store: a networked store then gives up on a
+/// read early enough (half of the time left) to answer from its local copies in time.
+pub async fn with_read_deadline<F: std::future::Future>(deadline: Option<std::time::Instant>, f: F) -> F::Output {
+    match deadline {
+        Some(d) => READ_DEADLINE.scope(d, f).await,
+        None => f.await,
+    }
+}
+
+/// The deadline set by [`with_read_deadline`] for the current task.
+pub(crate) fn read_deadline() -> Option<std::time::Instant> {
+    READ_DEADLINE.try_with(|d| *d).ok()
+}
+
+/// A read and where it came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fetched<T> {
+    pub value: T,
+    /// Served from this replica's last-known copy because the shared store could not be read in
+    /// time; a missing entry then means "not cached here", not "does not exist".
+    pub degraded: bool,
+}
+
+impl<T> Fetched<T> {
+    /// A read from the store itself.
+    pub fn fresh(value: T) -> Self {
+        Fetched { value, degraded: false }
+    }
+}
+
+/// Health and counters of a store, for operators.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStatus {
+    /// "embedded", "redis" or "redis-cluster".
+    pub backend: &'static str,
+    /// Whether the last call to the shared store succeeded (always true for the embedded store).
+    pub reachable: bool,
+    /// Reads answered from the local cache because the shared store failed or was slow.
+    pub degraded_reads: u64,
+    /// Reads or writes of the shared store that failed or timed out.
+    pub failures: u64,
+    /// Sessions and users held in the local cache.
+    pub cached_sessions: u64,
+    pub cached_users: u64,
 }
 
 /// What the store did with one event of a batch.
@@ -88,12 +144,14 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a session ended at `end_ms`; `None` when the session is unknown.
     async fn end_session(&self, session_id: &str, end_ms: UnixMs) -> Result<Option<LiveSession>, StoreError>;
     /// Reads users (profile and activity) by id, in order.
-    async fn get_users(&self, ids: &[&str]) -> Result<Vec<UserRecord>, StoreError>;
+    async fn get_users(&self, ids: &[&str]) -> Result<Fetched<Vec<UserRecord>>, StoreError>;
     /// Reads sessions with their stats by id, in order.
-    async fn get_sessions(&self, ids: &[&str]) -> Result<Vec<Option<SessionSnapshot>>, StoreError>;
+    async fn get_sessions(&self, ids: &[&str]) -> Result<Fetched<Vec<Option<SessionSnapshot>>>, StoreError>;
     /// Lists live sessions matching `filter`.
-    async fn live_sessions(&self, filter: &CatalogFilter) -> Result<Vec<SessionSnapshot>, StoreError>;
+    async fn live_sessions(&self, filter: &CatalogFilter) -> Result<Fetched<Vec<SessionSnapshot>>, StoreError>;
     /// Stores events, each id once, and folds them into live stats. Returns only after the
     /// accepted events are durable.
     async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError>;
+    /// Health and counters.
+    fn status(&self) -> StoreStatus;
 }

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},

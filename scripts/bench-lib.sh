@@ -1,0 +1,8 @@
+# Shared by the gRPC benchmark scripts (sourced): run `fitrank bench` with the script's duration,
+# read a field of its JSON, and print one markdown table row. Needs $B and $SECONDS_PER_RUN.
+bench() { "$B" bench "$@" --duration "$SECONDS_PER_RUN" --warmup 2 --json; }
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+row() { # name json
+  printf '| %s | %s | %.0f | %.0f | %s | %s | %s |\n' "$1" "$(field "$2" mode)" "$(field "$2" rps)" \
+    "$(field "$2" items_per_second)" "$(field "$2" p50_us)" "$(field "$2" p99_us)" "$(field "$2" p999_us)"
+}

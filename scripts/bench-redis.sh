@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Rank p99 on the Redis store next to the embedded store at the same load, Ingest on Redis, and
+# Redis memory per user, per live session and per remembered event id.
+#   1. embedded store: closed-loop maximum of Rank (500 candidates), then a fixed rate of half of it;
+#   2. Redis store (a redis-server of this script's own, AOF on, appendfsync everysec), same fixed
+#      rate, then its own closed-loop maximum, then Ingest;
+#   3. MEMORY USAGE of the keys the run created, averaged per kind (see src/store/redis/keys.rs).
+# Usage: scripts/bench-redis.sh [SECONDS]   Output: a markdown table on stdout, logs in $OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN="${1:-10}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
+OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
+scripts/install-redis.sh
+cargo build --release --quiet
+B="$CARGO_TARGET_DIR/release/fitrank"
+RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync everysec \
+  --dir "$OUT" --daemonize no > "$OUT/redis.log" 2>&1 &
+RS=$!
+FR=""
+trap 'kill $RS $FR 2>/dev/null || true' EXIT
+until redis-cli -p "$RPORT" ping >/dev/null 2>&1; do sleep 0.1; done
+
+source scripts/bench-lib.sh
+serve() { # store data-dir
+  cat > "$OUT/fitrank.toml" <<TOML
+worker_threads = 1
+data_dir = "$2"
+TOML
+  FITRANK_LOG=warn "$B" serve --config "$OUT/fitrank.toml" --addr 127.0.0.1:50092 --store "$1" > "$OUT/fitrank-$(basename "$2").log" 2>&1 &
+  FR=$!
+  sleep 2
+}
+stop() { kill "$FR"; wait "$FR" 2>/dev/null || true; FR=""; }
+URL=http://127.0.0.1:50092
+
+serve embedded "$OUT/embedded"
+emb_max=$(bench rank --url $URL --concurrency 64 --candidates 500)
+RATE=$(python3 -c "print(round($(field "$emb_max" rps) / 2))")
+emb_half=$(bench rank --url $URL --rate "$RATE" --candidates 500 --no-setup)
+stop
+
+serve "redis://127.0.0.1:$RPORT" "$OUT/redis"
+red_half=$(bench rank --url $URL --rate "$RATE" --candidates 500)
+red_max=$(bench rank --url $URL --concurrency 64 --candidates 500 --no-setup)
+red_ingest=$(bench ingest --url $URL --concurrency 8 --batch 1000 --no-setup)
+stop
+echo "$emb_max $emb_half $red_half $red_max $red_ingest" > "$OUT/raw.json"
+
+echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u +%F); ${SECONDS_PER_RUN}s per run;" \
+  "fitrank worker_threads 1; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on the same machine; logs in $OUT"
+echo
+echo "| what | mode | req/s | items/s | p50 µs | p99 µs | p99.9 µs |"
+echo "|---|---|---|---|---|---|---|"
+row "embedded store: Rank, 500 candidates" "$emb_max"
+row "embedded store: Rank, 500 candidates, half of its max" "$emb_half"
+row "Redis store: Rank, 500 candidates, same rate" "$red_half"
+row "Redis store: Rank, 500 candidates" "$red_max"
+row "Redis store: Ingest (events)" "$red_ingest"
+python3 - "$emb_half" "$red_half" <<'PY'
+import json, sys
+e, r = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(f"\np99 at the same rate ({e['rps']:.0f} req/s): Redis / embedded = {r['p99_us'] / e['p99_us']:.2f}")
+PY
+
+# Memory: average MEMORY USAGE per key kind (key names in src/store/redis/keys.rs).
+python3 - "$RPORT" <<'PY'
+import subprocess, sys, random
+port = sys.argv[1]
+cli = lambda *a: subprocess.run(["redis-cli", "-p", port, *a], capture_output=True, text=True).stdout
+keys = cli("--scan").split()
+kinds = {"user profile": ":p", "user activity": ":act", "session attributes": ":a", "session stats": ":st"}
+avg = {}
+for name, suffix in kinds.items():
+    ks = [k for k in keys if k.endswith(suffix) and ":e:" not in k]
+    sample = random.Random(1).sample(ks, min(500, len(ks)))
+    avg[name] = sum(int(cli("MEMORY", "USAGE", k, "SAMPLES", "0")) for k in sample) / max(1, len(sample))
+for who in ("s", "u"):
+    ks = [k for k in keys if k.startswith("fr:{" + who + ":") and ":e:" in k]
+    sample = random.Random(2).sample(ks, min(500, len(ks)))
+    avg[f"event marker ({who})"] = sum(int(cli("MEMORY", "USAGE", k)) for k in sample) / max(1, len(sample))
+live = int(cli("ZCARD", "fr:live")); live_bytes = int(cli("MEMORY", "USAGE", "fr:live", "SAMPLES", "0"))
+print("\n| Redis memory (MEMORY USAGE, incl. key) | bytes |\n|---|---|")
+print(f"| per user (profile + activity) | {avg['user profile'] + avg['user activity']:.0f} |")
+print(f"| per live session (attributes + stats + live index entry) | {avg['session attributes'] + avg['session stats'] + live_bytes / max(1, live):.0f} |")
+print(f"| per remembered event id (session and user markers, for the dedup window) | {avg['event marker (s)'] + avg['event marker (u)']:.0f} |")
+print(f"\n({len(keys)} keys; {live} live sessions; used_memory {cli('INFO', 'memory').split('used_memory:')[1].split()[0]} bytes)")
+PY

@@ -1,0 +1,78 @@
+//! Key names. Every key of one session, or of one user, shares a Redis Cluster hash tag, so that
+//! the scripts that update them run on one node; ids are length-prefixed inside the tag so that no
+//! id can produce another id's key.
+//!
+//! | key                              | type   | holds                                   | TTL                          |
+//! |----------------------------------|--------|-----------------------------------------|------------------------------|
+//! | `P:{s:N:ID}:a`                   | string | session attributes (postcard)           | none; `session_retention` after it ends |
+//! | `P:{s:N:ID}:st`                  | string | live stats, packed f64 (see `codec`)    | as the attributes            |
+//! | `P:{s:N:ID}:e:EVENT`             | string | marker: event applied to the session    | `dedup_window`               |
+//! | `P:{u:N:ID}:p`                   | string | user profile (postcard)                 | none                         |
+//! | `P:{u:N:ID}:act`                 | string | user activity, packed f64               | `activity_retention`, renewed by each event |
+//! | `P:{u:N:ID}:e:EVENT`             | string | marker: event applied to the user       | `dedup_window`               |
+//! | `P:live`                         | zset   | live session ids scored by start time   | none                         |
+//! | `P:experiments`                  | hash   | `doc` (experiments JSON), `v` (version) | none                         |
+//!
+//! `P` is the configured prefix (default `fr`), `N` the id's length in bytes.
+
+/// Builds key names under one prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Keys { prefix: prefix.to_owned() }
+    }
+
+    fn tagged(&self, kind: char, id: &str, suffix: &str) -> String {
+        format!("{}:{{{kind}:{}:{id}}}:{suffix}", self.prefix, id.len())
+    }
+
+    pub fn session_attrs(&self, id: &str) -> String {
+        self.tagged('s', id, "a")
+    }
+
+    pub fn session_stats(&self, id: &str) -> String {
+        self.tagged('s', id, "st")
+    }
+
+    pub fn session_event(&self, id: &str, event_id: &str) -> String {
+        self.tagged('s', id, &format!("e:{event_id}"))
+    }
+
+    pub fn user_profile(&self, id: &str) -> String {
+        self.tagged('u', id, "p")
+    }
+
+    pub fn user_activity(&self, id: &str) -> String {
+        self.tagged('u', id, "act")
+    }
+
+    pub fn user_event(&self, id: &str, event_id: &str) -> String {
+        self.tagged('u', id, &format!("e:{event_id}"))
+    }
+
+    pub fn live(&self) -> String {
+        format!("{}:live", self.prefix)
+    }
+
+    pub fn experiments(&self) -> String {
+        format!("{}:experiments", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_forge_other_keys() {
+        let k = Keys::new("fr");
+        assert_eq!(k.session_stats("ab"), "fr:{s:2:ab}:st");
+        // A session id that looks like another session's event marker gets a different key.
+        assert_ne!(k.session_stats("X}:e:Y"), k.session_event("X", "Y}:st"));
+        assert_ne!(k.session_attrs("a"), k.user_profile("a"));
+    }
+}

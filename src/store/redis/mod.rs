@@ -1,0 +1,672 @@
+//! The scale-out store: all shared online state in Redis (standalone or Redis Cluster), so that
+//! any number of stateless replicas serve the same catalog, users, live counters, event
+//! de-duplication and experiments.
+//!
+//! - **Layout**: [`keys`] names every key and its TTL; [`codec`] lays out stats and activity.
+//! - **Reads** on the ranking path: one `MGET` of the user's profile and activity, and, at the
+//!   same time, one `MGET` (split by slot on a cluster) of the stats of candidates whose local copy
+//!   is older than `stats_ttl_ms`, plus attributes older than `cache_ttl_ms` ([`cache`]).
+//! - **Writes** of events go through one Lua script per session and one per user
+//!   ([`script::APPLY`]), which de-duplicates each event id and adds the event's delta atomically,
+//!   so counters are exact whichever replica received the event, and a retried batch never counts
+//!   twice. Scripts of one batch are sent concurrently on the multiplexed connection.
+//! - **Faults**: reads have a short deadline (`read_timeout_ms`). A failed or late read is
+//!   answered from the local cache and marked degraded, and reads skip Redis for `breaker_ms`
+//!   before trying again, so an outage costs one deadline, not one per request. Writes have their
+//!   own deadline and fail with [`StoreError::Unavailable`] (`UNAVAILABLE`): nothing is
+//!   acknowledged that Redis did not store. The connection reconnects by itself.
+//! - **Durability** of an acknowledged write is Redis's: run it with AOF (`appendonly yes`;
+//!   `appendfsync always` to survive power loss) — see docs/DEPLOYMENT.md.
+
+mod cache;
+pub mod codec;
+mod conn;
+pub mod keys;
+mod script;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures_util::future::join_all;
+use redis::AsyncCommands;
+
+pub use conn::Target;
+
+use super::{
+    CatalogFilter, EventStatus, Fetched, IngestOutcome, SessionSnapshot, Store, StoreError, StoreStatus, UserRecord,
+};
+use crate::domain::{
+    Event, LiveSession, LiveStats, SessionStatus, UnixMs, UserActivity, UserProfile, Viewer, audience, now_ms,
+};
+use cache::Cache;
+use codec::Layout;
+use conn::Conn;
+use keys::Keys;
+
+/// Settings of the Redis store (`[redis]` in the config file).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisStoreConfig {
+    /// Prefix of every key, so several deployments can share one Redis.
+    pub key_prefix: String,
+    /// Deadline of a read on the ranking path; past it the read is served degraded.
+    pub read_timeout_ms: u64,
+    /// Deadline of a write; past it the call fails with UNAVAILABLE (the client retries).
+    pub write_timeout_ms: u64,
+    /// After a failed read, reads skip Redis (serving degraded) for this long.
+    pub breaker_ms: u64,
+    /// How long session attributes and the live listing are reused before they are read again.
+    pub cache_ttl_ms: u64,
+    /// How long live stats read for a ranking are reused (0 = read on every ranking).
+    pub stats_ttl_ms: u64,
+    /// Most sessions and users kept in the local cache.
+    pub cache_max_sessions: usize,
+    pub cache_max_users: usize,
+    /// How long an ended session (attributes and stats) stays in Redis.
+    pub session_retention_secs: u64,
+    /// How long a user's activity stays after their last event.
+    pub activity_retention_secs: u64,
+}
+
+impl Default for RedisStoreConfig {
+    fn default() -> Self {
+        RedisStoreConfig {
+            key_prefix: "fr".into(),
+            read_timeout_ms: 25,
+            write_timeout_ms: 2_000,
+            breaker_ms: 1_000,
+            cache_ttl_ms: 1_000,
+            stats_ttl_ms: 100,
+            cache_max_sessions: 200_000,
+            cache_max_users: 200_000,
+            session_retention_secs: 7 * 86_400,
+            activity_retention_secs: 30 * 86_400,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    /// Reads skip Redis until this time (ms since the Unix epoch).
+    skip_reads_until_ms: AtomicI64,
+    reachable: AtomicBool,
+    degraded_reads: AtomicU64,
+    failures: AtomicU64,
+}
+
+struct Inner {
+    conn: Conn,
+    keys: Keys,
+    config: RedisStoreConfig,
+    dedup_window_ms: i64,
+    cache: Cache,
+    health: Health,
+}
+
+/// Shared state in Redis with a local cache. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("backend", &self.inner.conn.backend()).finish_non_exhaustive()
+    }
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("redis {what}: {e}"))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("postcard encodes domain types")
+}
+
+/// Events of one blob (a session or a user) in a batch: marker keys and packed deltas.
+#[derive(Default)]
+struct Group {
+    markers: Vec<String>,
+    deltas: Vec<Vec<u8>>,
+    /// Position of each event in the batch (sessions' groups only: they decide the statuses).
+    positions: Vec<usize>,
+}
+
+impl RedisStore {
+    /// Connects to `target`. Fails when Redis cannot be reached now.
+    pub async fn connect(
+        target: &Target,
+        config: RedisStoreConfig,
+        dedup_window_ms: i64,
+    ) -> Result<RedisStore, StoreError> {
+        let conn = Conn::open(target).await.map_err(|e| unavailable("connect", e))?;
+        let mut probe = conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut probe).await.map_err(|e| unavailable("ping", e))?;
+        // Loaded now so that the first concurrent batches do not all miss (NOSCRIPT) and load them;
+        // after a Redis restart the invocations reload them by themselves.
+        for s in [&*script::APPLY, &*script::CAS_DOC, &*script::PUT_SESSION] {
+            s.load_async(&mut probe).await.map_err(|e| unavailable("load scripts", e))?;
+        }
+        tracing::info!(backend = conn.backend(), ?target, "redis store connected");
+        let cache = Cache::new(
+            Duration::from_millis(config.cache_ttl_ms),
+            Duration::from_millis(config.stats_ttl_ms),
+            config.cache_max_sessions,
+            config.cache_max_users,
+        );
+        let health = Health::default();
+        health.reachable.store(true, Ordering::Relaxed);
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                conn,
+                keys: Keys::new(&config.key_prefix),
+                config,
+                dedup_window_ms,
+                cache,
+                health,
+            }),
+        })
+    }
+
+    fn conn(&self) -> Conn {
+        self.inner.conn.clone()
+    }
+
+    fn succeeded(&self) {
+        self.inner.health.reachable.store(true, Ordering::Relaxed);
+    }
+
+    fn failed(&self, what: &str, e: &StoreError) {
+        let h = &self.inner.health;
+        h.failures.fetch_add(1, Ordering::Relaxed);
+        if h.reachable.swap(false, Ordering::Relaxed) {
+            tracing::warn!(error = %e, what, "redis failed; reads are served degraded from the local cache");
+        }
+        h.skip_reads_until_ms.store(now_ms() + self.inner.config.breaker_ms as i64, Ordering::Relaxed);
+    }
+
+    /// Runs a call that has no local fallback (writes, and reads of shared documents) with the
+    /// write deadline; a failure or a late answer is [`StoreError::Unavailable`].
+    async fn call<T>(
+        &self,
+        what: &str,
+        f: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let deadline = Duration::from_millis(self.inner.config.write_timeout_ms);
+        let result = match tokio::time::timeout(deadline, f).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Unavailable(format!("redis {what}: no answer within {deadline:?}"))),
+        };
+        match &result {
+            Ok(_) => self.succeeded(),
+            Err(e) => self.failed(what, e),
+        }
+        result
+    }
+
+    /// Runs a read with the read deadline. `Ok(None)` (after recording the failure) when Redis
+    /// failed, timed out, or is being skipped after a recent failure: the caller serves its local
+    /// copy, degraded. A corrupt value is an error, not an outage: it fails the call.
+    async fn read<T>(
+        &self,
+        what: &str,
+        f: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<Option<T>, StoreError> {
+        let h = &self.inner.health;
+        if now_ms() < h.skip_reads_until_ms.load(Ordering::Relaxed) {
+            h.degraded_reads.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
+        let mut deadline = Duration::from_millis(self.inner.config.read_timeout_ms);
+        if let Some(request) = super::read_deadline() {
+            let half_left = request.saturating_duration_since(Instant::now()) / 2;
+            deadline = deadline.min(half_left.max(Duration::from_millis(1)));
+        }
+        let result = match tokio::time::timeout(deadline, f).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Unavailable(format!("redis {what}: no answer within {deadline:?}"))),
+        };
+        match result {
+            Ok(v) => {
+                self.succeeded();
+                Ok(Some(v))
+            }
+            Err(e @ StoreError::Corrupt(_)) => {
+                tracing::error!(what, error = %e, "corrupt value in redis");
+                Err(e)
+            }
+            Err(e) => {
+                self.failed(what, &e);
+                h.degraded_reads.fetch_add(1, Ordering::Relaxed);
+                Ok(None)
+            }
+        }
+    }
+
+    async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn();
+        c.mget(keys).await.map_err(|e| unavailable("MGET", e))
+    }
+
+    /// Reads sessions: those with fresh local copies (attributes and stats within their TTLs)
+    /// from the cache; for the others one MGET of their stats, and of the attributes that are not
+    /// fresh either.
+    async fn fetch_sessions(&self, ids: &[&str]) -> Result<Vec<Option<SessionSnapshot>>, StoreError> {
+        let now = Instant::now();
+        let cache = &self.inner.cache;
+        let mut out: Vec<Option<SessionSnapshot>> = ids.iter().map(|id| cache.fresh_session(id, now)).collect();
+        let wanted: Vec<&str> = ids.iter().zip(&out).filter(|(_, o)| o.is_none()).map(|(id, _)| *id).collect();
+        if wanted.is_empty() {
+            return Ok(out);
+        }
+        let mut attrs: Vec<Option<Arc<LiveSession>>> = wanted.iter().map(|id| cache.fresh_attrs(id, now)).collect();
+        let stale: Vec<&str> = wanted.iter().zip(&attrs).filter(|(_, a)| a.is_none()).map(|(id, _)| *id).collect();
+        let keys = &self.inner.keys;
+        let names: Vec<String> = wanted
+            .iter()
+            .map(|id| keys.session_stats(id))
+            .chain(stale.iter().map(|id| keys.session_attrs(id)))
+            .collect();
+        let mut values = self.mget(&names).await?;
+        let mut read = self.cache_attrs(&stale, values.split_off(wanted.len()), now)?.into_iter();
+        for a in attrs.iter_mut().filter(|a| a.is_none()) {
+            *a = read.next().flatten();
+        }
+        let mut read_stats = Vec::with_capacity(wanted.len());
+        let mut slots = out.iter_mut().filter(|o| o.is_none());
+        for ((id, session), stats) in wanted.iter().zip(attrs).zip(values) {
+            let slot = slots.next().expect("one slot per wanted session");
+            let Some(session) = session else { continue };
+            let stats = Arc::new(match stats {
+                Some(b) => {
+                    codec::stats_from_bytes(&b).map_err(|e| StoreError::Corrupt(format!("session stats: {e}")))?
+                }
+                None => LiveStats::default(),
+            });
+            read_stats.push((id.to_string(), stats.clone()));
+            *slot = Some(SessionSnapshot { session, stats });
+        }
+        cache.put_stats(read_stats, now);
+        Ok(out)
+    }
+
+    /// Decodes attributes read for `ids` (in order), caches them as read at `now` and forgets the
+    /// sessions Redis no longer has.
+    fn cache_attrs(
+        &self,
+        ids: &[&str],
+        values: Vec<Option<Vec<u8>>>,
+        now: Instant,
+    ) -> Result<Vec<Option<Arc<LiveSession>>>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, bytes) in ids.iter().zip(values) {
+            match bytes {
+                Some(b) => out.push(Some(Arc::new(decode::<LiveSession>("session attributes", &b)?))),
+                None => {
+                    self.inner.cache.forget_session(id);
+                    out.push(None);
+                }
+            }
+        }
+        self.inner.cache.put_attrs(out.iter().flatten().cloned(), now);
+        Ok(out)
+    }
+
+    /// Reads the live listing (newest first), reusing a fresh local copy.
+    async fn fetch_live_ids(&self) -> Result<Arc<Vec<String>>, StoreError> {
+        let now = Instant::now();
+        if let Some(ids) = self.inner.cache.fresh_live(now) {
+            return Ok(ids);
+        }
+        let mut c = self.conn();
+        let ids: Vec<String> =
+            c.zrevrange(self.inner.keys.live(), 0, -1).await.map_err(|e| unavailable("ZREVRANGE", e))?;
+        Ok(self.inner.cache.put_live(ids, now))
+    }
+
+    /// Makes sure attributes of `ids` are cached fresh (one MGET for the missing ones).
+    async fn refresh_attrs(&self, ids: &[String]) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let missing: Vec<&str> =
+            ids.iter().map(String::as_str).filter(|id| self.inner.cache.fresh_attrs(id, now).is_none()).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = missing.iter().map(|id| self.inner.keys.session_attrs(id)).collect();
+        let values = self.mget(&names).await?;
+        self.cache_attrs(&missing, values, now)?;
+        Ok(())
+    }
+
+    fn select_live(
+        &self,
+        ids: &[String],
+        filter: &CatalogFilter,
+        snapshot: impl Fn(&str) -> Option<SessionSnapshot>,
+    ) -> Vec<SessionSnapshot> {
+        ids.iter()
+            .filter_map(|id| snapshot(id))
+            .filter(|s| s.session.status == SessionStatus::Live)
+            .filter(|s| filter.language.is_empty() || s.session.language.eq_ignore_ascii_case(&filter.language))
+            .filter(|s| filter.region.is_empty() || audience::region_contains(&s.session.region, &filter.region))
+            .take(filter.limit)
+            .collect()
+    }
+
+    async fn fetch_live(&self, filter: &CatalogFilter) -> Result<Vec<SessionSnapshot>, StoreError> {
+        let ids = self.fetch_live_ids().await?;
+        self.refresh_attrs(&ids).await?;
+        let chosen = self.select_live(&ids, filter, |id| self.inner.cache.last_session(id));
+        let chosen_ids: Vec<&str> = chosen.iter().map(|s| s.session.session_id.as_str()).collect();
+        Ok(self.fetch_sessions(&chosen_ids).await?.into_iter().flatten().collect())
+    }
+
+    async fn fetch_users(&self, ids: &[&str]) -> Result<Vec<UserRecord>, StoreError> {
+        let keys = &self.inner.keys;
+        let names: Vec<String> = ids.iter().flat_map(|id| [keys.user_profile(id), keys.user_activity(id)]).collect();
+        let values = self.mget(&names).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut values = values.into_iter();
+        for _ in ids {
+            let profile = values.next().flatten();
+            let activity = values.next().flatten();
+            out.push(UserRecord {
+                profile: profile.map(|b| decode::<UserProfile>("user profile", &b)).transpose()?,
+                activity: match activity {
+                    Some(b) => codec::activity_from_bytes(&b)
+                        .map_err(|e| StoreError::Corrupt(format!("user activity: {e}")))?,
+                    None => UserActivity::default(),
+                },
+            });
+        }
+        self.inner.cache.put_users(ids.iter().map(|id| id.to_string()).zip(out.iter().cloned()));
+        Ok(out)
+    }
+
+    /// Stores sessions (attributes; stats kept) and updates the live listing.
+    async fn put_sessions(&self, sessions: &[LiveSession]) -> Result<(), StoreError> {
+        let keys = &self.inner.keys;
+        let retention = (self.inner.config.session_retention_secs as i64).saturating_mul(1000);
+        let calls = sessions.iter().map(|s| {
+            let mut c = self.conn();
+            let ms = if s.status == SessionStatus::Ended { retention } else { 0 };
+            let mut inv = script::PUT_SESSION.key(keys.session_attrs(&s.session_id));
+            inv.key(keys.session_stats(&s.session_id)).arg(encode(s)).arg(ms);
+            async move { inv.invoke_async::<i64>(&mut c).await }
+        });
+        for r in join_all(calls).await {
+            r.map_err(|e| unavailable("store session", e))?;
+        }
+        let (live, gone): (Vec<&LiveSession>, Vec<&LiveSession>) =
+            sessions.iter().partition(|s| s.status == SessionStatus::Live);
+        let mut c = self.conn();
+        if !live.is_empty() {
+            let items: Vec<(i64, &str)> = live.iter().map(|s| (s.start_time_ms, s.session_id.as_str())).collect();
+            let _: i64 = c.zadd_multiple(keys.live(), &items).await.map_err(|e| unavailable("ZADD", e))?;
+        }
+        if !gone.is_empty() {
+            let ids: Vec<&str> = gone.iter().map(|s| s.session_id.as_str()).collect();
+            let _: i64 = c.zrem(keys.live(), ids).await.map_err(|e| unavailable("ZREM", e))?;
+        }
+        self.inner.cache.put_attrs(sessions.iter().map(|s| Arc::new(s.clone())), Instant::now());
+        self.inner.cache.invalidate_live();
+        Ok(())
+    }
+
+    /// Invokes the apply script for each group; results per group, in order.
+    async fn apply_groups(
+        &self,
+        groups: Vec<(String, Option<String>, Layout, i64, Group)>,
+    ) -> Result<Vec<(Group, Vec<i64>)>, StoreError> {
+        let dedup = self.inner.dedup_window_ms.max(1);
+        let calls = groups.into_iter().map(|(blob, must_exist, layout, blob_ms, group)| {
+            let mut c = self.conn();
+            let mut inv = script::APPLY.key(&blob);
+            inv.key(must_exist.as_deref().unwrap_or(blob.as_str()));
+            for m in &group.markers {
+                inv.key(m);
+            }
+            inv.arg(layout.plain).arg(layout.counters).arg(layout.half_lives_ms.len());
+            for h in layout.half_lives_ms {
+                inv.arg(*h);
+            }
+            inv.arg(dedup).arg(blob_ms).arg(if must_exist.is_some() { "1" } else { "0" });
+            for d in &group.deltas {
+                inv.arg(d.as_slice());
+            }
+            async move {
+                let r: Vec<i64> = inv.invoke_async(&mut c).await.map_err(|e| unavailable("apply events", e))?;
+                Ok::<_, StoreError>((group, r))
+            }
+        });
+        join_all(calls).await.into_iter().collect()
+    }
+
+    async fn ingest_inner(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError> {
+        // 1. The sessions (category, target) and profiles (inside the target?) the events need.
+        let mut session_ids: Vec<&str> = events.iter().map(|e| e.session_id.as_str()).collect();
+        session_ids.sort_unstable();
+        session_ids.dedup();
+        let mut user_ids: Vec<&str> = events.iter().map(|e| e.user_id.as_str()).collect();
+        user_ids.sort_unstable();
+        user_ids.dedup();
+        let now = Instant::now();
+        let keys = &self.inner.keys;
+        let stale: Vec<&str> =
+            session_ids.iter().copied().filter(|id| self.inner.cache.fresh_attrs(id, now).is_none()).collect();
+        let mut names: Vec<String> = user_ids.iter().map(|id| keys.user_profile(id)).collect();
+        names.extend(stale.iter().map(|id| keys.session_attrs(id)));
+        let mut values = self.mget(&names).await?;
+        let attrs = values.split_off(user_ids.len());
+        let mut profiles = BTreeMap::new();
+        for (id, bytes) in user_ids.iter().zip(values) {
+            if let Some(b) = bytes {
+                profiles.insert(*id, decode::<UserProfile>("user profile", &b)?);
+            }
+        }
+        let mut sessions: BTreeMap<&str, Arc<LiveSession>> = BTreeMap::new();
+        for (id, session) in stale.iter().zip(self.cache_attrs(&stale, attrs, now)?) {
+            if let Some(session) = session {
+                sessions.insert(*id, session);
+            }
+        }
+        for id in &session_ids {
+            if !sessions.contains_key(id)
+                && let Some(s) = self.inner.cache.fresh_attrs(id, now)
+            {
+                sessions.insert(*id, s);
+            }
+        }
+
+        // 2. Deltas per session and per user, decided by the domain's own folding code.
+        let mut statuses = vec![EventStatus::UnknownSession; events.len()];
+        let mut by_session: BTreeMap<&str, Group> = BTreeMap::new();
+        let mut by_user: BTreeMap<&str, Group> = BTreeMap::new();
+        for (i, e) in events.iter().enumerate() {
+            let Some(session) = sessions.get(e.session_id.as_str()) else { continue };
+            let viewer = Viewer::of(profiles.get(e.user_id.as_str()), &session.target);
+            let g = by_session.entry(&e.session_id).or_default();
+            g.markers.push(keys.session_event(&e.session_id, &e.event_id));
+            g.deltas.push(codec::stats_delta(e, viewer));
+            g.positions.push(i);
+            let g = by_user.entry(&e.user_id).or_default();
+            g.markers.push(keys.user_event(&e.user_id, &e.event_id));
+            g.deltas.push(codec::activity_delta(session.category, e));
+        }
+
+        // 3. One script per session and per user; each event applies once per blob.
+        let activity_ms = (self.inner.config.activity_retention_secs as i64).saturating_mul(1000).max(1);
+        let mut groups = Vec::with_capacity(by_session.len() + by_user.len());
+        let n_sessions = by_session.len();
+        for (id, g) in by_session {
+            groups.push((keys.session_stats(id), Some(keys.session_attrs(id)), codec::STATS, 0, g));
+        }
+        for (id, g) in by_user {
+            groups.push((keys.user_activity(id), None, codec::ACTIVITY, activity_ms, g));
+        }
+        let results = self.apply_groups(groups).await?;
+        for (group, r) in results.into_iter().take(n_sessions) {
+            for (pos, code) in group.positions.iter().zip(r) {
+                statuses[*pos] = match code {
+                    1 => EventStatus::Accepted,
+                    0 => EventStatus::Duplicate,
+                    _ => EventStatus::UnknownSession,
+                };
+            }
+        }
+        // A second copy of an id within the batch shows as applied-before in the script.
+        Ok(IngestOutcome { statuses })
+    }
+
+    /// A handle on a versioned document in Redis (the experiments).
+    pub fn shared_doc(&self) -> SharedDoc {
+        SharedDoc { store: self.clone(), key: self.inner.keys.experiments() }
+    }
+}
+
+/// A JSON document shared by every replica, replaced by compare-and-set on its version.
+#[derive(Clone, Debug)]
+pub struct SharedDoc {
+    store: RedisStore,
+    key: String,
+}
+
+impl SharedDoc {
+    /// The document and its version (0 and `None` when absent).
+    pub async fn get(&self) -> Result<(u64, Option<Vec<u8>>), StoreError> {
+        self.store
+            .call("read document", async {
+                let mut c = self.store.conn();
+                let (v, doc): (Option<u64>, Option<Vec<u8>>) = redis::cmd("HMGET")
+                    .arg(&self.key)
+                    .arg("v")
+                    .arg("doc")
+                    .query_async(&mut c)
+                    .await
+                    .map_err(|e| unavailable("HMGET", e))?;
+                Ok((v.unwrap_or(0), doc))
+            })
+            .await
+    }
+
+    /// Stores `doc` if the version is still `expected`; the new version, or `None` on conflict.
+    pub async fn replace(&self, expected: u64, doc: &[u8]) -> Result<Option<u64>, StoreError> {
+        self.store
+            .call("replace document", async {
+                let mut c = self.store.conn();
+                let mut inv = script::CAS_DOC.key(&self.key);
+                inv.arg(expected).arg(doc);
+                let v: i64 = inv.invoke_async(&mut c).await.map_err(|e| unavailable("replace document", e))?;
+                Ok((v >= 0).then_some(v as u64))
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn upsert_users(&self, users: Vec<(String, UserProfile)>) -> Result<usize, StoreError> {
+        let n = users.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        self.call("store users", async {
+            let items: Vec<(String, Vec<u8>)> =
+                users.iter().map(|(id, p)| (self.inner.keys.user_profile(id), encode(p))).collect();
+            let mut c = self.conn();
+            let _: () = c.mset(&items).await.map_err(|e| unavailable("MSET", e))?;
+            Ok(())
+        })
+        .await?;
+        // Local copies keep their activity until the next read.
+        let updated = users.into_iter().map(|(id, profile)| {
+            let activity = self.inner.cache.last_user(&id).map(|u| u.activity).unwrap_or_default();
+            (id, UserRecord { profile: Some(profile), activity })
+        });
+        self.inner.cache.put_users(updated.collect::<Vec<_>>());
+        Ok(n)
+    }
+
+    async fn upsert_sessions(&self, sessions: Vec<LiveSession>) -> Result<usize, StoreError> {
+        let n = sessions.len();
+        self.call("store sessions", self.put_sessions(&sessions)).await?;
+        Ok(n)
+    }
+
+    async fn end_session(&self, session_id: &str, end_ms: UnixMs) -> Result<Option<LiveSession>, StoreError> {
+        self.call("end session", async {
+            let mut c = self.conn();
+            let bytes: Option<Vec<u8>> =
+                c.get(self.inner.keys.session_attrs(session_id)).await.map_err(|e| unavailable("GET", e))?;
+            let Some(bytes) = bytes else { return Ok(None) };
+            let mut session: LiveSession = decode("session attributes", &bytes)?;
+            session.status = SessionStatus::Ended;
+            session.end_time_ms = end_ms;
+            self.put_sessions(std::slice::from_ref(&session)).await?;
+            Ok(Some(session))
+        })
+        .await
+    }
+
+    async fn get_users(&self, ids: &[&str]) -> Result<Fetched<Vec<UserRecord>>, StoreError> {
+        match self.read("read users", self.fetch_users(ids)).await? {
+            Some(users) => Ok(Fetched::fresh(users)),
+            None => Ok(Fetched {
+                value: ids.iter().map(|id| self.inner.cache.last_user(id).unwrap_or_default()).collect(),
+                degraded: true,
+            }),
+        }
+    }
+
+    async fn get_sessions(&self, ids: &[&str]) -> Result<Fetched<Vec<Option<SessionSnapshot>>>, StoreError> {
+        match self.read("read sessions", self.fetch_sessions(ids)).await? {
+            Some(sessions) => Ok(Fetched::fresh(sessions)),
+            None => {
+                Ok(Fetched { value: ids.iter().map(|id| self.inner.cache.last_session(id)).collect(), degraded: true })
+            }
+        }
+    }
+
+    async fn live_sessions(&self, filter: &CatalogFilter) -> Result<Fetched<Vec<SessionSnapshot>>, StoreError> {
+        match self.read("list live sessions", self.fetch_live(filter)).await? {
+            Some(sessions) => Ok(Fetched::fresh(sessions)),
+            None => {
+                let ids = self.inner.cache.last_live().unwrap_or_default();
+                Ok(Fetched {
+                    value: self.select_live(&ids, filter, |id| self.inner.cache.last_session(id)),
+                    degraded: true,
+                })
+            }
+        }
+    }
+
+    async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError> {
+        if events.is_empty() {
+            return Ok(IngestOutcome::default());
+        }
+        self.call("store events", self.ingest_inner(events)).await
+    }
+
+    fn status(&self) -> StoreStatus {
+        let h = &self.inner.health;
+        let (cached_sessions, cached_users) = self.inner.cache.sizes();
+        StoreStatus {
+            backend: self.inner.conn.backend(),
+            reachable: h.reachable.load(Ordering::Relaxed),
+            degraded_reads: h.degraded_reads.load(Ordering::Relaxed),
+            failures: h.failures.load(Ordering::Relaxed),
+            cached_sessions,
+            cached_users,
+        }
+    }
+}

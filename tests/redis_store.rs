@@ -1,0 +1,220 @@
+//! The Redis store: the same folding as the embedded store, shared by replicas, and ranking that
+//! keeps flowing (degraded) while Redis is down. Every test starts its own redis-server on a free
+//! port (common::redis).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::redis::RedisServer;
+use fitrank::domain::{
+    AgeBand, Category, Event, EventKind, Gender, LiveSession, PriceBand, SessionStatus, TargetAudience, UserProfile,
+};
+use fitrank::store::redis::Target;
+use fitrank::store::{
+    CatalogFilter, EmbeddedStore, EmbeddedStoreConfig, EventStatus, RedisStore, RedisStoreConfig, Store,
+};
+use rand::{Rng, SeedableRng};
+
+fn session(id: &str, category: Category, start: i64) -> LiveSession {
+    LiveSession {
+        session_id: id.into(),
+        host_id: format!("h-{id}"),
+        category,
+        price_band: PriceBand::Mid,
+        language: "en".into(),
+        region: "US".into(),
+        start_time_ms: start,
+        status: SessionStatus::Live,
+        end_time_ms: 0,
+        target: TargetAudience { genders: vec![Gender::Female], min_age: 18, max_age: 34, ..Default::default() },
+    }
+}
+
+fn profile(age: AgeBand, gender: Gender) -> UserProfile {
+    UserProfile { age_band: age, gender, region: "US".into(), language: "en".into(), interests: vec![] }
+}
+
+async fn redis_store(server: &RedisServer, prefix: &str) -> RedisStore {
+    let config = RedisStoreConfig { key_prefix: prefix.into(), ..Default::default() };
+    RedisStore::connect(&Target::parse(&server.url()).unwrap(), config, 86_400_000).await.unwrap()
+}
+
+/// Random events over a few sessions and users, with re-sent events (earlier ones again, as a
+/// client retry sends them), unknown sessions and times out of order.
+fn random_events(rng: &mut rand::rngs::StdRng, n: usize, t0: i64, sent: &mut Vec<Event>) -> Vec<Event> {
+    let kinds = [
+        EventKind::Impression,
+        EventKind::View,
+        EventKind::Watch,
+        EventKind::Like,
+        EventKind::Follow,
+        EventKind::AddToCart,
+        EventKind::Purchase,
+        EventKind::Return,
+        EventKind::Hide,
+    ];
+    (0..n)
+        .map(|_| {
+            if !sent.is_empty() && rng.gen_bool(0.1) {
+                return sent[rng.gen_range(0..sent.len())].clone();
+            }
+            let event = Event {
+                event_id: format!("e{}", sent.len()),
+                kind: kinds[rng.gen_range(0..kinds.len())],
+                user_id: format!("u{}", rng.gen_range(0..6)),
+                session_id: if rng.gen_bool(0.05) { "nope".into() } else { format!("s{}", rng.gen_range(0..3)) },
+                time_ms: t0 + rng.gen_range(0..3_600_000),
+                ranking_id: String::new(),
+                position: 0,
+                watch_seconds: rng.gen_range(1.0..600.0),
+                amount: rng.gen_range(5.0..80.0),
+            };
+            sent.push(event.clone());
+            event
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn redis_folds_events_exactly_like_the_embedded_store() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = EmbeddedStore::open(&EmbeddedStoreConfig {
+        data_dir: dir.path().into(),
+        fsync: false,
+        dedup_window_ms: 86_400_000,
+    })
+    .unwrap();
+    let redis = redis_store(&server, "parity").await;
+    let stores: [&dyn Store; 2] = [&embedded, &redis];
+    let t0 = 1_800_000_000_000;
+    for store in stores {
+        let users = vec![
+            ("u0".to_owned(), profile(AgeBand::A25To34, Gender::Female)),
+            ("u1".to_owned(), profile(AgeBand::A55To64, Gender::Male)),
+            ("u2".to_owned(), profile(AgeBand::Unknown, Gender::Unknown)),
+        ];
+        store.upsert_users(users).await.unwrap();
+        let sessions = vec![
+            session("s0", Category::Beauty, t0),
+            session("s1", Category::Home, t0 + 1),
+            session("s2", Category::Sportswear, t0 + 2),
+        ];
+        store.upsert_sessions(sessions).await.unwrap();
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut sent = Vec::new();
+    for batch in 0..8 {
+        let events = random_events(&mut rng, 150, t0 + batch * 600_000, &mut sent);
+        let a = embedded.ingest(events.clone()).await.unwrap();
+        let b = redis.ingest(events).await.unwrap();
+        assert_eq!(a.statuses, b.statuses, "batch {batch}: same accepted / duplicate / unknown decisions");
+        assert!(a.count(EventStatus::Accepted) > 0 && a.count(EventStatus::Duplicate) > 0);
+    }
+    let ids = ["s0", "s1", "s2"];
+    let (a, b) = (embedded.get_sessions(&ids).await.unwrap(), redis.get_sessions(&ids).await.unwrap());
+    assert!(!b.degraded);
+    let t_read = t0 + 9 * 600_000;
+    for (x, y) in a.value.iter().zip(&b.value) {
+        let (x, y) = (&x.as_ref().unwrap().stats, &y.as_ref().unwrap().stats);
+        assert_eq!(
+            (x.impressions, x.views, x.purchases, x.returns, x.interactions, x.on_target_views, x.known_views),
+            (y.impressions, y.views, y.purchases, y.returns, y.interactions, y.on_target_views, y.known_views)
+        );
+        assert_eq!(x.segment_views, y.segment_views);
+        assert!((x.revenue - y.revenue).abs() < 1e-6 && (x.watch_seconds - y.watch_seconds).abs() < 1e-6);
+        let (wx, wy) = (x.windows.at(t_read), y.windows.at(t_read));
+        for (cx, cy) in wx.iter().zip(&wy) {
+            for (vx, vy) in cx.iter().zip(cy) {
+                assert!((vx - vy).abs() <= 1e-3 * vx.abs().max(1.0), "windows {wx:?} vs {wy:?}");
+            }
+        }
+    }
+    let users = ["u0", "u1", "u2", "u3", "u4", "u5", "nobody"];
+    let (a, b) = (embedded.get_users(&users).await.unwrap(), redis.get_users(&users).await.unwrap());
+    for (x, y) in a.value.iter().zip(&b.value) {
+        assert_eq!(x.profile, y.profile);
+        assert_eq!(x.activity.at_ms, y.activity.at_ms);
+        let close = |p: f32, q: f32| (p - q).abs() <= 1e-3 * p.abs().max(1.0);
+        assert!(close(x.activity.impressions, y.activity.impressions) && close(x.activity.views, y.activity.views));
+        for (p, q) in x.activity.by_category.iter().zip(&y.activity.by_category) {
+            assert!(close(*p, *q), "{:?} vs {:?}", x.activity, y.activity);
+        }
+    }
+
+    // Ending, listing and re-sending after the fact behave the same too.
+    for store in stores {
+        store.end_session("s1", t0 + 5).await.unwrap().unwrap();
+        assert!(store.end_session("zz", t0).await.unwrap().is_none());
+    }
+    let filter = CatalogFilter { limit: 10, ..Default::default() };
+    let ids = |v: Vec<fitrank::store::SessionSnapshot>| -> Vec<String> {
+        v.into_iter().map(|s| s.session.session_id.clone()).collect()
+    };
+    let (a, b) = (embedded.live_sessions(&filter).await.unwrap(), redis.live_sessions(&filter).await.unwrap());
+    assert_eq!(ids(a.value), ids(b.value));
+    assert_eq!(ids(redis.live_sessions(&filter).await.unwrap().value), vec!["s2", "s0"]);
+}
+
+#[tokio::test]
+async fn the_store_serves_degraded_while_redis_is_down_and_recovers() {
+    let mut server = RedisServer::start();
+    let redis = Arc::new(
+        RedisStore::connect(
+            &Target::parse(&server.url()).unwrap(),
+            RedisStoreConfig { breaker_ms: 200, ..Default::default() },
+            86_400_000,
+        )
+        .await
+        .unwrap(),
+    );
+    redis.upsert_sessions(vec![session("a", Category::Beauty, 1)]).await.unwrap();
+    redis.upsert_users(vec![("w".into(), profile(AgeBand::A25To34, Gender::Female))]).await.unwrap();
+    let view = |id: &str| Event {
+        event_id: id.into(),
+        kind: EventKind::View,
+        user_id: "w".into(),
+        session_id: "a".into(),
+        time_ms: 1_000,
+        ranking_id: String::new(),
+        position: 0,
+        watch_seconds: 0.0,
+        amount: 0.0,
+    };
+    redis.ingest(vec![view("v1")]).await.unwrap();
+    assert_eq!(redis.get_sessions(&["a"]).await.unwrap().value[0].as_ref().unwrap().stats.views, 1);
+    redis.get_users(&["w"]).await.unwrap();
+    redis.live_sessions(&CatalogFilter { limit: 5, ..Default::default() }).await.unwrap();
+
+    server.kill();
+    let read = redis.get_sessions(&["a", "unseen"]).await.unwrap();
+    assert!(read.degraded);
+    assert_eq!(read.value[0].as_ref().unwrap().stats.views, 1, "last-known stats");
+    assert!(read.value[1].is_none());
+    let users = redis.get_users(&["w"]).await.unwrap();
+    assert!(users.degraded && users.value[0].profile.is_some(), "cached profile");
+    let live = redis.live_sessions(&CatalogFilter { limit: 5, ..Default::default() }).await.unwrap();
+    assert!(live.degraded && live.value.len() == 1);
+    let err = redis.ingest(vec![view("v2")]).await.unwrap_err();
+    assert!(matches!(err, fitrank::store::StoreError::Unavailable(_)), "{err}");
+    let status = redis.status();
+    assert!(!status.reachable && status.degraded_reads >= 3 && status.failures >= 1);
+
+    server.restart();
+    let mut recovered = false;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if let Ok(out) = redis.ingest(vec![view("v2")]).await {
+            assert_eq!(out.statuses, vec![EventStatus::Accepted]);
+            recovered = true;
+            break;
+        }
+    }
+    assert!(recovered, "writes succeed again after redis restarts");
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    let read = redis.get_sessions(&["a"]).await.unwrap();
+    assert!(!read.degraded);
+    assert_eq!(read.value[0].as_ref().unwrap().stats.views, 2, "the acknowledged view survived the kill");
+    assert!(redis.status().reachable);
+}

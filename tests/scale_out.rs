@@ -317,6 +317,8 @@ async fn a_redis_outage_mid_load_loses_no_acknowledged_event_and_rankings_keep_f
         tokio::spawn(async move {
             let mut client = RankingServiceClient::new(channel);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Stamped when sent: a ranking sent after the kill cannot have read Redis.
+                let sent = Instant::now();
                 let r = client
                     .rank(pb::RankRequest {
                         user_id: "w".into(),
@@ -328,7 +330,7 @@ async fn a_redis_outage_mid_load_loses_no_acknowledged_event_and_rankings_keep_f
                     assert_eq!(r.items.len(), 2, "both sessions ranked, from cache when degraded");
                     r.degraded
                 });
-                rankings.lock().unwrap().push((Instant::now(), outcome));
+                rankings.lock().unwrap().push((sent, outcome));
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         })
@@ -362,7 +364,15 @@ async fn a_redis_outage_mid_load_loses_no_acknowledged_event_and_rankings_keep_f
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let restarted = Instant::now();
     redis.restart();
-    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    // Recovery is the service's own: wait (up to 20 s, for a loaded CI machine) until ten
+    // rankings in a row are fresh, without touching the service.
+    let fresh_run = || {
+        let r = rankings.lock().unwrap();
+        r.len() >= 10 && r[r.len() - 10..].iter().all(|(t, r)| *t > restarted && *r == Ok(false))
+    };
+    while !fresh_run() && restarted.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     ranker.await.unwrap();
     let load = ingester.await.unwrap();
@@ -372,9 +382,9 @@ async fn a_redis_outage_mid_load_loses_no_acknowledged_event_and_rankings_keep_f
     assert!(errors.is_empty(), "rankings failed: {errors:?}");
     let degraded_during = rankings.iter().filter(|(t, r)| *t > killed && *t < restarted && *r == Ok(true)).count();
     let during = rankings.iter().filter(|(t, _)| *t > killed && *t < restarted).count();
-    assert!(during > 20 && degraded_during == during, "{degraded_during} of {during} degraded while Redis was down");
+    assert!(during > 5 && degraded_during == during, "{degraded_during} of {during} degraded while Redis was down");
     let last = &rankings[rankings.len() - 10..];
-    assert!(last.iter().all(|(_, r)| *r == Ok(false)), "rankings are fresh again after recovery");
+    assert!(last.iter().all(|(_, r)| *r == Ok(false)), "rankings are fresh again after recovery: {last:?}");
     assert!(load.other_errors.is_empty(), "{:?}", load.other_errors);
     assert!(!load.failed.is_empty(), "some batches failed with UNAVAILABLE during the outage");
     assert!(load.acked.len() > 20);

@@ -17,7 +17,18 @@
 //! The scorecard, per policy and per experiment arm, per 1,000 impressions: purchases, net
 //! purchases after returns, views; the on-target share of impressions (of sessions that declared
 //! a target); wasted exposure (views by off-target users that did not buy); and NDCG@slots of the
-//! shown order against the truth's expected purchases. Cold start is not scored yet.
+//! shown order against the truth's expected purchases.
+//!
+//! Cold start: every `new_every`-th session is a new host's, launched halfway through the run.
+//! Per policy, for those sessions: impressions through the policy's placements, how many sold,
+//! and the time (in requests) from launch to their first purchase through that policy. Most new
+//! sessions do not sell before the run ends, so that time is censored; the scorecard gives the
+//! restricted mean (unsold sessions counted at the horizon, which bounds it and so understates
+//! differences) and the censored-data estimate of the mean under a constant first-purchase rate:
+//! requests at risk (each session's time to its first purchase, or to the end) divided by the
+//! first purchases — the standard maximum-likelihood estimate for right-censored waiting times —
+//! and the median (the time by which half the new sessions had sold; beyond the horizon when
+//! fewer than half did, which makes "at least horizon / median as fast" a safe comparison).
 
 use std::collections::BTreeMap;
 
@@ -123,8 +134,41 @@ pub struct ColdStart {
     /// purchase through this policy, sessions without one counted at `horizon` (a restricted mean:
     /// lower is faster).
     pub mean_requests_to_first_purchase: f64,
+    /// Sum over new sessions of the requests from launch to the first purchase through this
+    /// policy, or to the end of the run for those without one.
+    pub requests_at_risk: u64,
+    /// `requests_at_risk / with_a_purchase`: the maximum-likelihood mean time to a first purchase
+    /// for censored waiting times at a constant rate; `None` when no new session sold.
+    pub estimated_mean_requests_to_first_purchase: Option<f64>,
+    /// Median requests from launch to the first purchase (the Kaplan–Meier median: every
+    /// censoring is at the horizon, so it is the time by which half the new sessions had sold);
+    /// `None` when fewer than half sold, i.e. the median is beyond the horizon.
+    pub median_requests_to_first_purchase: Option<usize>,
     /// Requests from launch to the end of the run.
     pub horizon: usize,
+}
+
+impl ColdStart {
+    /// Summarises the new sessions' (impressions, requests from launch to the first purchase, if
+    /// any before `horizon`).
+    pub fn of(sessions: &[(u64, Option<usize>)], horizon: usize) -> ColdStart {
+        let n = sessions.len();
+        let mut sold: Vec<usize> = sessions.iter().filter_map(|(_, first)| *first).collect();
+        sold.sort_unstable();
+        let at_risk: u64 = sessions.iter().map(|(_, first)| first.unwrap_or(horizon) as u64).sum();
+        let impressions: u64 = sessions.iter().map(|(i, _)| *i).sum();
+        ColdStart {
+            new_sessions: n,
+            with_a_purchase: sold.len(),
+            impressions_per_new_session: impressions as f64 / n.max(1) as f64,
+            mean_requests_to_first_purchase: at_risk as f64 / n.max(1) as f64,
+            requests_at_risk: at_risk,
+            estimated_mean_requests_to_first_purchase: (!sold.is_empty()).then(|| at_risk as f64 / sold.len() as f64),
+            // The ceil(n/2)-th first purchase: survival drops to one half there.
+            median_requests_to_first_purchase: sold.get(n.div_ceil(2).max(1) - 1).copied(),
+            horizon,
+        }
+    }
 }
 
 type SimResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -234,6 +278,10 @@ pub async fn run(
             }
             launched.iter_mut().for_each(|l| *l = true);
             launch_at = Some(n);
+            // Every policy is scored, also one that never shows a new session.
+            for p in policies {
+                cold.entry(format!("{p:?}").to_lowercase()).or_insert_with(|| vec![(0, None); world.sessions.len()]);
+            }
         }
         let candidates = eligible(world, user, &launched);
         let ev = |s: usize| {
@@ -356,27 +404,15 @@ pub async fn run(
         a.finish();
     }
     if let Some(at) = launch_at {
-        let new_sessions = (0..world.sessions.len()).filter(|i| is_new(*i, options.new_every)).count().max(1);
         let horizon = options.requests - at;
         for (policy, sessions) in cold {
-            let firsts: Vec<usize> = sessions
+            let new: Vec<(u64, Option<usize>)> = sessions
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| is_new(*i, options.new_every))
-                .map(|(_, (_, first))| first.map_or(horizon, |f| f - at))
+                .map(|(_, (impressions, first))| (*impressions, first.map(|f| f - at)))
                 .collect();
-            let bought = sessions.iter().filter(|(_, f)| f.is_some()).count();
-            card.cold_start.insert(
-                policy,
-                ColdStart {
-                    new_sessions,
-                    with_a_purchase: bought,
-                    impressions_per_new_session: sessions.iter().map(|(i, _)| *i).sum::<u64>() as f64
-                        / new_sessions as f64,
-                    mean_requests_to_first_purchase: firsts.iter().sum::<usize>() as f64 / firsts.len().max(1) as f64,
-                    horizon,
-                },
-            );
+            card.cold_start.insert(policy, ColdStart::of(&new, horizon));
         }
     }
     Ok(card)
@@ -412,18 +448,61 @@ impl Scorecard {
             );
         }
         if !self.cold_start.is_empty() {
-            out += "\nnew hosts' sessions (launched halfway): policy, sessions with a purchase, impressions each, mean requests to first purchase (no purchase = horizon)\n";
+            out += &format!(
+                "\nnew hosts' sessions, launched halfway; requests from launch to the first purchase (horizon {})\n{:<30} {:>12} {:>16} {:>10} {:>15} {:>18}\n",
+                self.cold_start.values().next().map_or(0, |c| c.horizon),
+                "policy",
+                "sold",
+                "impressions each",
+                "median",
+                "restricted mean",
+                "censored-data mean"
+            );
             for (policy, c) in &self.cold_start {
+                let estimated = c
+                    .estimated_mean_requests_to_first_purchase
+                    .map_or_else(|| "none sold".to_owned(), |m| format!("{m:.0}"));
+                let median =
+                    c.median_requests_to_first_purchase.map_or_else(|| format!(">{}", c.horizon), |m| m.to_string());
                 out += &format!(
-                    "{policy:<30} {:>4} of {:<4} {:>9.1} {:>9.0} (of {})\n",
+                    "{policy:<30} {:>5} of {:<4} {:>16.1} {:>10} {:>15.0} {:>18}\n",
                     c.with_a_purchase,
                     c.new_sessions,
                     c.impressions_per_new_session,
+                    median,
                     c.mean_requests_to_first_purchase,
-                    c.horizon
+                    estimated
                 );
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cold_start_summary_matches_hand_computed_values() {
+        // Four new sessions, horizon 100: two sold at 10 and 30, two never did.
+        let c = ColdStart::of(&[(5, Some(30)), (1, None), (2, Some(10)), (0, None)], 100);
+        assert_eq!((c.new_sessions, c.with_a_purchase, c.horizon), (4, 2, 100));
+        assert_eq!(c.impressions_per_new_session, 2.0);
+        assert_eq!(c.requests_at_risk, 30 + 100 + 10 + 100);
+        assert_eq!(c.mean_requests_to_first_purchase, 60.0);
+        assert_eq!(c.estimated_mean_requests_to_first_purchase, Some(120.0));
+        // Half (2 of 4) had sold by 30.
+        assert_eq!(c.median_requests_to_first_purchase, Some(30));
+
+        // One of three sold: the median is beyond the horizon.
+        let c = ColdStart::of(&[(1, Some(7)), (1, None), (1, None)], 50);
+        assert_eq!(c.median_requests_to_first_purchase, None);
+        assert_eq!(c.estimated_mean_requests_to_first_purchase, Some(107.0));
+
+        // None sold: no estimate, restricted mean at the horizon.
+        let c = ColdStart::of(&[(3, None), (0, None)], 50);
+        assert_eq!((c.with_a_purchase, c.estimated_mean_requests_to_first_purchase), (0, None));
+        assert_eq!(c.mean_requests_to_first_purchase, 50.0);
     }
 }

@@ -2,55 +2,85 @@
 //! data, preferring sessions whose declared target contains the user, and every placement's
 //! probability is returned so the feature log can record it (what off-policy evaluation needs).
 //!
-//! Each slot independently explores with probability `share`: it takes a uniformly random cold
-//! session not yet placed (from the in-target cold sessions when there are any, else from all
-//! cold ones); otherwise it takes the next session of the exploitation order. The recorded
-//! propensity is the probability of that placement at that slot given the slots before it:
-//! `share / |pool|` for an explored session, `(1 − share)` (plus `share / |pool|` when the session
-//! was also in the pool) for an exploited one.
+//! Each slot explores with probability `share · min(1, best / displaced)`, where `best` is the
+//! highest exploitation score among the open cold sessions of the pool (the in-target cold
+//! sessions when there are any, else all cold ones) and `displaced` the score of the item the
+//! exploitation order would put there: exploration spends its slots where a cold session is
+//! competitive, which keeps its cost in purchases well below its share of slots. An explored slot
+//! draws a cold session from the pool with probability proportional to its score (plus a small
+//! floor, so every cold session keeps a chance and an all-zero policy explores uniformly): the
+//! new sessions the model, from their content alone, expects this user to buy from, which is what
+//! gets a new host its first purchase soonest. Otherwise the slot takes the next session of the
+//! exploitation order. The recorded propensity is the probability of that placement at that slot
+//! given the slots before it: `e · w / Σw(open pool)` for an explored session (`e` the slot's
+//! exploration probability), `1 − e` (plus its draw probability when the session was also in the
+//! pool) for an exploited one.
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 /// Sessions with fewer impressions than this are cold, by default (`policy.cold_impressions`).
 pub const COLD_IMPRESSIONS: u64 = 200;
 
+/// Added to every cold session's score when drawing one to explore: keeps each one's chance
+/// above zero and makes the draw uniform when every score is zero.
+const SCORE_FLOOR: f64 = 1e-4;
+
 /// Places `limit` items. `order` is the exploitation order (candidate indexes, best first; at
 /// least `limit` items when there are that many); `cold` the cold candidates, `in_target(c)`
-/// whether candidate `c`'s declared target contains the user. Returns (candidate, propensity).
+/// whether candidate `c`'s declared target contains the user, `score(c)` its exploitation score
+/// (not negative). Returns (candidate, propensity).
+#[allow(clippy::too_many_arguments)]
 pub fn place(
     order: &[usize],
     universe: usize,
     limit: usize,
     cold: &[usize],
     in_target: impl Fn(usize) -> bool,
+    score: impl Fn(usize) -> f32,
     share: f32,
     seed: u64,
 ) -> Vec<(usize, f32)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let (targeted, other): (Vec<usize>, Vec<usize>) = cold.iter().partition(|c| in_target(**c));
+    let weight = |c: usize| f64::from(score(c)).max(0.0) + SCORE_FLOOR;
     let mut placed = vec![false; universe];
     let mut out = Vec::with_capacity(limit);
     let mut next = 0;
     let share = f64::from(share.clamp(0.0, 1.0));
     while out.len() < limit {
-        let open = |list: &[usize], placed: &[bool]| list.iter().filter(|c| !placed[**c]).count();
-        let pool: &[usize] = if open(&targeted, &placed) > 0 { &targeted } else { &other };
-        let pool_size = open(pool, &placed);
-        if pool_size > 0 && rng.gen_bool(share) {
-            let k = rng.gen_range(0..pool_size);
-            let c = *pool.iter().filter(|c| !placed[**c]).nth(k).expect("k < open");
-            placed[c] = true;
-            out.push((c, (share / pool_size as f64) as f32));
-            continue;
-        }
         while next < order.len() && placed[order[next]] {
             next += 1;
         }
-        let Some(&c) = order.get(next) else { break };
+        let displaced = order.get(next).copied();
+        let open = |list: &[usize]| list.iter().copied().filter(|c| !placed[*c]).collect::<Vec<usize>>();
+        let mut pool = open(&targeted);
+        if pool.is_empty() {
+            pool = open(&other);
+        }
+        let pool_weight: f64 = pool.iter().map(|c| weight(*c)).sum();
+        // Explore less where the best cold session is far behind the item it would displace.
+        let explore = if pool.is_empty() {
+            0.0
+        } else {
+            let best = pool.iter().map(|c| weight(*c)).fold(0.0, f64::max);
+            share * displaced.map_or(1.0, |d| (best / weight(d)).min(1.0))
+        };
+        if explore > 0.0 && rng.gen_bool(explore) {
+            let mut u = rng.gen_range(0.0..pool_weight);
+            let c = *pool
+                .iter()
+                .find(|c| {
+                    u -= weight(**c);
+                    u < 0.0
+                })
+                .unwrap_or(pool.last().expect("pool is not empty"));
+            placed[c] = true;
+            out.push((c, (explore * weight(c) / pool_weight) as f32));
+            continue;
+        }
+        let Some(c) = displaced else { break };
         placed[c] = true;
-        let also_explorable = pool_size > 0 && pool.contains(&c);
-        let p = (1.0 - if pool_size > 0 { share } else { 0.0 })
-            + if also_explorable { share / pool_size as f64 } else { 0.0 };
+        let p = (1.0 - explore) + if pool.contains(&c) { explore * weight(c) / pool_weight } else { 0.0 };
         out.push((c, p as f32));
     }
     out
@@ -63,7 +93,7 @@ mod tests {
     #[test]
     fn no_share_is_the_exploitation_order() {
         let order: Vec<usize> = (0..10).collect();
-        let out = place(&order, 10, 5, &[7, 8, 9], |_| true, 0.0, 1);
+        let out = place(&order, 10, 5, &[7, 8, 9], |_| true, |_| 0.5, 0.0, 1);
         assert_eq!(out, (0..5).map(|c| (c, 1.0)).collect::<Vec<_>>());
     }
 
@@ -73,12 +103,12 @@ mod tests {
         let cold: Vec<usize> = (50..100).collect();
         let (mut explored, mut slots, mut targeted) = (0, 0, 0);
         for seed in 0..2_000 {
-            for (c, p) in place(&order, 100, 10, &cold, |c| c >= 90, 0.05, seed) {
+            for (c, p) in place(&order, 100, 10, &cold, |c| c >= 90, |_| 0.0, 0.05, seed) {
                 slots += 1;
                 if c >= 50 && p < 0.5 {
                     explored += 1;
                     targeted += usize::from(c >= 90);
-                    // share / (open targeted cold sessions: 10 minus those already placed)
+                    // Equal scores: share / (open targeted cold sessions: 10 minus those placed)
                     let pool = 0.05 / f64::from(p);
                     assert!(
                         (pool - pool.round()).abs() < 1e-3 && (1.0..=10.0).contains(&pool.round()),
@@ -98,11 +128,51 @@ mod tests {
     fn never_repeats_and_fills_the_slots() {
         let order = vec![3, 1, 4, 0, 2];
         for seed in 0..200 {
-            let out = place(&order, 5, 5, &[0, 1, 2, 3, 4], |c| c % 2 == 0, 0.2, seed);
+            let out = place(&order, 5, 5, &[0, 1, 2, 3, 4], |c| c % 2 == 0, |c| c as f32, 0.2, seed);
             let mut seen: Vec<usize> = out.iter().map(|(c, _)| *c).collect();
             seen.sort_unstable();
             assert_eq!(seen, vec![0, 1, 2, 3, 4]);
             assert!(out.iter().all(|(_, p)| *p > 0.0 && *p <= 1.0));
         }
+    }
+
+    #[test]
+    fn draws_cold_sessions_in_proportion_to_their_scores_and_records_that_probability() {
+        // One slot, always explored (the displaced item scores 0): cold sessions scored 1, 2, 3, 4.
+        let order = vec![9, 0, 1, 2, 3];
+        let mut counts = [0u32; 4];
+        let draws = 20_000;
+        for seed in 0..draws {
+            let out =
+                place(&order, 10, 1, &[0, 1, 2, 3], |_| true, |c| if c < 4 { c as f32 + 1.0 } else { 0.0 }, 1.0, seed);
+            let (c, p) = out[0];
+            counts[c] += 1;
+            let expected = (c as f64 + 1.0 + SCORE_FLOOR) / (10.0 + 4.0 * SCORE_FLOOR);
+            assert!((f64::from(p) - expected).abs() < 1e-6, "recorded {p} for {c}, expected {expected}");
+        }
+        for (c, n) in counts.iter().enumerate() {
+            let freq = f64::from(*n) / f64::from(draws as u32);
+            assert!((freq - (c as f64 + 1.0) / 10.0).abs() < 0.015, "session {c} drawn {freq}");
+        }
+    }
+
+    #[test]
+    fn explores_less_where_the_cold_sessions_trail_the_displaced_item() {
+        // The exploited item scores 4, the only cold session 1: explore at share · 1/4.
+        let score = |c: usize| if c == 9 { 4.0 } else { 1.0 };
+        let (mut explored, draws) = (0u32, 40_000u32);
+        for seed in 0..u64::from(draws) {
+            let out = place(&[9, 0], 10, 1, &[0], |_| true, score, 0.2, seed);
+            let expected = 0.2 * (1.0 + SCORE_FLOOR) / (4.0 + SCORE_FLOOR);
+            let (c, p) = out[0];
+            if c == 0 {
+                explored += 1;
+                assert!((f64::from(p) - expected).abs() < 1e-6, "explored propensity {p}");
+            } else {
+                assert!((f64::from(p) - (1.0 - expected)).abs() < 1e-6, "exploited propensity {p}");
+            }
+        }
+        let rate = f64::from(explored) / f64::from(draws);
+        assert!((rate - 0.05).abs() < 0.005, "explored {rate}");
     }
 }

@@ -17,9 +17,11 @@ pub struct Policy {
     pub purchase_weight: f32,
     pub engage_weight: f32,
     pub audience_fit_weight: f32,
-    /// Share of slots given to targeted exploration: a slot is, with this probability, filled
-    /// with a session that has little data (fewer than 200 impressions), preferring sessions whose
-    /// declared target contains the user. 0 = off; at most 0.2. Placement probabilities are logged.
+    /// Share of slots given to targeted exploration: a slot is, with at most this probability,
+    /// filled with a session that has little data (fewer than `cold_impressions` impressions),
+    /// preferring sessions whose declared target contains the user and, among them, those the
+    /// model scores higher (see `ranking::explore`). 0 = off; at most 0.2. Placement
+    /// probabilities are logged.
     pub exploration_share: f32,
     /// A session with fewer impressions than this is cold (a candidate for exploration). Set it
     /// to what an established session collects in the first minutes of its stream on your

@@ -266,8 +266,10 @@ impl Ranker {
                     (0..total).filter(|&i| candidates[i].stats.impressions < policy.cold_impressions).collect();
                 let in_target =
                     |i: usize| audience::fit(&user, &candidates[i].session.target).in_target() == Some(true);
-                let placed = explore::place(&order, total, limit, &cold, in_target, policy.exploration_share, seed);
                 let by_candidate = by_candidate(all, total);
+                let score = |i: usize| by_candidate[i].as_ref().map_or(0.0, |s| s.score);
+                let placed =
+                    explore::place(&order, total, limit, &cold, in_target, score, policy.exploration_share, seed);
                 propensities = placed.iter().map(|(_, p)| *p).collect();
                 (placed.iter().filter_map(|(c, _)| by_candidate[*c]).collect(), model.id.clone())
             }

@@ -43,7 +43,7 @@ pub fn engagement_weight(event: &Event) -> f32 {
 }
 
 fn factor(dt_ms: i64) -> f32 {
-    (-(dt_ms.max(0) as f32) / AFFINITY_HALF_LIFE_MS as f32).exp2()
+    super::window::decay(-(dt_ms.max(0) as f32) / AFFINITY_HALF_LIFE_MS as f32)
 }
 
 impl UserActivity {

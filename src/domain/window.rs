@@ -40,7 +40,15 @@ impl<const N: usize> Default for Decayed<N> {
 /// 2^(−dt / half_life) for dt ≥ 0.
 #[inline]
 fn factor(dt_ms: i64, half_life_ms: i64) -> f32 {
-    (-(dt_ms as f32) / half_life_ms as f32).exp2()
+    decay(-(dt_ms as f32) / half_life_ms as f32)
+}
+
+/// 2^x for x ≤ 0, bit for bit, without libm's slow underflow path: below −150 the result
+/// rounds to 0 in f32 anyway (the smallest subnormal is 2^−149), and counters of sessions idle
+/// for hours are read on every ranking.
+#[inline]
+pub fn decay(x: f32) -> f32 {
+    if x < -150.0 { 0.0 } else { x.exp2() }
 }
 
 impl<const N: usize> Decayed<N> {
@@ -94,6 +102,18 @@ mod serde_arrays {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decay_is_exp2_bit_for_bit() {
+        let mut x = 0.0f32;
+        while x > -200.0 {
+            assert_eq!(decay(x).to_bits(), x.exp2().to_bits(), "2^{x}");
+            x -= 0.0137;
+        }
+        for x in [-150.0f32, -149.5, -149.0, -150.000_01, -1e9, f32::MIN] {
+            assert_eq!(decay(x).to_bits(), x.exp2().to_bits(), "2^{x}");
+        }
+    }
 
     #[test]
     fn decays_by_half_per_half_life() {

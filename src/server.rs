@@ -70,6 +70,7 @@ pub async fn run(
         None
     };
 
+    let shared_experiments = shared_doc.is_some();
     let experiments = Arc::new(match shared_doc {
         Some(doc) => Experiments::open_shared(doc, config.experiments.clone(), config.holdout.clone()).await?,
         None => Experiments::open(config.experiments_path(), config.experiments.clone(), config.holdout.clone())?,
@@ -77,7 +78,7 @@ pub async fn run(
     // Arm models load now, so rankings never read files and a missing version fails the start.
     load_arm_models(&experiments, &models)?;
     // With shared experiments, follow changes made through other replicas.
-    let follower = config.redis_target().is_some().then(|| {
+    let follower = shared_experiments.then(|| {
         let (experiments, models) = (experiments.clone(), models.clone());
         let period = Duration::from_millis(config.experiments_refresh_ms.max(1));
         tokio::spawn(async move {
@@ -89,10 +90,11 @@ pub async fn run(
                     Ok(true) => {
                         let (experiments, models) = (experiments.clone(), models.clone());
                         match tokio::task::spawn_blocking(move || load_arm_models(&experiments, &models)).await {
+                            Ok(Ok(())) => tracing::info!("shared experiments changed"),
                             Ok(Err(e)) => {
                                 tracing::error!(error = %e, "an arm model of a shared experiment cannot load")
                             }
-                            _ => tracing::info!("shared experiments changed"),
+                            Err(e) => tracing::error!(error = %e, "loading arm models panicked"),
                         }
                     }
                     Ok(false) => {}

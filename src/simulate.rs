@@ -221,6 +221,18 @@ pub enum SimPolicy {
     Oracle,
 }
 
+impl SimPolicy {
+    /// The policy's name in the scorecard.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimPolicy::Fitrank => "fitrank",
+            SimPolicy::Random => "random",
+            SimPolicy::Popularity => "popularity",
+            SimPolicy::Oracle => "oracle",
+        }
+    }
+}
+
 /// Sessions the service's live catalog would offer `user`: same language and region filter.
 fn eligible(world: &World, user: usize, launched: &[bool]) -> Vec<usize> {
     let u = &world.users[user];
@@ -280,7 +292,7 @@ pub async fn run(
             launch_at = Some(n);
             // Every policy is scored, also one that never shows a new session.
             for p in policies {
-                cold.entry(format!("{p:?}").to_lowercase()).or_insert_with(|| vec![(0, None); world.sessions.len()]);
+                cold.entry(p.name().to_owned()).or_insert_with(|| vec![(0, None); world.sessions.len()]);
             }
         }
         let candidates = eligible(world, user, &launched);
@@ -294,7 +306,7 @@ pub async fn run(
                     .rank(pb::RankRequest { user_id: user_id.clone(), limit: options.slots, ..Default::default() })
                     .await?
                     .into_inner();
-                let mut keys = vec!["fitrank".to_owned()];
+                let mut keys = vec![policy.name().to_owned()];
                 keys.extend(
                     r.experiments
                         .iter()
@@ -311,7 +323,7 @@ pub async fn run(
                     _ => order.sort_by(|a, b| ev(*b).total_cmp(&ev(*a))),
                 }
                 order.truncate(slots);
-                let name = format!("{other:?}").to_lowercase();
+                let name = other.name().to_owned();
                 (format!("sim-{name}-{n}"), order, vec![name])
             }
         };

@@ -92,15 +92,7 @@ impl Drop for Replica {
 
 /// An event of `kind` by `user` on `session`, attributed to `ranking` (may be empty).
 fn ev(kind: T, id: &str, user: &str, session: &str, ranking: &str) -> pb::Event {
-    pb::Event {
-        event_id: id.into(),
-        r#type: kind as i32,
-        user_id: user.into(),
-        session_id: session.into(),
-        ranking_id: ranking.into(),
-        amount: if kind == T::Purchase { 30.0 } else { 0.0 },
-        ..Default::default()
-    }
+    pb::Event { ranking_id: ranking.into(), ..common::event(id, kind, user, session) }
 }
 
 fn view(id: &str, user: &str, session: &str) -> pb::Event {

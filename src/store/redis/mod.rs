@@ -122,6 +122,17 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("redis {what}: {e}"))
 }
 
+/// `f`, or [`StoreError::Unavailable`] when it has not answered within `deadline`.
+async fn within<T>(
+    what: &str,
+    deadline: Duration,
+    f: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(deadline, f)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable(format!("redis {what}: no answer within {deadline:?}"))))
+}
+
 fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
@@ -199,11 +210,7 @@ impl RedisStore {
         what: &str,
         f: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let deadline = Duration::from_millis(self.inner.config.write_timeout_ms);
-        let result = match tokio::time::timeout(deadline, f).await {
-            Ok(r) => r,
-            Err(_) => Err(StoreError::Unavailable(format!("redis {what}: no answer within {deadline:?}"))),
-        };
+        let result = within(what, Duration::from_millis(self.inner.config.write_timeout_ms), f).await;
         match &result {
             Ok(_) => self.succeeded(),
             Err(e) => self.failed(what, e),
@@ -229,11 +236,7 @@ impl RedisStore {
             let half_left = request.saturating_duration_since(Instant::now()) / 2;
             deadline = deadline.min(half_left.max(Duration::from_millis(1)));
         }
-        let result = match tokio::time::timeout(deadline, f).await {
-            Ok(r) => r,
-            Err(_) => Err(StoreError::Unavailable(format!("redis {what}: no answer within {deadline:?}"))),
-        };
-        match result {
+        match within(what, deadline, f).await {
             Ok(v) => {
                 self.succeeded();
                 Ok(Some(v))

@@ -45,9 +45,23 @@ fn factor(dt_ms: i64, half_life_ms: i64) -> f32 {
 
 /// 2^x for x ≤ 0, bit for bit, without libm's slow underflow path: below −150 the result
 /// rounds to 0 in f32 anyway (the smallest subnormal is 2^−149), and counters of sessions idle
-/// for hours are read on every ranking.
+/// for hours (or never touched: their reference time is 0) are read on every ranking.
+///
+/// The normal range calls `exp2` on an argument clamped to it, and everything below goes through
+/// a separate, never-inlined function: written as one branch around `exp2(x)`, the compiler
+/// evaluates `exp2(x)` before the branch (a libm call is free of side effects, so it may), and
+/// every read of an idle session took libm's underflow path anyway.
 #[inline]
 pub fn decay(x: f32) -> f32 {
+    const MIN_NORMAL_EXP: f32 = -126.0;
+    let normal = x.max(MIN_NORMAL_EXP).exp2();
+    if x < MIN_NORMAL_EXP { decay_tiny(x) } else { normal }
+}
+
+/// [`decay`] below 2^−126: subnormal results, or 0 below −150.
+#[cold]
+#[inline(never)]
+fn decay_tiny(x: f32) -> f32 {
     if x < -150.0 { 0.0 } else { x.exp2() }
 }
 
@@ -110,7 +124,7 @@ mod tests {
             assert_eq!(decay(x).to_bits(), x.exp2().to_bits(), "2^{x}");
             x -= 0.0137;
         }
-        for x in [-150.0f32, -149.5, -149.0, -150.000_01, -1e9, f32::MIN] {
+        for x in [-126.0f32, -126.000_01, -125.999_99, -150.0, -149.5, -149.0, -150.000_01, -1e9, f32::MIN] {
             assert_eq!(decay(x).to_bits(), x.exp2().to_bits(), "2^{x}");
         }
     }

@@ -128,7 +128,42 @@ pub fn push_sparse(row: &Row, index: &mut Vec<u16>, value: &mut Vec<f32>) -> usi
 impl ServedRankingRef<'_> {
     /// The postcard encoding, as the feature log stores it.
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("served records encode")
+        // About 360 bytes per served item: reserve once instead of growing (and copying) the
+        // buffer several times per ranking.
+        let flavor = SmallWrites(Vec::with_capacity(512 + self.items.len() * 512));
+        postcard::serialize_with_flavor(self, flavor).expect("served records encode")
+    }
+}
+
+/// postcard's growable-vector output, writing short pieces (varints of one to five bytes, most of
+/// a record) byte by byte: `extend_from_slice` calls `memmove` for each, which took 3.6% of the
+/// server's time under load. The bytes are postcard's, unchanged.
+struct SmallWrites(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for SmallWrites {
+    type Output = Vec<u8>;
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() <= 8 {
+            self.0.reserve(data.len());
+            for b in data {
+                self.0.push(*b);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
     }
 }
 

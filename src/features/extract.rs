@@ -41,15 +41,16 @@ pub struct Extracted {
 #[derive(Debug, Clone, Copy)]
 pub struct RequestFeatures<'a> {
     user: &'a UserProfile,
-    activity: &'a UserActivity,
     context: &'a RequestContext,
     segment: usize,
-    /// Decay of the user's activity to the request time.
-    activity_factor: f32,
-    activity_total: f32,
     user_log_view_rate: f32,
     user_log_impressions: f32,
     user_view_logit: f32,
+    user_log_activity: f32,
+    /// Per category: sign(a) · ln(1 + |a|) of the user's decayed engagement a with it.
+    category_affinity: [f32; Category::COUNT],
+    /// Per category: the user's decayed engagement with it over their total (+1).
+    category_share: [f32; Category::COUNT],
     hour_sin: f32,
     hour_cos: f32,
 }
@@ -59,19 +60,21 @@ impl<'a> RequestFeatures<'a> {
     pub fn new(user: &'a UserProfile, activity: &'a UserActivity, context: &'a RequestContext) -> Self {
         let activity_factor = activity.decay_to(context.time_ms);
         let hour = (context.time_ms.rem_euclid(86_400_000)) as f32 / 3_600_000.0;
+        let activity_total = activity.raw_total() * activity_factor;
+        let affinity = |c: usize| activity.by_category[c] * activity_factor;
         RequestFeatures {
             user,
-            activity,
             context,
             segment: segment(user),
-            activity_factor,
-            activity_total: activity.raw_total() * activity_factor,
             user_log_view_rate: ((activity.views * activity_factor + 1.0)
                 / (activity.impressions * activity_factor + 5.0))
                 .min(1.0)
                 .ln(),
             user_log_impressions: (activity.impressions * activity_factor).max(0.0).ln_1p(),
             user_view_logit: logit(activity.views * activity_factor, activity.impressions * activity_factor, 1.0, 4.0),
+            user_log_activity: activity_total.ln_1p(),
+            category_affinity: std::array::from_fn(|c| affinity(c).signum() * affinity(c).abs().ln_1p()),
+            category_share: std::array::from_fn(|c| affinity(c) / (activity_total + 1.0)),
             hour_sin: (TAU * hour / 24.0).sin(),
             hour_cos: (TAU * hour / 24.0).cos(),
         }
@@ -92,8 +95,9 @@ pub fn extract_candidate(
     stats: &LiveStats,
     row: &mut Row,
 ) -> Extracted {
-    let RequestFeatures { user, activity, context, .. } = *request;
-    row.fill(0.0);
+    let RequestFeatures { user, context, .. } = *request;
+    // Every scalar below is written; only the one-hot blocks need clearing.
+    row[..schema::SCALARS].fill(0.0);
 
     let age = user.age_band.index();
     let gender = user.gender.index();
@@ -132,23 +136,23 @@ pub fn extract_candidate(
     let impressions = stats.impressions as f32;
     let views = stats.views as f32;
     let purchases = stats.purchases as f32;
-    row[scalar::LOG_IMPRESSIONS] = impressions.ln_1p();
+    row[scalar::LOG_IMPRESSIONS] = ln_one_plus(impressions);
     row[scalar::LOG_VIEW_RATE] = ((views + 1.0) / (impressions + 10.0)).min(1.0).ln();
     row[scalar::LOG_PURCHASE_PER_VIEW] = ((purchases + 0.4) / (views + 20.0)).min(1.0).ln();
     row[scalar::LOG_PURCHASE_PER_IMPRESSION] = ((purchases + 0.2) / (impressions + 100.0)).min(1.0).ln();
     row[scalar::VIEW_LOGIT] = logit(views, impressions, 1.0, 9.0);
-    row[scalar::LOG_WATCH_PER_VIEW] = (stats.watch_seconds.max(0.0) as f32 / (views + 1.0)).ln_1p();
+    row[scalar::LOG_WATCH_PER_VIEW] = ln_one_plus(stats.watch_seconds.max(0.0) as f32 / (views + 1.0));
     row[scalar::INTERACTION_RATE] = ((stats.interactions as f32 + 1.0) / (views + 10.0)).min(1.0);
     row[scalar::RETURN_RATE] = ((stats.returns as f32 + 0.5) / (purchases + 5.0)).min(1.0);
     row[scalar::HIDE_RATE] = ((stats.hides as f32 + 0.5) / (impressions + 50.0)).min(1.0);
     row[scalar::ON_TARGET_SHARE] = (stats.on_target_views as f32 + 1.0) / (stats.known_views as f32 + 2.0);
     row[scalar::COLD] = f32::from(u8::from(stats.impressions < 200));
     let minutes_live = (context.time_ms - session.start_time_ms).max(0) as f32 / 60_000.0;
-    row[scalar::LOG_MINUTES_LIVE] = minutes_live.ln_1p();
+    row[scalar::LOG_MINUTES_LIVE] = ln_one_plus(minutes_live);
     let t = context.time_ms;
     let w = stats.windows.at(t);
     let windowed = |c: usize, window: usize| w[c][window];
-    row[scalar::LOG_IMPRESSIONS_5M] = windowed(counter::IMPRESSIONS, 1).ln_1p();
+    row[scalar::LOG_IMPRESSIONS_5M] = ln_one_plus(windowed(counter::IMPRESSIONS, 1).max(0.0));
     for (window, slot) in [(0, scalar::LOG_VIEW_RATE_1M), (1, scalar::LOG_VIEW_RATE_5M), (2, scalar::LOG_VIEW_RATE_1H)]
     {
         let rate = (windowed(counter::VIEWS, window) + 1.0) / (windowed(counter::IMPRESSIONS, window) + 10.0);
@@ -159,15 +163,13 @@ pub fn extract_candidate(
         row[slot] = rate.min(1.0).ln();
     }
     row[scalar::LOG_WATCH_PER_VIEW_5M] =
-        (windowed(counter::WATCH_SECONDS, 1).max(0.0) / (windowed(counter::VIEWS, 1) + 1.0)).ln_1p();
+        ln_one_plus(windowed(counter::WATCH_SECONDS, 1).max(0.0) / (windowed(counter::VIEWS, 1) + 1.0));
     let seg_views = stats.segment_views[request.segment] as f32;
     let n = SEGMENTS as f32;
     row[scalar::SEGMENT_VIEW_LIFT] = (n * (seg_views + 1.0) / (stats.profiled_views() as f32 + n)).ln();
-    let affinity = activity.by_category[category] * request.activity_factor;
-    let total = request.activity_total;
-    row[scalar::USER_CATEGORY_AFFINITY] = affinity.signum() * affinity.abs().ln_1p();
-    row[scalar::USER_CATEGORY_SHARE] = affinity / (total + 1.0);
-    row[scalar::USER_LOG_ACTIVITY] = total.ln_1p();
+    row[scalar::USER_CATEGORY_AFFINITY] = request.category_affinity[category];
+    row[scalar::USER_CATEGORY_SHARE] = request.category_share[category];
+    row[scalar::USER_LOG_ACTIVITY] = request.user_log_activity;
     row[scalar::USER_LOG_VIEW_RATE] = request.user_log_view_rate;
     row[scalar::USER_LOG_IMPRESSIONS] = request.user_log_impressions;
     row[scalar::USER_VIEW_LOGIT] = request.user_view_logit;
@@ -180,6 +182,16 @@ pub fn extract_candidate(
         "a non-zero below SCALARS is missing from the active positions"
     );
     Extracted { fit, active }
+}
+
+/// ln(1 + x) for x ≥ 0, as ln of the rounded sum: within 2⁻²⁴ (absolute) of the exact value, and
+/// about twice as fast as libm's `log1pf` on this path, which takes five of these per candidate.
+/// For counts below 2²⁴ the sum is exact. Features are ln(1 + a count or a rate), where an absolute
+/// error far below the model's resolution is no loss, and the one extractor keeps training and
+/// serving equal bit for bit.
+#[inline]
+fn ln_one_plus(x: f32) -> f32 {
+    (1.0 + x).ln()
 }
 
 /// ln((hits + a) / (trials − hits + b)): the log-odds of a rate smoothed by a Beta(a, b) prior.

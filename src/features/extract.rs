@@ -73,7 +73,10 @@ impl<'a> RequestFeatures<'a> {
             user_log_impressions: (activity.impressions * activity_factor).max(0.0).ln_1p(),
             user_view_logit: logit(activity.views * activity_factor, activity.impressions * activity_factor, 1.0, 4.0),
             user_log_activity: activity_total.ln_1p(),
-            category_affinity: std::array::from_fn(|c| affinity(c).signum() * affinity(c).abs().ln_1p()),
+            category_affinity: std::array::from_fn(|c| {
+                let a = affinity(c);
+                a.signum() * a.abs().ln_1p()
+            }),
             category_share: std::array::from_fn(|c| affinity(c) / (activity_total + 1.0)),
             hour_sin: (TAU * hour / 24.0).sin(),
             hour_cos: (TAU * hour / 24.0).cos(),
@@ -152,7 +155,7 @@ pub fn extract_candidate(
     let t = context.time_ms;
     let w = stats.windows.at(t);
     let windowed = |c: usize, window: usize| w[c][window];
-    row[scalar::LOG_IMPRESSIONS_5M] = ln_one_plus(windowed(counter::IMPRESSIONS, 1).max(0.0));
+    row[scalar::LOG_IMPRESSIONS_5M] = ln_one_plus(windowed(counter::IMPRESSIONS, 1));
     for (window, slot) in [(0, scalar::LOG_VIEW_RATE_1M), (1, scalar::LOG_VIEW_RATE_5M), (2, scalar::LOG_VIEW_RATE_1H)]
     {
         let rate = (windowed(counter::VIEWS, window) + 1.0) / (windowed(counter::IMPRESSIONS, window) + 10.0);
@@ -223,6 +226,37 @@ mod tests {
             status: SessionStatus::Live,
             end_time_ms: 0,
             target: TargetAudience { min_age: 20, max_age: 30, genders: vec![Gender::Female], ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn user_category_features_follow_the_candidates_category() {
+        // Computed once per request for every category; each candidate must read its own.
+        let user = UserProfile::default();
+        let hour = 3_600_000;
+        let activity = UserActivity {
+            at_ms: 1_000_000,
+            by_category: std::array::from_fn(|c| match c {
+                c if c == Category::Sportswear.index() => 6.0,
+                c if c == Category::Beauty.index() => -2.0,
+                _ => 0.0,
+            }),
+            ..Default::default()
+        };
+        let ctx = RequestContext { time_ms: 1_000_000 + hour, surface: Surface::HomeFeed };
+        let request = RequestFeatures::new(&user, &activity, &ctx);
+        let decay = activity.decay_to(ctx.time_ms);
+        assert!(decay > 0.0 && decay < 1.0);
+        let total = 8.0 * decay;
+        let mut row = [f32::NAN; NUM_FEATURES];
+        for (category, raw) in [(Category::Sportswear, 6.0f32), (Category::Beauty, -2.0), (Category::Toys, 0.0)] {
+            let s = LiveSession { category, ..session() };
+            extract_candidate(&request, &s, &LiveStats::default(), &mut row);
+            let a = raw * decay;
+            let close = |got: f32, want: f32| (got - want).abs() < 1e-6;
+            assert!(close(row[scalar::USER_CATEGORY_AFFINITY], a.signum() * a.abs().ln_1p()), "{category:?}");
+            assert!(close(row[scalar::USER_CATEGORY_SHARE], a / (total + 1.0)), "{category:?}");
+            assert!(close(row[scalar::USER_LOG_ACTIVITY], total.ln_1p()), "{category:?}");
         }
     }
 

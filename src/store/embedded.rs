@@ -17,11 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     CatalogFilter, EventStatus, Fetched, IngestOutcome, SessionSnapshot, Store, StoreError, StoreStatus, UserRecord,
-    wal,
+    users::UserTable, wal,
 };
-use crate::domain::{
-    Event, LiveSession, LiveStats, SessionStatus, UnixMs, UserActivity, UserProfile, Viewer, audience, now_ms,
-};
+use crate::domain::{Event, LiveSession, LiveStats, SessionStatus, UnixMs, UserProfile, audience, now_ms};
 
 /// Settings of the embedded store.
 #[derive(Debug, Clone)]
@@ -57,20 +55,10 @@ struct SessionEntry {
     stats: Arc<LiveStats>,
 }
 
-/// What the store keeps per user id.
-#[derive(Debug, Default)]
-struct UserEntry {
-    profile: Option<UserProfile>,
-    /// Boxed: most users of a large catalog have no recent events.
-    activity: Option<Box<UserActivity>>,
-}
-
 #[derive(Debug, Default)]
 struct State {
     /// Profile and recent activity per user id (activity also for ids without a profile).
-    users: HashMap<Box<str>, UserEntry>,
-    /// Interned region and language strings shared by all profiles.
-    strings: HashSet<Arc<str>>,
+    users: UserTable,
     sessions: HashMap<String, SessionEntry>,
     /// Ids of live sessions ordered by (start time, id), newest last.
     live: BTreeSet<(UnixMs, String)>,
@@ -83,10 +71,8 @@ impl State {
     fn apply(&mut self, record: Record, dedup_window_ms: i64) {
         match record {
             Record::Users(users) => {
-                for (id, mut profile) in users {
-                    profile.region = self.intern(&profile.region);
-                    profile.language = self.intern(&profile.language);
-                    self.users.entry(id.into_boxed_str()).or_default().profile = Some(profile);
+                for (id, profile) in users {
+                    self.users.upsert(id, &profile);
                 }
             }
             Record::Sessions(sessions) => {
@@ -129,27 +115,11 @@ impl State {
 
     fn apply_event(&mut self, event: &Event) {
         let Some(entry) = self.sessions.get_mut(&event.session_id) else { return };
-        let user = self.users.get(event.user_id.as_str());
-        let viewer = Viewer::of(user.and_then(|u| u.profile.as_ref()), &entry.session.target);
+        let viewer = self.users.viewer(&event.user_id, &entry.session.target);
         Arc::make_mut(&mut entry.stats).apply(event, viewer);
         // Every event kind changes the user's activity (impressions and views are counted too), as
         // in the trainer's replay.
-        let user = match self.users.get_mut(event.user_id.as_str()) {
-            Some(u) => u,
-            None => self.users.entry(event.user_id.clone().into_boxed_str()).or_default(),
-        };
-        user.activity.get_or_insert_with(Default::default).apply(entry.session.category, event);
-    }
-
-    /// The shared copy of `s`.
-    fn intern(&mut self, s: &Arc<str>) -> Arc<str> {
-        match self.strings.get(s) {
-            Some(shared) => shared.clone(),
-            None => {
-                self.strings.insert(s.clone());
-                s.clone()
-            }
-        }
+        self.users.activity_mut(&event.user_id).apply(entry.session.category, event);
     }
 
     fn expire(&mut self, before_ms: UnixMs) {
@@ -253,8 +223,8 @@ impl Store for EmbeddedStore {
         Ok(Fetched::fresh(self.read(|s| {
             ids.iter()
                 .map(|id| UserRecord {
-                    profile: s.users.get(*id).and_then(|u| u.profile.clone()),
-                    activity: s.users.get(*id).and_then(|u| u.activity.as_deref().copied()).unwrap_or_default(),
+                    profile: s.users.profile(id),
+                    activity: s.users.activity(id).copied().unwrap_or_default(),
                 })
                 .collect()
         })))

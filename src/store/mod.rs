@@ -10,6 +10,7 @@
 
 mod embedded;
 pub mod redis;
+mod users;
 pub mod wal;
 
 use std::sync::Arc;

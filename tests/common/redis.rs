@@ -43,6 +43,9 @@ impl RedisServer {
     }
 
     /// Starts a server with extra `redis-server` arguments (e.g. `--cluster-enabled yes`).
+    ///
+    /// The port is free when chosen but may be taken before redis-server binds it (tests run in
+    /// parallel processes): then redis-server exits, and the start is retried on another port.
     pub fn start_with(extra: &[&str]) -> Self {
         let mut server = RedisServer {
             port: free_port(),
@@ -50,8 +53,13 @@ impl RedisServer {
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
-        server.restart();
-        server
+        for _ in 0..5 {
+            if server.try_start() {
+                return server;
+            }
+            server.port = free_port();
+        }
+        panic!("redis-server did not start on any of 5 free ports");
     }
 
     pub fn url(&self) -> String {
@@ -60,6 +68,11 @@ impl RedisServer {
 
     /// Starts the process again on the same port and folder (after [`Self::kill`]).
     pub fn restart(&mut self) {
+        assert!(self.try_start(), "redis-server did not start on port {}", self.port);
+    }
+
+    /// Starts the process; false when it exited before answering (its port was taken).
+    fn try_start(&mut self) -> bool {
         assert!(self.child.is_none(), "already running");
         let child = Command::new(redis_server_binary())
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
@@ -72,20 +85,22 @@ impl RedisServer {
             .spawn()
             .expect("start redis-server");
         self.child = Some(child);
-        self.wait_ready();
-    }
-
-    fn wait_ready(&self) {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
-            if let Some(reply) = self.cli(&["PING"])
-                && reply.trim() == "PONG"
-            {
-                return;
+            let Some(child) = self.child.as_mut() else { return false };
+            if !matches!(child.try_wait(), Ok(None)) {
+                self.child = None;
+                return false;
+            }
+            // Ready when the server on the port is ours: another one may own the port.
+            let ours = format!("process_id:{}", child.id());
+            if self.cli(&["INFO", "server"]).is_some_and(|info| info.lines().any(|l| l.trim() == ours)) {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server did not start on port {}", self.port);
+        self.kill();
+        false
     }
 
     /// Runs redis-cli against this server; its output, or `None` when it failed.

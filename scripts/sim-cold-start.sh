@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Cold start and the cost of exploration, each policy running the whole platform: three fresh
 # services on the default world (seed 7, shipped model), the same behaviour seed, REQUESTS feed
-# requests each, 120 of the 600 sessions new hosts' sessions launched halfway:
+# requests each in simulated time (3 per simulated second from hour 4 of the world's day; the
+# world's sessions go live and end at their own times, and those going live during the run are
+# new to the service):
 #   1. fitrank, exploration off
 #   2. fitrank, exploration on (policy.exploration_share = SHARE, policy.cold_impressions = COLD)
 #   3. popularity (the simulator orders by recent views; the service only stores the events)
 # Prints purchases per 1,000 impressions (with the exploration run's change against run 1 and its
-# standard error) and, for the new hosts' sessions, how many sold, impressions each, and the time
-# from launch to their first purchase (median, restricted mean and censored-data mean; see
-# src/simulate.rs). Time is counted in feed requests.
+# standard error) and, for the new sessions, over their first COLD_MINUTES (default 60) simulated
+# minutes: how many sold, impressions each, and the minutes from going live to their first
+# purchase (median, restricted mean and censored-data mean; see src/simulate.rs).
 # The three run two at a time on this 2-core machine.
 # Usage: scripts/sim-cold-start.sh [REQUESTS] [SEED]   (default 100000 3; SHARE=0.05 COLD=10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REQUESTS="${1:-100000}"; SEED="${2:-3}"; SHARE="${SHARE:-0.05}"; COLD="${COLD:-10}"
+REQUESTS="${1:-100000}"; SEED="${2:-3}"; SHARE="${SHARE:-0.05}"; COLD="${COLD:-10}"; COLD_MINUTES="${COLD_MINUTES:-60}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
 cargo build --release --quiet
 B="$CARGO_TARGET_DIR/release/fitrank"
@@ -22,13 +24,13 @@ PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 
 run() { # name port share cold policy
-  local dir="$OUT/$1"; mkdir -p "$dir/models"; cp -r models/default "$dir/models/"
+  local dir="$OUT/$1"; rm -rf "$dir"; mkdir -p "$dir/models"; cp -r models/default "$dir/models/"
   printf '[policy]\nexploration_share = %s\ncold_impressions = %s\n' "$3" "$4" > "$dir/fitrank.toml"
   FITRANK_LOG=warn "$B" serve --config "$dir/fitrank.toml" --addr "127.0.0.1:$2" --models "$dir/models" \
     --data-dir "$dir/data" > "$dir/fitrank.log" 2>&1 &
   local pid=$!; PIDS+=("$pid")
   for _ in $(seq 100); do FITRANK_URL="http://127.0.0.1:$2" "$B" call health >/dev/null 2>&1 && break; sleep 0.2; done
-  "$B" simulate --url "http://127.0.0.1:$2" --requests "$REQUESTS" --behaviour-seed "$SEED" --policies "$5" --json \
+  "$B" simulate --url "http://127.0.0.1:$2" --requests "$REQUESTS" --behaviour-seed "$SEED" --policies "$5" --cold-minutes "$COLD_MINUTES" --json \
     > "$OUT/$1.json"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
@@ -45,7 +47,7 @@ out = sys.argv[1]
 runs = {n: json.load(open(f"{out}/{n}.json")) for n in ("off", "explore", "popularity")}
 arm = lambda n: next(iter(runs[n]["arms"].values()))
 print()
-print("| policy | impressions | purchases / 1k | net / 1k | on-target share | new sessions sold | impressions each | median to 1st purchase | restricted mean | censored-data mean |")
+print("| policy | impressions | purchases / 1k | net / 1k | on-target share | new sessions sold | impressions each | median minutes to 1st purchase | restricted mean | censored-data mean |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for name, label in (("off", "fitrank, exploration off"), ("explore", "fitrank, exploration on"), ("popularity", "popularity")):
     a = arm(name)
@@ -53,11 +55,11 @@ for name, label in (("off", "fitrank, exploration off"), ("explore", "fitrank, e
     if c is None:
         cold = "| (no new sessions) | | | | "
     else:
-        est = c["estimated_mean_requests_to_first_purchase"]
-        med = c["median_requests_to_first_purchase"]
+        est = c["estimated_mean_minutes_to_first_purchase"]
+        med = c["median_minutes_to_first_purchase"]
         cold = (f"| {c['with_a_purchase']} of {c['new_sessions']} | {c['impressions_per_new_session']:.1f} "
-                f"| " + (f"{med:,}" if med is not None else f"> {c['horizon']:,}")
-                + f" | {c['mean_requests_to_first_purchase']:,.0f} | " + (f"{est:,.0f}" if est else "none sold"))
+                f"| " + (f"{med:.1f}" if med is not None else f"> {c['horizon_minutes']:.0f}")
+                + f" | {c['mean_minutes_to_first_purchase']:.1f} | " + (f"{est:.1f}" if est else "none sold"))
     print(f"| {label} | {a['impressions']} | {a['purchases_per_1000_impressions']:.2f} "
           f"| {a['net_purchases_per_1000_impressions']:.2f} | {a['on_target_share']:.3f} {cold} |")
 off, on = arm("off"), arm("explore")

@@ -39,4 +39,6 @@ echo "== 3. export and train"
 echo "== 4-5. serve the trained model with the default policy; $EVAL fresh requests"
 serve ""
 "$B" call model | grep -E "version|purchase_auc" || true
-"$B" simulate --requests "$EVAL" --behaviour-seed 2 --no-setup --rows 0
+# The store kept the warm-up's state: the clock continues where the warm-up's stopped.
+START=$(python3 -c "print(4 + $WARMUP / 3 / 3600)")
+"$B" simulate --requests "$EVAL" --behaviour-seed 2 --no-setup --start-hour "$START" --rows 0

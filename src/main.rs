@@ -174,10 +174,19 @@ struct SimulateArgs {
     /// Ranking policies, round-robin over requests.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "fitrank,random,popularity,oracle")]
     policies: Vec<fitrank::simulate::SimPolicy>,
-    /// Every N-th session is a new host's, launched halfway (cold start is scored); 0 = none.
-    #[arg(long, default_value_t = 5)]
-    new_every: usize,
-    /// Do not upsert the world's users and sessions first.
+    /// Feed requests per simulated second (the simulated clock advances 1 / rate per request).
+    #[arg(long, default_value_t = fitrank::simulate::DEFAULT_RATE)]
+    rate: f64,
+    /// Simulated time of the first request, in hours after the start of the world's day
+    /// (its sessions start in the first 20 hours and run one to four).
+    #[arg(long, default_value_t = 4.0)]
+    start_hour: f64,
+    /// Cold start is scored over the first this many simulated minutes of each session going
+    /// live during the run.
+    #[arg(long, default_value_t = fitrank::simulate::DEFAULT_COLD_MINUTES)]
+    cold_minutes: u32,
+    /// Do not upsert the world's users and the sessions live at the start first (a run continuing
+    /// an earlier one on the same service: give the earlier run's end as --start-hour).
     #[arg(long)]
     no_setup: bool,
     /// Print JSON instead of a table.
@@ -450,14 +459,18 @@ fn run_simulate(a: SimulateArgs) -> Result<(), AnyError> {
     runtime.block_on(async {
         let channel = tonic::transport::Channel::from_shared(a.url.clone())?.connect().await?;
         let world = train::generator::World::new(a.world.config());
+        if !(a.start_hour.is_finite() && a.start_hour >= 0.0) {
+            return Err(format!("--start-hour must be a non-negative number, got {}", a.start_hour).into());
+        }
+        let start_ms = train::generator::DAY_START_MS + (a.start_hour * 3_600_000.0).round() as i64;
         if !a.no_setup {
-            fitrank::simulate::setup(channel.clone(), &world, a.new_every).await?;
+            fitrank::simulate::setup(channel.clone(), &world, start_ms).await?;
         }
         let options = fitrank::simulate::SimOptions {
-            requests: a.requests,
-            slots: a.slots,
-            seed: a.behaviour_seed,
-            new_every: a.new_every,
+            start_ms,
+            rate: a.rate,
+            cold_minutes: a.cold_minutes,
+            ..fitrank::simulate::SimOptions::new(a.requests, a.slots, a.behaviour_seed)
         };
         let card = fitrank::simulate::run(channel, &world, &options, &a.policies).await?;
         if a.json {

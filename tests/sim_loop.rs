@@ -30,8 +30,8 @@ async fn warm_up_export_train_serve_beats_the_baselines_on_fresh_traffic() {
         c.policy.exploration_share = 0.2;
     })
     .await;
-    simulate::setup(warm.channel().await, &world, 0).await.unwrap();
-    let options = SimOptions { requests: 4_000, slots: 5, seed: 1, new_every: 0 };
+    let options = SimOptions::new(4_000, 5, 1);
+    simulate::setup(warm.channel().await, &world, options.start_ms).await.unwrap();
     let warm_up = simulate::run(warm.channel().await, &world, &options, &[SimPolicy::Fitrank]).await.unwrap();
     warm.stop().await.unwrap();
     let baseline = warm_up.arms["fitrank"].purchases_per_1000_impressions;
@@ -66,9 +66,10 @@ async fn warm_up_export_train_serve_beats_the_baselines_on_fresh_traffic() {
         .into_inner();
     assert_eq!(active.model.unwrap().version, "29990101-000000");
 
-    // 5. Fresh traffic (other behaviour seed), the trained policy beside the baselines.
-    simulate::setup(serving.channel().await, &world, 0).await.unwrap();
-    let options = SimOptions { requests: 3_000, slots: 5, seed: 2, new_every: 0 };
+    // 5. Fresh traffic (other behaviour seed, two simulated hours later), the trained policy
+    // beside the baselines.
+    let options = SimOptions { start_ms: simulate::default_start_ms() + 2 * 3_600_000, ..SimOptions::new(3_000, 5, 2) };
+    simulate::setup(serving.channel().await, &world, options.start_ms).await.unwrap();
     let policies = [SimPolicy::Fitrank, SimPolicy::Popularity, SimPolicy::Random];
     let card = simulate::run(serving.channel().await, &world, &options, &policies).await.unwrap();
     let per_1000 = |p: &str| card.arms[p].purchases_per_1000_impressions;

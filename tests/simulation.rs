@@ -1,7 +1,7 @@
 //! The whole A/B loop on the simulator: the synthetic world drives the real server over gRPC, the
 //! feature log is exported, and the report must find a truly better arm and flag nothing in an A/A
 //! experiment running on the same traffic. Also: the trained policy against the baselines, and
-//! targeted exploration against none for new hosts' sessions.
+//! targeted exploration for new hosts' sessions against popularity and against none.
 
 mod common;
 
@@ -50,8 +50,8 @@ async fn the_report_detects_a_better_arm_and_not_an_a_a_difference() {
 
     let config = GeneratorConfig { users: 5_000, sessions: 600, impressions: 0, seed: 7 };
     let world = World::new(config);
-    simulate::setup(server.channel().await, &world, 0).await.unwrap();
-    let options = SimOptions { requests: 3_000, slots: 5, seed: 11, new_every: 0 };
+    let options = SimOptions::new(3_000, 5, 11);
+    simulate::setup(server.channel().await, &world, options.start_ms).await.unwrap();
     let card = simulate::run(server.channel().await, &world, &options, &[SimPolicy::Fitrank]).await.unwrap();
     assert_eq!(card.requests, 3_000);
     assert!(
@@ -84,8 +84,9 @@ async fn the_trained_policy_beats_popularity_and_random_on_purchases() {
     let server = TestServer::start().await;
     let config = GeneratorConfig { users: 2_000, sessions: 300, impressions: 0, seed: 7 };
     let world = World::new(config);
-    simulate::setup(server.channel().await, &world, 5).await.unwrap();
-    let options = SimOptions { requests: 3_000, slots: 5, seed: 5, new_every: 5 };
+    // Half a request per simulated second: 100 simulated minutes, in which sessions go live.
+    let options = SimOptions { rate: 0.5, cold_minutes: 30, ..SimOptions::new(3_000, 5, 5) };
+    simulate::setup(server.channel().await, &world, options.start_ms).await.unwrap();
     let policies = [SimPolicy::Fitrank, SimPolicy::Popularity, SimPolicy::Random, SimPolicy::Oracle];
     let card = simulate::run(server.channel().await, &world, &options, &policies).await.unwrap();
     let buys = |p: &str| card.arms[p].purchases_per_1000_impressions;
@@ -94,59 +95,62 @@ async fn the_trained_policy_beats_popularity_and_random_on_purchases() {
     assert!(buys("oracle") >= buys("fitrank") * 0.95, "the oracle is the upper bound: {}", card.to_text());
     assert!((card.arms["oracle"].ndcg - 1.0).abs() < 1e-9);
     assert!(card.arms["fitrank"].on_target_share > card.arms["popularity"].on_target_share);
-    // New hosts' sessions (every 5th, launched at request 1,500) are scored per policy.
+    // Sessions going live during the run with their first 30 minutes inside it are scored per policy.
+    let window = 30 * 60_000;
+    let new = world
+        .sessions
+        .iter()
+        .filter(|s| s.start_time_ms > options.start_ms && s.start_time_ms + window <= options.end_ms())
+        .count();
+    assert!(new >= 10, "the world starts sessions during the run: {new}");
     let cold = &card.cold_start["fitrank"];
-    assert_eq!((cold.new_sessions, cold.horizon), (60, 1_500));
-    assert!(cold.with_a_purchase <= 60 && cold.mean_requests_to_first_purchase <= 1_500.0);
+    assert_eq!((cold.new_sessions, cold.horizon_minutes), (new, 30.0));
+    assert!(cold.with_a_purchase <= new && cold.mean_minutes_to_first_purchase <= 30.0);
     assert!(card.cold_start["oracle"].with_a_purchase > 0, "the oracle sells new sessions that fit");
 }
 
-/// Each run on its own service: fitrank alone runs the platform, new hosts' sessions launch halfway.
-async fn cold_start_run(exploration_share: f32, seed: u64) -> simulate::Scorecard {
+/// Each run on its own service: one policy alone runs the platform for 200 simulated minutes, in
+/// which new hosts' sessions go live.
+async fn cold_start_run(policy: SimPolicy, exploration_share: f32, seed: u64) -> simulate::Scorecard {
     let server = TestServer::start_with(move |c| {
         c.policy.exploration_share = exploration_share;
         c.policy.cold_impressions = 10;
     })
     .await;
     let world = World::new(GeneratorConfig { users: 2_000, sessions: 300, impressions: 0, seed: 7 });
-    simulate::setup(server.channel().await, &world, 5).await.unwrap();
-    let options = SimOptions { requests: 6_000, slots: 5, seed, new_every: 5 };
-    simulate::run(server.channel().await, &world, &options, &[SimPolicy::Fitrank]).await.unwrap()
+    let options = SimOptions { rate: 0.5, ..SimOptions::new(6_000, 5, seed) };
+    simulate::setup(server.channel().await, &world, options.start_ms).await.unwrap();
+    simulate::run(server.channel().await, &world, &options, &[policy]).await.unwrap()
 }
 
-#[tokio::test]
-async fn targeted_exploration_gets_new_hosts_their_first_purchases() {
-    // The largest share, so that a small world shows the effect; docs/BENCHMARKS.md measures the
-    // default-world runs at 0.05 (scripts/sim-cold-start.sh).
-    let (off, on) = tokio::join!(cold_start_run(0.0, 22), cold_start_run(0.2, 22));
-    let (cold_off, cold_on) = (&off.cold_start["fitrank"], &on.cold_start["fitrank"]);
-    assert_eq!((cold_on.new_sessions, cold_on.horizon), (60, 3_000));
-    eprintln!(
-        "impressions per new session {} / {}, sold {} / {}, mean requests to first purchase {} / {} (on / off)",
-        cold_on.impressions_per_new_session,
-        cold_off.impressions_per_new_session,
-        cold_on.with_a_purchase,
-        cold_off.with_a_purchase,
-        cold_on.mean_requests_to_first_purchase,
-        cold_off.mean_requests_to_first_purchase
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_exploration_new_hosts_sell_twice_as_fast_as_under_popularity() {
+    // The goal of the simulator's issue at the default exploration share, on a small world:
+    // docs/BENCHMARKS.md measures the default world (scripts/sim-cold-start.sh).
+    let (off, on, popular) = tokio::join!(
+        cold_start_run(SimPolicy::Fitrank, 0.0, 22),
+        cold_start_run(SimPolicy::Fitrank, 0.05, 22),
+        cold_start_run(SimPolicy::Popularity, 0.0, 22)
     );
-    // Without exploration the model rarely shows a session it has no data on. The simulation runs
-    // in wall-clock time, so the real-time window features (and with them this ratio) depend on
-    // the machine's speed: the test passed at 1.5 on the faster build machines; on the slowest one
-    // measured (2026-12-01) eight runs gave 1.23 to 2.03. The margin asserted is below all of them.
-    assert!(
-        cold_on.impressions_per_new_session > 1.15 * cold_off.impressions_per_new_session,
-        "impressions per new session: {} with exploration, {} without",
-        cold_on.impressions_per_new_session,
-        cold_off.impressions_per_new_session
-    );
-    assert!(
-        cold_on.with_a_purchase > cold_off.with_a_purchase,
-        "new sessions sold: {} with exploration, {} without\n{}\n{}",
-        cold_on.with_a_purchase,
-        cold_off.with_a_purchase,
+    let (cold_on, cold_popular) = (&on.cold_start["fitrank"], &popular.cold_start["popularity"]);
+    assert_eq!(cold_on.new_sessions, cold_popular.new_sessions);
+    assert!(cold_on.new_sessions >= 20, "{}", on.to_text());
+    let text = format!(
+        "exploration off:\n{}\nexploration on:\n{}\npopularity:\n{}",
         off.to_text(),
-        on.to_text()
+        on.to_text(),
+        popular.to_text()
     );
-    assert!(cold_on.mean_requests_to_first_purchase < cold_off.mean_requests_to_first_purchase);
+    eprintln!("{text}");
+    // Time to the first purchase, censored at the end of each new session's first hour: the
+    // maximum-likelihood mean and the restricted mean (which the horizon caps, so it understates
+    // the difference) both at least halve.
+    let fast = |c: &simulate::ColdStart| c.estimated_mean_minutes_to_first_purchase.unwrap_or(f64::INFINITY);
+    assert!(2.0 * fast(cold_on) <= fast(cold_popular), "{text}");
+    assert!(cold_on.mean_minutes_to_first_purchase < cold_popular.mean_minutes_to_first_purchase, "{text}");
+    assert!(cold_on.with_a_purchase > cold_popular.with_a_purchase, "{text}");
+    // Exploration costs little: the goal's 2% is measured at scale; one small run's purchases per
+    // 1,000 impressions have a standard error near 4%, so the margin here is 10%.
+    let buys = |c: &simulate::Scorecard| c.arms["fitrank"].purchases_per_1000_impressions;
+    assert!(buys(&on) >= 0.9 * buys(&off), "{text}");
 }

@@ -41,9 +41,11 @@ impl Default for GeneratorConfig {
 /// Markets: (region, language).
 const MARKETS: &[(&str, &str)] = &[("US", "en"), ("GB", "en"), ("DE", "de")];
 const SUBREGIONS: &[&str] = &["", "-A", "-B"];
-/// Start of the simulated day: 2026-01-05T00:00:00Z.
-const T0: i64 = 1_767_571_200_000;
-const HOUR: i64 = 3_600_000;
+/// Start of the simulated day: 2026-01-05T00:00:00Z. Sessions start in its first 20 hours and
+/// run one to four hours.
+pub const DAY_START_MS: i64 = 1_767_571_200_000;
+const T0: i64 = DAY_START_MS;
+pub const HOUR: i64 = 3_600_000;
 
 /// Hidden buying audience of a category.
 #[derive(Debug, Clone, Copy)]

@@ -82,7 +82,8 @@ prop_compose! {
 prop_compose! {
     fn any_stats()(c in prop::array::uniform8(0u64..u64::MAX / 4), watch in 0.0f64..1e12, revenue in -1e9f64..1e9,
                    at_ms in 0i64..4_000_000_000_000, w in prop::array::uniform12(0.0f32..1e9),
-                   segs in prop::collection::vec(any::<u32>(), 32)) -> LiveStats {
+                   segs in prop::collection::vec(any::<u32>(), 32),
+                   bought in prop::collection::vec(any::<u32>(), 32)) -> LiveStats {
         let values = [[w[0], w[1], w[2]], [w[3], w[4], w[5]], [w[6], w[7], w[8]], [w[9], w[10], w[11]]];
         LiveStats {
             impressions: c[0], views: c[1], watch_seconds: watch, interactions: c[2], follows: c[3],
@@ -90,6 +91,7 @@ prop_compose! {
             on_target_views: c[1] / 2, known_views: c[1],
             windows: Decayed { at_ms, values },
             segment_views: segs.try_into().unwrap(),
+            segment_purchases: bought.try_into().unwrap(),
         }
     }
 }

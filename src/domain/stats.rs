@@ -70,6 +70,10 @@ pub struct LiveStats {
     /// Views per audience segment (age band × gender) of users with a stored profile.
     #[serde(with = "segment_array")]
     pub segment_views: [u32; SEGMENTS],
+    /// Purchases per audience segment of users with a stored profile: who actually buys here,
+    /// which can differ from who watches and from the declared target.
+    #[serde(with = "segment_array")]
+    pub segment_purchases: [u32; SEGMENTS],
 }
 
 impl Default for LiveStats {
@@ -89,6 +93,7 @@ impl Default for LiveStats {
             known_views: 0,
             windows: Decayed::default(),
             segment_views: [0; SEGMENTS],
+            segment_purchases: [0; SEGMENTS],
         }
     }
 }
@@ -123,6 +128,9 @@ impl LiveStats {
             EventKind::Purchase => {
                 self.purchases += 1;
                 self.revenue += event.amount;
+                if let Some(s) = viewer.segment {
+                    self.segment_purchases[s] = self.segment_purchases[s].saturating_add(1);
+                }
                 self.windows.add(counter::PURCHASES, 1.0, t);
             }
             EventKind::Return => {

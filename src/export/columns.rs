@@ -111,6 +111,7 @@ pub fn append_row(b: &mut TableBuilder, r: &ServedRanking, item: &ServedItem, la
         }
     }
     b.str("stats.segment_views", list(st.segment_views));
+    b.str("stats.segment_purchases", list(st.segment_purchases));
 
     for (name, v) in feature_names().iter().zip(row.iter()) {
         b.f32(&format!("f.{name}"), *v);
@@ -191,12 +192,11 @@ pub fn inputs_from_row(t: &Table, row: usize) -> Result<OwnedInput, TableError> 
             windows.values[c][w] = t.f32(&format!("stats.w.{cname}.{wname}"), row)?;
         }
     }
-    let segments: Vec<u32> = json_list(t, "stats.segment_views", row)?;
-    let segment_views: [u32; SEGMENTS] = segments.try_into().map_err(|_| TableError::NotANumber {
-        column: "stats.segment_views".into(),
-        row,
-        value: "wrong length".into(),
-    })?;
+    let segments = |column: &str| -> Result<[u32; SEGMENTS], TableError> {
+        let v: Vec<u32> = json_list(t, column, row)?;
+        v.try_into().map_err(|_| TableError::NotANumber { column: column.into(), row, value: "wrong length".into() })
+    };
+    let (segment_views, segment_purchases) = (segments("stats.segment_views")?, segments("stats.segment_purchases")?);
     let count = |name: &str| t.i64(name, row).map(|v| v as u64);
     let stats = LiveStats {
         impressions: count("stats.impressions")?,
@@ -213,6 +213,7 @@ pub fn inputs_from_row(t: &Table, row: usize) -> Result<OwnedInput, TableError> 
         known_views: count("stats.known_views")?,
         windows,
         segment_views,
+        segment_purchases,
     };
     let context = RequestContext {
         time_ms: t.i64("time_ms", row)?,
@@ -296,7 +297,7 @@ pub fn fill_missing_inputs(table: &mut Table) -> Vec<String> {
             ("user.age_band" | "user.gender" | "context.surface", _) => text("unknown"),
             ("session.category", _) => text("other"),
             ("session.price_band", _) => text("mid"),
-            ("stats.segment_views", _) => text(&list([0u32; SEGMENTS])),
+            ("stats.segment_views" | "stats.segment_purchases", _) => text(&list([0u32; SEGMENTS])),
             (n, _) if n.ends_with("interests") || n.ends_with("genders") || n.ends_with("regions") => text("[]"),
             (_, Values::I64(_)) => Values::I64(vec![0; rows]),
             (_, Values::F64(_)) => Values::F64(vec![0.0; rows]),

@@ -6,7 +6,7 @@ use super::schema::{self, NUM_FEATURES, scalar};
 use crate::domain::audience::{self, AudienceFit};
 use crate::domain::stats::counter;
 use crate::domain::{
-    Category, LiveSession, LiveStats, PriceBand, RequestContext, SEGMENTS, UserActivity, UserProfile, segment,
+    Category, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SEGMENTS, UserActivity, UserProfile, segment,
 };
 
 /// One model input row.
@@ -170,6 +170,23 @@ pub fn extract_candidate(
     let seg_views = stats.segment_views[request.segment] as f32;
     let n = SEGMENTS as f32;
     row[scalar::SEGMENT_VIEW_LIFT] = (n * (seg_views + 1.0) / (stats.profiled_views() as f32 + n)).ln();
+    // Who buys here: the user's segment, age band and gender against the session's viewers.
+    let per_view = (purchases + 0.4) / (views + 20.0);
+    let lift = |bought: u32, viewed: u32| {
+        ((bought as f32 + PURCHASE_LIFT_PRIOR * per_view) / ((viewed as f32 + PURCHASE_LIFT_PRIOR) * per_view)).ln()
+    };
+    let (seg, genders) = (request.segment, Gender::COUNT);
+    let (age_band, gender) = (seg / genders, seg % genders);
+    let sum = |counts: &[u32; SEGMENTS], segments: &mut dyn Iterator<Item = usize>| {
+        segments.map(|s| counts[s]).fold(0u32, u32::saturating_add)
+    };
+    let band = || age_band * genders..(age_band + 1) * genders;
+    let same_gender = || (gender..SEGMENTS).step_by(genders);
+    row[scalar::SEGMENT_PURCHASE_LIFT] = lift(stats.segment_purchases[seg], stats.segment_views[seg]);
+    row[scalar::AGE_PURCHASE_LIFT] =
+        lift(sum(&stats.segment_purchases, &mut band()), sum(&stats.segment_views, &mut band()));
+    row[scalar::GENDER_PURCHASE_LIFT] =
+        lift(sum(&stats.segment_purchases, &mut same_gender()), sum(&stats.segment_views, &mut same_gender()));
     row[scalar::USER_CATEGORY_AFFINITY] = request.category_affinity[category];
     row[scalar::USER_CATEGORY_SHARE] = request.category_share[category];
     row[scalar::USER_LOG_ACTIVITY] = request.user_log_activity;
@@ -186,6 +203,9 @@ pub fn extract_candidate(
     );
     Extracted { fit, active }
 }
+
+/// Views of prior weight (at the session's own purchases per view) in the purchase lifts.
+const PURCHASE_LIFT_PRIOR: f32 = 20.0;
 
 /// ln(1 + x) for x ≥ 0, as ln of the rounded sum: within 2⁻²⁴ (absolute) of the exact value, and
 /// about twice as fast as libm's `log1pf` on this path, which takes five of these per candidate.

@@ -121,6 +121,16 @@ scalars! {
     /// ln of how over-represented the user's segment (age band × gender) is among the session's
     /// profiled viewers, against an even split: ln(32 · (views_segment + 1) / (profiled_views + 32)).
     SEGMENT_VIEW_LIFT = "live.segment_view_lift";
+    /// ln of how much more the user's segment (age band × gender) buys per view in this session
+    /// than the session's viewers overall: ln(((p_s + 20·r) / (v_s + 20)) / r), where p_s and v_s
+    /// are the segment's purchases and views and r = (purchases + 0.4) / (views + 20) the
+    /// session's smoothed purchases per view (a segment with few views stays near 0). Negative for
+    /// a segment that watches without buying.
+    SEGMENT_PURCHASE_LIFT = "live.segment_purchase_lift";
+    /// The same lift for the user's age band (all genders).
+    AGE_PURCHASE_LIFT = "live.age_band_purchase_lift";
+    /// The same lift for the user's gender (all age bands).
+    GENDER_PURCHASE_LIFT = "live.gender_purchase_lift";
     /// sign(a) · ln(1 + |a|) of the user's decayed engagement a with the session's category.
     USER_CATEGORY_AFFINITY = "user.category_affinity";
     /// The user's decayed engagement with the category over their total (+1).

@@ -31,10 +31,10 @@ impl Layout {
     }
 }
 
-/// Plain counters of live stats: 12 totals and the views per audience segment.
+/// Plain counters of live stats: 12 totals, then the views and the purchases per audience segment.
 const STATS_TOTALS: usize = 12;
 pub const STATS: Layout =
-    Layout { plain: STATS_TOTALS + SEGMENTS, counters: counter::COUNT, half_lives_ms: &HALF_LIVES_MS };
+    Layout { plain: STATS_TOTALS + 2 * SEGMENTS, counters: counter::COUNT, half_lives_ms: &HALF_LIVES_MS };
 pub const ACTIVITY: Layout =
     Layout { plain: 0, counters: Category::COUNT + 2, half_lives_ms: &[AFFINITY_HALF_LIFE_MS] };
 
@@ -68,6 +68,7 @@ pub fn stats_values(s: &LiveStats) -> Vec<f64> {
         s.known_views as f64,
     ]);
     v.extend(s.segment_views.iter().map(|x| f64::from(*x)));
+    v.extend(s.segment_purchases.iter().map(|x| f64::from(*x)));
     v.push(s.windows.at_ms as f64);
     for c in &s.windows.values {
         v.extend(c.iter().map(|x| f64::from(*x)));
@@ -94,8 +95,12 @@ pub fn stats_from_bytes(bytes: &[u8]) -> Result<LiveStats, String> {
         known_views: n(v[11]),
         ..Default::default()
     };
+    let count = |x: f64| x.clamp(0.0, f64::from(u32::MAX)) as u32;
     for (i, x) in s.segment_views.iter_mut().enumerate() {
-        *x = v[STATS_TOTALS + i].clamp(0.0, f64::from(u32::MAX)) as u32;
+        *x = count(v[STATS_TOTALS + i]);
+    }
+    for (i, x) in s.segment_purchases.iter_mut().enumerate() {
+        *x = count(v[STATS_TOTALS + SEGMENTS + i]);
     }
     let at = STATS.plain;
     s.windows.at_ms = v[at] as i64;

@@ -6,7 +6,8 @@ use super::schema::{self, NUM_FEATURES, scalar};
 use crate::domain::audience::{self, AudienceFit};
 use crate::domain::stats::counter;
 use crate::domain::{
-    Category, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SEGMENTS, UserActivity, UserProfile, segment,
+    AgeBand, Category, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SEGMENTS, UserActivity, UserProfile,
+    segment,
 };
 
 /// One model input row.
@@ -187,6 +188,24 @@ pub fn extract_candidate(
         lift(sum(&stats.segment_purchases, &mut band()), sum(&stats.segment_views, &mut band()));
     row[scalar::GENDER_PURCHASE_LIFT] =
         lift(sum(&stats.segment_purchases, &mut same_gender()), sum(&stats.segment_views, &mut same_gender()));
+    // How far the user is from the session's buyers' ages (bands of known age only).
+    let (mut buyers, mut age_sum) = (0u32, 0f32);
+    for (band, middle) in AGE_BAND_MIDDLES.iter().enumerate().skip(1) {
+        let n = stats.segment_purchases[band * genders..(band + 1) * genders]
+            .iter()
+            .fold(0u32, |a, b| a.saturating_add(*b));
+        buyers = buyers.saturating_add(n);
+        age_sum += n as f32 * middle;
+    }
+    let (gap, gap_squared) = if buyers > 0 && age_band > 0 {
+        let w = buyers as f32 / (buyers as f32 + 2.0);
+        let d = (AGE_BAND_MIDDLES[age_band] - age_sum / buyers as f32) / 10.0;
+        (w * d.abs(), w * d * d)
+    } else {
+        (0.0, 0.0)
+    };
+    row[scalar::BUYER_AGE_GAP] = gap;
+    row[scalar::BUYER_AGE_GAP_SQUARED] = gap_squared;
     row[scalar::USER_CATEGORY_AFFINITY] = request.category_affinity[category];
     row[scalar::USER_CATEGORY_SHARE] = request.category_share[category];
     row[scalar::USER_LOG_ACTIVITY] = request.user_log_activity;
@@ -203,6 +222,10 @@ pub fn extract_candidate(
     );
     Extracted { fit, active }
 }
+
+/// The middle of each age band's range (`AgeBand::range`; 65+ taken as 65 to 90), by index;
+/// 0 for unknown.
+const AGE_BAND_MIDDLES: [f32; AgeBand::COUNT] = [0.0, 15.0, 21.0, 29.5, 39.5, 49.5, 59.5, 77.5];
 
 /// Views of prior weight (at the session's own purchases per view) in the purchase lifts.
 const PURCHASE_LIFT_PRIOR: f32 = 20.0;
@@ -232,6 +255,14 @@ fn match_value(value: &str, matches: impl Fn(&str) -> bool) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn age_band_middles_are_the_middles_of_the_bands() {
+        for band in AgeBand::ALL {
+            let expected = band.range().map_or(0.0, |(lo, hi)| (lo + hi) as f32 / 2.0);
+            assert_eq!(AGE_BAND_MIDDLES[band.index()], expected, "{band:?}");
+        }
+    }
     use crate::domain::{AgeBand, Gender, SessionStatus, Surface, TargetAudience};
 
     fn session() -> LiveSession {

@@ -131,6 +131,14 @@ scalars! {
     AGE_PURCHASE_LIFT = "live.age_band_purchase_lift";
     /// The same lift for the user's gender (all age bands).
     GENDER_PURCHASE_LIFT = "live.gender_purchase_lift";
+    /// w · |a − ā| / 10, where a is the middle of the user's age band, ā the mean middle of the
+    /// age bands of the session's profiled buyers and w = n / (n + 2) for n such buyers: how far
+    /// in decades the user is from who buys here (0 while nobody of a known age band has bought,
+    /// or when the user's age band is unknown).
+    BUYER_AGE_GAP = "live.buyer_age_gap";
+    /// w · ((a − ā) / 10)², the square of the same gap, so that a linear model can form a bell
+    /// around the buyers' ages.
+    BUYER_AGE_GAP_SQUARED = "live.buyer_age_gap_squared";
     /// sign(a) · ln(1 + |a|) of the user's decayed engagement a with the session's category.
     USER_CATEGORY_AFFINITY = "user.category_affinity";
     /// The user's decayed engagement with the category over their total (+1).

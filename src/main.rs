@@ -179,7 +179,7 @@ struct SimulateArgs {
     rate: f64,
     /// Simulated time of the first request, in hours after the start of the world's day
     /// (its sessions start in the first 20 hours and run one to four).
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = fitrank::simulate::DEFAULT_START_HOUR)]
     start_hour: f64,
     /// Cold start is scored over the first this many simulated minutes of each session going
     /// live during the run.
@@ -462,7 +462,7 @@ fn run_simulate(a: SimulateArgs) -> Result<(), AnyError> {
         if !(a.start_hour.is_finite() && a.start_hour >= 0.0) {
             return Err(format!("--start-hour must be a non-negative number, got {}", a.start_hour).into());
         }
-        let start_ms = train::generator::DAY_START_MS + (a.start_hour * 3_600_000.0).round() as i64;
+        let start_ms = fitrank::simulate::world_time_ms(a.start_hour);
         if !a.no_setup {
             fitrank::simulate::setup(channel.clone(), &world, start_ms).await?;
         }

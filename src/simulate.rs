@@ -104,10 +104,18 @@ pub const DEFAULT_RATE: f64 = 3.0;
 /// Default length of the cold-start window, in simulated minutes.
 pub const DEFAULT_COLD_MINUTES: u32 = 60;
 
-/// Default start of the simulated clock: four hours into the world's day, when the sessions live
-/// at a time (started in the first 20 hours, running one to four) have reached their steady number.
+/// Default start of the simulated clock, in hours into the world's day: when the sessions live at
+/// a time (started in the first 20 hours, running one to four) have reached their steady number.
+pub const DEFAULT_START_HOUR: f64 = 4.0;
+
+/// The simulated time `hour` hours into the world's day.
+pub fn world_time_ms(hour: f64) -> i64 {
+    DAY_START_MS + (hour * HOUR as f64).round() as i64
+}
+
+/// Default start of the simulated clock: [`DEFAULT_START_HOUR`] into the world's day.
 pub fn default_start_ms() -> i64 {
-    DAY_START_MS + 4 * HOUR
+    world_time_ms(DEFAULT_START_HOUR)
 }
 
 /// Whether `session` is live at simulated time `t`.
@@ -451,7 +459,7 @@ pub async fn run(
             tally.impressions += 1;
             let in_window = scored(s) && now < session.start_time_ms + window_ms;
             if in_window {
-                cold.entry(keys[0].clone()).or_insert_with(|| vec![(0, None); sessions.len()])[s].0 += 1;
+                cold.get_mut(&keys[0]).expect("one entry per policy")[s].0 += 1;
             }
             let declared = fit.declared > 0;
             if declared {
@@ -468,7 +476,7 @@ pub async fn run(
                     tally.purchases += 1;
                     if in_window {
                         let minutes = (now - session.start_time_ms) as f64 / 60_000.0;
-                        let entry = cold.get_mut(&keys[0]).expect("created at the impression");
+                        let entry = cold.get_mut(&keys[0]).expect("one entry per policy");
                         entry[s].1.get_or_insert(minutes);
                     }
                     events.push(event(pb::EventType::Purchase, 25.0, &mut next_event));

@@ -178,24 +178,29 @@ pub fn extract_candidate(
     };
     let (seg, genders) = (request.segment, Gender::COUNT);
     let (age_band, gender) = (seg / genders, seg % genders);
-    let sum = |counts: &[u32; SEGMENTS], segments: &mut dyn Iterator<Item = usize>| {
-        segments.map(|s| counts[s]).fold(0u32, u32::saturating_add)
-    };
-    let band = || age_band * genders..(age_band + 1) * genders;
-    let same_gender = || (gender..SEGMENTS).step_by(genders);
+    // One pass over the segments: the user's age band and gender, and purchases by age band.
+    let (mut band_views, mut band_bought, mut gender_views, mut gender_bought) = (0u32, 0u32, 0u32, 0u32);
+    let mut bought_by_band = [0u32; AgeBand::COUNT];
+    for (s, (&viewed, &bought)) in stats.segment_views.iter().zip(&stats.segment_purchases).enumerate() {
+        let (b, g) = (s / genders, s % genders);
+        if b == age_band {
+            band_views = band_views.saturating_add(viewed);
+            band_bought = band_bought.saturating_add(bought);
+        }
+        if g == gender {
+            gender_views = gender_views.saturating_add(viewed);
+            gender_bought = gender_bought.saturating_add(bought);
+        }
+        bought_by_band[b] = bought_by_band[b].saturating_add(bought);
+    }
     row[scalar::SEGMENT_PURCHASE_LIFT] = lift(stats.segment_purchases[seg], stats.segment_views[seg]);
-    row[scalar::AGE_PURCHASE_LIFT] =
-        lift(sum(&stats.segment_purchases, &mut band()), sum(&stats.segment_views, &mut band()));
-    row[scalar::GENDER_PURCHASE_LIFT] =
-        lift(sum(&stats.segment_purchases, &mut same_gender()), sum(&stats.segment_views, &mut same_gender()));
+    row[scalar::AGE_PURCHASE_LIFT] = lift(band_bought, band_views);
+    row[scalar::GENDER_PURCHASE_LIFT] = lift(gender_bought, gender_views);
     // How far the user is from the session's buyers' ages (bands of known age only).
     let (mut buyers, mut age_sum) = (0u32, 0f32);
-    for (band, middle) in AGE_BAND_MIDDLES.iter().enumerate().skip(1) {
-        let n = stats.segment_purchases[band * genders..(band + 1) * genders]
-            .iter()
-            .fold(0u32, |a, b| a.saturating_add(*b));
-        buyers = buyers.saturating_add(n);
-        age_sum += n as f32 * middle;
+    for (n, middle) in bought_by_band.iter().zip(AGE_BAND_MIDDLES).skip(1) {
+        buyers = buyers.saturating_add(*n);
+        age_sum += *n as f32 * middle;
     }
     let (gap, gap_squared) = if buyers > 0 && age_band > 0 {
         let w = buyers as f32 / (buyers as f32 + 2.0);
@@ -255,6 +260,7 @@ fn match_value(value: &str, matches: impl Fn(&str) -> bool) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{AgeBand, Gender, SessionStatus, Surface, TargetAudience};
 
     #[test]
     fn age_band_middles_are_the_middles_of_the_bands() {
@@ -263,7 +269,49 @@ mod tests {
             assert_eq!(AGE_BAND_MIDDLES[band.index()], expected, "{band:?}");
         }
     }
-    use crate::domain::{AgeBand, Gender, SessionStatus, Surface, TargetAudience};
+
+    #[test]
+    fn who_buys_features_match_hand_computed_values() {
+        let user = UserProfile { age_band: AgeBand::A25To34, gender: Gender::Female, ..Default::default() };
+        let at = |band: AgeBand, gender: Gender| segment(&UserProfile { age_band: band, gender, ..Default::default() });
+        let mut stats = LiveStats { views: 100, purchases: 4, ..Default::default() };
+        // The user's segment: 20 views, 3 purchases; women 45-54: 10 views, 1 purchase; men
+        // 25-34: 30 views, none (they watch and do not buy).
+        for (s, v, p) in [
+            (at(AgeBand::A25To34, Gender::Female), 20, 3),
+            (at(AgeBand::A45To54, Gender::Female), 10, 1),
+            (at(AgeBand::A25To34, Gender::Male), 30, 0),
+        ] {
+            stats.segment_views[s] = v;
+            stats.segment_purchases[s] = p;
+        }
+        let ctx = RequestContext { time_ms: 2_000_000, surface: Surface::HomeFeed };
+        let activity = UserActivity::default();
+        let mut row = [f32::NAN; NUM_FEATURES];
+        extract_candidate(&RequestFeatures::new(&user, &activity, &ctx), &session(), &stats, &mut row);
+        // r = (4 + 0.4) / (100 + 20); lift = ln((bought + 20 r) / ((viewed + 20) r)).
+        let r = 4.4f32 / 120.0;
+        let lift = |bought: f32, viewed: f32| ((bought + 20.0 * r) / ((viewed + 20.0) * r)).ln();
+        let close = |got: f32, want: f32| (got - want).abs() < 1e-5;
+        assert!(close(row[scalar::SEGMENT_PURCHASE_LIFT], lift(3.0, 20.0)));
+        assert!(close(row[scalar::AGE_PURCHASE_LIFT], lift(3.0, 50.0)));
+        assert!(close(row[scalar::GENDER_PURCHASE_LIFT], lift(4.0, 30.0)));
+        assert!(row[scalar::SEGMENT_PURCHASE_LIFT] > 0.0, "the user's segment buys more than the viewers overall");
+        // Buyers: three aged 29.5 (25-34), one 49.5 (45-54): mean 34.5, the user 29.5 — half a
+        // decade apart, weighted by 4 / (4 + 2).
+        assert!(close(row[scalar::BUYER_AGE_GAP], 4.0 / 6.0 * 0.5));
+        assert!(close(row[scalar::BUYER_AGE_GAP_SQUARED], 4.0 / 6.0 * 0.25));
+
+        // A man of 25-34 is in the segment that watches without buying.
+        let man = UserProfile { gender: Gender::Male, ..user.clone() };
+        extract_candidate(&RequestFeatures::new(&man, &activity, &ctx), &session(), &stats, &mut row);
+        assert!(close(row[scalar::SEGMENT_PURCHASE_LIFT], lift(0.0, 30.0)));
+        assert!(row[scalar::SEGMENT_PURCHASE_LIFT] < 0.0);
+        // Unknown age: no gap.
+        let unknown = UserProfile { age_band: AgeBand::Unknown, ..user.clone() };
+        extract_candidate(&RequestFeatures::new(&unknown, &activity, &ctx), &session(), &stats, &mut row);
+        assert_eq!((row[scalar::BUYER_AGE_GAP], row[scalar::BUYER_AGE_GAP_SQUARED]), (0.0, 0.0));
+    }
 
     fn session() -> LiveSession {
         LiveSession {

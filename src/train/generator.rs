@@ -44,7 +44,6 @@ const SUBREGIONS: &[&str] = &["", "-A", "-B"];
 /// Start of the simulated day: 2026-01-05T00:00:00Z. Sessions start in its first 20 hours and
 /// run one to four hours.
 pub const DAY_START_MS: i64 = 1_767_571_200_000;
-const T0: i64 = DAY_START_MS;
 pub const HOUR: i64 = 3_600_000;
 
 /// Hidden buying audience of a category.
@@ -157,7 +156,7 @@ fn make_session(rng: &mut StdRng, i: usize, truth: &mut Truth) -> LiveSession {
     };
     truth.session_cores.push(core);
     let (region, language) = pick(rng, MARKETS);
-    let start = T0 + rng.gen_range(0..20 * HOUR);
+    let start = DAY_START_MS + rng.gen_range(0..20 * HOUR);
     LiveSession {
         session_id: format!("s{i}"),
         host_id: format!("h{}", i / 2),

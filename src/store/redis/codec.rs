@@ -35,6 +35,10 @@ impl Layout {
 const STATS_TOTALS: usize = 12;
 pub const STATS: Layout =
     Layout { plain: STATS_TOTALS + 2 * SEGMENTS, counters: counter::COUNT, half_lives_ms: &HALF_LIVES_MS };
+/// The stats layout before the purchases per audience segment (until 2026-12-01): still read, with
+/// those counts at zero, so that sessions written by an older replica keep ranking during an
+/// upgrade. The apply script does not convert it: the next event restarts such a blob from zero.
+const STATS_WITHOUT_SEGMENT_PURCHASES: Layout = Layout { plain: STATS_TOTALS + SEGMENTS, ..STATS };
 pub const ACTIVITY: Layout =
     Layout { plain: 0, counters: Category::COUNT + 2, half_lives_ms: &[AFFINITY_HALF_LIFE_MS] };
 
@@ -78,7 +82,14 @@ pub fn stats_values(s: &LiveStats) -> Vec<f64> {
 
 /// Live stats from a blob.
 pub fn stats_from_bytes(bytes: &[u8]) -> Result<LiveStats, String> {
-    let v = unpack(bytes, STATS)?;
+    let v = if bytes.len() == STATS_WITHOUT_SEGMENT_PURCHASES.values() * 8 {
+        let mut v = unpack(bytes, STATS_WITHOUT_SEGMENT_PURCHASES)?;
+        let at = STATS_TOTALS + SEGMENTS;
+        v.splice(at..at, [0.0; SEGMENTS]);
+        v
+    } else {
+        unpack(bytes, STATS)?
+    };
     let n = |x: f64| x.max(0.0).round() as u64;
     let mut s = LiveStats {
         impressions: n(v[0]),
@@ -183,6 +194,20 @@ mod tests {
         a.apply(Category::Home, &event(EventKind::Impression, 9_000));
         assert_eq!(activity_from_bytes(&pack(&activity_values(&a))).unwrap(), a);
         assert!(stats_from_bytes(&[0; 8]).is_err());
+    }
+
+    #[test]
+    fn a_blob_of_the_layout_without_segment_purchases_reads_with_them_at_zero() {
+        let mut s = LiveStats::default();
+        let viewer = Viewer { in_target: Some(false), segment: Some(5) };
+        for (i, kind) in [EventKind::Impression, EventKind::View, EventKind::Purchase].into_iter().enumerate() {
+            s.apply(&event(kind, 1_000_000 + i as i64 * 7_000), viewer);
+        }
+        assert_eq!(s.segment_purchases[5], 1);
+        let mut old = stats_values(&s);
+        old.drain(STATS_TOTALS + SEGMENTS..STATS_TOTALS + 2 * SEGMENTS);
+        let back = stats_from_bytes(&pack(&old)).unwrap();
+        assert_eq!(back, LiveStats { segment_purchases: [0; SEGMENTS], ..s });
     }
 
     #[test]

@@ -86,7 +86,7 @@ fn per_candidate(c: &mut Criterion) {
             let e = extract_candidate(black_box(&request), black_box(&s), black_box(&stats), &mut row);
             let p_engage = heads.engage.predict_active(&row, &e.active);
             let p_purchase = heads.purchase.predict_active(&row, &e.active);
-            black_box(policy.score(p_engage, p_purchase, e.fit.overall()))
+            black_box(policy.score(p_engage, p_purchase, e.fit.overall(), e.fit.in_target() == Some(true)))
         })
     });
     group.finish();

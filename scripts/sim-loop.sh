@@ -28,7 +28,7 @@ serve() {  # $1 = extra TOML
 trap 'kill ${PID:-} 2>/dev/null || true' EXIT
 
 echo "== 1-2. warm-up: $WARMUP requests on the baseline policy"
-serve $'[policy]\npurchase_weight = 0.0\nengage_weight = 0.0\naudience_fit_weight = 0.0\nexploration_share = 0.2'
+serve $'[policy]\npurchase_weight = 0.0\nengage_weight = 0.0\naudience_fit_weight = 0.0\non_target_weight = 0.0\nexploration_share = 0.2'
 "$B" simulate --requests "$WARMUP" --policies fitrank --behaviour-seed 1 --rows 0
 kill "$PID"; wait "$PID" 2>/dev/null || true
 

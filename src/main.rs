@@ -185,6 +185,11 @@ struct SimulateArgs {
     /// live during the run.
     #[arg(long, default_value_t = fitrank::simulate::DEFAULT_COLD_MINUTES)]
     cold_minutes: u32,
+    /// Added to the true expected purchases of on-target sessions in the oracle's order: 0 is the
+    /// unconstrained upper bound; a positive weight shows the purchases reachable at a higher
+    /// on-target share (the cost of the targeting constraint itself).
+    #[arg(long, default_value_t = 0.0)]
+    oracle_on_target_weight: f64,
     /// Do not upsert the world's users and the sessions live at the start first (a run continuing
     /// an earlier one on the same service: give the earlier run's end as --start-hour).
     #[arg(long)]
@@ -470,6 +475,7 @@ fn run_simulate(a: SimulateArgs) -> Result<(), AnyError> {
             start_ms,
             rate: a.rate,
             cold_minutes: a.cold_minutes,
+            oracle_on_target_weight: a.oracle_on_target_weight,
             ..fitrank::simulate::SimOptions::new(a.requests, a.slots, a.behaviour_seed)
         };
         let card = fitrank::simulate::run(channel, &world, &options, &a.policies).await?;

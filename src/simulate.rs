@@ -69,6 +69,10 @@ pub struct SimOptions {
     pub rate: f64,
     /// Cold start is scored over each new session's first this many simulated minutes.
     pub cold_minutes: u32,
+    /// Added to the true expected purchases of a session whose declared target contains the
+    /// user when the oracle orders them: 0 is the unconstrained upper bound; a positive weight
+    /// gives the best purchases any policy can reach at the oracle's (higher) on-target share.
+    pub oracle_on_target_weight: f64,
 }
 
 impl SimOptions {
@@ -82,6 +86,7 @@ impl SimOptions {
             start_ms: default_start_ms(),
             rate: DEFAULT_RATE,
             cold_minutes: DEFAULT_COLD_MINUTES,
+            oracle_on_target_weight: 0.0,
         }
     }
 
@@ -184,6 +189,36 @@ pub struct Scorecard {
     pub arms: BTreeMap<String, ArmScore>,
     /// Per policy: how the sessions that went live during the run fared in their first minutes.
     pub cold_start: BTreeMap<String, ColdStart>,
+    /// The highest on-target share any policy that fills every slot could expect on these
+    /// requests: per request, the user's on-target candidates first, then those without a
+    /// declared target, off-target ones last (see [`TargetSupply::ceiling`]). Below a goal, the
+    /// world's supply of on-target sessions, not the ranking, is what limits the share.
+    pub on_target_ceiling: f64,
+    #[serde(skip)]
+    ceiling_sums: (f64, f64),
+}
+
+/// How many of one request's candidates have the user inside their declared target, declare no
+/// target, or declare one the user is outside of.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TargetSupply {
+    pub inside: usize,
+    pub undeclared: usize,
+    pub outside: usize,
+}
+
+impl TargetSupply {
+    /// Expected (on-target impressions, impressions of sessions with a declared target) when
+    /// `slots` slots are filled inside-first, undeclared next and outside last, and slot `p` is
+    /// looked at with probability 1/(1+p) as in [`run`].
+    pub fn ceiling(&self, slots: usize) -> (f64, f64) {
+        let seen = |p: usize| 1.0 / (1.0 + p as f64);
+        let shown = slots.min(self.inside + self.undeclared + self.outside);
+        let inside = self.inside.min(shown);
+        let on: f64 = (0..inside).map(seen).sum();
+        let outside: f64 = ((self.inside + self.undeclared).min(shown)..shown).map(seen).sum();
+        (on, on + outside)
+    }
 }
 
 /// Cold start under one policy: the sessions that went live during the run (a fresh service
@@ -325,6 +360,13 @@ pub async fn run(
     if !(options.rate.is_finite() && options.rate > 0.0) {
         return Err(format!("rate must be a positive number of requests per second, got {}", options.rate).into());
     }
+    if !(options.oracle_on_target_weight.is_finite() && options.oracle_on_target_weight >= 0.0) {
+        return Err(format!(
+            "the oracle's on-target weight must be a finite number >= 0, got {}",
+            options.oracle_on_target_weight
+        )
+        .into());
+    }
     let index: std::collections::HashMap<&str, usize> =
         world.sessions.iter().enumerate().map(|(i, s)| (s.session_id.as_str(), i)).collect();
     let mut ranking = RankingServiceClient::new(channel.clone());
@@ -384,6 +426,18 @@ pub async fn run(
         let slots = options.slots as usize;
         let surface = surfaces[rng.gen_range(0..surfaces.len())];
         let candidates = eligible(world, user, &live);
+        let mut supply = TargetSupply::default();
+        for &s in &candidates {
+            let fit = crate::domain::audience::fit(&world.users[user], &sessions[s].target);
+            match (fit.declared > 0, fit.in_target() == Some(true)) {
+                (false, _) => supply.undeclared += 1,
+                (true, true) => supply.inside += 1,
+                (true, false) => supply.outside += 1,
+            }
+        }
+        let (on, targeted) = supply.ceiling(options.slots as usize);
+        card.ceiling_sums.0 += on;
+        card.ceiling_sums.1 += targeted;
         let ev = |s: usize| {
             let (v, b) = world.probs(s, user);
             f64::from(v) * f64::from(b)
@@ -412,7 +466,13 @@ pub async fn run(
                 match other {
                     SimPolicy::Random => rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng),
                     SimPolicy::Popularity => order.sort_by_key(|s| std::cmp::Reverse(popularity[*s])),
-                    _ => order.sort_by(|a, b| ev(*b).total_cmp(&ev(*a))),
+                    _ => {
+                        let bonus = |s: usize| {
+                            let on = crate::domain::audience::fit(&world.users[user], &sessions[s].target).in_target();
+                            if on == Some(true) { options.oracle_on_target_weight } else { 0.0 }
+                        };
+                        order.sort_by(|a, b| (ev(*b) + bonus(*b)).total_cmp(&(ev(*a) + bonus(*a))))
+                    }
                 }
                 order.truncate(slots);
                 let name = other.name().to_owned();
@@ -508,6 +568,7 @@ pub async fn run(
     for a in card.arms.values_mut() {
         a.finish();
     }
+    card.on_target_ceiling = card.ceiling_sums.0 / card.ceiling_sums.1.max(f64::MIN_POSITIVE);
     let horizon = f64::from(options.cold_minutes);
     for (policy, per_session) in cold {
         let new: Vec<(u64, Option<f64>)> =
@@ -550,6 +611,10 @@ impl Scorecard {
         }
         let hours = (self.end_ms - self.start_ms) as f64 / 3_600_000.0;
         out += &format!("simulated time: {} + {hours:.2} h\n", crate::domain::rfc3339(self.start_ms));
+        out += &format!(
+            "on-target ceiling (every slot filled, on-target sessions first): {:.3}\n",
+            self.on_target_ceiling
+        );
         if !self.cold_start.is_empty() {
             out += &format!(
                 "\nsessions going live during the run, over their first {} minutes; minutes to the first purchase\n{:<30} {:>12} {:>16} {:>10} {:>15} {:>18}\n",
@@ -586,6 +651,21 @@ impl Scorecard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_target_ceiling_matches_hand_computed_values() {
+        let supply = |inside, undeclared, outside| TargetSupply { inside, undeclared, outside };
+        // Enough on-target sessions for every slot: all targeted impressions are on target.
+        let (on, targeted) = supply(7, 0, 9).ceiling(5);
+        assert!((on - 137.0 / 60.0).abs() < 1e-12 && on == targeted, "{on} {targeted}");
+        // Two inside (1 + 1/2), one undeclared (slot 2, not counted), two outside (1/4 + 1/5).
+        let (on, targeted) = supply(2, 1, 9).ceiling(5);
+        assert!((on - 1.5).abs() < 1e-12 && (targeted - 1.95).abs() < 1e-12, "{on} {targeted}");
+        // Fewer candidates than slots: only those are shown.
+        let (on, targeted) = supply(1, 0, 1).ceiling(5);
+        assert!((on - 1.0).abs() < 1e-12 && (targeted - 1.5).abs() < 1e-12);
+        assert_eq!(supply(0, 3, 0).ceiling(5), (0.0, 0.0));
+    }
 
     #[test]
     fn cold_start_summary_matches_hand_computed_values() {

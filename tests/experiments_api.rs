@@ -108,15 +108,22 @@ async fn experiments_assign_apply_ramp_persist_and_stop() {
     assert!((150..250).contains(&(control + fit)), "{} of {USERS} users at 50% coverage", control + fit);
     assert!(control > 50 && fit > 50, "control {control}, fit {fit}");
     // The arm's policy is what scored: score = p_purchase + 0.01 p_engage + 5 fit in "fit", the
-    // default policy's 0.05 fit in "control".
-    let default_fit = f64::from(fitrank::ranking::Policy::default().audience_fit_weight);
+    // default policy's weights of the fit and of being inside the target in "control".
+    let default = fitrank::ranking::Policy::default();
+    let default_fit = f64::from(default.audience_fit_weight);
+    let on_target = |i: &pb::RankedItem| if i.in_target { f64::from(default.on_target_weight) } else { 0.0 };
+    let mut inside = 0;
     for r in &responses {
         let w_fit = if r.experiments.first().is_some_and(|e| e.arm == "fit") { 5.0 } else { default_fit };
         for i in &r.items {
-            let expected = i.p_purchase + 0.01 * i.p_engage + w_fit * i.audience_fit;
+            inside += usize::from(i.in_target);
+            assert_eq!(i.in_target, i.audience_fit >= 0.5, "every declared dimension is known here");
+            let expected = i.p_purchase + 0.01 * i.p_engage + w_fit * i.audience_fit + on_target(i);
             assert!((i.score - expected).abs() < 1e-4, "{} vs {expected}", i.score);
         }
     }
+    // The users (25-34, female, US-CA) are inside A's target (20-30, female, US) and B declares none.
+    assert_eq!(inside, responses.iter().map(|r| r.items.len()).sum::<usize>());
     // Ranking again changes nobody's arm.
     assert_eq!(rank_all(&server).await.0, arms);
 
@@ -273,9 +280,14 @@ async fn interleaving_merges_both_arms_into_every_ranking() {
         seen.insert(teams.to_owned());
         // Each item carries the score of the arm that picked it.
         for (item, team) in r.items.iter().zip(teams.chars()) {
-            let w_fit =
-                if team == 'b' { 5.0 } else { f64::from(fitrank::ranking::Policy::default().audience_fit_weight) };
-            let expected = item.p_purchase + 0.01 * item.p_engage + w_fit * item.audience_fit;
+            let default = fitrank::ranking::Policy::default();
+            let (w_fit, w_on) = if team == 'b' {
+                (5.0, default.on_target_weight)
+            } else {
+                (default.audience_fit_weight, default.on_target_weight)
+            };
+            let on_target = if item.in_target { f64::from(w_on) } else { 0.0 };
+            let expected = item.p_purchase + 0.01 * item.p_engage + f64::from(w_fit) * item.audience_fit + on_target;
             assert!((item.score - expected).abs() < 1e-4, "{team}: {} vs {expected}", item.score);
         }
         let ids: std::collections::HashSet<_> = r.items.iter().map(|i| i.session_id.as_str()).collect();

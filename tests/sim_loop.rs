@@ -27,6 +27,7 @@ async fn warm_up_export_train_serve_beats_the_baselines_on_fresh_traffic() {
         c.policy.purchase_weight = 0.0;
         c.policy.engage_weight = 0.0;
         c.policy.audience_fit_weight = 0.0;
+        c.policy.on_target_weight = 0.0;
         c.policy.exploration_share = 0.2;
     })
     .await;

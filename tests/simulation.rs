@@ -27,6 +27,7 @@ async fn the_report_detects_a_better_arm_and_not_an_a_a_difference() {
         purchase_weight: Some(0.0),
         engage_weight: Some(0.0),
         audience_fit_weight: Some(0.0),
+        on_target_weight: Some(0.0),
         exploration_share: None,
     };
     for e in [

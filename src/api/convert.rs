@@ -462,6 +462,7 @@ pub fn ranked_to_proto(r: Ranked) -> pb::RankResponse {
                 p_engage: f64::from(i.p_engage),
                 p_purchase: f64::from(i.p_purchase),
                 audience_fit: f64::from(i.audience_fit),
+                in_target: i.in_target,
             })
             .collect(),
         unranked: r
@@ -589,6 +590,7 @@ pub fn experiment_from_proto(e: pb::Experiment) -> Result<ExperimentDef, FieldEr
                 purchase_weight: finite(p.purchase_weight, "experiment.arms.policy.purchase_weight")?,
                 engage_weight: finite(p.engage_weight, "experiment.arms.policy.engage_weight")?,
                 audience_fit_weight: finite(p.audience_fit_weight, "experiment.arms.policy.audience_fit_weight")?,
+                on_target_weight: finite(p.on_target_weight, "experiment.arms.policy.on_target_weight")?,
                 exploration_share: finite(p.exploration_share, "experiment.arms.policy.exploration_share")?,
             },
         });
@@ -638,6 +640,7 @@ pub fn experiment_to_proto(e: &ExperimentDef) -> pb::Experiment {
                     purchase_weight: a.policy.purchase_weight,
                     engage_weight: a.policy.engage_weight,
                     audience_fit_weight: a.policy.audience_fit_weight,
+                    on_target_weight: a.policy.on_target_weight,
                     exploration_share: a.policy.exploration_share,
                 }),
             })

@@ -492,6 +492,7 @@ fn print_experiment(e: &pb::Experiment) {
             ("purchase_weight", p.purchase_weight),
             ("engage_weight", p.engage_weight),
             ("audience_fit_weight", p.audience_fit_weight),
+            ("on_target_weight", p.on_target_weight),
             ("exploration_share", p.exploration_share),
         ]
         .iter()

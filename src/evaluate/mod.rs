@@ -145,7 +145,11 @@ pub fn evaluate(
         let pe = fit::predict(&model.heads.engage, data.x.view());
         let pp = fit::predict(&model.heads.purchase, data.x.view());
         let scores: Vec<f64> = (0..data.len())
-            .map(|i| f64::from(policy.score(pe[i] as f32, pp[i] as f32, data.x[[i, scalar::FIT_OVERALL]] as f32)))
+            .map(|i| {
+                let fit = data.x[[i, scalar::FIT_OVERALL]] as f32;
+                let on_target = crate::domain::audience::in_target(fit, data.x[[i, scalar::FIT_UNKNOWN]] > 0.0);
+                f64::from(policy.score(pe[i] as f32, pp[i] as f32, fit, on_target == Some(true)))
+            })
             .collect();
         let off_policy = if table.has("position") && table.has("propensity") && !groups.is_empty() {
             let mut rankings = Vec::with_capacity(groups.len());

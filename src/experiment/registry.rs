@@ -34,6 +34,8 @@ pub struct PolicyOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience_fit_weight: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_target_weight: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exploration_share: Option<f32>,
 }
 
@@ -44,6 +46,7 @@ impl PolicyOverride {
             purchase_weight: self.purchase_weight.unwrap_or(base.purchase_weight),
             engage_weight: self.engage_weight.unwrap_or(base.engage_weight),
             audience_fit_weight: self.audience_fit_weight.unwrap_or(base.audience_fit_weight),
+            on_target_weight: self.on_target_weight.unwrap_or(base.on_target_weight),
             exploration_share: self.exploration_share.unwrap_or(base.exploration_share),
             cold_impressions: base.cold_impressions,
         }

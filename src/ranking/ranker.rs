@@ -5,7 +5,6 @@ use std::sync::Arc;
 use super::Policy;
 use super::explore;
 use super::interleave::{self, Team};
-use crate::domain::audience;
 use crate::domain::{RequestContext, SessionStatus, UserProfile};
 use crate::experiment::{ArmDef, ExperimentDef, Experiments, Kind, PolicyOverride, TEAM_DRAFT_PREFIX, arm_group};
 use crate::featurelog::{FeatureLog, ServedItemRef, ServedRankingRef, SparseRowRef, push_sparse};
@@ -34,6 +33,9 @@ pub struct RankedItem {
     pub p_engage: f32,
     pub p_purchase: f32,
     pub audience_fit: f32,
+    /// Whether the user is inside the session's declared target (`AudienceFit::in_target`;
+    /// false when the profile leaves a declared dimension unknown).
+    pub in_target: bool,
 }
 
 /// Why a candidate was not ranked.
@@ -241,8 +243,9 @@ impl Ranker {
                     let fit = extracted.fit.overall();
                     let p_engage = heads.engage.predict_active(&row, &extracted.active);
                     let p_purchase = heads.purchase.predict_active(&row, &extracted.active);
-                    let score = policy.score(p_engage, p_purchase, fit);
-                    Scored { candidate, score, p_engage, p_purchase, fit }
+                    let on_target = extracted.fit.in_target() == Some(true);
+                    let score = policy.score(p_engage, p_purchase, fit, on_target);
+                    Scored { candidate, score, p_engage, p_purchase, fit, on_target }
                 })
                 .collect()
         };
@@ -264,9 +267,8 @@ impl Ranker {
                 let order: Vec<usize> = all.iter().map(|s| s.candidate).collect();
                 let cold: Vec<usize> =
                     (0..total).filter(|&i| candidates[i].stats.impressions < policy.cold_impressions).collect();
-                let in_target =
-                    |i: usize| audience::fit(&user, &candidates[i].session.target).in_target() == Some(true);
                 let by_candidate = by_candidate(all, total);
+                let in_target = |i: usize| by_candidate[i].is_some_and(|s| s.on_target);
                 let score = |i: usize| by_candidate[i].as_ref().map_or(0.0, |s| s.score);
                 let placed =
                     explore::place(&order, total, limit, &cold, in_target, score, policy.exploration_share, seed);
@@ -364,6 +366,7 @@ impl Ranker {
                 p_engage: s.p_engage,
                 p_purchase: s.p_purchase,
                 audience_fit: s.fit,
+                in_target: s.on_target,
             })
             .collect();
         Ok(Ranked { ranking_id, model_id, items, unranked, scored: total, exposures, degraded })
@@ -378,6 +381,7 @@ struct Scored {
     p_engage: f32,
     p_purchase: f32,
     fit: f32,
+    on_target: bool,
 }
 
 /// What the user's experiments change in one ranking.

@@ -192,10 +192,13 @@ def main():
             X = build_matrix(F, user, cands, now, request.context.surface).astype(np.float64)
             pe = heads["engage"].predict_proba(X)[:, 1] if cands else np.zeros(0)
             pp = heads["purchase"].predict_proba(X)[:, 1] if cands else np.zeros(0)
-            score = pp + 0.01 * pe + 0.1 * X[:, F["fit.overall"]]  # fitrank's default policy
+            fit = X[:, F["fit.overall"]]
+            # Inside the declared target: overall fit at least 0.5 with no declared dimension unknown.
+            inside = (fit >= 0.5) & (X[:, F["fit.unknown_share"]] == 0)
+            score = pp + 0.01 * pe + 0.25 * inside  # fitrank's default policy
             order = np.argsort(-score, kind="stable")[: (request.limit or 50)]
             items = [ranking_pb2.RankedItem(session_id=cands[i].sid, score=score[i], p_engage=pe[i], p_purchase=pp[i],
-                                            audience_fit=X[i, F["fit.overall"]]) for i in order]
+                                            audience_fit=fit[i], in_target=bool(inside[i])) for i in order]
             return ranking_pb2.RankResponse(ranking_id=uuid.uuid4().hex, model_version=model_version, items=items,
                                             scored=len(cands))
 

@@ -28,6 +28,7 @@ for user in ("bench-u0", "bench-u1", "bench-u2", "bench-u5"):
     for a in common:
         b = theirs_by_id[a.session_id]
         worst = max(worst, abs(a.p_purchase - b.p_purchase), abs(a.p_engage - b.p_engage))
+        assert a.in_target == b.in_target, f"{a.session_id}: in_target {a.in_target} vs {b.in_target}"
     print(f"{user}: {len(common)} of {len(ours.items)} top sessions in both; top {ours.items[0].session_id} "
           f"p_purchase {ours.items[0].p_purchase:.6f} vs {theirs_by_id.get(ours.items[0].session_id, ours.items[0]).p_purchase:.6f}")
 print(f"largest probability difference {worst:.2e}")

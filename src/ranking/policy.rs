@@ -87,3 +87,30 @@ impl Policy {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_on_target_weight_is_added_only_inside_the_target() {
+        let p = Policy { on_target_weight: 0.25, audience_fit_weight: 0.5, ..Policy::default() };
+        let outside = p.score(0.2, 0.1, 0.4, false);
+        let inside = p.score(0.2, 0.1, 0.4, true);
+        assert!((outside - (0.1 + 0.01 * 0.2 + 0.5 * 0.4)).abs() < 1e-6, "{outside}");
+        assert!((inside - outside - 0.25).abs() < 1e-6, "{inside} vs {outside}");
+        // An off-target session wins only when it is predicted to sell the weight more.
+        let d = Policy::default();
+        assert!(d.score(0.0, 0.05, 0.5, true) > d.score(0.0, 0.29, 0.4, false));
+        assert!(d.score(0.0, 0.05, 0.5, true) < d.score(0.0, 0.31, 0.4, false));
+    }
+
+    #[test]
+    fn weights_must_be_finite_and_not_negative() {
+        assert_eq!(Policy::default().validate(), Ok(()));
+        for bad in [-0.1, f32::NAN, f32::INFINITY] {
+            let p = Policy { on_target_weight: bad, ..Policy::default() };
+            assert!(p.validate().unwrap_err().starts_with("policy.on_target_weight"), "{bad}");
+        }
+    }
+}

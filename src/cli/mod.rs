@@ -322,13 +322,19 @@ async fn run(channel: Channel, command: CallCommand) -> CallResult {
                 println!("experiment {}  arm {}", e.experiment, e.arm);
             }
             println!(
-                "{:>3}  {:<24} {:>10} {:>9} {:>10} {:>6}",
-                "pos", "session", "score", "p_engage", "p_purchase", "fit"
+                "{:>3}  {:<24} {:>10} {:>9} {:>10} {:>6} {:>6}",
+                "pos", "session", "score", "p_engage", "p_purchase", "fit", "inside"
             );
             for (i, item) in r.items.iter().enumerate() {
                 println!(
-                    "{:>3}  {:<24} {:>10.6} {:>9.4} {:>10.5} {:>6.3}",
-                    i, item.session_id, item.score, item.p_engage, item.p_purchase, item.audience_fit
+                    "{:>3}  {:<24} {:>10.6} {:>9.4} {:>10.5} {:>6.3} {:>6}",
+                    i,
+                    item.session_id,
+                    item.score,
+                    item.p_engage,
+                    item.p_purchase,
+                    item.audience_fit,
+                    if item.in_target { "yes" } else { "no" }
                 );
             }
             for u in &r.unranked {

@@ -191,8 +191,8 @@ pub struct Scorecard {
     pub cold_start: BTreeMap<String, ColdStart>,
     /// The highest on-target share any policy that fills every slot could expect on these
     /// requests: per request, the user's on-target candidates first, then those without a
-    /// declared target, off-target ones last (see [`TargetSupply::ceiling`]). Below a goal, the
-    /// world's supply of on-target sessions, not the ranking, is what limits the share.
+    /// declared target, off-target ones last (see [`TargetSupply::ceiling`]). When it is below a
+    /// goal, the world's supply of on-target sessions limits the share, whatever the ranking.
     pub on_target_ceiling: f64,
     #[serde(skip)]
     ceiling_sums: (f64, f64),

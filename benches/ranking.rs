@@ -1,6 +1,8 @@
 //! The ranking hot path in process: feature extraction, scoring per candidate, and whole
 //! rankings of 100, 500 and 2,000 candidates through `Ranker::rank` (embedded store, shipped
-//! model, feature log off).
+//! model, feature log off); and a ranking of 500 with the feature log on (its cost on the
+//! request thread: the returned items' rows recomputed, the record encoded and queued; the
+//! writer thread runs beside it).
 //!
 //! `cargo bench --bench ranking`
 
@@ -105,7 +107,8 @@ fn whole_ranking(c: &mut Criterion) {
         store.upsert_sessions((0..2_000).map(session).collect()).await.unwrap();
         store.upsert_users(vec![("alice".into(), user())]).await.unwrap();
     });
-    let ranker = Ranker::new(Arc::new(store), models(), Policy::default(), 2_000, None);
+    let store: Arc<dyn Store> = Arc::new(store);
+    let ranker = Ranker::new(store.clone(), models(), Policy::default(), 2_000, None);
 
     let mut group = c.benchmark_group("rank_in_process");
     for n in [100usize, 500, 2_000] {
@@ -124,6 +127,27 @@ fn whole_ranking(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+
+    // The same ranking of 500 with the feature log on (50 items logged per ranking).
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = fitrank::featurelog::FeatureLog::open(log_dir.path().to_owned(), &Default::default()).unwrap();
+    let logged = Ranker::new(store, models(), Policy::default(), 2_000, Some(log));
+    let candidates: Vec<String> = (0..500).map(|i| format!("s{i}")).collect();
+    let mut group = c.benchmark_group("rank_in_process_logged");
+    group.throughput(Throughput::Elements(500));
+    group.bench_function("500", |b| {
+        b.iter(|| {
+            let query = RankQuery {
+                user_id: "alice".into(),
+                user_override: None,
+                context: RequestContext { time_ms: now_ms(), surface: Surface::HomeFeed },
+                candidates: candidates.clone(),
+                limit: 50,
+            };
+            black_box(rt.block_on(logged.rank(query)).unwrap())
+        })
+    });
     group.finish();
 }
 

@@ -23,6 +23,6 @@ mod record;
 mod segments;
 mod writer;
 
-pub use record::{ServedItem, ServedItemRef, ServedRanking, ServedRankingRef, SparseRow, SparseRowRef, push_sparse};
+pub use record::{ServedItem, ServedRanking, SparseRow, push_sparse};
 pub use segments::{ReadStats, SegmentKind, read_outcomes, read_served};
 pub use writer::{FeatureLog, FeatureLogConfig};

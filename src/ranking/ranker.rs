@@ -5,9 +5,9 @@ use std::sync::Arc;
 use super::Policy;
 use super::explore;
 use super::interleave::{self, Team};
-use crate::domain::{RequestContext, SessionStatus, UserProfile};
+use crate::domain::{LiveStats, RequestContext, SessionStatus, UserProfile};
 use crate::experiment::{ArmDef, ExperimentDef, Experiments, Kind, PolicyOverride, TEAM_DRAFT_PREFIX, arm_group};
-use crate::featurelog::{FeatureLog, ServedItemRef, ServedRankingRef, SparseRowRef, push_sparse};
+use crate::featurelog::{FeatureLog, ServedItem, ServedRanking, SparseRow, push_sparse};
 use crate::features::{self, NUM_FEATURES, RequestFeatures};
 use crate::model::{LoadedModel, ModelRegistry};
 use crate::store::{CatalogFilter, SessionSnapshot, Store, StoreError};
@@ -317,45 +317,40 @@ impl Ranker {
             let arm_names = exposures.iter().map(|e| e.arm.as_str()).collect::<Vec<_>>().join(",");
             // Rows are recomputed for the returned items only: the extractor is a pure function of
             // these inputs, so this is the row that was scored, without keeping every candidate's.
-            let (mut index, mut value) = (Vec::with_capacity(scored.len() * 48), Vec::with_capacity(scored.len() * 48));
-            let mut ends = Vec::with_capacity(scored.len());
-            for s in &scored {
-                let c = &candidates[s.candidate];
-                features::extract_candidate(&request, &c.session, &c.stats, &mut row);
-                push_sparse(&row, &mut index, &mut value);
-                ends.push(index.len());
-            }
-            let items: Vec<ServedItemRef<'_>> = scored
+            // The record holds `Arc`s of the sessions and copies of the stats and rows; the writer
+            // thread encodes it, off the request thread.
+            let items: Vec<ServedItem> = scored
                 .iter()
                 .enumerate()
                 .map(|(position, s)| {
                     let c = &candidates[s.candidate];
-                    let (from, to) = (if position == 0 { 0 } else { ends[position - 1] }, ends[position]);
-                    ServedItemRef {
-                        session: &c.session,
-                        stats: &c.stats,
+                    features::extract_candidate(&request, &c.session, &c.stats, &mut row);
+                    let (mut index, mut value) = (Vec::with_capacity(48), Vec::with_capacity(48));
+                    push_sparse(&row, &mut index, &mut value);
+                    ServedItem {
+                        session: Arc::clone(&c.session),
+                        stats: LiveStats::clone(&c.stats),
                         position: position as u32,
                         score: s.score,
                         p_engage: s.p_engage,
                         p_purchase: s.p_purchase,
                         propensity: propensities.get(position).copied().unwrap_or(1.0),
-                        features: SparseRowRef { index: &index[from..to], value: &value[from..to] },
+                        features: SparseRow { index, value },
                     }
                 })
                 .collect();
-            let record = ServedRankingRef {
-                ranking_id: &ranking_id,
-                user_id: &query.user_id,
-                user: &user,
-                activity: &activity,
-                context: &query.context,
-                schema_hash: features::schema_hash(),
-                model_version: &model_id,
-                experiment: &experiment_names,
-                arm: &arm_names,
-                items: &items,
-            };
-            log.log_served_encoded(record.encode());
+            log.log_served(ServedRanking {
+                ranking_id: ranking_id.clone(),
+                user_id: query.user_id.clone(),
+                user: user.clone(),
+                activity,
+                context: query.context,
+                schema_hash: features::schema_hash().to_owned(),
+                model_version: model_id.clone(),
+                experiment: experiment_names,
+                arm: arm_names,
+                items,
+            });
         }
 
         let items = scored

@@ -105,7 +105,7 @@ impl FeatureLog {
 
     /// Queues a served ranking; the writer thread encodes it, off the request thread (the ranker's
     /// copies — `Arc`s of the sessions, the stats, the sparse rows — cost less than encoding: a
-    /// ranking of 500 with the log on went from 147.2 to 139.6 µs, `cargo bench --bench
+    /// ranking of 500 with the log on went from 147.2 to 133.2 µs, `cargo bench --bench
     /// ranking`). Never blocks; dropped (and counted) when the queue is full.
     pub fn log_served(&self, ranking: ServedRanking) {
         self.send(Message::Served(Box::new(ranking)));

@@ -7,10 +7,10 @@
 //! - the id itself inline in a [`UserKey`] when it has at most 23 bytes (numeric and most
 //!   generated ids; longer ones such as UUID strings go to the heap), which saves an allocation
 //!   per user (a 14-byte id costs a 32-byte chunk of the system allocator);
-//! - the profile's region and language as indices into one [`Interner`] (a catalog has a few
-//!   hundred distinct values, repeated over millions of users), its interest tags as the index of
-//!   an interned *set* of tags (users share a few thousand combinations at most), age band and
-//!   gender as bytes;
+//! - the profile's region and language as indices into an [`Interner`] of strings (a catalog has
+//!   a few hundred distinct values, repeated over millions of users), its interest tags as the
+//!   index of an interned list of tag ids (users share a few thousand combinations at most), age
+//!   band and gender as bytes;
 //! - the index of the user's [`UserActivity`] in an [`ActivitySlab`], only for users who sent
 //!   events: fixed-size chunks of activities, so there is no allocation per user (no allocator
 //!   header and rounding each) and growth never copies or doubles a large vector.
@@ -24,52 +24,42 @@ use foldhash::HashMap;
 
 use crate::domain::{AgeBand, Gender, TargetAudience, UserActivity, UserProfile, Viewer};
 
-/// Strings shared by all profiles, each stored once and named by its index.
-#[derive(Debug, Default)]
-struct Interner {
-    ids: HashMap<Arc<str>, u32>,
-    strings: Vec<Arc<str>>,
+/// Values shared by all profiles — region and language strings, lists of interest-tag ids —
+/// each stored once and named by its index.
+#[derive(Debug)]
+struct Interner<T: ?Sized> {
+    ids: HashMap<Arc<T>, u32>,
+    values: Vec<Arc<T>>,
 }
 
-impl Interner {
-    fn id(&mut self, s: &str) -> u32 {
-        if let Some(id) = self.ids.get(s) {
+impl<T: ?Sized> Default for Interner<T> {
+    fn default() -> Self {
+        Interner { ids: HashMap::default(), values: Vec::new() }
+    }
+}
+
+impl<T: ?Sized + Eq + std::hash::Hash> Interner<T>
+where
+    for<'a> Arc<T>: From<&'a T>,
+{
+    fn id(&mut self, value: &T) -> u32 {
+        if let Some(id) = self.ids.get(value) {
             return *id;
         }
-        let id = u32::try_from(self.strings.len()).expect("fewer than 2^32 distinct profile strings");
-        let shared: Arc<str> = Arc::from(s);
-        self.strings.push(shared.clone());
+        let id = u32::try_from(self.values.len()).expect("fewer than 2^32 distinct interned profile values");
+        let shared: Arc<T> = Arc::from(value);
+        self.values.push(shared.clone());
         self.ids.insert(shared, id);
         id
     }
 
-    fn get(&self, id: u32) -> &Arc<str> {
-        &self.strings[id as usize]
-    }
-}
-
-/// Interest-tag lists shared by all profiles (as string ids, in the profile's order), each
-/// stored once and named by its index.
-#[derive(Debug, Default)]
-struct SetInterner {
-    ids: HashMap<Box<[u32]>, u32>,
-    sets: Vec<Box<[u32]>>,
-}
-
-impl SetInterner {
-    fn id(&mut self, set: Vec<u32>) -> u32 {
-        if let Some(id) = self.ids.get(set.as_slice()) {
-            return *id;
-        }
-        let id = u32::try_from(self.sets.len()).expect("fewer than 2^32 distinct interest lists");
-        let set = set.into_boxed_slice();
-        self.sets.push(set.clone());
-        self.ids.insert(set, id);
-        id
+    fn get(&self, id: u32) -> &Arc<T> {
+        &self.values[id as usize]
     }
 
-    fn get(&self, id: u32) -> &[u32] {
-        &self.sets[id as usize]
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.values.len()
     }
 }
 
@@ -80,7 +70,7 @@ struct CompactProfile {
     gender: Gender,
     region: u32,
     language: u32,
-    /// Index into [`UserTable::interest_sets`].
+    /// Index into [`UserTable::interest_lists`].
     interests: u32,
 }
 
@@ -197,8 +187,8 @@ impl ActivitySlab {
 pub(super) struct UserTable {
     entries: HashMap<UserKey, Entry>,
     activities: ActivitySlab,
-    strings: Interner,
-    interest_sets: SetInterner,
+    strings: Interner<str>,
+    interest_lists: Interner<[u32]>,
 }
 
 impl UserTable {
@@ -210,8 +200,8 @@ impl UserTable {
             region: self.strings.id(&profile.region),
             language: self.strings.id(&profile.language),
             interests: {
-                let ids = profile.interests.iter().map(|i| self.strings.id(i)).collect();
-                self.interest_sets.id(ids)
+                let ids: Vec<u32> = profile.interests.iter().map(|i| self.strings.id(i)).collect();
+                self.interest_lists.id(&ids)
             },
         };
         match self.entries.get_mut(id.as_str()) {
@@ -268,7 +258,7 @@ impl UserTable {
             region: self.strings.get(p.region).clone(),
             language: self.strings.get(p.language).clone(),
             interests: if with_interests {
-                self.interest_sets.get(p.interests).iter().map(|i| self.strings.get(*i).to_string()).collect()
+                self.interest_lists.get(p.interests).iter().map(|i| self.strings.get(*i).to_string()).collect()
             } else {
                 Vec::new()
             },
@@ -301,7 +291,7 @@ mod tests {
         let (a, b) = (t.profile("a").unwrap(), t.profile("b").unwrap());
         assert!(Arc::ptr_eq(&a.region, &b.region), "one copy of each region");
         // US-CA, en, running, yoga
-        assert_eq!(t.strings.strings.len(), 4);
+        assert_eq!(t.strings.len(), 4);
     }
 
     #[test]
@@ -343,7 +333,7 @@ mod tests {
         t.upsert("d".into(), &profile("GB", &[]));
         assert_eq!(t.profile("c"), Some(profile("GB", &["running", "yoga"])));
         assert_eq!(t.profile("d"), Some(profile("GB", &[])));
-        assert_eq!(t.interest_sets.sets.len(), 3);
+        assert_eq!(t.interest_lists.len(), 3);
     }
 
     #[test]

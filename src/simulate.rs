@@ -426,10 +426,14 @@ pub async fn run(
         let slots = options.slots as usize;
         let surface = surfaces[rng.gen_range(0..surfaces.len())];
         let candidates = eligible(world, user, &live);
+        // Per candidate (in `candidates`' order): whether the user is inside its declared target.
+        let mut inside = Vec::with_capacity(candidates.len());
         let mut supply = TargetSupply::default();
         for &s in &candidates {
             let fit = crate::domain::audience::fit(&world.users[user], &sessions[s].target);
-            match (fit.declared > 0, fit.in_target() == Some(true)) {
+            let on = fit.in_target() == Some(true);
+            inside.push(on);
+            match (fit.declared > 0, on) {
                 (false, _) => supply.undeclared += 1,
                 (true, true) => supply.inside += 1,
                 (true, false) => supply.outside += 1,
@@ -467,11 +471,12 @@ pub async fn run(
                     SimPolicy::Random => rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng),
                     SimPolicy::Popularity => order.sort_by_key(|s| std::cmp::Reverse(popularity[*s])),
                     _ => {
-                        let bonus = |s: usize| {
-                            let on = crate::domain::audience::fit(&world.users[user], &sessions[s].target).in_target();
-                            if on == Some(true) { options.oracle_on_target_weight } else { 0.0 }
-                        };
-                        order.sort_by(|a, b| (ev(*b) + bonus(*b)).total_cmp(&(ev(*a) + bonus(*a))))
+                        // True expected purchases, plus the oracle's on-target weight when inside.
+                        let bonus = |on: bool| if on { options.oracle_on_target_weight } else { 0.0 };
+                        let mut keyed: Vec<(f64, usize)> =
+                            candidates.iter().zip(&inside).map(|(&s, &on)| (ev(s) + bonus(on), s)).collect();
+                        keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
+                        order = keyed.into_iter().map(|(_, s)| s).collect();
                     }
                 }
                 order.truncate(slots);

@@ -94,6 +94,17 @@ fn per_candidate(c: &mut Criterion) {
     group.finish();
 }
 
+/// Alice's ranking of `candidates`, top 50, now.
+fn query(candidates: &[String]) -> RankQuery {
+    RankQuery {
+        user_id: "alice".into(),
+        user_override: None,
+        context: RequestContext { time_ms: now_ms(), surface: Surface::HomeFeed },
+        candidates: candidates.to_vec(),
+        limit: 50,
+    }
+}
+
 fn whole_ranking(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -115,16 +126,7 @@ fn whole_ranking(c: &mut Criterion) {
         let candidates: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &candidates, |b, candidates| {
-            b.iter(|| {
-                let query = RankQuery {
-                    user_id: "alice".into(),
-                    user_override: None,
-                    context: RequestContext { time_ms: now_ms(), surface: Surface::HomeFeed },
-                    candidates: candidates.clone(),
-                    limit: 50,
-                };
-                black_box(rt.block_on(ranker.rank(query)).unwrap())
-            })
+            b.iter(|| black_box(rt.block_on(ranker.rank(query(candidates))).unwrap()))
         });
     }
     group.finish();
@@ -136,18 +138,7 @@ fn whole_ranking(c: &mut Criterion) {
     let candidates: Vec<String> = (0..500).map(|i| format!("s{i}")).collect();
     let mut group = c.benchmark_group("rank_in_process_logged");
     group.throughput(Throughput::Elements(500));
-    group.bench_function("500", |b| {
-        b.iter(|| {
-            let query = RankQuery {
-                user_id: "alice".into(),
-                user_override: None,
-                context: RequestContext { time_ms: now_ms(), surface: Surface::HomeFeed },
-                candidates: candidates.clone(),
-                limit: 50,
-            };
-            black_box(rt.block_on(logged.rank(query)).unwrap())
-        })
-    });
+    group.bench_function("500", |b| b.iter(|| black_box(rt.block_on(logged.rank(query(&candidates))).unwrap())));
     group.finish();
 }
 

@@ -342,7 +342,7 @@ impl Ranker {
             log.log_served(ServedRanking {
                 ranking_id: ranking_id.clone(),
                 user_id: query.user_id.clone(),
-                user: user.clone(),
+                user,
                 activity,
                 context: query.context,
                 schema_hash: features::schema_hash().to_owned(),

@@ -341,6 +341,15 @@ fn eligible(world: &World, user: usize, live: &[bool]) -> Vec<usize> {
         .collect()
 }
 
+/// The oracle's order of `candidates`: by true expected purchases `ev`, plus `on_target_weight`
+/// for those the user is inside of (`inside`, in the candidates' order); ties keep their order.
+fn oracle_order(candidates: &[usize], inside: &[bool], ev: impl Fn(usize) -> f64, on_target_weight: f64) -> Vec<usize> {
+    let bonus = |on: bool| if on { on_target_weight } else { 0.0 };
+    let mut keyed: Vec<(f64, usize)> = candidates.iter().zip(inside).map(|(&s, &on)| (ev(s) + bonus(on), s)).collect();
+    keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
+    keyed.into_iter().map(|(_, s)| s).collect()
+}
+
 /// Probability that a purchase is returned.
 const RETURN_RATE: f64 = 0.12;
 /// Requests over which popularity counts views.
@@ -470,14 +479,7 @@ pub async fn run(
                 match other {
                     SimPolicy::Random => rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng),
                     SimPolicy::Popularity => order.sort_by_key(|s| std::cmp::Reverse(popularity[*s])),
-                    _ => {
-                        // True expected purchases, plus the oracle's on-target weight when inside.
-                        let bonus = |on: bool| if on { options.oracle_on_target_weight } else { 0.0 };
-                        let mut keyed: Vec<(f64, usize)> =
-                            candidates.iter().zip(&inside).map(|(&s, &on)| (ev(s) + bonus(on), s)).collect();
-                        keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
-                        order = keyed.into_iter().map(|(_, s)| s).collect();
-                    }
+                    _ => order = oracle_order(&candidates, &inside, ev, options.oracle_on_target_weight),
                 }
                 order.truncate(slots);
                 let name = other.name().to_owned();
@@ -656,6 +658,17 @@ impl Scorecard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_oracle_orders_by_true_value_and_its_weight_lifts_on_target_sessions() {
+        let candidates = [10, 11, 12, 13];
+        let inside = [false, true, false, true];
+        let ev = |s: usize| [0.30, 0.10, 0.20, 0.10][s - 10];
+        assert_eq!(oracle_order(&candidates, &inside, ev, 0.0), vec![10, 12, 11, 13]);
+        // 0.15 lifts 11 and 13 to 0.25: above 12 (0.20), below 10 (0.30); tied ones keep their order.
+        assert_eq!(oracle_order(&candidates, &inside, ev, 0.15), vec![10, 11, 13, 12]);
+        assert_eq!(oracle_order(&candidates, &inside, ev, 1.0), vec![11, 13, 10, 12]);
+    }
 
     #[test]
     fn on_target_ceiling_matches_hand_computed_values() {

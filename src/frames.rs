@@ -11,6 +11,9 @@ use std::io::Read;
 /// Largest accepted payload (64 MiB).
 pub const MAX_FRAME: u32 = 64 << 20;
 
+/// Bytes of a frame before its payload: length and checksum.
+pub const HEADER_LEN: usize = 8;
+
 /// Appends one frame holding `payload` to `out`.
 pub fn push_frame(out: &mut Vec<u8>, payload: &[u8]) {
     let len = u32::try_from(payload.len()).ok().filter(|l| *l <= MAX_FRAME).expect("frame payload within MAX_FRAME");
@@ -50,10 +53,10 @@ impl<R: Read> FrameReader<R> {
         if self.end.is_some() {
             return Ok(None);
         }
-        let mut header = [0u8; 8];
+        let mut header = [0u8; HEADER_LEN];
         match read_full(&mut self.reader, &mut header)? {
             0 => return self.stop(End::Clean),
-            8 => {}
+            HEADER_LEN => {}
             _ => return self.stop(End::Torn),
         }
         let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
@@ -68,7 +71,7 @@ impl<R: Read> FrameReader<R> {
         if crc32fast::hash(&payload) != crc {
             return self.stop(End::Damaged);
         }
-        self.good_bytes += 8 + u64::from(len);
+        self.good_bytes += (HEADER_LEN as u64) + u64::from(len);
         Ok(Some(payload))
     }
 

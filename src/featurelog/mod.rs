@@ -3,11 +3,13 @@
 //! Two streams of append-only segment files (frames from [`crate::frames`], payloads encoded with
 //! postcard) under one folder:
 //!
-//! - `served-*.seg`: one [`ServedRanking`] per `Rank` call: the user's profile and activity, the
+//! - `served2-*.seg`: one [`ServedRanking`] per `Rank` call: the user's profile and activity, the
 //!   context, the model version, the experiment arm, and per returned item the session, its live
 //!   stats snapshot, the scores, the placement probability, and the **exact feature row that was
-//!   scored** (sparse). Written by a background thread so `Rank` never waits on disk; if the queue
-//!   is full a ranking is dropped from the log (counted and logged), never delayed.
+//!   scored** (sparse). Sessions and stats snapshots are written once per segment and named by
+//!   key ([`dictionary`]); segments of the first format (`served-*.seg`, every item whole) are
+//!   still read. Written by a background thread so `Rank` never waits on disk; if the queue is
+//!   full a ranking is dropped from the log (counted and logged), never delayed.
 //! - `outcomes-*.seg`: every valid ingested event, written *before* the ingest call is
 //!   acknowledged. Duplicates may appear (a retried batch); the join de-duplicates by event id.
 //!
@@ -19,6 +21,7 @@
 //! name carries the start time and a random instance id, so several replicas can write into
 //! separate folders and be exported together.
 
+mod dictionary;
 mod record;
 mod segments;
 mod writer;

@@ -6,9 +6,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
 
 use super::ServedRanking;
+use super::dictionary::Resolver;
 use crate::domain::{Event, UnixMs, now_ms};
 use crate::frames::{End, FrameReader, push_frame};
 
@@ -22,11 +23,15 @@ pub enum SegmentKind {
 impl SegmentKind {
     fn prefix(self) -> &'static str {
         match self {
-            SegmentKind::Served => "served-",
+            SegmentKind::Served => "served2-",
             SegmentKind::Outcomes => "outcomes-",
         }
     }
 }
+
+/// Served segments of the first format, which wrote every item whole (sessions and stats
+/// included, [`ServedRanking`] per frame); still read, so logs written before an upgrade export.
+const SERVED_V1_PREFIX: &str = "served-";
 
 /// Rotation limits.
 #[derive(Debug, Clone, Copy)]
@@ -82,28 +87,45 @@ impl SegmentWriter {
         result
     }
 
-    /// Appends one record already encoded with postcard.
+    /// Appends one record already encoded with postcard, in a new segment when the current one
+    /// is full or old.
     pub fn append_encoded(&mut self, payload: &[u8]) -> std::io::Result<()> {
-        if payload.len() > crate::frames::MAX_FRAME as usize {
-            return Err(std::io::Error::other(format!("a {}-byte record exceeds the frame limit", payload.len())));
-        }
-        self.frame.clear();
-        push_frame(&mut self.frame, payload);
+        self.start_segment_if_due(payload.len())?;
+        self.write_frame(payload)
+    }
+
+    /// Closes the current segment if a frame of `payload_len` bytes would overfill it or it is
+    /// too old, and opens a new one if none is open; returns whether it opened one.
+    pub fn start_segment_if_due(&mut self, payload_len: usize) -> std::io::Result<bool> {
         let now = now_ms();
+        let frame_len = (payload_len + crate::frames::HEADER_LEN) as u64;
         let rotate = self.file.is_some()
-            && (self.bytes + self.frame.len() as u64 > self.rotation.max_bytes
-                || now - self.opened_ms > self.rotation.max_age_ms);
+            && (self.bytes + frame_len > self.rotation.max_bytes || now - self.opened_ms > self.rotation.max_age_ms);
         if rotate {
             self.close()?;
         }
-        if self.file.is_none() {
-            self.seq += 1;
-            let name = format!("{}{:013}-{}-{:04}.seg", self.kind.prefix(), now, self.instance, self.seq);
-            let file = OpenOptions::new().create_new(true).append(true).open(self.dir.join(name))?;
-            self.file = Some(BufWriter::with_capacity(self.buffer, file));
-            self.bytes = 0;
-            self.opened_ms = now;
+        if self.file.is_some() {
+            return Ok(false);
         }
+        self.seq += 1;
+        let name = format!("{}{:013}-{}-{:04}.seg", self.kind.prefix(), now, self.instance, self.seq);
+        let file = OpenOptions::new().create_new(true).append(true).open(self.dir.join(name))?;
+        self.file = Some(BufWriter::with_capacity(self.buffer, file));
+        self.bytes = 0;
+        self.opened_ms = now;
+        Ok(true)
+    }
+
+    /// Appends one frame to the open segment (opening one if none is), never rotating.
+    pub fn write_frame(&mut self, payload: &[u8]) -> std::io::Result<()> {
+        if payload.len() > crate::frames::MAX_FRAME as usize {
+            return Err(std::io::Error::other(format!("a {}-byte record exceeds the frame limit", payload.len())));
+        }
+        if self.file.is_none() {
+            self.start_segment_if_due(payload.len())?;
+        }
+        self.frame.clear();
+        push_frame(&mut self.frame, payload);
         let file = self.file.as_mut().expect("segment open");
         file.write_all(&self.frame)?;
         self.bytes += self.frame.len() as u64;
@@ -143,44 +165,49 @@ pub struct ReadStats {
     pub damaged_segments: u64,
 }
 
-/// Segment files of `kind` in `dirs`, in name order (start time, instance, sequence).
-fn segment_files(dirs: &[PathBuf], kind: SegmentKind) -> std::io::Result<Vec<PathBuf>> {
+/// Segment files in `dirs` whose names start with one of `prefixes`, with the prefix, in the
+/// order of the name after it (start time, instance, sequence).
+fn segment_files(dirs: &[PathBuf], prefixes: &[&'static str]) -> std::io::Result<Vec<(PathBuf, &'static str)>> {
     let mut files = Vec::new();
     for dir in dirs {
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with(kind.prefix()) && name.ends_with(".seg") {
-                files.push(entry.path());
+            if let Some(prefix) = prefixes.iter().find(|p| name.starts_with(**p))
+                && name.ends_with(".seg")
+            {
+                files.push((entry.path(), *prefix));
             }
         }
     }
-    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    let rest = |(path, prefix): &(PathBuf, &str)| {
+        path.file_name().map(|n| n.to_string_lossy()[prefix.len()..].to_owned()).unwrap_or_default()
+    };
+    files.sort_by_cached_key(rest);
     Ok(files)
 }
 
-fn read_all<T: DeserializeOwned>(
+/// Calls `each(prefix, first_in_segment, payload)` for every intact frame of the segments;
+/// `each` returns false for a payload it cannot decode, which ends that segment as damaged.
+fn read_frames(
     dirs: &[PathBuf],
-    kind: SegmentKind,
-    mut each: impl FnMut(T),
+    prefixes: &[&'static str],
+    mut each: impl FnMut(&str, bool, &[u8]) -> bool,
 ) -> std::io::Result<ReadStats> {
     let mut stats = ReadStats::default();
-    for path in segment_files(dirs, kind)? {
+    for (path, prefix) in segment_files(dirs, prefixes)? {
         stats.segments += 1;
         let mut frames = FrameReader::new(BufReader::new(File::open(&path)?));
         let mut damaged = false;
+        let mut first = true;
         while let Some(payload) = frames.next_frame()? {
-            match postcard::from_bytes::<T>(&payload) {
-                Ok(record) => {
-                    stats.records += 1;
-                    each(record);
-                }
-                Err(_) => {
-                    damaged = true;
-                    break;
-                }
+            if !each(prefix, first, &payload) {
+                damaged = true;
+                break;
             }
+            first = false;
+            stats.records += 1;
         }
         match frames.end {
             Some(End::Torn) => stats.torn_segments += 1,
@@ -195,14 +222,28 @@ fn read_all<T: DeserializeOwned>(
     Ok(stats)
 }
 
-/// Reads every served ranking in `dirs`.
-pub fn read_served(dirs: &[PathBuf], each: impl FnMut(ServedRanking)) -> std::io::Result<ReadStats> {
-    read_all(dirs, SegmentKind::Served, each)
+/// Reads every served ranking in `dirs`, of both formats.
+pub fn read_served(dirs: &[PathBuf], mut each: impl FnMut(ServedRanking)) -> std::io::Result<ReadStats> {
+    let mut resolver = Resolver::default();
+    let prefixes = [SegmentKind::Served.prefix(), SERVED_V1_PREFIX];
+    read_frames(dirs, &prefixes, |prefix, first, payload| {
+        let ranking = if prefix == SERVED_V1_PREFIX {
+            postcard::from_bytes::<ServedRanking>(payload).ok()
+        } else {
+            if first {
+                resolver = Resolver::default();
+            }
+            resolver.decode(payload).ok()
+        };
+        ranking.map(&mut each).is_some()
+    })
 }
 
 /// Reads every outcome event in `dirs` (batches flattened).
 pub fn read_outcomes(dirs: &[PathBuf], mut each: impl FnMut(Event)) -> std::io::Result<ReadStats> {
-    read_all(dirs, SegmentKind::Outcomes, |batch: Vec<Event>| batch.into_iter().for_each(&mut each))
+    read_frames(dirs, &[SegmentKind::Outcomes.prefix()], |_, _, payload| {
+        postcard::from_bytes::<Vec<Event>>(payload).map(|batch| batch.into_iter().for_each(&mut each)).is_ok()
+    })
 }
 
 #[cfg(test)]
@@ -229,9 +270,9 @@ mod tests {
             w.append(&vec![event(i)]).unwrap();
         }
         w.close().unwrap();
-        let files = segment_files(&[dir.path().to_owned()], SegmentKind::Outcomes).unwrap();
+        let files = segment_files(&[dir.path().to_owned()], &[SegmentKind::Outcomes.prefix()]).unwrap();
         assert!(files.len() > 3, "{} segments", files.len());
-        for f in &files {
+        for (f, _) in &files {
             assert!(std::fs::metadata(f).unwrap().len() <= 200);
         }
         let mut ids = Vec::new();

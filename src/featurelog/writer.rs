@@ -14,6 +14,7 @@ use std::{
 use serde::Deserialize;
 
 use super::ServedRanking;
+use super::dictionary::Dictionary;
 use super::segments::{Rotation, SegmentKind, SegmentWriter};
 use crate::domain::Event;
 
@@ -189,10 +190,11 @@ fn run_writer(rx: Receiver<Message>, mut served: SegmentWriter, interval: Durati
             tracing::error!(error = %e, "feature log write failed");
         }
     };
+    let mut dictionary = Dictionary::default();
     let mut last_flush = std::time::Instant::now();
     loop {
         match rx.recv_timeout(interval) {
-            Ok(Message::Served(record)) => report(served.append_encoded(&record.encode())),
+            Ok(Message::Served(record)) => report(write_ranking(&mut served, &mut dictionary, &record)),
             Ok(Message::Flush(done)) => {
                 let _ = done.send(served.flush());
                 last_flush = std::time::Instant::now();
@@ -206,4 +208,65 @@ fn run_writer(rx: Receiver<Message>, mut served: SegmentWriter, interval: Durati
         }
     }
     report(served.close());
+}
+
+/// Writes one ranking as a frame of the served stream: encoded against the segment's dictionary,
+/// and encoded again, with a fresh dictionary, if the frame starts a new segment. After a failed
+/// write the segment is closed and its dictionary forgotten, so that no later frame names a
+/// definition that may not have reached the file.
+fn write_ranking(w: &mut SegmentWriter, dictionary: &mut Dictionary, r: &ServedRanking) -> std::io::Result<()> {
+    let result = (|| {
+        let mut payload = dictionary.encode(r);
+        if w.start_segment_if_due(payload.len())? {
+            dictionary.clear();
+            payload = dictionary.encode(r);
+        }
+        w.write_frame(&payload)
+    })();
+    if result.is_err() {
+        dictionary.clear();
+        let _ = w.close();
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::dictionary::tests::{ranking, session, stats};
+    use super::*;
+    use crate::featurelog::read_served;
+
+    #[test]
+    fn every_segment_reads_on_its_own_and_first_format_segments_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions: Vec<_> = (0..6).map(|i| session(&format!("s{i}"), "US")).collect();
+        let rankings: Vec<ServedRanking> = (0..40u64)
+            .map(|i| {
+                let items: Vec<_> = (0..3).map(|j| (&sessions[((i + j) % 6) as usize], stats(i / 7))).collect();
+                ranking(&format!("r{i:02}"), &items)
+            })
+            .collect();
+        // A segment of the first format, written as that version did (its name sorts first).
+        let mut v1 = Vec::new();
+        for r in &rankings[..2] {
+            crate::frames::push_frame(&mut v1, &postcard::to_allocvec(r).unwrap());
+        }
+        std::fs::write(dir.path().join("served-0000000000001-old-0001.seg"), v1).unwrap();
+
+        let rotation = Rotation { max_bytes: 1_500, max_age_ms: i64::MAX };
+        let mut w = SegmentWriter::new(dir.path(), SegmentKind::Served, "test", rotation, false, 0);
+        let mut dictionary = Dictionary::default();
+        for r in &rankings[2..] {
+            write_ranking(&mut w, &mut dictionary, r).unwrap();
+        }
+        w.close().unwrap();
+        let segments = std::fs::read_dir(dir.path()).unwrap().count();
+        assert!(segments > 4, "{segments} segments");
+
+        let mut read = Vec::new();
+        let stats = read_served(&[dir.path().to_owned()], |r| read.push(r)).unwrap();
+        assert_eq!(read, rankings);
+        assert_eq!((stats.segments, stats.records), (segments as u64, 40));
+        assert_eq!((stats.torn_segments, stats.damaged_segments), (0, 0));
+    }
 }

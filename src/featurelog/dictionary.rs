@@ -11,8 +11,10 @@
 //! - `sessions`: `(key, session)` for a session first seen in this segment, or changed (upserted)
 //!   since it was last written;
 //! - `stats`: `(key, stats)` for each session whose stats differ from the last written snapshot;
-//! - `ranking`: the ranking, its items naming their session by key. Each item keeps its exact
-//!   feature row.
+//! - `ranking`: the ranking, its items naming their session by key. Each item's exact feature
+//!   row is written as a change to the last row written for the same session in the segment
+//!   ([`RowDelta`]): the entries that depend on the session alone (its category, price band and
+//!   live rates, about half of them) repeat from user to user and are written as one bit each.
 //!
 //! Reading a frame applies its definitions, then resolves the items back to a whole
 //! [`ServedRanking`]; a segment is read front to back, so a key always refers to an earlier or
@@ -38,6 +40,74 @@ struct Written {
     key: u32,
     session: Arc<LiveSession>,
     stats: LiveStats,
+    /// The last feature row written for this session.
+    row: SparseRow,
+}
+
+/// A feature row as a change to a previous one: the previous row's entries that are kept (same
+/// index, same bits), plus the others. Exact: [`RowDelta::apply`] gives back the row bit for bit.
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+struct RowDelta {
+    /// Bit `i % 8` of byte `i / 8` set: entry `i` of the previous row is kept. Empty when none is.
+    kept: Vec<u8>,
+    /// The entries not kept, in the row's order.
+    changed: SparseRow,
+}
+
+impl RowDelta {
+    /// `row` against `prev`. Both are ascending by index when they come from the extractor; a row
+    /// that is not is written whole (nothing kept), so the delta is exact for any row.
+    fn new(prev: &SparseRow, row: &SparseRow) -> Self {
+        let ascending = |r: &SparseRow| r.index.windows(2).all(|w| w[0] < w[1]);
+        if prev.index.is_empty() || !ascending(row) || !ascending(prev) {
+            return RowDelta { kept: Vec::new(), changed: row.clone() };
+        }
+        let mut delta = RowDelta { kept: vec![0; prev.index.len().div_ceil(8)], changed: SparseRow::default() };
+        let mut p = 0;
+        let mut any_kept = false;
+        for (&i, &v) in row.index.iter().zip(&row.value) {
+            while p < prev.index.len() && prev.index[p] < i {
+                p += 1;
+            }
+            if p < prev.index.len() && prev.index[p] == i && prev.value[p].to_bits() == v.to_bits() {
+                delta.kept[p / 8] |= 1 << (p % 8);
+                any_kept = true;
+            } else {
+                delta.changed.index.push(i);
+                delta.changed.value.push(v);
+            }
+        }
+        if !any_kept {
+            delta.kept.clear();
+        }
+        delta
+    }
+
+    /// The row, given the `prev` it was made against; `None` when the delta does not fit it.
+    fn apply(self, prev: &SparseRow) -> Option<SparseRow> {
+        if self.kept.is_empty() {
+            return (self.changed.index.len() == self.changed.value.len()).then_some(self.changed);
+        }
+        if self.kept.len() != prev.index.len().div_ceil(8) || self.changed.index.len() != self.changed.value.len() {
+            return None;
+        }
+        let kept = (0..prev.index.len()).filter(|p| self.kept[p / 8] & (1 << (p % 8)) != 0);
+        let mut row = SparseRow::default();
+        let mut changed = self.changed.index.iter().zip(&self.changed.value).peekable();
+        for p in kept {
+            while let Some((&i, &v)) = changed.next_if(|&(&i, _)| i < prev.index[p]) {
+                row.index.push(i);
+                row.value.push(v);
+            }
+            row.index.push(prev.index[p]);
+            row.value.push(prev.value[p]);
+        }
+        for (&i, &v) in changed {
+            row.index.push(i);
+            row.value.push(v);
+        }
+        row.index.windows(2).all(|w| w[0] < w[1]).then_some(row)
+    }
 }
 
 /// A frame as encoded (borrowing the ranking).
@@ -59,18 +129,18 @@ struct RankingRef<'a> {
     model_version: &'a str,
     experiment: &'a str,
     arm: &'a str,
-    items: Vec<ItemRef<'a>>,
+    items: Vec<ItemRef>,
 }
 
 #[derive(Serialize)]
-struct ItemRef<'a> {
+struct ItemRef {
     session: u32,
     position: u32,
     score: f32,
     p_engage: f32,
     p_purchase: f32,
     propensity: f32,
-    features: &'a SparseRow,
+    features: RowDelta,
 }
 
 /// A frame as decoded; the same fields, in the same order, as [`FrameRef`].
@@ -103,7 +173,7 @@ struct Item {
     p_engage: f32,
     p_purchase: f32,
     propensity: f32,
-    features: SparseRow,
+    features: RowDelta,
 }
 
 impl Dictionary {
@@ -119,7 +189,7 @@ impl Dictionary {
         let mut items = Vec::with_capacity(r.items.len());
         for item in &r.items {
             let next_key = self.sessions.len() as u32;
-            let key = match self.sessions.get_mut(item.session.session_id.as_str()) {
+            let (key, features) = match self.sessions.get_mut(item.session.session_id.as_str()) {
                 Some(w) => {
                     if !Arc::ptr_eq(&w.session, &item.session) {
                         if *w.session != *item.session {
@@ -132,16 +202,23 @@ impl Dictionary {
                         stats.push((w.key, &item.stats));
                         w.stats = item.stats;
                     }
-                    w.key
+                    let delta = RowDelta::new(&w.row, &item.features);
+                    w.row.clone_from(&item.features);
+                    (w.key, delta)
                 }
                 None => {
                     self.sessions.insert(
                         item.session.session_id.clone(),
-                        Written { key: next_key, session: item.session.clone(), stats: item.stats },
+                        Written {
+                            key: next_key,
+                            session: item.session.clone(),
+                            stats: item.stats,
+                            row: item.features.clone(),
+                        },
                     );
                     sessions.push((next_key, &*item.session));
                     stats.push((next_key, &item.stats));
-                    next_key
+                    (next_key, RowDelta { kept: Vec::new(), changed: item.features.clone() })
                 }
             };
             items.push(ItemRef {
@@ -151,7 +228,7 @@ impl Dictionary {
                 p_engage: item.p_engage,
                 p_purchase: item.p_purchase,
                 propensity: item.propensity,
-                features: &item.features,
+                features,
             });
         }
         let frame = FrameRef {
@@ -170,8 +247,8 @@ impl Dictionary {
                 items,
             },
         };
-        // Definitions are rare once a segment is warm; the items are ≈ 300 bytes each.
-        let flavor = SmallWrites(Vec::with_capacity(256 + r.items.len() * 320));
+        // Definitions are rare once a segment is warm; the items are ≈ 150 bytes each.
+        let flavor = SmallWrites(Vec::with_capacity(256 + r.items.len() * 192));
         postcard::serialize_with_flavor(&frame, flavor).expect("served frames encode")
     }
 }
@@ -183,12 +260,14 @@ pub(super) enum ResolveError {
     Decode(#[from] postcard::Error),
     #[error("an item names session key {0}, not defined earlier in its segment")]
     UndefinedKey(u32),
+    #[error("a feature row of session key {0} does not fit the previous row of that session")]
+    BadRow(u32),
 }
 
 /// The reader's side: the definitions met so far in one segment.
 #[derive(Debug, Default)]
 pub(super) struct Resolver {
-    known: HashMap<u32, (Arc<LiveSession>, LiveStats)>,
+    known: HashMap<u32, (Arc<LiveSession>, LiveStats, SparseRow)>,
 }
 
 impl Resolver {
@@ -199,12 +278,12 @@ impl Resolver {
             let session = Arc::new(session);
             self.known
                 .entry(key)
-                .and_modify(|(s, _)| *s = session.clone())
-                .or_insert_with(|| (session, LiveStats::default()));
+                .and_modify(|(s, _, _)| *s = session.clone())
+                .or_insert_with(|| (session, LiveStats::default(), SparseRow::default()));
         }
         for (key, stats) in frame.stats {
             match self.known.get_mut(&key) {
-                Some((_, s)) => *s = stats,
+                Some((_, s, _)) => *s = stats,
                 None => return Err(ResolveError::UndefinedKey(key)),
             }
         }
@@ -213,7 +292,10 @@ impl Resolver {
             .items
             .into_iter()
             .map(|i| {
-                let (session, stats) = self.known.get(&i.session).ok_or(ResolveError::UndefinedKey(i.session))?;
+                let (session, stats, prev) =
+                    self.known.get_mut(&i.session).ok_or(ResolveError::UndefinedKey(i.session))?;
+                let features = i.features.apply(prev).ok_or(ResolveError::BadRow(i.session))?;
+                prev.clone_from(&features);
                 Ok(ServedItem {
                     session: session.clone(),
                     stats: *stats,
@@ -222,7 +304,7 @@ impl Resolver {
                     p_engage: i.p_engage,
                     p_purchase: i.p_purchase,
                     propensity: i.propensity,
-                    features: i.features,
+                    features,
                 })
             })
             .collect::<Result<_, ResolveError>>()?;
@@ -333,5 +415,65 @@ pub(super) mod tests {
         assert_eq!(Resolver::default().decode(&again).unwrap(), rankings[1]);
         assert!(matches!(Resolver::default().decode(&payloads[1]), Err(ResolveError::UndefinedKey(_))));
         assert!(matches!(Resolver::default().decode(&payloads[1][..3]), Err(ResolveError::Decode(_))));
+    }
+}
+
+#[cfg(test)]
+mod row_delta_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A row from (index, value choice) pairs: ascending unique indices when `sorted`; values drawn
+    /// from a few (so that rows share entries), including -0.0 and a NaN, whose bits must survive.
+    fn row(entries: &[(u16, u8)], sorted: bool) -> SparseRow {
+        let values = [1.0, 0.5, -0.0, 0.0, f32::from_bits(0x7fc0_0001), -2.25];
+        let mut e: Vec<(u16, u8)> = entries.to_vec();
+        if sorted {
+            e.sort_by_key(|x| x.0);
+            e.dedup_by_key(|x| x.0);
+        }
+        SparseRow {
+            index: e.iter().map(|x| x.0).collect(),
+            value: e.iter().map(|x| values[usize::from(x.1) % values.len()]).collect(),
+        }
+    }
+
+    fn bits(r: &SparseRow) -> (Vec<u16>, Vec<u32>) {
+        (r.index.clone(), r.value.iter().map(|v| v.to_bits()).collect())
+    }
+
+    proptest! {
+        /// Applying a delta to the row it was made against gives the row back, bit for bit, sorted
+        /// or not; through the encoding too.
+        #[test]
+        fn a_row_delta_gives_the_row_back(
+            prev in proptest::collection::vec((0u16..40, 0u8..6), 0..30),
+            next in proptest::collection::vec((0u16..40, 0u8..6), 0..30),
+            prev_sorted in any::<bool>(),
+            next_sorted in any::<bool>(),
+        ) {
+            let (prev, next) = (row(&prev, prev_sorted), row(&next, next_sorted));
+            let delta = RowDelta::new(&prev, &next);
+            prop_assert!(delta.changed.index.len() <= next.index.len());
+            let decoded: RowDelta = postcard::from_bytes(&postcard::to_allocvec(&delta).unwrap()).unwrap();
+            prop_assert_eq!((&decoded.kept, bits(&decoded.changed)), (&delta.kept, bits(&delta.changed)));
+            let back = decoded.apply(&prev);
+            prop_assert!(back.is_some());
+            prop_assert_eq!(bits(&back.unwrap()), bits(&next));
+        }
+    }
+
+    #[test]
+    fn shared_entries_cost_a_bit_and_a_misfit_is_refused() {
+        let prev = SparseRow { index: vec![1, 5, 9, 12], value: vec![1.0, 0.5, 0.25, 2.0] };
+        let next = SparseRow { index: vec![1, 6, 9, 12], value: vec![1.0, 0.5, 0.3, 2.0] };
+        let delta = RowDelta::new(&prev, &next);
+        assert_eq!(delta.kept, vec![0b1001]);
+        assert_eq!(delta.changed, SparseRow { index: vec![6, 9], value: vec![0.5, 0.3] });
+        // Against a shorter previous row the kept bits do not fit.
+        assert_eq!(delta.apply(&SparseRow { index: vec![1; 9], value: vec![1.0; 9] }), None);
+        // A changed entry colliding with a kept one is refused, not merged into a duplicate.
+        let bad = RowDelta { kept: vec![0b1], changed: SparseRow { index: vec![1], value: vec![3.0] } };
+        assert_eq!(bad.apply(&prev), None);
     }
 }

@@ -7,9 +7,10 @@
 //!   context, the model version, the experiment arm, and per returned item the session, its live
 //!   stats snapshot, the scores, the placement probability, and the **exact feature row that was
 //!   scored** (sparse). Sessions and stats snapshots are written once per segment and named by
-//!   key ([`dictionary`]); segments of the first format (`served-*.seg`, every item whole) are
-//!   still read. Written by a background thread so `Rank` never waits on disk; if the queue is
-//!   full a ranking is dropped from the log (counted and logged), never delayed.
+//!   key, and rows as changes to the session's previous row ([`dictionary`]); segments of the
+//!   first format (`served-*.seg`, every item whole) are still read. Written by a background
+//!   thread so `Rank` never waits on disk; if the queue is full a ranking is dropped from the log
+//!   (counted and logged), never delayed.
 //! - `outcomes-*.seg`: every valid ingested event, written *before* the ingest call is
 //!   acknowledged. Duplicates may appear (a retried batch); the join de-duplicates by event id.
 //!

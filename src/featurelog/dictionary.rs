@@ -13,7 +13,7 @@
 //! - `stats`: `(key, stats)` for each session whose stats differ from the last written snapshot;
 //! - `ranking`: the ranking, its items naming their session by key. Each item's exact feature
 //!   row is written as a change to the last row written for the same session in the segment
-//!   ([`RowDelta`]): the entries that depend on the session alone (its category, price band and
+//!   ([`RowChanges`]): the entries that depend on the session alone (its category, price band and
 //!   live rates, about half of them) repeat from user to user and are written as one bit each.
 //!
 //! Reading a frame applies its definitions, then resolves the items back to a whole
@@ -44,25 +44,35 @@ struct Written {
     row: SparseRow,
 }
 
-/// A feature row as a change to a previous one: the previous row's entries that are kept (same
-/// index, same bits), plus the others. Exact: [`RowDelta::apply`] gives back the row bit for bit.
-#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
-struct RowDelta {
-    /// Bit `i % 8` of byte `i / 8` set: entry `i` of the previous row is kept. Empty when none is.
+/// The feature rows of a frame's items, each as a change to the previous row of its session: the
+/// previous row's entries that are kept (same index, same bits) as a bitmap, the other entries in
+/// full. All items' parts are concatenated into three arrays, so a frame allocates three buffers,
+/// not three per item; [`ItemRef::kept`] and [`ItemRef::changed`] say how much of each an item
+/// takes. Exact: [`apply_row_change`] gives back the row bit for bit.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct RowChanges {
+    /// Per item that keeps entries, `previous row length / 8` bytes (rounded up): bit `i % 8` of
+    /// byte `i / 8` set when entry `i` of the previous row is kept.
     kept: Vec<u8>,
-    /// The entries not kept, in the row's order.
-    changed: SparseRow,
+    /// The entries not kept, item after item, each item's in its row's order.
+    index: Vec<u16>,
+    value: Vec<f32>,
 }
 
-impl RowDelta {
-    /// `row` against `prev`. Both are ascending by index when they come from the extractor; a row
-    /// that is not is written whole (nothing kept), so the delta is exact for any row.
-    fn new(prev: &SparseRow, row: &SparseRow) -> Self {
+impl RowChanges {
+    /// Appends `row` as a change to `prev`; returns whether it keeps entries of `prev`, and how
+    /// many entries it changes. Rows from the extractor are ascending by index; a row that is not
+    /// (or a `prev` that is not) is written whole, so the change is exact for any row.
+    fn push(&mut self, prev: &SparseRow, row: &SparseRow) -> (bool, u32) {
         let ascending = |r: &SparseRow| r.index.windows(2).all(|w| w[0] < w[1]);
+        let changed_before = self.index.len();
         if prev.index.is_empty() || !ascending(row) || !ascending(prev) {
-            return RowDelta { kept: Vec::new(), changed: row.clone() };
+            self.index.extend_from_slice(&row.index);
+            self.value.extend_from_slice(&row.value);
+            return (false, row.index.len() as u32);
         }
-        let mut delta = RowDelta { kept: vec![0; prev.index.len().div_ceil(8)], changed: SparseRow::default() };
+        let bitmap = self.kept.len();
+        self.kept.resize(bitmap + prev.index.len().div_ceil(8), 0);
         let mut p = 0;
         let mut any_kept = false;
         for (&i, &v) in row.index.iter().zip(&row.value) {
@@ -70,44 +80,49 @@ impl RowDelta {
                 p += 1;
             }
             if p < prev.index.len() && prev.index[p] == i && prev.value[p].to_bits() == v.to_bits() {
-                delta.kept[p / 8] |= 1 << (p % 8);
+                self.kept[bitmap + p / 8] |= 1 << (p % 8);
                 any_kept = true;
             } else {
-                delta.changed.index.push(i);
-                delta.changed.value.push(v);
+                self.index.push(i);
+                self.value.push(v);
             }
         }
         if !any_kept {
-            delta.kept.clear();
+            self.kept.truncate(bitmap);
         }
-        delta
+        (any_kept, (self.index.len() - changed_before) as u32)
     }
+}
 
-    /// The row, given the `prev` it was made against; `None` when the delta does not fit it.
-    fn apply(self, prev: &SparseRow) -> Option<SparseRow> {
-        if self.kept.is_empty() {
-            return (self.changed.index.len() == self.changed.value.len()).then_some(self.changed);
-        }
-        if self.kept.len() != prev.index.len().div_ceil(8) || self.changed.index.len() != self.changed.value.len() {
-            return None;
-        }
-        let kept = (0..prev.index.len()).filter(|p| self.kept[p / 8] & (1 << (p % 8)) != 0);
-        let mut row = SparseRow::default();
-        let mut changed = self.changed.index.iter().zip(&self.changed.value).peekable();
-        for p in kept {
-            while let Some((&i, &v)) = changed.next_if(|&(&i, _)| i < prev.index[p]) {
-                row.index.push(i);
-                row.value.push(v);
-            }
-            row.index.push(prev.index[p]);
-            row.value.push(prev.value[p]);
-        }
-        for (&i, &v) in changed {
+/// The row made of `prev`'s entries that `kept` marks (none when `kept` is `None`) and the
+/// `index`/`value` entries; `None` when they do not fit together (a bitmap of the wrong length,
+/// arrays of different lengths, or a changed entry at a kept index).
+fn apply_row_change(prev: &SparseRow, kept: Option<&[u8]>, index: &[u16], value: &[f32]) -> Option<SparseRow> {
+    if index.len() != value.len() {
+        return None;
+    }
+    let Some(kept) = kept else {
+        return Some(SparseRow { index: index.to_vec(), value: value.to_vec() });
+    };
+    if kept.len() != prev.index.len().div_ceil(8) {
+        return None;
+    }
+    let mut row =
+        SparseRow { index: Vec::with_capacity(prev.index.len()), value: Vec::with_capacity(prev.index.len()) };
+    let mut changed = index.iter().zip(value).peekable();
+    for p in (0..prev.index.len()).filter(|p| kept[p / 8] & (1 << (p % 8)) != 0) {
+        while let Some((&i, &v)) = changed.next_if(|&(&i, _)| i < prev.index[p]) {
             row.index.push(i);
             row.value.push(v);
         }
-        row.index.windows(2).all(|w| w[0] < w[1]).then_some(row)
+        row.index.push(prev.index[p]);
+        row.value.push(prev.value[p]);
     }
+    for (&i, &v) in changed {
+        row.index.push(i);
+        row.value.push(v);
+    }
+    row.index.windows(2).all(|w| w[0] < w[1]).then_some(row)
 }
 
 /// A frame as encoded (borrowing the ranking).
@@ -116,6 +131,7 @@ struct FrameRef<'a> {
     sessions: Vec<(u32, &'a LiveSession)>,
     stats: Vec<(u32, &'a LiveStats)>,
     ranking: RankingRef<'a>,
+    rows: RowChanges,
 }
 
 #[derive(Serialize)]
@@ -140,7 +156,11 @@ struct ItemRef {
     p_engage: f32,
     p_purchase: f32,
     propensity: f32,
-    features: RowDelta,
+    /// The item's row keeps entries of its session's previous row (its bitmap is next in
+    /// [`RowChanges::kept`]).
+    kept: bool,
+    /// How many entries of [`RowChanges::index`] and [`RowChanges::value`] are the item's.
+    changed: u32,
 }
 
 /// A frame as decoded; the same fields, in the same order, as [`FrameRef`].
@@ -149,6 +169,7 @@ struct Frame {
     sessions: Vec<(u32, LiveSession)>,
     stats: Vec<(u32, LiveStats)>,
     ranking: Ranking,
+    rows: RowChanges,
 }
 
 #[derive(Deserialize)]
@@ -173,7 +194,8 @@ struct Item {
     p_engage: f32,
     p_purchase: f32,
     propensity: f32,
-    features: RowDelta,
+    kept: bool,
+    changed: u32,
 }
 
 impl Dictionary {
@@ -187,9 +209,14 @@ impl Dictionary {
         let mut sessions = Vec::new();
         let mut stats = Vec::new();
         let mut items = Vec::with_capacity(r.items.len());
+        let mut rows = RowChanges {
+            kept: Vec::with_capacity(r.items.len() * 8),
+            index: Vec::with_capacity(r.items.len() * 32),
+            value: Vec::with_capacity(r.items.len() * 32),
+        };
         for item in &r.items {
             let next_key = self.sessions.len() as u32;
-            let (key, features) = match self.sessions.get_mut(item.session.session_id.as_str()) {
+            let (key, (kept, changed)) = match self.sessions.get_mut(item.session.session_id.as_str()) {
                 Some(w) => {
                     if !Arc::ptr_eq(&w.session, &item.session) {
                         if *w.session != *item.session {
@@ -202,9 +229,9 @@ impl Dictionary {
                         stats.push((w.key, &item.stats));
                         w.stats = item.stats;
                     }
-                    let delta = RowDelta::new(&w.row, &item.features);
+                    let change = rows.push(&w.row, &item.features);
                     w.row.clone_from(&item.features);
-                    (w.key, delta)
+                    (w.key, change)
                 }
                 None => {
                     self.sessions.insert(
@@ -218,7 +245,7 @@ impl Dictionary {
                     );
                     sessions.push((next_key, &*item.session));
                     stats.push((next_key, &item.stats));
-                    (next_key, RowDelta { kept: Vec::new(), changed: item.features.clone() })
+                    (next_key, rows.push(&SparseRow::default(), &item.features))
                 }
             };
             items.push(ItemRef {
@@ -228,7 +255,8 @@ impl Dictionary {
                 p_engage: item.p_engage,
                 p_purchase: item.p_purchase,
                 propensity: item.propensity,
-                features,
+                kept,
+                changed,
             });
         }
         let frame = FrameRef {
@@ -246,6 +274,7 @@ impl Dictionary {
                 arm: &r.arm,
                 items,
             },
+            rows,
         };
         // Definitions are rare once a segment is warm; the items are ≈ 150 bytes each.
         let flavor = SmallWrites(Vec::with_capacity(256 + r.items.len() * 192));
@@ -287,14 +316,30 @@ impl Resolver {
                 None => return Err(ResolveError::UndefinedKey(key)),
             }
         }
-        let r = frame.ranking;
+        let (r, rows) = (frame.ranking, frame.rows);
+        let (mut kept_at, mut changed_at) = (0usize, 0usize);
         let items = r
             .items
             .into_iter()
             .map(|i| {
                 let (session, stats, prev) =
                     self.known.get_mut(&i.session).ok_or(ResolveError::UndefinedKey(i.session))?;
-                let features = i.features.apply(prev).ok_or(ResolveError::BadRow(i.session))?;
+                let bad = ResolveError::BadRow(i.session);
+                let kept = if i.kept {
+                    let end = kept_at + prev.index.len().div_ceil(8);
+                    let bitmap = rows.kept.get(kept_at..end).ok_or(ResolveError::BadRow(i.session))?;
+                    kept_at = end;
+                    Some(bitmap)
+                } else {
+                    None
+                };
+                let end = changed_at.checked_add(i.changed as usize).ok_or(ResolveError::BadRow(i.session))?;
+                let (Some(index), Some(value)) = (rows.index.get(changed_at..end), rows.value.get(changed_at..end))
+                else {
+                    return Err(bad);
+                };
+                changed_at = end;
+                let features = apply_row_change(prev, kept, index, value).ok_or(bad)?;
                 prev.clone_from(&features);
                 Ok(ServedItem {
                     session: session.clone(),
@@ -442,22 +487,30 @@ mod row_delta_tests {
         (r.index.clone(), r.value.iter().map(|v| v.to_bits()).collect())
     }
 
+    /// `rows` pushed through the encoding, then the row of the change at `kept_at`/`changed_at`.
+    fn round_trip(prev: &SparseRow, next: &SparseRow) -> Option<SparseRow> {
+        let mut changes = RowChanges::default();
+        // Another item's change first, so the offsets are exercised.
+        changes.push(&SparseRow::default(), &SparseRow { index: vec![7], value: vec![1.0] });
+        let (kept, changed) = changes.push(prev, next);
+        let decoded: RowChanges = postcard::from_bytes(&postcard::to_allocvec(&changes).unwrap()).unwrap();
+        let bitmap = kept.then(|| &decoded.kept[..]);
+        let (index, value) = (&decoded.index[1..1 + changed as usize], &decoded.value[1..1 + changed as usize]);
+        apply_row_change(prev, bitmap, index, value)
+    }
+
     proptest! {
-        /// Applying a delta to the row it was made against gives the row back, bit for bit, sorted
-        /// or not; through the encoding too.
+        /// Applying a change to the row it was made against gives the row back, bit for bit,
+        /// sorted or not, through the encoding.
         #[test]
-        fn a_row_delta_gives_the_row_back(
+        fn a_row_change_gives_the_row_back(
             prev in proptest::collection::vec((0u16..40, 0u8..6), 0..30),
             next in proptest::collection::vec((0u16..40, 0u8..6), 0..30),
             prev_sorted in any::<bool>(),
             next_sorted in any::<bool>(),
         ) {
             let (prev, next) = (row(&prev, prev_sorted), row(&next, next_sorted));
-            let delta = RowDelta::new(&prev, &next);
-            prop_assert!(delta.changed.index.len() <= next.index.len());
-            let decoded: RowDelta = postcard::from_bytes(&postcard::to_allocvec(&delta).unwrap()).unwrap();
-            prop_assert_eq!((&decoded.kept, bits(&decoded.changed)), (&delta.kept, bits(&delta.changed)));
-            let back = decoded.apply(&prev);
+            let back = round_trip(&prev, &next);
             prop_assert!(back.is_some());
             prop_assert_eq!(bits(&back.unwrap()), bits(&next));
         }
@@ -467,13 +520,18 @@ mod row_delta_tests {
     fn shared_entries_cost_a_bit_and_a_misfit_is_refused() {
         let prev = SparseRow { index: vec![1, 5, 9, 12], value: vec![1.0, 0.5, 0.25, 2.0] };
         let next = SparseRow { index: vec![1, 6, 9, 12], value: vec![1.0, 0.5, 0.3, 2.0] };
-        let delta = RowDelta::new(&prev, &next);
-        assert_eq!(delta.kept, vec![0b1001]);
-        assert_eq!(delta.changed, SparseRow { index: vec![6, 9], value: vec![0.5, 0.3] });
-        // Against a shorter previous row the kept bits do not fit.
-        assert_eq!(delta.apply(&SparseRow { index: vec![1; 9], value: vec![1.0; 9] }), None);
-        // A changed entry colliding with a kept one is refused, not merged into a duplicate.
-        let bad = RowDelta { kept: vec![0b1], changed: SparseRow { index: vec![1], value: vec![3.0] } };
-        assert_eq!(bad.apply(&prev), None);
+        let mut changes = RowChanges::default();
+        assert_eq!(changes.push(&prev, &next), (true, 2));
+        assert_eq!((changes.kept, changes.index, changes.value), (vec![0b1001], vec![6, 9], vec![0.5, 0.3]));
+        // Nothing in common: no bitmap.
+        let mut changes = RowChanges::default();
+        assert_eq!(changes.push(&prev, &SparseRow { index: vec![2], value: vec![1.0] }), (false, 1));
+        assert!(changes.kept.is_empty());
+        // A bitmap for another length, a changed entry colliding with a kept one, arrays of
+        // different lengths: refused, not merged into a wrong row.
+        assert_eq!(apply_row_change(&prev, Some(&[0b1, 0]), &[], &[]), None);
+        assert_eq!(apply_row_change(&prev, Some(&[0b1]), &[1], &[3.0]), None);
+        assert_eq!(apply_row_change(&prev, None, &[1, 2], &[3.0]), None);
+        assert_eq!(round_trip(&prev, &next), Some(next));
     }
 }

@@ -196,18 +196,30 @@ fn run_writer(rx: Receiver<Message>, mut served: SegmentWriter, interval: Durati
         match rx.recv_timeout(interval) {
             Ok(Message::Served(record)) => report(write_ranking(&mut served, &mut dictionary, &record)),
             Ok(Message::Flush(done)) => {
-                let _ = done.send(served.flush());
+                let _ = done.send(flush_served(&mut served, &mut dictionary));
                 last_flush = std::time::Instant::now();
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if last_flush.elapsed() >= interval {
-            report(served.flush());
+            report(flush_served(&mut served, &mut dictionary));
             last_flush = std::time::Instant::now();
         }
     }
     report(served.close());
+}
+
+/// Flushes the served stream; after a failure the segment is closed and its dictionary
+/// forgotten, as after a failed write: buffered frames may be lost, and later frames must not
+/// name definitions that were among them.
+fn flush_served(w: &mut SegmentWriter, dictionary: &mut Dictionary) -> std::io::Result<()> {
+    let result = w.flush();
+    if result.is_err() {
+        dictionary.clear();
+        let _ = w.close();
+    }
+    result
 }
 
 /// Writes one ranking as a frame of the served stream: encoded against the segment's dictionary,

@@ -2,10 +2,10 @@
 //! once per segment, and rankings refer to it by a small key.
 //!
 //! A ranking serves 50 items; written whole, each item carried its session (ids, language,
-//! region, target) and its live stats (about 150 bytes of counters and windows) beside the
-//! feature row, ≈ 40 KB per ranking, most of it the same sessions and the same snapshots over and
-//! over: stats change only when one of the session's events arrives, and rankings come far more
-//! often. Now one frame holds one ranking and, before it, the definitions it needs that its
+//! region, target) and its live stats (counters, windows, per-segment counts) beside the feature
+//! row, 24–26 KB per ranking under the load generator, most of it the same sessions and the same
+//! snapshots over and over: stats change only when one of the session's events arrives, and
+//! rankings come far more often. Now one frame holds one ranking and, before it, the definitions it needs that its
 //! segment does not have yet:
 //!
 //! - `sessions`: `(key, session)` for a session first seen in this segment, or changed (upserted)
@@ -14,12 +14,12 @@
 //! - `ranking`: the ranking, its items naming their session by key. Each item's exact feature
 //!   row is written as a change to the last row written for the same session in the segment
 //!   ([`RowChanges`]): the entries that depend on the session alone (its category, price band and
-//!   live rates, about half of them) repeat from user to user and are written as one bit each.
+//!   live rates) repeat from user to user and are written as one bit each.
 //!
 //! Reading a frame applies its definitions, then resolves the items back to a whole
 //! [`ServedRanking`]; a segment is read front to back, so a key always refers to an earlier or
 //! the same frame of the same segment. The writer forgets its keys when a segment rotates (or a
-//! write fails), so every segment can be read on its own; a reader that meets an undefined key
+//! write or flush fails), so every segment can be read on its own; a reader that meets an undefined key
 //! treats the segment as damaged from there.
 
 use std::{collections::HashMap, sync::Arc};
@@ -47,7 +47,7 @@ struct Written {
 /// The feature rows of a frame's items, each as a change to the previous row of its session: the
 /// previous row's entries that are kept (same index, same bits) as a bitmap, the other entries in
 /// full. All items' parts are concatenated into three arrays, so a frame allocates three buffers,
-/// not three per item; [`ItemRef::kept`] and [`ItemRef::changed`] say how much of each an item
+/// not three per item; [`Item::kept`] and [`Item::changed`] say how much of each an item
 /// takes. Exact: [`apply_row_change`] gives back the row bit for bit.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct RowChanges {
@@ -145,11 +145,12 @@ struct RankingRef<'a> {
     model_version: &'a str,
     experiment: &'a str,
     arm: &'a str,
-    items: Vec<ItemRef>,
+    items: Vec<Item>,
 }
 
-#[derive(Serialize)]
-struct ItemRef {
+/// An item of a frame, as encoded and decoded.
+#[derive(Serialize, Deserialize)]
+struct Item {
     session: u32,
     position: u32,
     score: f32,
@@ -184,18 +185,6 @@ struct Ranking {
     experiment: String,
     arm: String,
     items: Vec<Item>,
-}
-
-#[derive(Deserialize)]
-struct Item {
-    session: u32,
-    position: u32,
-    score: f32,
-    p_engage: f32,
-    p_purchase: f32,
-    propensity: f32,
-    kept: bool,
-    changed: u32,
 }
 
 impl Dictionary {
@@ -248,7 +237,7 @@ impl Dictionary {
                     (next_key, rows.push(&SparseRow::default(), &item.features))
                 }
             };
-            items.push(ItemRef {
+            items.push(Item {
                 session: key,
                 position: item.position,
                 score: item.score,
@@ -324,22 +313,20 @@ impl Resolver {
             .map(|i| {
                 let (session, stats, prev) =
                     self.known.get_mut(&i.session).ok_or(ResolveError::UndefinedKey(i.session))?;
-                let bad = ResolveError::BadRow(i.session);
+                let bad = || ResolveError::BadRow(i.session);
                 let kept = if i.kept {
                     let end = kept_at + prev.index.len().div_ceil(8);
-                    let bitmap = rows.kept.get(kept_at..end).ok_or(ResolveError::BadRow(i.session))?;
+                    let bitmap = rows.kept.get(kept_at..end).ok_or_else(bad)?;
                     kept_at = end;
                     Some(bitmap)
                 } else {
                     None
                 };
-                let end = changed_at.checked_add(i.changed as usize).ok_or(ResolveError::BadRow(i.session))?;
-                let (Some(index), Some(value)) = (rows.index.get(changed_at..end), rows.value.get(changed_at..end))
-                else {
-                    return Err(bad);
-                };
+                let end = changed_at.checked_add(i.changed as usize).ok_or_else(bad)?;
+                let index = rows.index.get(changed_at..end).ok_or_else(bad)?;
+                let value = rows.value.get(changed_at..end).ok_or_else(bad)?;
                 changed_at = end;
-                let features = apply_row_change(prev, kept, index, value).ok_or(bad)?;
+                let features = apply_row_change(prev, kept, index, value).ok_or_else(bad)?;
                 prev.clone_from(&features);
                 Ok(ServedItem {
                     session: session.clone(),
@@ -487,7 +474,7 @@ mod row_delta_tests {
         (r.index.clone(), r.value.iter().map(|v| v.to_bits()).collect())
     }
 
-    /// `rows` pushed through the encoding, then the row of the change at `kept_at`/`changed_at`.
+    /// `next` as a change to `prev` (after another item's change), through the encoding, and back.
     fn round_trip(prev: &SparseRow, next: &SparseRow) -> Option<SparseRow> {
         let mut changes = RowChanges::default();
         // Another item's change first, so the offsets are exercised.

@@ -116,17 +116,16 @@ impl SegmentWriter {
         Ok(true)
     }
 
-    /// Appends one frame to the open segment (opening one if none is), never rotating.
+    /// Appends one frame to the segment [`Self::start_segment_if_due`] opened, never rotating.
     pub fn write_frame(&mut self, payload: &[u8]) -> std::io::Result<()> {
         if payload.len() > crate::frames::MAX_FRAME as usize {
             return Err(std::io::Error::other(format!("a {}-byte record exceeds the frame limit", payload.len())));
         }
-        if self.file.is_none() {
-            self.start_segment_if_due(payload.len())?;
-        }
+        let Some(file) = self.file.as_mut() else {
+            return Err(std::io::Error::other("no open segment: start_segment_if_due first"));
+        };
         self.frame.clear();
         push_frame(&mut self.frame, payload);
-        let file = self.file.as_mut().expect("segment open");
         file.write_all(&self.frame)?;
         self.bytes += self.frame.len() as u64;
         Ok(())

@@ -215,10 +215,7 @@ fn run_writer(rx: Receiver<Message>, mut served: SegmentWriter, interval: Durati
 /// name definitions that were among them.
 fn flush_served(w: &mut SegmentWriter, dictionary: &mut Dictionary) -> std::io::Result<()> {
     let result = w.flush();
-    if result.is_err() {
-        dictionary.clear();
-        let _ = w.close();
-    }
+    abandon_segment_on_error(&result, w, dictionary);
     result
 }
 
@@ -235,11 +232,17 @@ fn write_ranking(w: &mut SegmentWriter, dictionary: &mut Dictionary, r: &ServedR
         }
         w.write_frame(&payload)
     })();
+    abandon_segment_on_error(&result, w, dictionary);
+    result
+}
+
+/// After a failed write or flush: closes the segment and forgets its dictionary, so the next
+/// frame starts a new segment with its own definitions.
+fn abandon_segment_on_error(result: &std::io::Result<()>, w: &mut SegmentWriter, dictionary: &mut Dictionary) {
     if result.is_err() {
         dictionary.clear();
         let _ = w.close();
     }
-    result
 }
 
 #[cfg(test)]

@@ -121,6 +121,10 @@ struct TrainArgs {
     /// Most L-BFGS iterations per head.
     #[arg(long, default_value_t = 200)]
     max_iterations: u64,
+    /// Optimiser: `sparse` (one pass per evaluation over the rows' non-zeros) or `linfa`
+    /// (linfa-logistic on a dense matrix, the reference); same objective, same weights.
+    #[arg(long, default_value = "sparse")]
+    solver: train::fit::Solver,
     /// Models folder to write into.
     #[arg(long, default_value = "models")]
     models: PathBuf,
@@ -360,6 +364,7 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
         version: version.clone(),
         alphas: a.alphas,
         max_iterations: a.max_iterations,
+        solver: a.solver,
         split,
         source,
         seed: a.world.seed,

@@ -380,10 +380,10 @@ pub fn splits(data: &MovieLens, protocol: &Protocol) -> Splits {
 pub fn run(data: &MovieLens, protocol: &Protocol) -> Result<Report, MovieLensError> {
     let Splits { train: train_set, validation: valid_set, test: test_set } = splits(data, protocol);
 
-    let x = fit::column_major(train_set.x.view());
+    let x = fit::design(train_set.x.view(), fit::Solver::Sparse)?;
     let mut best: Option<(f64, f64, crate::model::LinearHead)> = None;
     for &alpha in &protocol.alphas {
-        let head = fit::fit_head("movielens", x.view(), train_set.engaged.view(), alpha, protocol.max_iterations)?;
+        let head = fit::fit_head("movielens", &x, train_set.engaged.view(), alpha, protocol.max_iterations)?;
         let loss = metrics::log_loss(&fit::predict(&head, valid_set.x.view()), as_slice(&valid_set.engaged));
         if best.as_ref().is_none_or(|(l, _, _)| loss < *l) {
             best = Some((loss, alpha, head));

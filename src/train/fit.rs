@@ -1,40 +1,85 @@
-//! Fitting one logistic-regression head with linfa.
+//! Fitting one logistic-regression head into a serving head, by the project's sparse solver
+//! ([`solver`](super::solver), the default) or by linfa-logistic (the reference).
 
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array2, ArrayView1, ArrayView2, ShapeBuilder};
 
 use super::TrainError;
+use super::solver::{self, SparseRows};
 use crate::model::LinearHead;
 
-/// Stopping rule of the optimiser, per training row: linfa minimises the *summed* log loss, so the
-/// gradient tolerance is this times the number of rows — the same criterion as scikit-learn's
-/// `tol = 1e-4` on its row-averaged loss.
+/// Stopping rule of the optimiser, per training row: the solver minimises the *summed* log loss,
+/// so the gradient tolerance is this times the number of rows — the same criterion as
+/// scikit-learn's `tol = 1e-4` on its row-averaged loss.
 pub const GRADIENT_TOLERANCE_PER_ROW: f64 = 1e-4;
 
-/// A column-major copy of `x`.
-///
-/// linfa's gradient is `xᵀ·r`; without BLAS, ndarray computes a matrix-vector product one row of
-/// the left operand at a time, so on a row-major `x` each of the d rows of `xᵀ` is a strided walk
-/// over the whole matrix (d passes through memory). In column-major layout those rows are
-/// contiguous and the gradient is one sequential pass; `x·w` goes through matrixmultiply, which
-/// handles either layout. The engage head on 900k × 255 rows went from 715 s to 115.8 s with this
-/// alone (docs/BENCHMARKS.md, Training).
-pub fn column_major(x: ArrayView2<'_, f64>) -> Array2<f64> {
-    let mut out = Array2::zeros(x.raw_dim().f());
-    out.assign(&x);
-    out
+/// Which optimiser fits the heads. Both minimise the same objective with the same L-BFGS and
+/// stopping rule, so they reach the same weights (tests check it); they differ in speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Solver {
+    /// [`solver`]: sparse rows, cost and gradient in one pass (the default).
+    #[default]
+    Sparse,
+    /// linfa-logistic 0.8 on a dense column-major matrix: the reference, 10-20× slower.
+    Linfa,
 }
 
-/// Fits P(y = true | x) with L2 strength `alpha` and returns it as a serving head. Pass `x` in
-/// column-major layout ([`column_major`]) for speed; any layout gives the same fit.
+impl std::str::FromStr for Solver {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sparse" => Ok(Solver::Sparse),
+            "linfa" => Ok(Solver::Linfa),
+            other => Err(format!("unknown solver {other:?}: sparse or linfa")),
+        }
+    }
+}
+
+/// Training rows in the layout a [`Solver`] reads; build once, fit every head and alpha on it.
+#[derive(Debug, Clone)]
+pub enum Design {
+    Sparse(SparseRows),
+    /// Column-major, so that linfa's gradient `xᵀ·r` is one sequential pass: without BLAS ndarray
+    /// computes a matrix-vector product one row of the left operand at a time (on a row-major `x`
+    /// the engage head of 900k × 255 rows took 715 s, column-major 115.8 s).
+    ColumnMajor(Array2<f64>),
+}
+
+/// The rows of `x` as `solver` reads them.
+pub fn design(x: ArrayView2<'_, f64>, solver: Solver) -> Result<Design, TrainError> {
+    match solver {
+        Solver::Sparse => {
+            SparseRows::from_dense(x).map(Design::Sparse).map_err(|e| TrainError::Data(format!("feature matrix: {e}")))
+        }
+        Solver::Linfa => {
+            let mut out = Array2::zeros(x.raw_dim().f());
+            out.assign(&x);
+            Ok(Design::ColumnMajor(out))
+        }
+    }
+}
+
+/// Fits P(y = true | x) with L2 strength `alpha` and returns it as a serving head.
 pub fn fit_head(
     head: &'static str,
-    x: ArrayView2<'_, f64>,
+    x: &Design,
     y: ArrayView1<'_, bool>,
     alpha: f64,
     max_iterations: u64,
 ) -> Result<LinearHead, TrainError> {
+    fit_head_counted(head, x, y, alpha, max_iterations).map(|(h, _)| h)
+}
+
+/// [`fit_head`], with the number of L-BFGS iterations run when the solver reports it (linfa does
+/// not).
+pub fn fit_head_counted(
+    head: &'static str,
+    x: &Design,
+    y: ArrayView1<'_, bool>,
+    alpha: f64,
+    max_iterations: u64,
+) -> Result<(LinearHead, Option<u64>), TrainError> {
     let positives = y.iter().filter(|v| **v).count();
     if positives == 0 || positives == y.len() {
         return Err(TrainError::Data(format!(
@@ -42,21 +87,35 @@ pub fn fit_head(
             y.len()
         )));
     }
-    let dataset = DatasetBase::new(x, y);
     // f64 on purpose: in f32 the summed loss of a million rows is too coarse for the line search
     // (the purchase head stopped early at 0.89 test AUC against 0.93 in f64 and scikit-learn).
-    let fitted = LogisticRegression::<f64>::default()
-        .alpha(alpha)
-        .max_iterations(max_iterations)
-        .gradient_tolerance(GRADIENT_TOLERANCE_PER_ROW * y.len() as f64)
-        .fit(&dataset)
-        .map_err(|source| TrainError::Fit { head, source })?;
-    // linfa predicts the probability of the class it saw first; orient the head on `true`.
-    let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
-    Ok(LinearHead {
-        intercept: (sign * fitted.intercept()) as f32,
-        weights: fitted.params().iter().map(|w| (sign * w) as f32).collect(),
-    })
+    let tolerance = GRADIENT_TOLERANCE_PER_ROW * y.len() as f64;
+    let fail = |message: String| TrainError::Fit { head, message };
+    match x {
+        Design::Sparse(x) => {
+            let fitted = solver::fit(x, y, alpha, max_iterations, tolerance).map_err(fail)?;
+            let head = LinearHead {
+                intercept: fitted.intercept as f32,
+                weights: fitted.weights.iter().map(|w| *w as f32).collect(),
+            };
+            Ok((head, Some(fitted.iterations)))
+        }
+        Design::ColumnMajor(x) => {
+            let fitted = LogisticRegression::<f64>::default()
+                .alpha(alpha)
+                .max_iterations(max_iterations)
+                .gradient_tolerance(tolerance)
+                .fit(&DatasetBase::new(x.view(), y))
+                .map_err(|e| fail(e.to_string()))?;
+            // linfa predicts the probability of the class it saw first; orient the head on `true`.
+            let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+            let head = LinearHead {
+                intercept: (sign * fitted.intercept()) as f32,
+                weights: fitted.params().iter().map(|w| (sign * w) as f32).collect(),
+            };
+            Ok((head, None))
+        }
+    }
 }
 
 /// Probabilities of `head` for every row of `x`, through the serving scorer.
@@ -78,7 +137,8 @@ mod tests {
     use super::*;
     use ndarray::{Array1, Array2};
 
-    /// The serving scorer must equal linfa's own prediction, whichever class linfa saw first.
+    /// The serving scorer must equal linfa's own prediction on the same data, whichever class
+    /// linfa saw first.
     #[test]
     fn serving_head_matches_linfa() {
         let n = 400;
@@ -94,10 +154,10 @@ mod tests {
         }
         for first_label in [false, true] {
             y[0] = first_label;
-            let head = fit_head("t", x.view(), y.view(), 0.1, 200).unwrap();
-            let head_f = fit_head("t", column_major(x.view()).view(), y.view(), 0.1, 200).unwrap();
-            for (a, b) in head.weights.iter().zip(&head_f.weights) {
-                assert!((a - b).abs() < 1e-5, "layout changes the fit: {a} vs {b}");
+            let head = fit_head("t", &design(x.view(), Solver::Sparse).unwrap(), y.view(), 0.1, 200).unwrap();
+            let reference = fit_head("t", &design(x.view(), Solver::Linfa).unwrap(), y.view(), 0.1, 200).unwrap();
+            for (a, b) in head.weights.iter().zip(&reference.weights) {
+                assert!((a - b).abs() < 1e-4, "the two solvers disagree: {a} vs {b}");
             }
             let linfa = LogisticRegression::default()
                 .alpha(0.1)
@@ -113,6 +173,16 @@ mod tests {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b}");
             }
             assert!(head.weights[0] > 0.0, "positive feature gets a positive weight");
+        }
+    }
+
+    #[test]
+    fn single_class_is_refused() {
+        let x = Array2::<f64>::ones((10, 3));
+        for solver in [Solver::Sparse, Solver::Linfa] {
+            let err =
+                fit_head("engage", &design(x.view(), solver).unwrap(), Array1::from_elem(10, true).view(), 1.0, 10);
+            assert!(err.unwrap_err().to_string().contains("single class"));
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod fit;
 pub mod generator;
 pub mod metrics;
+pub mod solver;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -151,6 +152,8 @@ pub struct TrainOptions {
     /// value no validation split is needed.
     pub alphas: Vec<f64>,
     pub max_iterations: u64,
+    /// Which optimiser fits the heads.
+    pub solver: fit::Solver,
     pub split: Split,
     /// Where the data came from (recorded in the manifest).
     pub source: String,
@@ -160,19 +163,19 @@ pub struct TrainOptions {
 /// Why training failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("linfa could not fit the {head} head: {source}")]
-    Fit { head: &'static str, source: linfa_logistic::error::Error },
+    #[error("could not fit the {head} head: {message}")]
+    Fit { head: &'static str, message: String },
     #[error("training data unusable: {0}")]
     Data(String),
     #[error(transparent)]
     Table(#[from] crate::export::TableError),
 }
 
-/// The best head for one label: one linfa fit per alpha, the lowest validation log loss wins.
+/// The best head for one label: one fit per alpha, the lowest validation log loss wins.
 /// Returns the head, its alpha and its validation log loss (0 with a single alpha).
 fn best_head(
     name: &'static str,
-    x: ndarray::ArrayView2<'_, f64>,
+    x: &fit::Design,
     y: &Array1<bool>,
     valid_x: ndarray::ArrayView2<'_, f64>,
     y_valid: &Array1<bool>,
@@ -181,17 +184,18 @@ fn best_head(
     let mut chosen: Option<(f64, f64, LinearHead)> = None;
     for (k, &alpha) in opts.alphas.iter().enumerate() {
         let started = Instant::now();
-        let head = fit::fit_head(name, x, y.view(), alpha, opts.max_iterations)?;
+        let (head, iterations) = fit::fit_head_counted(name, x, y.view(), alpha, opts.max_iterations)?;
         let loss = if opts.alphas.len() > 1 {
             metrics::log_loss(&fit::predict(&head, valid_x), y_valid.as_slice().expect("contiguous"))
         } else {
             0.0
         };
         eprintln!(
-            "  {name} head [{}/{}], alpha {alpha}: {:.1}s{}",
+            "  {name} head [{}/{}], alpha {alpha}: {:.1}s{}{}",
             k + 1,
             opts.alphas.len(),
             started.elapsed().as_secs_f64(),
+            iterations.map(|i| format!(", {i} iterations")).unwrap_or_default(),
             if opts.alphas.len() > 1 { format!(", validation log loss {loss:.5}") } else { String::new() }
         );
         if chosen.as_ref().is_none_or(|(l, _, _)| loss < *l) {
@@ -203,7 +207,7 @@ fn best_head(
 }
 
 /// The fitted heads of one run with their held-out metrics. The two heads are independent fits
-/// over the same column-major matrix, so they run on two threads.
+/// over the same sparse rows, so they run on two threads.
 fn fit_heads(
     train: &Dataset,
     valid: &Dataset,
@@ -211,11 +215,10 @@ fn fit_heads(
     metrics: &mut BTreeMap<String, f64>,
     hyper: &mut BTreeMap<String, f64>,
 ) -> Result<Heads, TrainError> {
-    let x = fit::column_major(train.x.view());
+    let x = fit::design(train.x.view(), opts.solver)?;
     let (engage, purchase) = std::thread::scope(|scope| {
-        let engage =
-            scope.spawn(|| best_head("engage", x.view(), &train.engaged, valid.x.view(), &valid.engaged, opts));
-        let purchase = best_head("purchase", x.view(), &train.purchased, valid.x.view(), &valid.purchased, opts);
+        let engage = scope.spawn(|| best_head("engage", &x, &train.engaged, valid.x.view(), &valid.engaged, opts));
+        let purchase = best_head("purchase", &x, &train.purchased, valid.x.view(), &valid.purchased, opts);
         (engage.join().expect("engage head thread panicked"), purchase)
     });
     let mut heads = Vec::with_capacity(2);

@@ -15,7 +15,7 @@ use crate::domain::{
 use crate::featurelog::{ServedItem, ServedRanking};
 use crate::features::{FeatureInput, NUM_FEATURES, Row, feature_names};
 
-use super::table::{Table, TableBuilder, TableError};
+use super::table::{Column, Table, TableBuilder, TableError};
 
 /// Outcomes joined to one served item.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -224,11 +224,26 @@ pub fn inputs_from_row(t: &Table, row: usize) -> Result<OwnedInput, TableError> 
 
 /// The served feature row of row `row`.
 pub fn features_from_row(t: &Table, row: usize) -> Result<Row, TableError> {
-    let mut out = [0f32; NUM_FEATURES];
-    for (i, name) in feature_names().iter().enumerate() {
-        out[i] = t.f32(&format!("f.{name}"), row)?;
+    FeatureColumns::new(t)?.row(row)
+}
+
+/// The `f.*` columns of a table in schema order, looked up once for reading many rows.
+pub struct FeatureColumns<'a>(Vec<&'a Column>);
+
+impl<'a> FeatureColumns<'a> {
+    /// Finds every feature's column; a missing one is an error naming it.
+    pub fn new(t: &'a Table) -> Result<Self, TableError> {
+        feature_names().iter().map(|name| t.column(&format!("f.{name}"))).collect::<Result<_, _>>().map(FeatureColumns)
     }
-    Ok(out)
+
+    /// The feature row `row`.
+    pub fn row(&self, row: usize) -> Result<Row, TableError> {
+        let mut out = [0f32; NUM_FEATURES];
+        for (dst, column) in out.iter_mut().zip(&self.0) {
+            *dst = column.f32(row)?;
+        }
+        Ok(out)
+    }
 }
 
 /// A table with every column of the layout and no rows.

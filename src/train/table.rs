@@ -1,6 +1,7 @@
 //! Training data from a table: a `fitrank export` file, or any table renamed onto its layout.
 
 use super::{Dataset, TrainError};
+use crate::export::table::Column;
 use crate::export::{Table, columns};
 use crate::features::{self, NUM_FEATURES, extract, feature_names};
 
@@ -21,12 +22,12 @@ impl Default for TableSource {
     }
 }
 
-fn label(table: &Table, column: &str, row: usize) -> Result<bool, TrainError> {
-    let v = table.f64(column, row)?;
+fn label(column: &Column, row: usize) -> Result<bool, TrainError> {
+    let v = column.f64(row)?;
     if v == 0.0 || v == 1.0 {
         Ok(v == 1.0)
     } else {
-        Err(TrainError::Data(format!("{column} row {row} is {v}, labels must be 0 or 1")))
+        Err(TrainError::Data(format!("{} row {row} is {v}, labels must be 0 or 1", column.name)))
     }
 }
 
@@ -44,13 +45,14 @@ pub fn dataset(table: &mut Table, source: &TableSource) -> Result<Dataset, Train
         for i in 0..n {
             let input = columns::inputs_from_row(table, i)?;
             extract(&input.input(), &mut row);
-            let (e, p) = (label(table, &source.engage_label, i)?, label(table, &source.purchase_label, i)?);
-            data.set(i, &row, e, p, input.context.time_ms);
+            let (engage, purchase) = (table.column(&source.engage_label)?, table.column(&source.purchase_label)?);
+            data.set(i, &row, label(engage, i)?, label(purchase, i)?, input.context.time_ms);
         }
     } else {
         if table.has("schema_hash") {
+            let hashes = table.column("schema_hash")?;
             for i in 0..n {
-                let hash = table.text("schema_hash", i)?;
+                let hash = hashes.text(i);
                 if hash != features::schema_hash() {
                     return Err(TrainError::Data(format!(
                         "row {i} was served with feature schema {hash}, this fitrank extracts {}; use --recompute",
@@ -62,11 +64,15 @@ pub fn dataset(table: &mut Table, source: &TableSource) -> Result<Dataset, Train
         if let Some(missing) = feature_names().iter().find(|f| !table.has(&format!("f.{f}"))) {
             return Err(TrainError::Data(format!("column f.{missing} is missing; use --recompute for raw tables")));
         }
+        // Columns are resolved once: a lookup by name scans every column, and this reads
+        // rows × features cells (a million rows of 264 features took 150 s by name).
+        let features = columns::FeatureColumns::new(table)?;
+        let (engage, purchase) = (table.column(&source.engage_label)?, table.column(&source.purchase_label)?);
+        let time = if has_time { Some(table.column("time_ms")?) } else { None };
         for i in 0..n {
-            row = columns::features_from_row(table, i)?;
-            let (e, p) = (label(table, &source.engage_label, i)?, label(table, &source.purchase_label, i)?);
-            let t = if has_time { table.i64("time_ms", i)? } else { 0 };
-            data.set(i, &row, e, p, t);
+            row = features.row(i)?;
+            let t = time.map(|c| c.i64(i)).transpose()?.unwrap_or(0);
+            data.set(i, &row, label(engage, i)?, label(purchase, i)?, t);
         }
     }
     Ok(data)

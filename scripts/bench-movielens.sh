@@ -18,6 +18,7 @@ import json, sys
 runs = [json.loads(line) for line in sys.stdin]
 for f in ("full", "demographic"):
     rs = [r for r in runs if r["features"] == f]
-    print(f"{f:12} mean of {len(rs)} seeds: AUC {sum(r[\"auc\"] for r in rs) / len(rs):.4f}, "
-          f"log loss {sum(r[\"logloss\"] for r in rs) / len(rs):.4f}")
+    auc = sum(r["auc"] for r in rs) / len(rs)
+    logloss = sum(r["logloss"] for r in rs) / len(rs)
+    print("%-12s mean of %d seeds: AUC %.4f, log loss %.4f" % (f, len(rs), auc, logloss))
 '

@@ -48,13 +48,21 @@ pub enum Design {
 
 /// The rows of `x` as `solver` reads them.
 pub fn design(x: ArrayView2<'_, f64>, solver: Solver) -> Result<Design, TrainError> {
+    design_rows(x, &(0..x.nrows()).collect::<Vec<_>>(), solver)
+}
+
+/// The rows `rows` of `x`, in that order, as `solver` reads them: a training split without a
+/// dense copy of it first.
+pub fn design_rows(x: ArrayView2<'_, f64>, rows: &[usize], solver: Solver) -> Result<Design, TrainError> {
     match solver {
-        Solver::Sparse => {
-            SparseRows::from_dense(x).map(Design::Sparse).map_err(|e| TrainError::Data(format!("feature matrix: {e}")))
-        }
+        Solver::Sparse => SparseRows::from_dense_rows(x, rows.iter().copied())
+            .map(Design::Sparse)
+            .map_err(|e| TrainError::Data(format!("feature matrix: {e}"))),
         Solver::Linfa => {
-            let mut out = Array2::zeros(x.raw_dim().f());
-            out.assign(&x);
+            let mut out = Array2::zeros((rows.len(), x.ncols()).f());
+            for (mut dst, src) in out.rows_mut().into_iter().zip(rows) {
+                dst.assign(&x.row(*src));
+            }
             Ok(Design::ColumnMajor(out))
         }
     }

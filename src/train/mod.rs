@@ -206,19 +206,22 @@ fn best_head(
     Ok((head, alpha, loss))
 }
 
-/// The fitted heads of one run with their held-out metrics. The two heads are independent fits
-/// over the same sparse rows, so they run on two threads.
+/// The fitted heads of one run with their held-out metrics, trained on the rows `train_idx` of
+/// `data` (read straight into the solver's layout: no dense copy of the split). The two heads are
+/// independent fits over the same rows, so they run on two threads.
 fn fit_heads(
-    train: &Dataset,
+    data: &Dataset,
+    train_idx: &[usize],
     valid: &Dataset,
     opts: &TrainOptions,
     metrics: &mut BTreeMap<String, f64>,
     hyper: &mut BTreeMap<String, f64>,
 ) -> Result<Heads, TrainError> {
-    let x = fit::design(train.x.view(), opts.solver)?;
+    let x = fit::design_rows(data.x.view(), train_idx, opts.solver)?;
+    let (engaged, purchased) = (data.engaged.select(Axis(0), train_idx), data.purchased.select(Axis(0), train_idx));
     let (engage, purchase) = std::thread::scope(|scope| {
-        let engage = scope.spawn(|| best_head("engage", &x, &train.engaged, valid.x.view(), &valid.engaged, opts));
-        let purchase = best_head("purchase", &x, &train.purchased, valid.x.view(), &valid.purchased, opts);
+        let engage = scope.spawn(|| best_head("engage", &x, &engaged, valid.x.view(), &valid.engaged, opts));
+        let purchase = best_head("purchase", &x, &purchased, valid.x.view(), &valid.purchased, opts);
         (engage.join().expect("engage head thread panicked"), purchase)
     });
     let mut heads = Vec::with_capacity(2);
@@ -250,7 +253,7 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
     if opts.alphas.len() > 1 && valid_idx.is_empty() {
         return Err(TrainError::Data("several alphas need a validation split".into()));
     }
-    let (train_set, valid_set, test_set) = (data.select(&train_idx), data.select(&valid_idx), data.select(&test_idx));
+    let (valid_set, test_set) = (data.select(&valid_idx), data.select(&test_idx));
 
     let mut metrics = BTreeMap::new();
     let mut hyper = BTreeMap::from([
@@ -259,7 +262,7 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
         ("validation_rows".to_owned(), valid_idx.len() as f64),
     ]);
     let started = Instant::now();
-    let heads = fit_heads(&train_set, &valid_set, opts, &mut metrics, &mut hyper)?;
+    let heads = fit_heads(data, &train_idx, &valid_set, opts, &mut metrics, &mut hyper)?;
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
         "fitted both heads in {seconds:.1}s: {:.0} training rows/s",

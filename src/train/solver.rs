@@ -44,14 +44,23 @@ pub struct SparseRows {
 impl SparseRows {
     /// The non-zero entries of `x`, any layout. Refuses a non-finite value, naming its place.
     pub fn from_dense(x: ArrayView2<'_, f64>) -> Result<Self, String> {
+        Self::from_dense_rows(x, 0..x.nrows())
+    }
+
+    /// The non-zero entries of the rows `rows` of `x`, in that order (a training split without
+    /// a dense copy of it).
+    pub fn from_dense_rows(x: ArrayView2<'_, f64>, rows: impl ExactSizeIterator<Item = usize>) -> Result<Self, String> {
         let width = x.ncols();
         if u32::try_from(width).is_err() {
             return Err(format!("{width} columns are too many"));
         }
-        let mut out = SparseRows { starts: Vec::with_capacity(x.nrows() + 1), width, ..Default::default() };
+        let mut out = SparseRows { starts: Vec::with_capacity(rows.len() + 1), width, ..Default::default() };
         out.starts.push(0);
-        for (i, row) in x.rows().into_iter().enumerate() {
-            for (j, v) in row.iter().enumerate() {
+        for i in rows {
+            if i >= x.nrows() {
+                return Err(format!("row {i} of {}", x.nrows()));
+            }
+            for (j, v) in x.row(i).iter().enumerate() {
                 if !v.is_finite() {
                     return Err(format!("row {i}, column {j} is {v}"));
                 }
@@ -297,6 +306,11 @@ mod tests {
         assert_eq!((&a.starts, &a.columns, &a.values), (&b.starts, &b.columns, &b.values));
         assert_eq!(a.non_zeros(), x.iter().filter(|v| **v != 0.0).count());
         assert!(a.values.iter().all(|v| *v != 0.0));
+        let picked = [7, 3, 400];
+        let some = SparseRows::from_dense_rows(x.view(), picked.iter().copied()).unwrap();
+        let dense = SparseRows::from_dense(x.select(ndarray::Axis(0), &picked).view()).unwrap();
+        assert_eq!((&some.starts, &some.columns, &some.values), (&dense.starts, &dense.columns, &dense.values));
+        assert!(SparseRows::from_dense_rows(x.view(), [500].into_iter()).is_err());
     }
 
     #[test]

@@ -42,10 +42,11 @@ pub fn dataset(table: &mut Table, source: &TableSource) -> Result<Dataset, Train
         if !filled.is_empty() {
             eprintln!("  {} raw-input columns missing, filled with defaults: {}", filled.len(), filled.join(", "));
         }
+        let raw = columns::RawColumns::new(table);
+        let (engage, purchase) = (table.column(&source.engage_label)?, table.column(&source.purchase_label)?);
         for i in 0..n {
-            let input = columns::inputs_from_row(table, i)?;
+            let input = raw.inputs(i)?;
             extract(&input.input(), &mut row);
-            let (engage, purchase) = (table.column(&source.engage_label)?, table.column(&source.purchase_label)?);
             data.set(i, &row, label(engage, i)?, label(purchase, i)?, input.context.time_ms);
         }
     } else {

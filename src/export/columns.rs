@@ -181,6 +181,81 @@ impl<'a> RawColumns<'a> {
     fn f64(&self, name: &str, row: usize) -> Result<f64, TableError> {
         self.column(name)?.f64(row)
     }
+
+    /// Rebuilds the extractor's inputs of row `row`.
+    pub fn inputs(&self, row: usize) -> Result<OwnedInput, TableError> {
+        let user = UserProfile {
+            age_band: named(self, "user.age_band", row, AgeBand::from_name)?,
+            gender: named(self, "user.gender", row, Gender::from_name)?,
+            region: self.text("user.region", row)?.into(),
+            language: self.text("user.language", row)?.into(),
+            interests: json_list(self, "user.interests", row)?,
+        };
+        let mut activity = UserActivity { at_ms: self.i64("activity.at_ms", row)?, ..Default::default() };
+        for c in Category::ALL {
+            activity.by_category[c.index()] = self.f32(&format!("activity.{}", c.name()), row)?;
+        }
+        activity.impressions = self.f32("activity.impressions", row)?;
+        activity.views = self.f32("activity.views", row)?;
+        let genders: Vec<String> = json_list(self, "target.genders", row)?;
+        let session = LiveSession {
+            session_id: self.text("session_id", row)?,
+            host_id: self.text("session.host_id", row)?,
+            category: named(self, "session.category", row, Category::from_name)?,
+            price_band: named(self, "session.price_band", row, PriceBand::from_name)?,
+            language: self.text("session.language", row)?,
+            region: self.text("session.region", row)?,
+            start_time_ms: self.i64("session.start_time_ms", row)?,
+            status: SessionStatus::Live,
+            end_time_ms: 0,
+            target: TargetAudience {
+                min_age: self.i64("target.min_age", row)? as u32,
+                max_age: self.i64("target.max_age", row)? as u32,
+                genders: genders.iter().filter_map(|g| Gender::from_name(g)).collect(),
+                regions: json_list(self, "target.regions", row)?,
+                interests: json_list(self, "target.interests", row)?,
+            },
+        };
+        let mut windows = Decayed { at_ms: self.i64("stats.windows.at_ms", row)?, ..Default::default() };
+        for (c, cname) in COUNTER_NAMES.iter().enumerate() {
+            for (w, wname) in WINDOW_NAMES.iter().enumerate() {
+                windows.values[c][w] = self.f32(&format!("stats.w.{cname}.{wname}"), row)?;
+            }
+        }
+        let segments = |column: &str| -> Result<[u32; SEGMENTS], TableError> {
+            let v: Vec<u32> = json_list(self, column, row)?;
+            v.try_into().map_err(|_| TableError::NotANumber {
+                column: column.into(),
+                row,
+                value: "wrong length".into(),
+            })
+        };
+        let (segment_views, segment_purchases) =
+            (segments("stats.segment_views")?, segments("stats.segment_purchases")?);
+        let count = |name: &str| self.i64(name, row).map(|v| v as u64);
+        let stats = LiveStats {
+            impressions: count("stats.impressions")?,
+            views: count("stats.views")?,
+            watch_seconds: self.f64("stats.watch_seconds", row)?,
+            interactions: count("stats.interactions")?,
+            follows: count("stats.follows")?,
+            add_to_carts: count("stats.add_to_carts")?,
+            purchases: count("stats.purchases")?,
+            revenue: self.f64("stats.revenue", row)?,
+            returns: count("stats.returns")?,
+            hides: count("stats.hides")?,
+            on_target_views: count("stats.on_target_views")?,
+            known_views: count("stats.known_views")?,
+            windows,
+            segment_views,
+            segment_purchases,
+        };
+        let context = RequestContext {
+            time_ms: self.i64("time_ms", row)?,
+            surface: named(self, "context.surface", row, Surface::from_name)?,
+        };
+        Ok(OwnedInput { user, activity, session, stats, context })
+    }
 }
 
 fn named<T: Copy>(t: &RawColumns<'_>, col: &str, row: usize, parse: fn(&str) -> Option<T>) -> Result<T, TableError> {
@@ -196,84 +271,6 @@ fn json_list<T: serde::de::DeserializeOwned>(t: &RawColumns<'_>, col: &str, row:
 /// Rebuilds the extractor's inputs of row `row` (for many rows, index once with [`RawColumns`]).
 pub fn inputs_from_row(t: &Table, row: usize) -> Result<OwnedInput, TableError> {
     RawColumns::new(t).inputs(row)
-}
-
-impl RawColumns<'_> {
-    /// Rebuilds the extractor's inputs of row `row`.
-    pub fn inputs(&self, row: usize) -> Result<OwnedInput, TableError> {
-        let t = self;
-        let user = UserProfile {
-            age_band: named(t, "user.age_band", row, AgeBand::from_name)?,
-            gender: named(t, "user.gender", row, Gender::from_name)?,
-            region: t.text("user.region", row)?.into(),
-            language: t.text("user.language", row)?.into(),
-            interests: json_list(t, "user.interests", row)?,
-        };
-        let mut activity = UserActivity { at_ms: t.i64("activity.at_ms", row)?, ..Default::default() };
-        for c in Category::ALL {
-            activity.by_category[c.index()] = t.f32(&format!("activity.{}", c.name()), row)?;
-        }
-        activity.impressions = t.f32("activity.impressions", row)?;
-        activity.views = t.f32("activity.views", row)?;
-        let genders: Vec<String> = json_list(t, "target.genders", row)?;
-        let session = LiveSession {
-            session_id: t.text("session_id", row)?,
-            host_id: t.text("session.host_id", row)?,
-            category: named(t, "session.category", row, Category::from_name)?,
-            price_band: named(t, "session.price_band", row, PriceBand::from_name)?,
-            language: t.text("session.language", row)?,
-            region: t.text("session.region", row)?,
-            start_time_ms: t.i64("session.start_time_ms", row)?,
-            status: SessionStatus::Live,
-            end_time_ms: 0,
-            target: TargetAudience {
-                min_age: t.i64("target.min_age", row)? as u32,
-                max_age: t.i64("target.max_age", row)? as u32,
-                genders: genders.iter().filter_map(|g| Gender::from_name(g)).collect(),
-                regions: json_list(t, "target.regions", row)?,
-                interests: json_list(t, "target.interests", row)?,
-            },
-        };
-        let mut windows = Decayed { at_ms: t.i64("stats.windows.at_ms", row)?, ..Default::default() };
-        for (c, cname) in COUNTER_NAMES.iter().enumerate() {
-            for (w, wname) in WINDOW_NAMES.iter().enumerate() {
-                windows.values[c][w] = t.f32(&format!("stats.w.{cname}.{wname}"), row)?;
-            }
-        }
-        let segments = |column: &str| -> Result<[u32; SEGMENTS], TableError> {
-            let v: Vec<u32> = json_list(t, column, row)?;
-            v.try_into().map_err(|_| TableError::NotANumber {
-                column: column.into(),
-                row,
-                value: "wrong length".into(),
-            })
-        };
-        let (segment_views, segment_purchases) =
-            (segments("stats.segment_views")?, segments("stats.segment_purchases")?);
-        let count = |name: &str| t.i64(name, row).map(|v| v as u64);
-        let stats = LiveStats {
-            impressions: count("stats.impressions")?,
-            views: count("stats.views")?,
-            watch_seconds: t.f64("stats.watch_seconds", row)?,
-            interactions: count("stats.interactions")?,
-            follows: count("stats.follows")?,
-            add_to_carts: count("stats.add_to_carts")?,
-            purchases: count("stats.purchases")?,
-            revenue: t.f64("stats.revenue", row)?,
-            returns: count("stats.returns")?,
-            hides: count("stats.hides")?,
-            on_target_views: count("stats.on_target_views")?,
-            known_views: count("stats.known_views")?,
-            windows,
-            segment_views,
-            segment_purchases,
-        };
-        let context = RequestContext {
-            time_ms: t.i64("time_ms", row)?,
-            surface: named(t, "context.surface", row, Surface::from_name)?,
-        };
-        Ok(OwnedInput { user, activity, session, stats, context })
-    }
 }
 
 /// The served feature row of row `row`.

@@ -21,7 +21,8 @@ pub enum Solver {
     /// [`solver`]: sparse rows, cost and gradient in one pass (the default).
     #[default]
     Sparse,
-    /// linfa-logistic 0.8 on a dense column-major matrix: the reference, 10-20× slower.
+    /// linfa-logistic 0.8 on a dense column-major matrix: the reference, about 10× slower
+    /// (docs/BENCHMARKS.md, Training speed).
     Linfa,
 }
 

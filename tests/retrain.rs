@@ -114,7 +114,7 @@ async fn a_model_trained_on_the_export_serves_without_a_restart() {
         "--models-dir",
         &models,
         "--model",
-        "default/20261122-090000",
+        "default/20261202-180000",
         "--model",
         "default/29991231-000000",
         "--plots",

@@ -5,7 +5,7 @@ vectorised over candidates, positions looked up by name in the model manifest); 
 LogisticRegression heads loaded with the same coefficients as fitrank's model. It implements what
 the load generator calls: CatalogService.UpsertUsers / UpsertSessions and RankingService.Rank.
 
-Usage: python server.py --port 50091 --model ../../models/default/20261122-090000 [--workers 8]
+Usage: python server.py --port 50091 --model ../../models/default/20261202-180000 [--workers 8]
 """
 
 import argparse

@@ -21,6 +21,10 @@ from concurrent import futures
 import numpy as np
 
 
+# fitrank's default policy (src/ranking/policy.rs, Policy::default); verify.py checks the scores agree.
+ENGAGE_WEIGHT = 0.01
+ON_TARGET_WEIGHT = 0.12
+
 def generate_stubs(proto_dir):
     out = tempfile.mkdtemp(prefix="fitrank-py-")
     files = [os.path.join("fitrank/v1", f) for f in sorted(os.listdir(os.path.join(proto_dir, "fitrank/v1")))]
@@ -195,7 +199,7 @@ def main():
             fit = X[:, F["fit.overall"]]
             # Inside the declared target: overall fit at least 0.5 with no declared dimension unknown.
             inside = (fit >= 0.5) & (X[:, F["fit.unknown_share"]] == 0)
-            score = pp + 0.01 * pe + 0.25 * inside  # fitrank's default policy
+            score = pp + ENGAGE_WEIGHT * pe + ON_TARGET_WEIGHT * inside  # fitrank's default policy
             order = np.argsort(-score, kind="stable")[: (request.limit or 50)]
             items = [ranking_pb2.RankedItem(session_id=cands[i].sid, score=score[i], p_engage=pe[i], p_purchase=pp[i],
                                             audience_fit=fit[i], in_target=bool(inside[i])) for i in order]

@@ -9,8 +9,9 @@
 //!   scored** (sparse). Sessions and stats snapshots are written once per segment and named by
 //!   key, and rows as changes to the session's previous row ([`dictionary`]); segments of the
 //!   first format (`served-*.seg`, every item whole) are still read. Written by a background
-//!   thread so `Rank` never waits on disk; if the queue is full a ranking is dropped from the log
-//!   (counted and logged), never delayed.
+//!   thread so `Rank` never waits on disk, handed over through [`queue`], which wakes the writer
+//!   once per batch of rankings rather than per ranking; if the queue is full a ranking is
+//!   dropped from the log (counted and logged), never delayed.
 //! - `outcomes-*.seg`: every valid ingested event, written *before* the ingest call is
 //!   acknowledged. Duplicates may appear (a retried batch); the join de-duplicates by event id.
 //!
@@ -23,6 +24,7 @@
 //! separate folders and be exported together.
 
 mod dictionary;
+mod queue;
 mod record;
 mod segments;
 mod writer;

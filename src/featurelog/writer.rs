@@ -5,7 +5,7 @@ use std::{
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
-        mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel},
+        mpsc::{SyncSender, sync_channel},
     },
     thread::JoinHandle,
     time::Duration,
@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::ServedRanking;
 use super::dictionary::Dictionary;
+use super::queue::{Pushed, Queue};
 use super::segments::{Rotation, SegmentKind, SegmentWriter};
 use crate::domain::Event;
 
@@ -61,7 +62,7 @@ enum Message {
 /// Writes served rankings (asynchronously) and outcomes (synchronously).
 pub struct FeatureLog {
     dir: PathBuf,
-    tx: Mutex<Option<SyncSender<Message>>>,
+    queue: Arc<Queue<Message>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     outcomes: Mutex<SegmentWriter>,
     dropped: AtomicU64,
@@ -85,13 +86,15 @@ impl FeatureLog {
         };
         let served = SegmentWriter::new(&dir, SegmentKind::Served, &instance, rotation, config.fsync, 1 << 20);
         let outcomes = SegmentWriter::new(&dir, SegmentKind::Outcomes, &instance, rotation, config.fsync, 0);
-        let (tx, rx) = sync_channel(config.queue_capacity.max(1));
+        let queue = Arc::new(Queue::new(config.queue_capacity));
         let interval = Duration::from_millis(config.flush_interval_ms.max(1));
-        let thread =
-            std::thread::Builder::new().name("featurelog".into()).spawn(move || run_writer(rx, served, interval))?;
+        let consumer = Arc::clone(&queue);
+        let thread = std::thread::Builder::new()
+            .name("featurelog".into())
+            .spawn(move || run_writer(&consumer, served, interval))?;
         Ok(Arc::new(FeatureLog {
             dir,
-            tx: Mutex::new(Some(tx)),
+            queue,
             thread: Mutex::new(Some(thread)),
             outcomes: Mutex::new(outcomes),
             dropped: AtomicU64::new(0),
@@ -113,18 +116,17 @@ impl FeatureLog {
     }
 
     fn send(&self, message: Message) {
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(tx) = tx.as_ref() else { return };
-        match tx.try_send(message) {
-            Ok(()) => {
+        match self.queue.push(message, false) {
+            Pushed::Queued => {
                 self.logged.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            Pushed::Full => {
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_power_of_two() {
                     tracing::warn!(dropped = n, "feature log queue full; rankings dropped from the log");
                 }
             }
+            Pushed::Closed => {}
         }
     }
 
@@ -146,17 +148,15 @@ impl FeatureLog {
     /// Waits until every ranking queued before this call is written and flushed.
     pub fn flush(&self) -> std::io::Result<()> {
         let (done_tx, done_rx) = sync_channel(1);
-        {
-            let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(tx) = tx.as_ref() else { return Ok(()) };
-            tx.send(Message::Flush(done_tx)).map_err(|_| std::io::Error::other("feature log writer stopped"))?;
+        if self.queue.push(Message::Flush(done_tx), true) == Pushed::Closed {
+            return Ok(());
         }
         done_rx.recv().map_err(|_| std::io::Error::other("feature log writer stopped"))?
     }
 
     /// Writes everything queued, closes the segments and stops the writer thread.
     pub fn close(&self) {
-        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.queue.close();
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = thread.join();
         }
@@ -183,7 +183,7 @@ fn lower_priority() {
     }
 }
 
-fn run_writer(rx: Receiver<Message>, mut served: SegmentWriter, interval: Duration) {
+fn run_writer(queue: &Queue<Message>, mut served: SegmentWriter, interval: Duration) {
     lower_priority();
     let report = |r: std::io::Result<()>| {
         if let Err(e) = r {
@@ -192,19 +192,24 @@ fn run_writer(rx: Receiver<Message>, mut served: SegmentWriter, interval: Durati
     };
     let mut dictionary = Dictionary::default();
     let mut last_flush = std::time::Instant::now();
+    let mut batch = Vec::new();
     loop {
-        match rx.recv_timeout(interval) {
-            Ok(Message::Served(record)) => report(write_ranking(&mut served, &mut dictionary, &record)),
-            Ok(Message::Flush(done)) => {
-                let _ = done.send(flush_served(&mut served, &mut dictionary));
-                last_flush = std::time::Instant::now();
+        let open = queue.take(interval, &mut batch);
+        for message in batch.drain(..) {
+            match message {
+                Message::Served(record) => report(write_ranking(&mut served, &mut dictionary, &record)),
+                Message::Flush(done) => {
+                    let _ = done.send(flush_served(&mut served, &mut dictionary));
+                    last_flush = std::time::Instant::now();
+                }
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
         }
         if last_flush.elapsed() >= interval {
             report(flush_served(&mut served, &mut dictionary));
             last_flush = std::time::Instant::now();
+        }
+        if !open {
+            break;
         }
     }
     report(served.close());

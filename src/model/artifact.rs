@@ -5,19 +5,36 @@ use std::{collections::BTreeMap, fs, path::Path};
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
-use crate::features::{self, Active, NUM_FEATURES, Row, schema};
+use crate::features::{self, Active, NUM_FEATURES, Row, identity, schema};
 
 /// Current artifact format.
 pub const FORMAT: u32 = 1;
 
-/// One logistic-regression head: p = σ(intercept + weights · row).
+/// One logistic-regression head: p = σ(intercept + identity weights + weights · row).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearHead {
     pub intercept: f32,
     pub weights: Vec<f32>,
+    /// Weights of the identity block ([`crate::features::identity`]): the user slots, then the
+    /// host slots, `2 × identity_buckets` in all; empty when the model has no block.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity: Vec<f32>,
 }
 
 impl LinearHead {
+    /// The identity block's part of the logit for the slots `slots` (from
+    /// [`crate::features::IdentityKeys::slots`] with this model's bucket count); 0 without a block.
+    #[inline]
+    pub fn identity_logit(&self, slots: [Option<u32>; 2]) -> f32 {
+        let mut z = 0.0;
+        for s in slots.into_iter().flatten() {
+            // In range: the slots come from the manifest's bucket count, checked against the
+            // block's length at load.
+            z += self.identity.get(s as usize).copied().unwrap_or(0.0);
+        }
+        z
+    }
+
     /// Probability for one feature row. `weights.len() == NUM_FEATURES` is checked at load.
     ///
     /// The sum is taken in a fixed order: the intercept, then the non-zero positions below
@@ -26,7 +43,14 @@ impl LinearHead {
     /// same bits.
     #[inline]
     pub fn predict(&self, row: &Row) -> f32 {
-        let mut z = self.intercept;
+        self.predict_with(row, 0.0)
+    }
+
+    /// [`Self::predict`] with `extra` added to the intercept first (the identity block's
+    /// [`Self::identity_logit`]); `extra = 0` gives `predict`'s bits.
+    #[inline]
+    pub fn predict_with(&self, row: &Row, extra: f32) -> f32 {
+        let mut z = self.intercept + extra;
         for (w, x) in self.weights[..schema::SCALARS].iter().zip(&row[..schema::SCALARS]) {
             if *x != 0.0 {
                 z += w * x;
@@ -39,7 +63,13 @@ impl LinearHead {
     /// returned by [`crate::features::extract_candidate`]): at most 47 products (9 one-hot positions, 38 scalars) instead of 259.
     #[inline]
     pub fn predict_active(&self, row: &Row, active: &Active) -> f32 {
-        let mut z = self.intercept;
+        self.predict_active_with(row, active, 0.0)
+    }
+
+    /// [`Self::predict_active`] with `extra` added as in [`Self::predict_with`].
+    #[inline]
+    pub fn predict_active_with(&self, row: &Row, active: &Active, extra: f32) -> f32 {
+        let mut z = self.intercept + extra;
         for &i in active {
             let (w, x) = (self.weights[usize::from(i)], row[usize::from(i)]);
             if x != 0.0 {
@@ -112,6 +142,14 @@ pub struct Manifest {
     pub hyperparameters: BTreeMap<String, f64>,
     /// Held-out metrics, e.g. "purchase_auc".
     pub metrics: BTreeMap<String, f64>,
+    /// Slots per kind of the identity block ([`crate::features::identity`]); 0 (absent in older
+    /// manifests) for a model without one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub identity_buckets: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A complete model: manifest and heads.
@@ -169,7 +207,16 @@ impl ModelArtifact {
                     head.weights.len()
                 )));
             }
-            if !head.intercept.is_finite() || head.weights.iter().any(|w| !w.is_finite()) {
+            let block = 2 * m.identity_buckets as usize;
+            if m.identity_buckets > identity::MAX_BUCKETS || head.identity.len() != block {
+                return Err(invalid(format!(
+                    "head {name} has {} identity weights, its manifest's {} buckets per kind need {block} (at most {} buckets)",
+                    head.identity.len(),
+                    m.identity_buckets,
+                    identity::MAX_BUCKETS
+                )));
+            }
+            if !head.intercept.is_finite() || head.weights.iter().chain(&head.identity).any(|w| !w.is_finite()) {
                 return Err(invalid(format!("head {name} has non-finite weights")));
             }
         }
@@ -203,4 +250,53 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ModelError> {
     let bytes = serde_json::to_vec_pretty(value).expect("model artifacts serialise");
     fs::write(&tmp, bytes).map_err(|source| ModelError::Io { path: tmp.clone(), source })?;
     fs::rename(&tmp, path).map_err(|source| ModelError::Io { path: path.to_owned(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::IdentityKeys;
+
+    fn shipped() -> ModelArtifact {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
+        let newest = crate::model::registry_newest(&base).expect("a shipped version");
+        ModelArtifact::load(&base.join(newest)).unwrap()
+    }
+
+    #[test]
+    fn the_identity_block_adds_its_slots_and_must_match_the_manifest() {
+        let mut model = shipped();
+        assert_eq!(model.manifest.identity_buckets, 0, "the shipped model has no identity block");
+        let row = [0.25f32; NUM_FEATURES];
+        let head = &model.heads.purchase;
+        assert_eq!(head.predict(&row).to_bits(), head.predict_with(&row, 0.0).to_bits());
+        assert_eq!(head.identity_logit(IdentityKeys::of("u", "h").slots(8)), 0.0);
+
+        model.manifest.identity_buckets = 8;
+        assert!(model.validate().unwrap_err().to_string().contains("identity weights"));
+        for head in [&mut model.heads.engage, &mut model.heads.purchase] {
+            head.identity = (0..16).map(|i| i as f32 / 10.0).collect();
+        }
+        model.validate().unwrap();
+        let keys = IdentityKeys::of("u", "h");
+        let [u, h] = keys.slots(8).map(Option::unwrap);
+        let head = &model.heads.purchase;
+        let want = (u + h) as f32 / 10.0;
+        assert_eq!(head.identity_logit(keys.slots(8)), want);
+        assert_eq!(head.identity_logit(IdentityKeys::of("", "").slots(8)), 0.0);
+        // The host's slot is in 8..16, so the block adds at least 0.8 to the logit.
+        assert!(want >= 0.8 && head.predict_with(&row, want) > head.predict(&row));
+
+        model.heads.engage.identity[3] = f32::NAN;
+        assert!(model.validate().unwrap_err().to_string().contains("non-finite"));
+        model.heads.engage.identity[3] = 0.0;
+        model.manifest.identity_buckets = identity::MAX_BUCKETS + 1;
+        assert!(model.validate().is_err());
+
+        // Old manifests have no field; they read as "no block".
+        let json = serde_json::to_value(&shipped().manifest).unwrap();
+        assert!(json.get("identity_buckets").is_none());
+        let back: Manifest = serde_json::from_value(json).unwrap();
+        assert_eq!(back.identity_buckets, 0);
+    }
 }

@@ -8,7 +8,7 @@ use super::interleave::{self, Team};
 use crate::domain::{LiveStats, RequestContext, SessionStatus, UserProfile};
 use crate::experiment::{ArmDef, ExperimentDef, Experiments, Kind, PolicyOverride, TEAM_DRAFT_PREFIX, arm_group};
 use crate::featurelog::{FeatureLog, ServedItem, ServedRanking, SparseRow, push_sparse};
-use crate::features::{self, NUM_FEATURES, RequestFeatures};
+use crate::features::{self, IdentityKeys, NUM_FEATURES, RequestFeatures};
 use crate::model::{LoadedModel, ModelRegistry};
 use crate::store::{CatalogFilter, SessionSnapshot, Store, StoreError};
 
@@ -233,16 +233,25 @@ impl Ranker {
         let Treatment { model, policy, mut exposures, interleave } = self.treatment(&query.user_id);
         let mut row = [0f32; NUM_FEATURES];
         let request = RequestFeatures::new(&user, &activity, &query.context);
+        let user_keys = IdentityKeys::of(&query.user_id, "");
         let mut score_all = |model: &LoadedModel, policy: Policy| -> Vec<Scored> {
             let heads = &model.artifact.heads;
+            let buckets = model.artifact.manifest.identity_buckets;
             candidates
                 .iter()
                 .enumerate()
                 .map(|(candidate, c)| {
                     let extracted = features::extract_candidate(&request, &c.session, &c.stats, &mut row);
                     let fit = extracted.fit.overall();
-                    let p_engage = heads.engage.predict_active(&row, &extracted.active);
-                    let p_purchase = heads.purchase.predict_active(&row, &extracted.active);
+                    // Models without an identity block skip the host id's hash.
+                    let (engage_id, purchase_id) = if buckets == 0 {
+                        (0.0, 0.0)
+                    } else {
+                        let slots = user_keys.with_host(&c.session.host_id).slots(buckets);
+                        (heads.engage.identity_logit(slots), heads.purchase.identity_logit(slots))
+                    };
+                    let p_engage = heads.engage.predict_active_with(&row, &extracted.active, engage_id);
+                    let p_purchase = heads.purchase.predict_active_with(&row, &extracted.active, purchase_id);
                     let on_target = extracted.fit.in_target() == Some(true);
                     let score = policy.score(p_engage, p_purchase, fit, on_target);
                     Scored { candidate, score, p_engage, p_purchase, fit, on_target }

@@ -7,6 +7,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2, ShapeBuilder};
 
 use super::TrainError;
 use super::solver::{self, SparseRows};
+use crate::features::IdentityKeys;
 use crate::model::LinearHead;
 
 /// Stopping rule of the optimiser, per training row: the solver minimises the *summed* log loss,
@@ -40,25 +41,59 @@ impl std::str::FromStr for Solver {
 /// Training rows in the layout a [`Solver`] reads; build once, fit every head and alpha on it.
 #[derive(Debug, Clone)]
 pub enum Design {
-    Sparse(SparseRows),
+    /// The dense row's `dense` columns, then the identity block's (if any).
+    Sparse { rows: SparseRows, dense: usize },
     /// Column-major, so that linfa's gradient `xᵀ·r` is one sequential pass: without BLAS ndarray
     /// computes a matrix-vector product one row of the left operand at a time (on a row-major `x`
     /// the engage head of 900k × 255 rows took 715 s, column-major 115.8 s).
     ColumnMajor(Array2<f64>),
 }
 
+/// The identity block of a design: each row's keys (indexed like the dense matrix's rows) and the
+/// slots per kind (`crate::features::identity`).
+#[derive(Debug, Clone, Copy)]
+pub struct Identity<'a> {
+    pub keys: &'a [IdentityKeys],
+    pub buckets: u32,
+}
+
 /// The rows of `x` as `solver` reads them.
-pub fn design(x: ArrayView2<'_, f64>, solver: Solver) -> Result<Design, TrainError> {
-    design_rows(x, &(0..x.nrows()).collect::<Vec<_>>(), solver)
+pub fn design(x: ArrayView2<'_, f64>, solver: Solver, identity: Option<Identity<'_>>) -> Result<Design, TrainError> {
+    design_rows(x, &(0..x.nrows()).collect::<Vec<_>>(), solver, identity)
 }
 
 /// The rows `rows` of `x`, in that order, as `solver` reads them: a training split without a
-/// dense copy of it first.
-pub fn design_rows(x: ArrayView2<'_, f64>, rows: &[usize], solver: Solver) -> Result<Design, TrainError> {
+/// dense copy of it first. With `identity` (sparse solver only) each row also gets its user's and
+/// host's slot columns after the dense ones.
+pub fn design_rows(
+    x: ArrayView2<'_, f64>,
+    rows: &[usize],
+    solver: Solver,
+    identity: Option<Identity<'_>>,
+) -> Result<Design, TrainError> {
+    let identity = identity.filter(|id| id.buckets > 0);
+    if let Some(id) = identity
+        && id.keys.len() != x.nrows()
+    {
+        return Err(TrainError::Data(format!("{} identity keys for {} rows", id.keys.len(), x.nrows())));
+    }
     match solver {
-        Solver::Sparse => SparseRows::from_dense_rows(x, rows.iter().copied())
-            .map(Design::Sparse)
-            .map_err(|e| TrainError::Data(format!("feature matrix: {e}"))),
+        Solver::Sparse => {
+            let built = match identity {
+                None => SparseRows::from_dense_rows(x, rows.iter().copied()),
+                Some(id) => {
+                    SparseRows::from_dense_rows_extended(x, rows.iter().copied(), 2 * id.buckets as usize, |i| {
+                        id.keys[i].slots(id.buckets)
+                    })
+                }
+            };
+            built
+                .map(|rows| Design::Sparse { rows, dense: x.ncols() })
+                .map_err(|e| TrainError::Data(format!("feature matrix: {e}")))
+        }
+        Solver::Linfa if identity.is_some() => Err(TrainError::Data(
+            "identity features need the sparse solver (a dense matrix of every slot would not fit)".into(),
+        )),
         Solver::Linfa => {
             let mut out = Array2::zeros((rows.len(), x.ncols()).f());
             for (mut dst, src) in out.rows_mut().into_iter().zip(rows) {
@@ -101,11 +136,13 @@ pub fn fit_head_counted(
     let tolerance = GRADIENT_TOLERANCE_PER_ROW * y.len() as f64;
     let fail = |message: String| TrainError::Fit { head, message };
     match x {
-        Design::Sparse(x) => {
-            let fitted = solver::fit(x, y, alpha, max_iterations, tolerance).map_err(fail)?;
+        Design::Sparse { rows, dense } => {
+            let fitted = solver::fit(rows, y, alpha, max_iterations, tolerance).map_err(fail)?;
+            let weights: Vec<f32> = fitted.weights.iter().map(|w| *w as f32).collect();
             let head = LinearHead {
                 intercept: fitted.intercept as f32,
-                weights: fitted.weights.iter().map(|w| *w as f32).collect(),
+                identity: weights[*dense..].to_vec(),
+                weights: weights[..*dense].to_vec(),
             };
             Ok((head, Some(fitted.iterations)))
         }
@@ -121,22 +158,27 @@ pub fn fit_head_counted(
             let head = LinearHead {
                 intercept: (sign * fitted.intercept()) as f32,
                 weights: fitted.params().iter().map(|w| (sign * w) as f32).collect(),
+                identity: Vec::new(),
             };
             Ok((head, None))
         }
     }
 }
 
-/// Probabilities of `head` for every row of `x`, through the serving scorer.
-pub fn predict(head: &LinearHead, x: ArrayView2<'_, f64>) -> Vec<f64> {
+/// Probabilities of `head` for every row of `x`, through the serving scorer. `keys` are the rows'
+/// identity keys (one per row), or empty for rows without ids; a head without an identity block
+/// (`buckets == 0`) ignores them.
+pub fn predict(head: &LinearHead, x: ArrayView2<'_, f64>, keys: &[IdentityKeys], buckets: u32) -> Vec<f64> {
     let mut row = [0f32; crate::features::NUM_FEATURES];
     x.rows()
         .into_iter()
-        .map(|r| {
+        .enumerate()
+        .map(|(i, r)| {
             for (dst, src) in row.iter_mut().zip(r.iter()) {
                 *dst = *src as f32;
             }
-            f64::from(head.predict(&row))
+            let extra = keys.get(i).map_or(0.0, |k| head.identity_logit(k.slots(buckets)));
+            f64::from(head.predict_with(&row, extra))
         })
         .collect()
 }
@@ -163,8 +205,8 @@ mod tests {
         }
         for first_label in [false, true] {
             y[0] = first_label;
-            let head = fit_head("t", &design(x.view(), Solver::Sparse).unwrap(), y.view(), 0.1, 200).unwrap();
-            let reference = fit_head("t", &design(x.view(), Solver::Linfa).unwrap(), y.view(), 0.1, 200).unwrap();
+            let head = fit_head("t", &design(x.view(), Solver::Sparse, None).unwrap(), y.view(), 0.1, 200).unwrap();
+            let reference = fit_head("t", &design(x.view(), Solver::Linfa, None).unwrap(), y.view(), 0.1, 200).unwrap();
             for (a, b) in head.weights.iter().zip(&reference.weights) {
                 assert!((a - b).abs() < 1e-4, "the two solvers disagree: {a} vs {b}");
             }
@@ -177,7 +219,7 @@ mod tests {
             let theirs = linfa.predict_probabilities(&x);
             let p_true: Vec<f64> =
                 theirs.iter().map(|p| if linfa.labels().pos.class { *p } else { 1.0 - *p }).collect();
-            let ours = predict(&head, x.view());
+            let ours = predict(&head, x.view(), &[], 0);
             for (a, b) in ours.iter().zip(&p_true) {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b}");
             }
@@ -189,8 +231,13 @@ mod tests {
     fn single_class_is_refused() {
         let x = Array2::<f64>::ones((10, 3));
         for solver in [Solver::Sparse, Solver::Linfa] {
-            let err =
-                fit_head("engage", &design(x.view(), solver).unwrap(), Array1::from_elem(10, true).view(), 1.0, 10);
+            let err = fit_head(
+                "engage",
+                &design(x.view(), solver, None).unwrap(),
+                Array1::from_elem(10, true).view(),
+                1.0,
+                10,
+            );
             assert!(err.unwrap_err().to_string().contains("single class"));
         }
     }

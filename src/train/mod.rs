@@ -18,7 +18,7 @@ use ndarray::{Array1, Array2, Axis};
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 
 use crate::domain::{now_ms, rfc3339};
-use crate::features::{self, FeatureInput, NUM_FEATURES};
+use crate::features::{self, FeatureInput, IdentityKeys, NUM_FEATURES};
 use crate::model::{Heads, LinearHead, Manifest, ModelArtifact, TrainingInfo};
 
 /// A labelled design matrix.
@@ -32,6 +32,9 @@ pub struct Dataset {
     pub purchased: Array1<bool>,
     /// Time of each row, ms (0 when unknown).
     pub time_ms: Vec<i64>,
+    /// Each row's hashed user and host ids for the identity block (all "no id" when the source
+    /// has none).
+    pub ids: Vec<IdentityKeys>,
 }
 
 impl Dataset {
@@ -54,6 +57,7 @@ impl Dataset {
             engaged: Array1::from_elem(n, false),
             purchased: Array1::from_elem(n, false),
             time_ms: vec![0; n],
+            ids: vec![IdentityKeys::default(); n],
         }
     }
 
@@ -106,6 +110,7 @@ impl Dataset {
             engaged: self.engaged.select(Axis(0), idx),
             purchased: self.purchased.select(Axis(0), idx),
             time_ms: idx.iter().map(|i| self.time_ms[*i]).collect(),
+            ids: idx.iter().map(|i| self.ids[*i]).collect(),
         }
     }
 }
@@ -158,6 +163,8 @@ pub struct TrainOptions {
     /// Where the data came from (recorded in the manifest).
     pub source: String,
     pub seed: u64,
+    /// Slots per kind of the identity block (hashed user and host ids); 0 for none.
+    pub identity_buckets: u32,
 }
 
 /// Why training failed.
@@ -177,7 +184,7 @@ fn best_head(
     name: &'static str,
     x: &fit::Design,
     y: &Array1<bool>,
-    valid_x: ndarray::ArrayView2<'_, f64>,
+    valid: &Dataset,
     y_valid: &Array1<bool>,
     opts: &TrainOptions,
 ) -> Result<(LinearHead, f64, f64), TrainError> {
@@ -186,7 +193,8 @@ fn best_head(
         let started = Instant::now();
         let (head, iterations) = fit::fit_head_counted(name, x, y.view(), alpha, opts.max_iterations)?;
         let loss = if opts.alphas.len() > 1 {
-            metrics::log_loss(&fit::predict(&head, valid_x), y_valid.as_slice().expect("contiguous"))
+            let p = fit::predict(&head, valid.x.view(), &valid.ids, opts.identity_buckets);
+            metrics::log_loss(&p, y_valid.as_slice().expect("contiguous"))
         } else {
             0.0
         };
@@ -217,11 +225,12 @@ fn fit_heads(
     metrics: &mut BTreeMap<String, f64>,
     hyper: &mut BTreeMap<String, f64>,
 ) -> Result<Heads, TrainError> {
-    let x = fit::design_rows(data.x.view(), train_idx, opts.solver)?;
+    let identity = fit::Identity { keys: &data.ids, buckets: opts.identity_buckets };
+    let x = fit::design_rows(data.x.view(), train_idx, opts.solver, Some(identity))?;
     let (engaged, purchased) = (data.engaged.select(Axis(0), train_idx), data.purchased.select(Axis(0), train_idx));
     let (engage, purchase) = std::thread::scope(|scope| {
-        let engage = scope.spawn(|| best_head("engage", &x, &engaged, valid.x.view(), &valid.engaged, opts));
-        let purchase = best_head("purchase", &x, &purchased, valid.x.view(), &valid.purchased, opts);
+        let engage = scope.spawn(|| best_head("engage", &x, &engaged, valid, &valid.engaged, opts));
+        let purchase = best_head("purchase", &x, &purchased, valid, &valid.purchased, opts);
         (engage.join().expect("engage head thread panicked"), purchase)
     });
     let mut heads = Vec::with_capacity(2);
@@ -272,7 +281,7 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
     for (name, head, y) in
         [("engage", &heads.engage, &test_set.engaged), ("purchase", &heads.purchase, &test_set.purchased)]
     {
-        let p = fit::predict(head, test_set.x.view());
+        let p = fit::predict(head, test_set.x.view(), &test_set.ids, opts.identity_buckets);
         let y = y.as_slice().expect("contiguous");
         metrics.insert(format!("{name}_auc"), metrics::auc(&p, y));
         metrics.insert(format!("{name}_logloss"), metrics::log_loss(&p, y));
@@ -298,6 +307,7 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
         },
         hyperparameters: hyper,
         metrics,
+        identity_buckets: opts.identity_buckets,
     };
     Ok(ModelArtifact { manifest, heads })
 }

@@ -54,7 +54,20 @@ impl SparseRows {
     /// The non-zero entries of the rows `rows` of `x`, in that order (a training split without
     /// a dense copy of it).
     pub fn from_dense_rows(x: ArrayView2<'_, f64>, rows: impl ExactSizeIterator<Item = usize>) -> Result<Self, String> {
-        let width = x.ncols();
+        Self::from_dense_rows_extended(x, rows, 0, |_| [None, None])
+    }
+
+    /// [`Self::from_dense_rows`] with `extra_width` more columns after `x`'s, where row `i` of `x`
+    /// also holds a 1 at `x.ncols() + s` for each `s` of `extra(i)` (the identity block's slots,
+    /// each below `extra_width`).
+    pub fn from_dense_rows_extended(
+        x: ArrayView2<'_, f64>,
+        rows: impl ExactSizeIterator<Item = usize>,
+        extra_width: usize,
+        extra: impl Fn(usize) -> [Option<u32>; 2],
+    ) -> Result<Self, String> {
+        let dense = x.ncols();
+        let width = dense + extra_width;
         if u32::try_from(width).is_err() {
             return Err(format!("{width} columns are too many"));
         }
@@ -72,6 +85,13 @@ impl SparseRows {
                     out.columns.push(j as u32);
                     out.values.push(*v);
                 }
+            }
+            for s in extra(i).into_iter().flatten() {
+                if s as usize >= extra_width {
+                    return Err(format!("row {i}: extra column {s} of {extra_width}"));
+                }
+                out.columns.push((dense + s as usize) as u32);
+                out.values.push(1.0);
             }
             out.starts.push(out.values.len());
         }
@@ -298,6 +318,26 @@ mod tests {
             }
             assert!(ours.weights[0] > 1.0 && ours.weights[1] < -1.0, "the signal is found: {:?}", ours.weights);
         }
+    }
+
+    /// Extra one-hot columns (the identity block) are the same rows as a dense matrix with those
+    /// columns appended, and a slot beyond the block is refused.
+    #[test]
+    fn extended_rows_equal_the_dense_matrix_with_the_block() {
+        let (x, _) = data(200, 6, 5);
+        let slots = |i: usize| [Some((i % 3) as u32), i.is_multiple_of(2).then_some(3 + (i % 4) as u32 % 2)];
+        let mut wide = Array2::zeros((x.nrows(), 6 + 5));
+        wide.slice_mut(ndarray::s![.., ..6]).assign(&x);
+        for i in 0..x.nrows() {
+            for s in slots(i).into_iter().flatten() {
+                wide[[i, 6 + s as usize]] = 1.0;
+            }
+        }
+        let picked = [7usize, 3, 150, 3];
+        let a = SparseRows::from_dense_rows_extended(x.view(), picked.iter().copied(), 5, slots).unwrap();
+        let b = SparseRows::from_dense_rows(wide.view(), picked.iter().copied()).unwrap();
+        assert_eq!((&a.starts, &a.columns, &a.values, a.width), (&b.starts, &b.columns, &b.values, b.width));
+        assert!(SparseRows::from_dense_rows_extended(x.view(), [0].into_iter(), 2, slots).is_err());
     }
 
     /// The layout of the dense input does not matter, and zeros are not stored.

@@ -3,7 +3,7 @@
 use super::{Dataset, TrainError};
 use crate::export::table::Column;
 use crate::export::{Table, columns};
-use crate::features::{self, NUM_FEATURES, extract, feature_names};
+use crate::features::{self, IdentityKeys, NUM_FEATURES, extract, feature_names};
 
 /// Where the labels are and how features are obtained.
 #[derive(Debug, Clone)]
@@ -76,7 +76,24 @@ pub fn dataset(table: &mut Table, source: &TableSource) -> Result<Dataset, Train
             data.set(i, &row, label(engage, i)?, label(purchase, i)?, t);
         }
     }
+    read_identity(table, &mut data)?;
     Ok(data)
+}
+
+/// The rows' identity keys from the `user_id` and `session.host_id` columns, where the table has
+/// them (a `fitrank export` file has both); a missing column means no id of that kind.
+fn read_identity(table: &Table, data: &mut Dataset) -> Result<(), TrainError> {
+    let user = if table.has("user_id") { Some(table.column("user_id")?) } else { None };
+    let host = if table.has("session.host_id") { Some(table.column("session.host_id")?) } else { None };
+    if user.is_none() && host.is_none() {
+        return Ok(());
+    }
+    for (i, keys) in data.ids.iter_mut().enumerate() {
+        let user = user.map(|c| c.text(i)).unwrap_or_default();
+        let host = host.map(|c| c.text(i)).unwrap_or_default();
+        *keys = IdentityKeys::of(&user, &host);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use fitrank::domain::{
     AgeBand, Category, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SessionStatus, Surface,
     TargetAudience, UserActivity, UserProfile, audience,
 };
-use fitrank::features::{FeatureInput, NUM_FEATURES, RequestFeatures, extract, extract_candidate};
+use fitrank::features::{FeatureInput, IdentityKeys, NUM_FEATURES, RequestFeatures, extract, extract_candidate};
 use fitrank::model::{LoadedModel, ModelRegistry};
 use fitrank::proto::v1 as pb;
 use proptest::prelude::*;
@@ -133,7 +133,23 @@ proptest! {
         let model = shipped_model();
         for head in [&model.artifact.heads.engage, &model.artifact.heads.purchase] {
             prop_assert_eq!(head.predict(&plain).to_bits(), head.predict_active(&fast, &extracted.active).to_bits());
+            // With an identity block's part of the logit, too (training predicts with the former).
+            let extra = (time % 7) as f32 - 3.0;
+            prop_assert_eq!(
+                head.predict_with(&plain, extra).to_bits(),
+                head.predict_active_with(&fast, &extracted.active, extra).to_bits()
+            );
         }
+    }
+
+    /// Every id lands in its kind's range of slots; only an empty id has none.
+    #[test]
+    fn identity_slots_stay_in_their_block(user in any_string(), host in any_string(), buckets in 1u32..5_000_000) {
+        let [u, h] = IdentityKeys::of(&user, &host).slots(buckets);
+        prop_assert_eq!(u.is_none(), user.is_empty());
+        prop_assert_eq!(h.is_none(), host.is_empty());
+        prop_assert!(u.is_none_or(|s| s < buckets));
+        prop_assert!(h.is_none_or(|s| (buckets..2 * buckets).contains(&s)));
     }
 
     /// Any rank request either converts to a query satisfying the limits or names a field.

@@ -62,6 +62,26 @@ async fn a_host_that_sells_ranks_first_through_its_identity_weight() {
             .unwrap();
     assert_eq!(weights["purchase"]["identity"].as_array().unwrap().len(), 2048);
 
+    // Offline, side by side on the same rows: only the identity model tells the hosts apart.
+    let printed = fitrank(&[
+        "evaluate",
+        "--data",
+        table.to_str().unwrap(),
+        "--recompute",
+        "--models-dir",
+        &models,
+        "--model",
+        "default/29991231-000000",
+        "--model",
+        "default/29991231-000001",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    let auc = |m: usize| report["models"][m]["purchase"]["auc"].as_f64().unwrap();
+    // Purchases: 20% for the good host, 2% for the poor one, so the best AUC is about 0.77.
+    assert!((auc(0) - 0.5).abs() < 1e-9, "without ids every row scores the same: {}", auc(0));
+    assert!(auc(1) > 0.7, "the identity model separates the hosts: {}", auc(1));
+
     let mut catalog = CatalogServiceClient::new(server.channel().await);
     // Two new sessions alike in every attribute; the poor host's has the smaller id, so it wins
     // every tie.

@@ -3,7 +3,9 @@
 //! A model is two logistic-regression heads fitted by linfa (`crate::train`): **engage** predicts
 //! that a shown session is viewed, **purchase** that the user buys in it. The artifact stores each
 //! head's intercept and coefficients, so serving is a dot product with no allocation; a test checks
-//! that this equals linfa's own `predict_probabilities` on the same rows.
+//! that this equals linfa's own `predict_probabilities` on the same rows. A head may also carry an
+//! identity block (a weight per hashed user id and host id, `crate::features::identity`), whose
+//! size the manifest's `identity_buckets` records.
 //!
 //! Layout: `models/<name>/<version>/manifest.json` (schema hash, feature names, training data,
 //! hyper-parameters, metrics) and `models/<name>/<version>/weights.json` (the heads). Versions are

@@ -259,6 +259,13 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
             test_idx.len()
         )));
     }
+    if opts.identity_buckets > features::identity::MAX_BUCKETS {
+        return Err(TrainError::Data(format!(
+            "{} identity buckets per kind; at most {}",
+            opts.identity_buckets,
+            features::identity::MAX_BUCKETS
+        )));
+    }
     if opts.alphas.len() > 1 && valid_idx.is_empty() {
         return Err(TrainError::Data("several alphas need a validation split".into()));
     }

@@ -127,8 +127,8 @@ struct TrainArgs {
     solver: train::fit::Solver,
     /// Slots per kind of the identity block: a learned weight per hashed user id and host id
     /// (from the table's `user_id` and `session.host_id` columns); 0 for none. A power of two a few
-    /// times the number of distinct users keeps collisions rare; each slot costs 8 bytes per head
-    /// in memory and about 20 in weights.json.
+    /// times the number of distinct users keeps collisions rare; each N costs 16 bytes of memory
+    /// (two kinds, two heads) and about 45 bytes of weights.json.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(fitrank::features::identity::MAX_BUCKETS)))]
     identity_buckets: u32,
     /// Models folder to write into.

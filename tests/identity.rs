@@ -4,19 +4,11 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{TestServer, session};
+use common::{TestServer, fitrank, session};
 use fitrank::proto::v1::{
     self as pb, admin_service_client::AdminServiceClient, catalog_service_client::CatalogServiceClient,
     ranking_service_client::RankingServiceClient,
 };
-
-fn fitrank(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_fitrank")).args(args).env("FITRANK_LOG", "warn").output().unwrap();
-    assert!(out.status.success(), "fitrank {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// 2,000 impressions whose raw inputs are all alike but for the user and the host: the shows of
 /// `host-good` are viewed 60% and bought 20% of the time, those of `host-poor` 20% and 2%.

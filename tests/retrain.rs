@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{TestServer, attrs, event, session, target};
+use common::{TestServer, attrs, event, fitrank, session, target};
 use fitrank::export::Table;
 use fitrank::proto::v1::{
     self as pb, admin_service_client::AdminServiceClient, catalog_service_client::CatalogServiceClient,
@@ -13,12 +11,6 @@ use fitrank::proto::v1::{
 };
 use fitrank::train::table::{TableSource, dataset};
 use pb::{AgeBand, EventType as T, Gender};
-
-fn fitrank(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_fitrank")).args(args).env("FITRANK_LOG", "warn").output().unwrap();
-    assert!(out.status.success(), "fitrank {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 #[tokio::test]
 async fn a_model_trained_on_the_export_serves_without_a_restart() {

@@ -4,18 +4,10 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::TestServer;
+use common::{TestServer, fitrank};
 use fitrank::proto::v1::{self as pb, admin_service_client::AdminServiceClient};
 use fitrank::simulate::{self, SimOptions, SimPolicy};
 use fitrank::train::generator::{GeneratorConfig, World};
-
-fn fitrank(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_fitrank")).args(args).output().unwrap();
-    assert!(out.status.success(), "fitrank {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_up_export_train_serve_beats_the_baselines_on_fresh_traffic() {

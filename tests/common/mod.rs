@@ -166,3 +166,15 @@ pub fn event(id: &str, kind: pb::EventType, user: &str, session: &str) -> pb::Ev
         amount: if matches!(kind, pb::EventType::Purchase | pb::EventType::Return) { 25.0 } else { 0.0 },
     }
 }
+
+/// Runs the `fitrank` binary with `args` (logging at warn) and returns its standard output; panics
+/// with its standard error when it fails.
+pub fn fitrank(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fitrank"))
+        .args(args)
+        .env("FITRANK_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fitrank {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -406,7 +406,7 @@ pub fn run(data: &MovieLens, protocol: &Protocol) -> Result<Report, MovieLensErr
     let mut best: Option<(f64, f64, crate::model::LinearHead)> = None;
     for &alpha in &protocol.alphas {
         let head = fit::fit_head("movielens", &x, train_set.engaged.view(), alpha, protocol.max_iterations)?;
-        let p = fit::predict(&head, valid_set.x.view(), &valid_set.ids, buckets);
+        let p = fit::predict(&head, valid_set.x.view(), &valid_set.ids);
         let loss = metrics::log_loss(&p, as_slice(&valid_set.engaged));
         if best.as_ref().is_none_or(|(l, _, _)| loss < *l) {
             best = Some((loss, alpha, head));
@@ -414,7 +414,7 @@ pub fn run(data: &MovieLens, protocol: &Protocol) -> Result<Report, MovieLensErr
     }
     let (validation_logloss, alpha, head) =
         best.ok_or_else(|| crate::train::TrainError::Data("no alpha to try".into()))?;
-    let p = fit::predict(&head, test_set.x.view(), &test_set.ids, buckets);
+    let p = fit::predict(&head, test_set.x.view(), &test_set.ids);
     let y = as_slice(&test_set.engaged);
     Ok(Report {
         seed: protocol.seed,

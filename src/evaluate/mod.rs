@@ -142,9 +142,8 @@ pub fn evaluate(
     }
     let mut reports = Vec::new();
     for model in models {
-        let buckets = model.manifest.identity_buckets;
-        let pe = fit::predict(&model.heads.engage, data.x.view(), &data.ids, buckets);
-        let pp = fit::predict(&model.heads.purchase, data.x.view(), &data.ids, buckets);
+        let pe = fit::predict(&model.heads.engage, data.x.view(), &data.ids);
+        let pp = fit::predict(&model.heads.purchase, data.x.view(), &data.ids);
         let scores: Vec<f64> = (0..data.len())
             .map(|i| {
                 let fit = data.x[[i, scalar::FIT_OVERALL]] as f32;
@@ -205,7 +204,7 @@ pub fn write_plots(dir: &Path, data: &Dataset, models: &[ModelArtifact]) -> Resu
         let mut reliability = Vec::new();
         for model in models {
             let h = if head == "engage" { &model.heads.engage } else { &model.heads.purchase };
-            let p = fit::predict(h, data.x.view(), &data.ids, model.manifest.identity_buckets);
+            let p = fit::predict(h, data.x.view(), &data.ids);
             roc.push((model.id(), metrics::roc_points(&p, labels)));
             let bins = metrics::calibration(&p, labels, 10);
             reliability.push((

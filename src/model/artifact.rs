@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, fs, path::Path};
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
-use crate::features::{self, Active, NUM_FEATURES, Row, identity, schema};
+use crate::features::{self, Active, IdentityKeys, NUM_FEATURES, Row, identity, schema};
 
 /// Current artifact format.
 pub const FORMAT: u32 = 1;
@@ -22,15 +22,21 @@ pub struct LinearHead {
 }
 
 impl LinearHead {
-    /// The identity block's part of the logit for the slots `slots` (from
-    /// [`crate::features::IdentityKeys::slots`] with this model's bucket count); 0 without a block.
+    /// Slots per kind of the identity block (half its length; the manifest's `identity_buckets`,
+    /// checked at load).
     #[inline]
-    pub fn identity_logit(&self, slots: [Option<u32>; 2]) -> f32 {
+    pub fn identity_buckets(&self) -> u32 {
+        (self.identity.len() / 2) as u32
+    }
+
+    /// The identity block's part of the logit for `keys`: the weights of the user's and the
+    /// host's slots; 0 without a block. The slots are below twice the bucket count, so within
+    /// the block.
+    #[inline]
+    pub fn identity_logit(&self, keys: &IdentityKeys) -> f32 {
         let mut z = 0.0;
-        for s in slots.into_iter().flatten() {
-            // In range: the slots come from the manifest's bucket count, checked against the
-            // block's length at load.
-            z += self.identity.get(s as usize).copied().unwrap_or(0.0);
+        for s in keys.slots(self.identity_buckets()).into_iter().flatten() {
+            z += self.identity[s as usize];
         }
         z
     }
@@ -255,7 +261,6 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ModelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::IdentityKeys;
 
     fn shipped() -> ModelArtifact {
         let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
@@ -270,7 +275,7 @@ mod tests {
         let row = [0.25f32; NUM_FEATURES];
         let head = &model.heads.purchase;
         assert_eq!(head.predict(&row).to_bits(), head.predict_with(&row, 0.0).to_bits());
-        assert_eq!(head.identity_logit(IdentityKeys::of("u", "h").slots(8)), 0.0);
+        assert_eq!(head.identity_logit(&IdentityKeys::of("u", "h")), 0.0);
 
         model.manifest.identity_buckets = 8;
         assert!(model.validate().unwrap_err().to_string().contains("identity weights"));
@@ -282,8 +287,8 @@ mod tests {
         let [u, h] = keys.slots(8).map(Option::unwrap);
         let head = &model.heads.purchase;
         let want = (u + h) as f32 / 10.0;
-        assert_eq!(head.identity_logit(keys.slots(8)), want);
-        assert_eq!(head.identity_logit(IdentityKeys::of("", "").slots(8)), 0.0);
+        assert_eq!(head.identity_logit(&keys), want);
+        assert_eq!(head.identity_logit(&IdentityKeys::of("", "")), 0.0);
         // The host's slot is in 8..16, so the block adds at least 0.8 to the logit.
         assert!(want >= 0.8 && head.predict_with(&row, want) > head.predict(&row));
 

@@ -233,22 +233,23 @@ impl Ranker {
         let Treatment { model, policy, mut exposures, interleave } = self.treatment(&query.user_id);
         let mut row = [0f32; NUM_FEATURES];
         let request = RequestFeatures::new(&user, &activity, &query.context);
-        let user_keys = IdentityKeys::of(&query.user_id, "");
         let mut score_all = |model: &LoadedModel, policy: Policy| -> Vec<Scored> {
             let heads = &model.artifact.heads;
-            let buckets = model.artifact.manifest.identity_buckets;
+            // Only a model with an identity block pays for hashing the ids.
+            let user_keys =
+                (model.artifact.manifest.identity_buckets > 0).then(|| IdentityKeys::of(&query.user_id, ""));
             candidates
                 .iter()
                 .enumerate()
                 .map(|(candidate, c)| {
                     let extracted = features::extract_candidate(&request, &c.session, &c.stats, &mut row);
                     let fit = extracted.fit.overall();
-                    // Models without an identity block skip the host id's hash.
-                    let (engage_id, purchase_id) = if buckets == 0 {
-                        (0.0, 0.0)
-                    } else {
-                        let slots = user_keys.with_host(&c.session.host_id).slots(buckets);
-                        (heads.engage.identity_logit(slots), heads.purchase.identity_logit(slots))
+                    let (engage_id, purchase_id) = match user_keys {
+                        None => (0.0, 0.0),
+                        Some(user) => {
+                            let keys = user.with_host(&c.session.host_id);
+                            (heads.engage.identity_logit(&keys), heads.purchase.identity_logit(&keys))
+                        }
                     };
                     let p_engage = heads.engage.predict_active_with(&row, &extracted.active, engage_id);
                     let p_purchase = heads.purchase.predict_active_with(&row, &extracted.active, purchase_id);

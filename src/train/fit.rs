@@ -167,8 +167,8 @@ pub fn fit_head_counted(
 
 /// Probabilities of `head` for every row of `x`, through the serving scorer. `keys` are the rows'
 /// identity keys (one per row), or empty for rows without ids; a head without an identity block
-/// (`buckets == 0`) ignores them.
-pub fn predict(head: &LinearHead, x: ArrayView2<'_, f64>, keys: &[IdentityKeys], buckets: u32) -> Vec<f64> {
+/// ignores them.
+pub fn predict(head: &LinearHead, x: ArrayView2<'_, f64>, keys: &[IdentityKeys]) -> Vec<f64> {
     let mut row = [0f32; crate::features::NUM_FEATURES];
     x.rows()
         .into_iter()
@@ -177,7 +177,7 @@ pub fn predict(head: &LinearHead, x: ArrayView2<'_, f64>, keys: &[IdentityKeys],
             for (dst, src) in row.iter_mut().zip(r.iter()) {
                 *dst = *src as f32;
             }
-            let extra = keys.get(i).map_or(0.0, |k| head.identity_logit(k.slots(buckets)));
+            let extra = keys.get(i).map_or(0.0, |k| head.identity_logit(k));
             f64::from(head.predict_with(&row, extra))
         })
         .collect()
@@ -219,7 +219,7 @@ mod tests {
             let theirs = linfa.predict_probabilities(&x);
             let p_true: Vec<f64> =
                 theirs.iter().map(|p| if linfa.labels().pos.class { *p } else { 1.0 - *p }).collect();
-            let ours = predict(&head, x.view(), &[], 0);
+            let ours = predict(&head, x.view(), &[]);
             for (a, b) in ours.iter().zip(&p_true) {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b}");
             }

@@ -193,7 +193,7 @@ fn best_head(
         let started = Instant::now();
         let (head, iterations) = fit::fit_head_counted(name, x, y.view(), alpha, opts.max_iterations)?;
         let loss = if opts.alphas.len() > 1 {
-            let p = fit::predict(&head, valid.x.view(), &valid.ids, opts.identity_buckets);
+            let p = fit::predict(&head, valid.x.view(), &valid.ids);
             metrics::log_loss(&p, y_valid.as_slice().expect("contiguous"))
         } else {
             0.0
@@ -288,7 +288,7 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
     for (name, head, y) in
         [("engage", &heads.engage, &test_set.engaged), ("purchase", &heads.purchase, &test_set.purchased)]
     {
-        let p = fit::predict(head, test_set.x.view(), &test_set.ids, opts.identity_buckets);
+        let p = fit::predict(head, test_set.x.view(), &test_set.ids);
         let y = y.as_slice().expect("contiguous");
         metrics.insert(format!("{name}_auc"), metrics::auc(&p, y));
         metrics.insert(format!("{name}_logloss"), metrics::log_loss(&p, y));

@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use fitrank::{cli, config, server, train};
 
+/// mimalloc instead of glibc's malloc: under `Rank` load glibc's allocator took about 15% of the
+/// server's CPU (docs/BENCHMARKS.md, "Profile of the Rank path").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "fitrank", version, about = "Ranks live shopping sessions for users, over gRPC")]
 struct Args {

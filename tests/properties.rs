@@ -6,6 +6,7 @@ use fitrank::domain::{
     AgeBand, Category, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SessionStatus, Surface,
     TargetAudience, UserActivity, UserProfile, audience,
 };
+use fitrank::featurelog::SparseRow;
 use fitrank::features::{FeatureInput, IdentityKeys, NUM_FEATURES, RequestFeatures, extract, extract_candidate};
 use fitrank::model::{LoadedModel, ModelRegistry};
 use fitrank::proto::v1 as pb;
@@ -130,6 +131,11 @@ proptest! {
         let extracted = extract_candidate(&request, &session, &stats, &mut fast);
         prop_assert_eq!(plain.map(f32::to_bits), fast.map(f32::to_bits));
         prop_assert_eq!(fit, extracted.fit);
+        // The feature log's sparse row from the one-hot positions equals the full scan's.
+        let (from_dense, from_extracted) = (SparseRow::from_dense(&plain), SparseRow::from_extracted(&fast, &extracted.active));
+        prop_assert_eq!(&from_dense.index, &from_extracted.index);
+        prop_assert_eq!(from_dense.value.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        from_extracted.value.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         let model = shipped_model();
         for head in [&model.artifact.heads.engage, &model.artifact.heads.purchase] {
             prop_assert_eq!(head.predict(&plain).to_bits(), head.predict_active(&fast, &extracted.active).to_bits());

@@ -22,7 +22,9 @@
 //! write or flush fails), so every segment can be read on its own; a reader that meets an undefined key
 //! treats the segment as damaged from there.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use serde::{Deserialize, Serialize};
 

@@ -7,7 +7,7 @@ use super::explore;
 use super::interleave::{self, Team};
 use crate::domain::{LiveStats, RequestContext, SessionStatus, UserProfile};
 use crate::experiment::{ArmDef, ExperimentDef, Experiments, Kind, PolicyOverride, TEAM_DRAFT_PREFIX, arm_group};
-use crate::featurelog::{FeatureLog, ServedItem, ServedRanking, SparseRow, push_sparse};
+use crate::featurelog::{FeatureLog, ServedItem, ServedRanking, SparseRow};
 use crate::features::{self, IdentityKeys, NUM_FEATURES, RequestFeatures};
 use crate::model::{LoadedModel, ModelRegistry};
 use crate::store::{CatalogFilter, SessionSnapshot, Store, StoreError};
@@ -334,9 +334,7 @@ impl Ranker {
                 .enumerate()
                 .map(|(position, s)| {
                     let c = &candidates[s.candidate];
-                    features::extract_candidate(&request, &c.session, &c.stats, &mut row);
-                    let (mut index, mut value) = (Vec::with_capacity(48), Vec::with_capacity(48));
-                    push_sparse(&row, &mut index, &mut value);
+                    let extracted = features::extract_candidate(&request, &c.session, &c.stats, &mut row);
                     ServedItem {
                         session: Arc::clone(&c.session),
                         stats: LiveStats::clone(&c.stats),
@@ -345,7 +343,7 @@ impl Ranker {
                         p_engage: s.p_engage,
                         p_purchase: s.p_purchase,
                         propensity: propensities.get(position).copied().unwrap_or(1.0),
-                        features: SparseRow { index, value },
+                        features: SparseRow::from_extracted(&row, &extracted.active),
                     }
                 })
                 .collect();

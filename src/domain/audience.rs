@@ -53,7 +53,9 @@ pub fn in_target(overall: f32, any_unknown: bool) -> Option<bool> {
     (!any_unknown).then_some(overall >= 0.5)
 }
 
-/// Computes the fit of `user` against `target`.
+/// Computes the fit of `user` against `target`. Inlined into the extractor, which reads the
+/// result as a vector: returned through memory, the scalar stores stalled that read.
+#[inline]
 pub fn fit(user: &UserProfile, target: &TargetAudience) -> AudienceFit {
     let mut declared = 0;
     let mut unknown = 0;

@@ -39,7 +39,17 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+unsafe extern "C" {
+    /// mimalloc's own API (linked in by the `mimalloc` crate): returns freed pages to the OS.
+    fn mi_collect(force: bool);
+}
+
+/// The resident set once mimalloc has returned the pages freed so far. mimalloc does so by itself
+/// some milliseconds after a free (its purge delay); without this the figures would count
+/// transient buffers of the inserts (batches, write-ahead-log frames, the map's old tables).
 fn rss_bytes() -> isize {
+    // SAFETY: mi_collect takes no pointers and may be called at any time.
+    unsafe { mi_collect(true) };
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: isize = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
     pages * 4096

@@ -137,6 +137,12 @@ proptest! {
         prop_assert_eq!(from_dense.value.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                         from_extracted.value.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         let model = shipped_model();
+        let heads = &model.artifact.heads;
+        // Both heads in one pass give each head's own bits.
+        let extras = ((time % 5) as f32 - 2.0, (time % 3) as f32 - 1.0);
+        let (engage, purchase) = heads.predict_active_with(&fast, &extracted.active, extras);
+        prop_assert_eq!(engage.to_bits(), heads.engage.predict_with(&plain, extras.0).to_bits());
+        prop_assert_eq!(purchase.to_bits(), heads.purchase.predict_with(&plain, extras.1).to_bits());
         for head in [&model.artifact.heads.engage, &model.artifact.heads.purchase] {
             prop_assert_eq!(head.predict(&plain).to_bits(), head.predict_active(&fast, &extracted.active).to_bits());
             // With an identity block's part of the logit, too (training predicts with the former).

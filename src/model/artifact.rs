@@ -118,6 +118,50 @@ pub struct Heads {
     pub purchase: LinearHead,
 }
 
+impl Heads {
+    /// `(P(view), P(purchase))`: each head's [`LinearHead::predict_active_with`] with its own
+    /// `extra`, in one pass over the row (the row's entries are loaded once for both, and the two
+    /// sums and sigmoids overlap). Each sum is taken in its head's order, so the bits are the
+    /// single-head calls' (a property test checks it).
+    #[inline]
+    pub fn predict_active_with(&self, row: &Row, active: &Active, extra: (f32, f32)) -> (f32, f32) {
+        let (e, p) = (&self.engage, &self.purchase);
+        let (mut ze, mut zp) = (e.intercept + extra.0, p.intercept + extra.1);
+        for &i in active {
+            let i = usize::from(i);
+            let x = row[i];
+            if x != 0.0 {
+                ze += e.weights[i] * x;
+                zp += p.weights[i] * x;
+            }
+        }
+        let (de, dp) = dot2(&e.weights[schema::SCALARS..], &p.weights[schema::SCALARS..], &row[schema::SCALARS..]);
+        (sigmoid(ze + de), sigmoid(zp + dp))
+    }
+}
+
+/// [`dot`] of two weight vectors with the same `x`, each in [`dot`]'s lanes and order.
+#[inline]
+fn dot2(w1: &[f32], w2: &[f32], x: &[f32]) -> (f32, f32) {
+    let n = x.len().min(w1.len()).min(w2.len());
+    let (w1, w2, x) = (&w1[..n], &w2[..n], &x[..n]);
+    let (mut acc1, mut acc2) = ([0f32; 8], [0f32; 8]);
+    let (c1, c2, cx) = (w1.chunks_exact(8), w2.chunks_exact(8), x.chunks_exact(8));
+    let (r1, r2, rx) = (c1.remainder(), c2.remainder(), cx.remainder());
+    for ((a1, a2), b) in c1.zip(c2).zip(cx) {
+        for l in 0..8 {
+            acc1[l] += a1[l] * b[l];
+            acc2[l] += a2[l] * b[l];
+        }
+    }
+    let (mut sum1, mut sum2): (f32, f32) = (acc1.iter().sum(), acc2.iter().sum());
+    for ((a1, a2), b) in r1.iter().zip(r2).zip(rx) {
+        sum1 += a1 * b;
+        sum2 += a2 * b;
+    }
+    (sum1, sum2)
+}
+
 /// Where the training data came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingInfo {

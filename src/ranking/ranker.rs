@@ -251,8 +251,8 @@ impl Ranker {
                             (heads.engage.identity_logit(&keys), heads.purchase.identity_logit(&keys))
                         }
                     };
-                    let p_engage = heads.engage.predict_active_with(&row, &extracted.active, engage_id);
-                    let p_purchase = heads.purchase.predict_active_with(&row, &extracted.active, purchase_id);
+                    let (p_engage, p_purchase) =
+                        heads.predict_active_with(&row, &extracted.active, (engage_id, purchase_id));
                     let on_target = extracted.fit.in_target() == Some(true);
                     let score = policy.score(p_engage, p_purchase, fit, on_target);
                     Scored { candidate, score, p_engage, p_purchase, fit, on_target }

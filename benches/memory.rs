@@ -7,9 +7,9 @@
 //! `cargo bench --bench memory`
 
 use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicIsize, Ordering};
 
 use mimalloc::MiMalloc;
-use std::sync::atomic::{AtomicIsize, Ordering};
 
 use fitrank::domain::{
     AgeBand, Category, Event, EventKind, Gender, LiveSession, PriceBand, SessionStatus, TargetAudience, UserProfile,

@@ -29,6 +29,6 @@ mod record;
 mod segments;
 mod writer;
 
-pub use record::{ServedItem, ServedRanking, SparseRow, push_sparse};
+pub use record::{ServedItem, ServedRanking, SparseRow};
 pub use segments::{ReadStats, SegmentKind, read_outcomes, read_served};
 pub use writer::{FeatureLog, FeatureLogConfig};

@@ -36,6 +36,31 @@ impl SparseRow {
         }
         Some(row)
     }
+
+    /// The non-zero entries of a row that [`extract_candidate`](crate::features::extract_candidate)
+    /// wrote, given the one-hot positions it reported: below `SCALARS` no other position can be
+    /// non-zero, so the ≈ 200 zeros of the one-hot blocks are not looked at. The same entries in the
+    /// same order as [`SparseRow::from_dense`] (a property test compares the two); a quarter of the
+    /// ranker's own time went to scanning those zeros for the logged items.
+    pub fn from_extracted(row: &Row, active: &Active) -> Self {
+        debug_assert!(active.windows(2).all(|w| w[0] < w[1]), "active positions must ascend");
+        let mut sparse =
+            SparseRow { index: Vec::with_capacity(active.len() + 48), value: Vec::with_capacity(active.len() + 48) };
+        for &i in active {
+            let v = row[usize::from(i)];
+            if v != 0.0 {
+                sparse.index.push(i);
+                sparse.value.push(v);
+            }
+        }
+        for (i, &v) in row.iter().enumerate().skip(SCALARS) {
+            if v != 0.0 {
+                sparse.index.push(i as u16);
+                sparse.value.push(v);
+            }
+        }
+        sparse
+    }
 }
 
 /// One returned item of a ranking.
@@ -75,45 +100,6 @@ pub struct ServedRanking {
     pub experiment: String,
     pub arm: String,
     pub items: Vec<ServedItem>,
-}
-
-impl SparseRow {
-    /// The non-zero entries of a row that [`extract_candidate`](crate::features::extract_candidate)
-    /// wrote, given the one-hot positions it reported: below `SCALARS` no other position can be
-    /// non-zero, so the ≈ 200 zeros of the one-hot blocks are not looked at. The same entries in the
-    /// same order as [`SparseRow::from_dense`] (a property test compares the two); a quarter of the
-    /// ranker's own time went to scanning those zeros for the logged items.
-    pub fn from_extracted(row: &Row, active: &Active) -> Self {
-        debug_assert!(active.windows(2).all(|w| w[0] < w[1]), "active positions must ascend");
-        let mut sparse =
-            SparseRow { index: Vec::with_capacity(active.len() + 48), value: Vec::with_capacity(active.len() + 48) };
-        for &i in active {
-            let v = row[usize::from(i)];
-            if v != 0.0 {
-                sparse.index.push(i);
-                sparse.value.push(v);
-            }
-        }
-        for (i, &v) in row.iter().enumerate().skip(SCALARS) {
-            if v != 0.0 {
-                sparse.index.push(i as u16);
-                sparse.value.push(v);
-            }
-        }
-        sparse
-    }
-}
-
-/// Appends the non-zero entries of `row` to `index` and `value`; returns how many.
-pub fn push_sparse(row: &Row, index: &mut Vec<u16>, value: &mut Vec<f32>) -> usize {
-    let before = index.len();
-    for (i, v) in row.iter().enumerate() {
-        if *v != 0.0 {
-            index.push(i as u16);
-            value.push(*v);
-        }
-    }
-    index.len() - before
 }
 
 /// postcard's growable-vector output, writing short pieces (varints of one to five bytes, most of
@@ -193,9 +179,7 @@ mod tests {
                 features: SparseRow::from_dense(&row),
             }],
         };
-        let (mut index, mut value) = (Vec::new(), Vec::new());
-        assert_eq!(push_sparse(&row, &mut index, &mut value), 2);
-        assert_eq!(SparseRow { index, value }, owned.items[0].features);
+        assert_eq!(owned.items[0].features.index.len(), 2);
         let small_writes = postcard::serialize_with_flavor(&owned, SmallWrites(Vec::new())).unwrap();
         assert_eq!(small_writes, postcard::to_allocvec(&owned).unwrap());
         // Segments of the first format hold these records whole; they stay readable.

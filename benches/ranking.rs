@@ -10,17 +10,18 @@ use std::{hint::black_box, sync::Arc};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-/// The allocator the `fitrank` binary ships with, so whole rankings allocate as in the service.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use fitrank::domain::{
     AgeBand, Category, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SessionStatus, Surface,
     TargetAudience, UserActivity, UserProfile, now_ms,
 };
-use fitrank::features::{FeatureInput, NUM_FEATURES, RequestFeatures, extract, extract_candidate};
+use fitrank::features::{CandidateRow, FeatureInput, NUM_FEATURES, RequestFeatures, extract, extract_candidate};
 use fitrank::model::ModelRegistry;
 use fitrank::ranking::{Policy, RankQuery, Ranker};
 use fitrank::store::{EmbeddedStore, EmbeddedStoreConfig, Store};
+
+/// The allocator the `fitrank` binary ships with, so whole rankings allocate as in the service.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn session(i: usize) -> LiveSession {
     LiveSession {
@@ -75,10 +76,14 @@ fn per_candidate(c: &mut Criterion) {
     });
     // The ranking path: per-request part once, then per candidate extraction and sparse scoring.
     let request = RequestFeatures::new(&user, &activity, &context);
+    let mut candidate_row = CandidateRow::new();
     group.bench_function("fast_extract", |b| {
-        b.iter(|| black_box(extract_candidate(black_box(&request), black_box(&s), black_box(&stats), &mut row)))
+        b.iter(|| {
+            black_box(extract_candidate(black_box(&request), black_box(&s), black_box(&stats), &mut candidate_row))
+        })
     });
-    let active = extract_candidate(&request, &s, &stats, &mut row).active;
+    let active = extract_candidate(&request, &s, &stats, &mut candidate_row).active;
+    let row = *candidate_row.row();
     group.bench_function("fast_score_two_heads", |b| {
         b.iter(|| {
             let (p_engage, p_purchase) = heads.predict_active_with(black_box(&row), &active, (0.0, 0.0));
@@ -95,8 +100,8 @@ fn per_candidate(c: &mut Criterion) {
     let policy = Policy::default();
     group.bench_function("fast_extract_and_score", |b| {
         b.iter(|| {
-            let e = extract_candidate(black_box(&request), black_box(&s), black_box(&stats), &mut row);
-            let (p_engage, p_purchase) = heads.predict_active_with(&row, &e.active, (0.0, 0.0));
+            let e = extract_candidate(black_box(&request), black_box(&s), black_box(&stats), &mut candidate_row);
+            let (p_engage, p_purchase) = heads.predict_active_with(candidate_row.row(), &e.active, (0.0, 0.0));
             black_box(policy.score(p_engage, p_purchase, e.fit.overall(), e.fit.in_target() == Some(true)))
         })
     });

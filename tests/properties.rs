@@ -7,7 +7,9 @@ use fitrank::domain::{
     TargetAudience, UserActivity, UserProfile, audience,
 };
 use fitrank::featurelog::SparseRow;
-use fitrank::features::{FeatureInput, IdentityKeys, NUM_FEATURES, RequestFeatures, extract, extract_candidate};
+use fitrank::features::{
+    CandidateRow, FeatureInput, IdentityKeys, NUM_FEATURES, RequestFeatures, extract, extract_candidate,
+};
 use fitrank::model::{LoadedModel, ModelRegistry};
 use fitrank::proto::v1 as pb;
 use proptest::prelude::*;
@@ -118,17 +120,21 @@ fn shipped_model() -> std::sync::Arc<LoadedModel> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
-    /// The ranking hot path (per-request precomputation, sparse scoring) gives the same bits as
-    /// the plain extractor and dense scoring that training and the feature log use.
+    /// The ranking hot path (per-request precomputation, a row reused from the previous
+    /// candidate, sparse scoring) gives the same bits as the plain extractor and dense scoring
+    /// that training and the feature log use.
     #[test]
     fn the_fast_path_is_bit_identical(user in any_profile(), session in any_session(), stats in any_stats(),
+                                      previous in any_session(), previous_stats in any_stats(),
                                       activity in any_activity(), time in 0i64..4_000_000_000_000) {
         let context = RequestContext { time_ms: time, surface: Surface::Search };
-        let mut plain = [0f32; NUM_FEATURES];
+        let mut plain = [f32::NAN; NUM_FEATURES];
         let fit = extract(&FeatureInput { user: &user, activity: &activity, session: &session, stats: &stats, context: &context }, &mut plain);
         let request = RequestFeatures::new(&user, &activity, &context);
-        let mut fast = [f32::NAN; NUM_FEATURES];
-        let extracted = extract_candidate(&request, &session, &stats, &mut fast);
+        let mut reused = CandidateRow::new();
+        extract_candidate(&request, &previous, &previous_stats, &mut reused);
+        let extracted = extract_candidate(&request, &session, &stats, &mut reused);
+        let fast = *reused.row();
         prop_assert_eq!(plain.map(f32::to_bits), fast.map(f32::to_bits));
         prop_assert_eq!(fit, extracted.fit);
         // The feature log's sparse row from the one-hot positions equals the full scan's.

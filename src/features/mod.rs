@@ -9,8 +9,9 @@
 
 mod extract;
 pub mod identity;
+mod ln;
 pub mod schema;
 
-pub use extract::{Active, Extracted, FeatureInput, RequestFeatures, Row, extract, extract_candidate};
+pub use extract::{Active, CandidateRow, Extracted, FeatureInput, RequestFeatures, Row, extract, extract_candidate};
 pub use identity::IdentityKeys;
 pub use schema::{NUM_FEATURES, feature_names, schema_hash};

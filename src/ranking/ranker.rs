@@ -8,7 +8,7 @@ use super::interleave::{self, Team};
 use crate::domain::{LiveStats, RequestContext, SessionStatus, UserProfile};
 use crate::experiment::{ArmDef, ExperimentDef, Experiments, Kind, PolicyOverride, TEAM_DRAFT_PREFIX, arm_group};
 use crate::featurelog::{FeatureLog, ServedItem, ServedRanking, SparseRow};
-use crate::features::{self, IdentityKeys, NUM_FEATURES, RequestFeatures};
+use crate::features::{self, CandidateRow, IdentityKeys, RequestFeatures};
 use crate::model::{LoadedModel, ModelRegistry};
 use crate::store::{CatalogFilter, SessionSnapshot, Store, StoreError};
 
@@ -231,7 +231,7 @@ impl Ranker {
         };
 
         let Treatment { model, policy, mut exposures, interleave } = self.treatment(&query.user_id);
-        let mut row = [0f32; NUM_FEATURES];
+        let mut row = CandidateRow::new();
         let request = RequestFeatures::new(&user, &activity, &query.context);
         let mut score_all = |model: &LoadedModel, policy: Policy| -> Vec<Scored> {
             let heads = &model.artifact.heads;
@@ -252,7 +252,7 @@ impl Ranker {
                         }
                     };
                     let (p_engage, p_purchase) =
-                        heads.predict_active_with(&row, &extracted.active, (engage_id, purchase_id));
+                        heads.predict_active_with(row.row(), &extracted.active, (engage_id, purchase_id));
                     let on_target = extracted.fit.in_target() == Some(true);
                     let score = policy.score(p_engage, p_purchase, fit, on_target);
                     Scored { candidate, score, p_engage, p_purchase, fit, on_target }
@@ -343,7 +343,7 @@ impl Ranker {
                         p_engage: s.p_engage,
                         p_purchase: s.p_purchase,
                         propensity: propensities.get(position).copied().unwrap_or(1.0),
-                        features: SparseRow::from_extracted(&row, &extracted.active),
+                        features: SparseRow::from_extracted(row.row(), &extracted.active),
                     }
                 })
                 .collect();

@@ -9,7 +9,6 @@
 
 mod extract;
 pub mod identity;
-mod ln;
 pub mod schema;
 
 pub use extract::{Active, CandidateRow, Extracted, FeatureInput, RequestFeatures, Row, extract, extract_candidate};

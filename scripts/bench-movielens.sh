@@ -3,7 +3,8 @@
 # feature sets, per-seed JSON lines and the mean test AUC and log loss of each feature set.
 # Usage: scripts/bench-movielens.sh [DATA_DIR [EXTRA ARGS...]]   (default ../shared/data/ml-100k;
 # never copy the data into this repository: see its README for the licence). EXTRA ARGS go to every
-# run, e.g. `--identity-buckets 0` for the features without the user and movie ids.
+# run, e.g. `--factor-dims 0` for the model without the user x movie factors, `--identity-buckets 0`
+# for the features without the user and movie ids (and so without factors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${1:-../shared/data/ml-100k}"
@@ -22,6 +23,6 @@ for f in ("full", "demographic"):
     rs = [r for r in runs if r["features"] == f]
     auc = sum(r["auc"] for r in rs) / len(rs)
     logloss = sum(r["logloss"] for r in rs) / len(rs)
-    print("%-12s identity buckets %d, mean of %d seeds: AUC %.4f, log loss %.4f"
-          % (f, rs[0]["identity_buckets"], len(rs), auc, logloss))
+    print("%-12s identity buckets %d, factor dimensions %d, mean of %d seeds: AUC %.4f, log loss %.4f"
+          % (f, rs[0]["identity_buckets"], rs[0]["factor_dims"], len(rs), auc, logloss))
 '

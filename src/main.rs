@@ -136,6 +136,15 @@ struct TrainArgs {
     /// (two kinds, two heads) and about 45 bytes of weights.json.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(fitrank::features::identity::MAX_BUCKETS)))]
     identity_buckets: u32,
+    /// Latent factors per identity slot: the dot product of the user's and the host's factors is
+    /// added to the logit (matrix factorisation of who engages with whom, learned with the
+    /// heads; needs --identity-buckets and the sparse solver); 0 for none. Each dimension costs as
+    /// much memory as the identity block itself.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(fitrank::features::identity::MAX_FACTOR_DIMS)))]
+    factor_dims: u32,
+    /// L2 strength on the latent factors (fixed: --alphas chooses the weights' strength).
+    #[arg(long, default_value_t = train::DEFAULT_FACTOR_ALPHA)]
+    factor_alpha: f64,
     /// Models folder to write into.
     #[arg(long, default_value = "models")]
     models: PathBuf,
@@ -380,6 +389,8 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
         source,
         seed: a.world.seed,
         identity_buckets: a.identity_buckets,
+        factor_dims: a.factor_dims,
+        factor_alpha: a.factor_alpha,
     };
     if a.identity_buckets > 0 && data.ids.iter().all(|k| *k == fitrank::features::IdentityKeys::default()) {
         eprintln!("warning: --identity-buckets {} but the rows carry no user or host ids", a.identity_buckets);

@@ -273,6 +273,10 @@ pub struct Protocol {
     pub max_iterations: u64,
     /// Slots per kind of the identity block; 0 for none.
     pub identity_buckets: u32,
+    /// Latent factors per identity slot; 0 for none (and none without identity buckets).
+    pub factor_dims: u32,
+    /// L2 strength on the factors.
+    pub factor_alpha: f64,
 }
 
 /// What a run measured.
@@ -281,6 +285,8 @@ pub struct Report {
     pub seed: u64,
     pub features: FeatureSet,
     pub identity_buckets: u32,
+    pub factor_dims: u32,
+    pub factor_alpha: f64,
     pub auc: f64,
     pub logloss: f64,
     pub alpha: f64,
@@ -296,6 +302,12 @@ const FOLDS: usize = 5;
 /// Default slots per kind of the identity block: 943 users and 1,682 movies land on distinct
 /// slots but for a handful of pairs.
 pub const IDENTITY_BUCKETS: u32 = 1 << 16;
+
+/// Default latent factors per identity slot: the user × movie term (collaborative filtering).
+pub const FACTOR_DIMS: u32 = 8;
+
+/// Default L2 strength on the factors.
+pub const FACTOR_ALPHA: f64 = 5.0;
 
 /// The identity keys of a rating: the user, and the movie as the session's host.
 fn identity(r: &Rating) -> IdentityKeys {
@@ -401,8 +413,10 @@ pub fn run(data: &MovieLens, protocol: &Protocol) -> Result<Report, MovieLensErr
     let Splits { train: train_set, validation: valid_set, test: test_set } = splits(data, protocol);
 
     let buckets = protocol.identity_buckets;
-    let identity = fit::Identity { keys: &train_set.ids, buckets };
-    let x = fit::design(train_set.x.view(), fit::Solver::Sparse, Some(identity))?;
+    let factor_dims = if buckets == 0 { 0 } else { protocol.factor_dims };
+    let identity = fit::Identity { keys: &train_set.ids, buckets, factor_dims, factor_alpha: protocol.factor_alpha };
+    let design = fit::design(train_set.x.view(), fit::Solver::Sparse, Some(identity))?;
+    let x = design.for_label(train_set.engaged.view())?;
     let mut best: Option<(f64, f64, crate::model::LinearHead)> = None;
     for &alpha in &protocol.alphas {
         let head = fit::fit_head("movielens", &x, train_set.engaged.view(), alpha, protocol.max_iterations)?;
@@ -420,6 +434,8 @@ pub fn run(data: &MovieLens, protocol: &Protocol) -> Result<Report, MovieLensErr
         seed: protocol.seed,
         features: protocol.features,
         identity_buckets: buckets,
+        factor_dims,
+        factor_alpha: protocol.factor_alpha,
         auc: metrics::auc(&p, y),
         logloss: metrics::log_loss(&p, y),
         alpha,
@@ -508,6 +524,8 @@ mod tests {
             alphas: vec![1.0, 10.0],
             max_iterations: 200,
             identity_buckets: 0,
+            factor_dims: 0,
+            factor_alpha: 1.0,
         };
         let full = run(&data, &protocol).unwrap();
         protocol.features = FeatureSet::Demographic;
@@ -539,6 +557,8 @@ mod tests {
             alphas: vec![1.0],
             max_iterations: 10,
             identity_buckets: IDENTITY_BUCKETS,
+            factor_dims: FACTOR_DIMS,
+            factor_alpha: FACTOR_ALPHA,
         };
         let s = splits(&data, &protocol);
         let empty = s.train.x.row(0).to_owned();

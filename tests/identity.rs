@@ -118,3 +118,98 @@ async fn a_host_that_sells_ranks_first_through_its_identity_weight() {
     assert!(r.items[0].p_purchase > 2.0 * r.items[1].p_purchase, "{r:?}");
     assert!(r.items[0].p_engage > r.items[1].p_engage, "{r:?}");
 }
+
+/// 4,000 impressions in a world of taste: users and hosts each belong to one of two groups, and
+/// a user views a host's show 70% of the time when their groups match and 10% when not. Every
+/// host is viewed as often as every other, and every user views as often as every other, so a
+/// weight per id learns nothing; only who views whom tells the groups apart.
+fn write_taste_table(path: &std::path::Path) {
+    let mut csv = String::from("user_id,session.host_id,label_engage,label_purchase\n");
+    for i in 0..4_000 {
+        let (user, host) = (i % 40, (i / 40) % 10);
+        let same = user % 2 == host % 2;
+        let k = (i / 400) % 10;
+        let engaged = if same { k < 7 } else { k < 1 };
+        csv.push_str(&format!("u-{user},h-{host},{},{}\n", u8::from(engaged), u8::from(engaged && k == 0)));
+    }
+    std::fs::write(path, csv).unwrap();
+}
+
+#[tokio::test]
+async fn factors_rank_a_host_first_for_the_users_who_share_its_audience() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("rows.csv");
+    write_taste_table(&table);
+    let models = server.models_dir.to_str().unwrap().to_owned();
+    for (version, factors) in [("29991231-000000", "0"), ("29991231-000001", "4")] {
+        fitrank(&[
+            "train",
+            "--data",
+            table.to_str().unwrap(),
+            "--recompute",
+            "--split",
+            "random",
+            "--alphas",
+            "1",
+            "--identity-buckets",
+            "256",
+            "--factor-dims",
+            factors,
+            "--models",
+            &models,
+            "--version",
+            version,
+        ]);
+    }
+    let weights: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(server.models_dir.join("default/29991231-000001/weights.json")).unwrap())
+            .unwrap();
+    assert_eq!(weights["engage"]["factors"].as_array().unwrap().len(), 2 * 256 * 4);
+
+    let mut catalog = CatalogServiceClient::new(server.channel().await);
+    // A new show of an even host and of an odd one, alike in every attribute.
+    let mut even = session("s1", None);
+    even.host_id = "h-2".into();
+    let mut odd = session("s2", None);
+    odd.host_id = "h-3".into();
+    catalog.upsert_sessions(pb::UpsertSessionsRequest { sessions: vec![even, odd] }).await.unwrap();
+
+    let mut admin = AdminServiceClient::new(server.channel().await);
+    let ranking = RankingServiceClient::new(server.channel().await);
+    let first = |user: &'static str| {
+        let mut ranking = ranking.clone();
+        async move {
+            let r = ranking
+                .rank(pb::RankRequest {
+                    user_id: user.into(),
+                    candidate_session_ids: vec!["s1".into(), "s2".into()],
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let p = |id: &str| r.items.iter().find(|i| i.session_id == id).unwrap().p_engage;
+            (r.items[0].session_id.clone(), p("s1"), p("s2"))
+        }
+    };
+    let pin = |version: &str| pb::LoadModelRequest { version: version.into(), ..Default::default() };
+
+    // Without factors each user sees the two hosts alike (near-equal weights per host).
+    let loaded = admin.load_model(pin("29991231-000000")).await.unwrap().into_inner().model.unwrap();
+    assert_eq!(loaded.factor_dims, 0);
+    for user in ["u-4", "u-7"] {
+        let (_, even, odd) = first(user).await;
+        assert!(even.max(odd) < 1.3 * even.min(odd), "{user}: without factors the hosts score alike ({even}, {odd})");
+    }
+
+    // With them, each user's own group's host comes first, by far.
+    let loaded = admin.load_model(pin("29991231-000001")).await.unwrap().into_inner().model.unwrap();
+    assert_eq!((loaded.identity_buckets, loaded.factor_dims), (256, 4));
+    let (session, even, odd) = first("u-4").await;
+    assert_eq!(session, "s1", "an even user's first show is the even host's");
+    assert!(even > 2.0 * odd, "by far: {even} vs {odd}");
+    let (session, even, odd) = first("u-7").await;
+    assert_eq!(session, "s2", "an odd user's first show is the odd host's");
+    assert!(odd > 2.0 * even, "by far: {odd} vs {even}");
+}

@@ -570,6 +570,7 @@ pub fn manifest_info(manifest: &crate::model::Manifest) -> pb::ModelInfo {
         created_at: manifest.created_at.clone(),
         metrics: manifest.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         identity_buckets: manifest.identity_buckets,
+        factor_dims: manifest.factor_dims,
     }
 }
 

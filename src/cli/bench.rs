@@ -100,6 +100,13 @@ pub struct BenchArgs {
     /// model; 0 leaves the ids out (movielens).
     #[arg(long, default_value_t = crate::movielens::IDENTITY_BUCKETS)]
     identity_buckets: u32,
+    /// Latent factors per identity slot in the MovieLens model (the user × movie term, see
+    /// `fitrank train --factor-dims`); 0 for none (movielens).
+    #[arg(long, default_value_t = crate::movielens::FACTOR_DIMS)]
+    factor_dims: u32,
+    /// L2 strength on the MovieLens model's factors (movielens).
+    #[arg(long, default_value_t = crate::movielens::FACTOR_ALPHA)]
+    factor_alpha: f64,
     /// Client runtime worker threads (1 keeps the load generator from competing with a server on
     /// the same small machine for more than one core).
     #[arg(long, default_value_t = 1)]
@@ -143,15 +150,18 @@ fn movielens(args: &BenchArgs) -> BenchResult<()> {
         alphas: args.alphas.clone(),
         max_iterations: 500,
         identity_buckets: args.identity_buckets,
+        factor_dims: args.factor_dims,
+        factor_alpha: args.factor_alpha,
     };
     let report = crate::movielens::run(&data, &protocol)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "MovieLens 100k, {:?} features, identity buckets {}, seed {}: test AUC {:.4}, log loss {:.4} (alpha {}, {} train / {} validation / {} test rows)",
+            "MovieLens 100k, {:?} features, identity buckets {}, factor dimensions {}, seed {}: test AUC {:.4}, log loss {:.4} (alpha {}, {} train / {} validation / {} test rows)",
             report.features,
             report.identity_buckets,
+            report.factor_dims,
             report.seed,
             report.auc,
             report.logloss,

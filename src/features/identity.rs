@@ -17,10 +17,26 @@
 //! `NUM_FEATURES + buckets + slot` for the host. A model with `identity_buckets = 0` in its manifest
 //! has no block, and scores exactly as it would without this module. [`IdentityKeys::of`] is the
 //! one function serving and training call, so both find the same slot for the same id.
+//!
+//! # Latent factors (collaborative filtering)
+//!
+//! A weight per id says "this user views a lot", "this host sells well"; it cannot say "this user
+//! likes *this kind of* host". A model may also carry `factor_dims` latent values per slot and add
+//! the dot product of the user's and the host's factors to the logit — the pairwise term of a
+//! factorisation machine over the two identity fields, i.e. matrix factorisation of who engages
+//! with whom. Users who engaged with the same hosts get similar factors, so a user is scored on a
+//! host by what users like them did there: the collaborative signal the demographic and live
+//! features cannot carry. The factors are learned from the training labels before the rest of
+//! the head, out of fold (`crate::train::factors`), and live in the model (a fixed `2 × buckets × factor_dims` floats),
+//! not in the user store, so they cost nothing per stored user; the term needs both ids and is
+//! 0 for an anonymous user or a session without a host.
 
 /// Largest number of slots per kind a model may have (2²², 16 MiB of f32 weights per head for
 /// both kinds).
 pub const MAX_BUCKETS: u32 = 1 << 22;
+
+/// Largest number of latent factors per slot a model may have.
+pub const MAX_FACTOR_DIMS: u32 = 64;
 
 /// The hashed ids of one (user, host) pair; 0 means "no id".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -10,7 +10,8 @@ use crate::features::{self, Active, IdentityKeys, NUM_FEATURES, Row, identity, s
 /// Current artifact format.
 pub const FORMAT: u32 = 1;
 
-/// One logistic-regression head: p = σ(intercept + identity weights + weights · row).
+/// One logistic-regression head: p = σ(intercept + identity weights + user factors · host factors
+/// + weights · row).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearHead {
     pub intercept: f32,
@@ -19,6 +20,12 @@ pub struct LinearHead {
     /// host slots, `2 × identity_buckets` in all; empty when the model has no block.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identity: Vec<f32>,
+    /// Latent factors of the identity block's slots (a factorisation machine's pairwise term over
+    /// the user and host fields, see [`crate::features::identity`]): `factor_dims` values per slot,
+    /// the slots in the identity block's order, `2 × identity_buckets × factor_dims` in all; empty
+    /// when the model has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub factors: Vec<f32>,
 }
 
 impl LinearHead {
@@ -29,14 +36,29 @@ impl LinearHead {
         (self.identity.len() / 2) as u32
     }
 
+    /// Values per slot of [`Self::factors`] (the manifest's `factor_dims`, checked at load).
+    #[inline]
+    pub fn factor_dims(&self) -> usize {
+        if self.factors.is_empty() { 0 } else { self.factors.len() / self.identity.len() }
+    }
+
     /// The identity block's part of the logit for `keys`: the weights of the user's and the
-    /// host's slots; 0 without a block. The slots are below twice the bucket count, so within
+    /// host's slots, plus the dot product of their factors when the model has factors and both
+    /// ids are known; 0 without a block. The slots are below twice the bucket count, so within
     /// the block.
     #[inline]
     pub fn identity_logit(&self, keys: &IdentityKeys) -> f32 {
+        let slots = keys.slots(self.identity_buckets());
         let mut z = 0.0;
-        for s in keys.slots(self.identity_buckets()).into_iter().flatten() {
+        for s in slots.into_iter().flatten() {
             z += self.identity[s as usize];
+        }
+        if !self.factors.is_empty()
+            && let [Some(u), Some(h)] = slots
+        {
+            let k = self.factor_dims();
+            let (u, h) = (u as usize * k, h as usize * k);
+            z += factor_dot(&self.factors[u..u + k], &self.factors[h..h + k]);
         }
         z
     }
@@ -107,6 +129,13 @@ fn dot(w: &[f32], x: &[f32]) -> f32 {
         sum += a * b;
     }
     sum
+}
+
+/// The pairwise term of two slots' factors, summed in index order (training sums in the same
+/// order in f64).
+#[inline]
+fn factor_dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// The two heads of a model.
@@ -196,6 +225,10 @@ pub struct Manifest {
     /// manifests) for a model without one.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub identity_buckets: u32,
+    /// Latent factors per identity slot (the user × host pairwise term); 0 (absent in older
+    /// manifests) for a model without them. Needs an identity block.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub factor_dims: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -266,7 +299,22 @@ impl ModelArtifact {
                     identity::MAX_BUCKETS
                 )));
             }
-            if !head.intercept.is_finite() || head.weights.iter().chain(&head.identity).any(|w| !w.is_finite()) {
+            let factors = block * m.factor_dims as usize;
+            if m.factor_dims > identity::MAX_FACTOR_DIMS
+                || (m.factor_dims > 0 && m.identity_buckets == 0)
+                || head.factors.len() != factors
+            {
+                return Err(invalid(format!(
+                    "head {name} has {} factor values, its manifest's {} buckets per kind and {} factor dimensions need {factors} (at most {} dimensions)",
+                    head.factors.len(),
+                    m.identity_buckets,
+                    m.factor_dims,
+                    identity::MAX_FACTOR_DIMS
+                )));
+            }
+            if !head.intercept.is_finite()
+                || head.weights.iter().chain(&head.identity).chain(&head.factors).any(|w| !w.is_finite())
+            {
                 return Err(invalid(format!("head {name} has non-finite weights")));
             }
         }
@@ -344,8 +392,47 @@ mod tests {
 
         // Old manifests have no field; they read as "no block".
         let json = serde_json::to_value(&shipped().manifest).unwrap();
-        assert!(json.get("identity_buckets").is_none());
+        assert!(json.get("identity_buckets").is_none() && json.get("factor_dims").is_none());
         let back: Manifest = serde_json::from_value(json).unwrap();
-        assert_eq!(back.identity_buckets, 0);
+        assert_eq!((back.identity_buckets, back.factor_dims), (0, 0));
+    }
+
+    #[test]
+    fn factors_add_the_user_and_host_dot_product_and_must_match_the_manifest() {
+        let mut model = shipped();
+        model.manifest.identity_buckets = 4;
+        model.manifest.factor_dims = 3;
+        for head in [&mut model.heads.engage, &mut model.heads.purchase] {
+            head.identity = vec![0.5; 8];
+        }
+        assert!(model.validate().unwrap_err().to_string().contains("factor values"));
+        for head in [&mut model.heads.engage, &mut model.heads.purchase] {
+            // Slot s holds (s, s + 1, -s) / 10.
+            head.factors = (0..8).flat_map(|s| [s as f32 / 10.0, (s + 1) as f32 / 10.0, -(s as f32) / 10.0]).collect();
+        }
+        model.validate().unwrap();
+        let head = &model.heads.engage;
+        assert_eq!(head.factor_dims(), 3);
+        let keys = IdentityKeys::of("u", "h");
+        let [u, h] = keys.slots(4).map(|s| s.unwrap() as f32);
+        let want = 0.5 + 0.5 + (u * h + (u + 1.0) * (h + 1.0) + u * h) / 100.0;
+        assert!((head.identity_logit(&keys) - want).abs() < 1e-6, "{} vs {want}", head.identity_logit(&keys));
+        // One id missing: its weight only, no pairwise term.
+        assert_eq!(head.identity_logit(&IdentityKeys::of("u", "")), 0.5);
+        assert_eq!(head.identity_logit(&IdentityKeys::of("", "h")), 0.5);
+
+        model.heads.purchase.factors[5] = f32::INFINITY;
+        assert!(model.validate().unwrap_err().to_string().contains("non-finite"));
+        model.heads.purchase.factors[5] = 0.0;
+        model.manifest.factor_dims = identity::MAX_FACTOR_DIMS + 1;
+        assert!(model.validate().is_err());
+        // Factors without an identity block are refused.
+        model.manifest.factor_dims = 3;
+        model.manifest.identity_buckets = 0;
+        for head in [&mut model.heads.engage, &mut model.heads.purchase] {
+            head.identity.clear();
+            head.factors.clear();
+        }
+        assert!(model.validate().unwrap_err().to_string().contains("factor"));
     }
 }

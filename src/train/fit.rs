@@ -6,6 +6,7 @@ use linfa_logistic::LogisticRegression;
 use ndarray::{Array2, ArrayView1, ArrayView2, ShapeBuilder};
 
 use super::TrainError;
+use super::factors;
 use super::solver::{self, SparseRows};
 use crate::features::IdentityKeys;
 use crate::model::LinearHead;
@@ -41,20 +42,55 @@ impl std::str::FromStr for Solver {
 /// Training rows in the layout a [`Solver`] reads; build once, fit every head and alpha on it.
 #[derive(Debug, Clone)]
 pub enum Design {
-    /// The dense row's `dense` columns, then the identity block's (if any).
-    Sparse { rows: SparseRows, dense: usize },
+    /// The dense row's `dense` columns, then the identity block's (if any), whose slots may get
+    /// latent factors ([`Factoring`]).
+    Sparse { rows: SparseRows, dense: usize, factors: Factoring },
     /// Column-major, so that linfa's gradient `xᵀ·r` is one sequential pass: without BLAS ndarray
     /// computes a matrix-vector product one row of the left operand at a time (on a row-major `x`
     /// the engage head of 900k × 255 rows took 715 s, column-major 115.8 s).
     ColumnMajor(Array2<f64>),
 }
 
-/// The identity block of a design: each row's keys (indexed like the dense matrix's rows) and the
-/// slots per kind (`crate::features::identity`).
+/// The latent factors of a sparse design (`super::factors`).
+#[derive(Debug, Clone)]
+pub enum Factoring {
+    /// None: a plain logistic regression.
+    None,
+    /// To be fitted for the label of each head: the rows' (user, host) slots.
+    ForLabel { spec: factors::Spec, pairs: Vec<Option<[u32; 2]>> },
+    /// Fitted for one label ([`Design::for_label`]): the rows carry the out-of-fold score as
+    /// their last column, and these are the tables of all rows.
+    Fitted { tables: Vec<f64> },
+}
+
+impl Design {
+    /// This design ready to fit heads for label `y`: with factors, the factorisation of `y`
+    /// done once (out of fold, `super::factors`) for every alpha tried; without, itself.
+    pub fn for_label(&self, y: ArrayView1<'_, bool>) -> Result<std::borrow::Cow<'_, Design>, TrainError> {
+        let Design::Sparse { rows, dense, factors: Factoring::ForLabel { spec, pairs } } = self else {
+            return Ok(std::borrow::Cow::Borrowed(self));
+        };
+        let labels = y.to_vec();
+        let fail = |message: String| TrainError::Data(format!("latent factors: {message}"));
+        let oof = factors::out_of_fold(spec, pairs, &labels).map_err(fail)?;
+        let rows = rows.with_column(&oof.scores).map_err(fail)?;
+        Ok(std::borrow::Cow::Owned(Design::Sparse {
+            rows,
+            dense: *dense,
+            factors: Factoring::Fitted { tables: oof.tables },
+        }))
+    }
+}
+
+/// The identity block of a design: each row's keys (indexed like the dense matrix's rows), the
+/// slots per kind, the latent factors per slot (`crate::features::identity`) and their L2
+/// strength.
 #[derive(Debug, Clone, Copy)]
 pub struct Identity<'a> {
     pub keys: &'a [IdentityKeys],
     pub buckets: u32,
+    pub factor_dims: u32,
+    pub factor_alpha: f64,
 }
 
 /// The rows of `x` as `solver` reads them.
@@ -88,7 +124,27 @@ pub fn design_rows(
                 }
             };
             built
-                .map(|rows| Design::Sparse { rows, dense: x.ncols() })
+                .map(|built| Design::Sparse {
+                    rows: built,
+                    dense: x.ncols(),
+                    factors: match identity {
+                        Some(id) if id.factor_dims > 0 => Factoring::ForLabel {
+                            spec: factors::Spec {
+                                slots: 2 * id.buckets as usize,
+                                dims: id.factor_dims as usize,
+                                alpha: id.factor_alpha,
+                            },
+                            pairs: rows
+                                .iter()
+                                .map(|&i| match id.keys[i].slots(id.buckets) {
+                                    [Some(u), Some(h)] => Some([u, h]),
+                                    _ => None,
+                                })
+                                .collect(),
+                        },
+                        _ => Factoring::None,
+                    },
+                })
                 .map_err(|e| TrainError::Data(format!("feature matrix: {e}")))
         }
         Solver::Linfa if identity.is_some() => Err(TrainError::Data(
@@ -135,14 +191,24 @@ pub fn fit_head_counted(
     // (the purchase head stopped early at 0.89 test AUC against 0.93 in f64 and scikit-learn).
     let tolerance = GRADIENT_TOLERANCE_PER_ROW * y.len() as f64;
     let fail = |message: String| TrainError::Fit { head, message };
-    match x {
-        Design::Sparse { rows, dense } => {
+    let x = x.for_label(y)?;
+    match &*x {
+        Design::Sparse { rows, dense, factors } => {
             let fitted = solver::fit(rows, y, alpha, max_iterations, tolerance).map_err(fail)?;
             let weights: Vec<f32> = fitted.weights.iter().map(|w| *w as f32).collect();
+            let (identity, factors) = match factors {
+                Factoring::None => (weights[*dense..].to_vec(), Vec::new()),
+                Factoring::Fitted { tables } => {
+                    let last = weights.len() - 1;
+                    (weights[*dense..last].to_vec(), factors::into_head(tables, fitted.weights[last]))
+                }
+                Factoring::ForLabel { .. } => return Err(fail("the factors were not fitted".into())),
+            };
             let head = LinearHead {
                 intercept: fitted.intercept as f32,
-                identity: weights[*dense..].to_vec(),
+                identity,
                 weights: weights[..*dense].to_vec(),
+                factors,
             };
             Ok((head, Some(fitted.iterations)))
         }
@@ -159,6 +225,7 @@ pub fn fit_head_counted(
                 intercept: (sign * fitted.intercept()) as f32,
                 weights: fitted.params().iter().map(|w| (sign * w) as f32).collect(),
                 identity: Vec::new(),
+                factors: Vec::new(),
             };
             Ok((head, None))
         }

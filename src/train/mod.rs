@@ -5,6 +5,7 @@
 //! the served rows of the feature log (`f.*` columns, checked against this schema's hash) or are
 //! recomputed from their raw-input columns.
 
+pub mod factors;
 pub mod fit;
 pub mod generator;
 pub mod metrics;
@@ -165,6 +166,10 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Slots per kind of the identity block (hashed user and host ids); 0 for none.
     pub identity_buckets: u32,
+    /// Latent factors per identity slot (the user × host term, sparse solver only); 0 for none.
+    pub factor_dims: u32,
+    /// L2 strength on the latent factors (their own: the weights' alpha is chosen on validation).
+    pub factor_alpha: f64,
 }
 
 /// Why training failed.
@@ -178,6 +183,9 @@ pub enum TrainError {
     Table(#[from] crate::export::TableError),
 }
 
+/// Default L2 strength on the latent factors (`TrainOptions::factor_alpha`).
+pub const DEFAULT_FACTOR_ALPHA: f64 = 5.0;
+
 /// The best head for one label: one fit per alpha, the lowest validation log loss wins.
 /// Returns the head, its alpha and its validation log loss (0 with a single alpha).
 fn best_head(
@@ -189,6 +197,7 @@ fn best_head(
     opts: &TrainOptions,
 ) -> Result<(LinearHead, f64, f64), TrainError> {
     let mut chosen: Option<(f64, f64, LinearHead)> = None;
+    let x = &*x.for_label(y.view())?;
     for (k, &alpha) in opts.alphas.iter().enumerate() {
         let started = Instant::now();
         let (head, iterations) = fit::fit_head_counted(name, x, y.view(), alpha, opts.max_iterations)?;
@@ -225,7 +234,12 @@ fn fit_heads(
     metrics: &mut BTreeMap<String, f64>,
     hyper: &mut BTreeMap<String, f64>,
 ) -> Result<Heads, TrainError> {
-    let identity = fit::Identity { keys: &data.ids, buckets: opts.identity_buckets };
+    let identity = fit::Identity {
+        keys: &data.ids,
+        buckets: opts.identity_buckets,
+        factor_dims: opts.factor_dims,
+        factor_alpha: opts.factor_alpha,
+    };
     let x = fit::design_rows(data.x.view(), train_idx, opts.solver, Some(identity))?;
     let (engaged, purchased) = (data.engaged.select(Axis(0), train_idx), data.purchased.select(Axis(0), train_idx));
     let (engage, purchase) = std::thread::scope(|scope| {
@@ -266,6 +280,18 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
             features::identity::MAX_BUCKETS
         )));
     }
+    if opts.factor_dims > features::identity::MAX_FACTOR_DIMS
+        || (opts.factor_dims > 0 && (opts.identity_buckets == 0 || opts.solver != fit::Solver::Sparse))
+    {
+        return Err(TrainError::Data(format!(
+            "{} factor dimensions: at most {}, and only with identity buckets and the sparse solver",
+            opts.factor_dims,
+            features::identity::MAX_FACTOR_DIMS
+        )));
+    }
+    if opts.factor_dims > 0 && !(opts.factor_alpha.is_finite() && opts.factor_alpha > 0.0) {
+        return Err(TrainError::Data(format!("factor alpha {}: must be finite and positive", opts.factor_alpha)));
+    }
     if opts.alphas.len() > 1 && valid_idx.is_empty() {
         return Err(TrainError::Data("several alphas need a validation split".into()));
     }
@@ -274,6 +300,7 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
     let mut metrics = BTreeMap::new();
     let mut hyper = BTreeMap::from([
         ("max_iterations".to_owned(), opts.max_iterations as f64),
+        ("factor_alpha".to_owned(), if opts.factor_dims > 0 { opts.factor_alpha } else { 0.0 }),
         ("train_rows".to_owned(), train_idx.len() as f64),
         ("validation_rows".to_owned(), valid_idx.len() as f64),
     ]);
@@ -315,6 +342,7 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
         hyperparameters: hyper,
         metrics,
         identity_buckets: opts.identity_buckets,
+        factor_dims: opts.factor_dims,
     };
     Ok(ModelArtifact { manifest, heads })
 }

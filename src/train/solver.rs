@@ -98,6 +98,40 @@ impl SparseRows {
         Ok(out)
     }
 
+    /// These rows with one more column at the end, holding `values[i]` in row `i` (the
+    /// out-of-fold factorisation score, `super::factors`). Refuses a wrong length or a non-finite
+    /// value.
+    pub fn with_column(&self, values: &[f64]) -> Result<Self, String> {
+        if values.len() != self.rows() {
+            return Err(format!("{} values for {} rows", values.len(), self.rows()));
+        }
+        let width = self.width + 1;
+        if u32::try_from(width).is_err() {
+            return Err(format!("{width} columns are too many"));
+        }
+        let mut out = SparseRows {
+            starts: Vec::with_capacity(self.starts.len()),
+            columns: Vec::with_capacity(self.columns.len() + values.len()),
+            values: Vec::with_capacity(self.values.len() + values.len()),
+            width,
+        };
+        out.starts.push(0);
+        for (i, v) in values.iter().enumerate() {
+            if !v.is_finite() {
+                return Err(format!("row {i}, the new column is {v}"));
+            }
+            let (cols, vals) = self.row(i);
+            out.columns.extend_from_slice(cols);
+            out.values.extend_from_slice(vals);
+            if *v != 0.0 {
+                out.columns.push(self.width as u32);
+                out.values.push(*v);
+            }
+            out.starts.push(out.values.len());
+        }
+        Ok(out)
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.starts.len() - 1
@@ -338,6 +372,25 @@ mod tests {
         let b = SparseRows::from_dense_rows(wide.view(), picked.iter().copied()).unwrap();
         assert_eq!((&a.starts, &a.columns, &a.values, a.width), (&b.starts, &b.columns, &b.values, b.width));
         assert!(SparseRows::from_dense_rows_extended(x.view(), [0].into_iter(), 2, slots).is_err());
+    }
+
+    /// A column appended to the rows is the dense matrix with that column; zeros stay unstored
+    /// and a wrong length or a non-finite value is refused.
+    #[test]
+    fn an_appended_column_equals_the_dense_matrix_with_it() {
+        let (x, _) = data(300, 7, 9);
+        let column: Vec<f64> = (0..x.nrows()).map(|i| if i % 4 == 0 { 0.0 } else { i as f64 / 7.0 - 20.0 }).collect();
+        let mut wide = Array2::zeros((x.nrows(), 8));
+        wide.slice_mut(ndarray::s![.., ..7]).assign(&x);
+        wide.column_mut(7).assign(&Array1::from(column.clone()));
+        let a = SparseRows::from_dense(x.view()).unwrap().with_column(&column).unwrap();
+        let b = SparseRows::from_dense(wide.view()).unwrap();
+        assert_eq!((&a.starts, &a.columns, &a.values, a.width), (&b.starts, &b.columns, &b.values, b.width));
+        let rows = SparseRows::from_dense(x.view()).unwrap();
+        assert!(rows.with_column(&column[1..]).is_err());
+        let mut bad = column;
+        bad[5] = f64::NAN;
+        assert!(rows.with_column(&bad).is_err());
     }
 
     /// The layout of the dense input does not matter, and zeros are not stored.

@@ -24,6 +24,28 @@ fn write_table(path: &std::path::Path) {
     std::fs::write(path, csv).unwrap();
 }
 
+/// Trains `default/29991231-000000` and `default/29991231-000001` on `table` into the server's
+/// models folder, alike but for `flag`, set to `values[0]` and `values[1]`, and returns the second
+/// version's weights.
+fn train_two_versions(
+    server: &TestServer,
+    table: &std::path::Path,
+    common: &[&str],
+    flag: &str,
+    values: [&str; 2],
+) -> serde_json::Value {
+    let models = server.models_dir.to_str().unwrap();
+    for (version, value) in ["29991231-000000", "29991231-000001"].into_iter().zip(values) {
+        let mut args = vec!["train", "--data", table.to_str().unwrap(), "--recompute", "--split", "random"];
+        args.extend(["--alphas", "1"]);
+        args.extend(common);
+        args.extend([flag, value, "--models", models, "--version", version]);
+        fitrank(&args);
+    }
+    let weights = std::fs::read(server.models_dir.join("default/29991231-000001/weights.json")).unwrap();
+    serde_json::from_slice(&weights).unwrap()
+}
+
 #[tokio::test]
 async fn a_host_that_sells_ranks_first_through_its_identity_weight() {
     let server = TestServer::start().await;
@@ -31,27 +53,7 @@ async fn a_host_that_sells_ranks_first_through_its_identity_weight() {
     let table = dir.path().join("rows.csv");
     write_table(&table);
     let models = server.models_dir.to_str().unwrap().to_owned();
-    for (version, buckets) in [("29991231-000000", "0"), ("29991231-000001", "1024")] {
-        fitrank(&[
-            "train",
-            "--data",
-            table.to_str().unwrap(),
-            "--recompute",
-            "--split",
-            "random",
-            "--alphas",
-            "1",
-            "--identity-buckets",
-            buckets,
-            "--models",
-            &models,
-            "--version",
-            version,
-        ]);
-    }
-    let weights: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(server.models_dir.join("default/29991231-000001/weights.json")).unwrap())
-            .unwrap();
+    let weights = train_two_versions(&server, &table, &[], "--identity-buckets", ["0", "1024"]);
     assert_eq!(weights["purchase"]["identity"].as_array().unwrap().len(), 2048);
 
     // Offline, side by side on the same rows: only the identity model tells the hosts apart.
@@ -141,30 +143,7 @@ async fn factors_rank_a_host_first_for_the_users_who_share_its_audience() {
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("rows.csv");
     write_taste_table(&table);
-    let models = server.models_dir.to_str().unwrap().to_owned();
-    for (version, factors) in [("29991231-000000", "0"), ("29991231-000001", "4")] {
-        fitrank(&[
-            "train",
-            "--data",
-            table.to_str().unwrap(),
-            "--recompute",
-            "--split",
-            "random",
-            "--alphas",
-            "1",
-            "--identity-buckets",
-            "256",
-            "--factor-dims",
-            factors,
-            "--models",
-            &models,
-            "--version",
-            version,
-        ]);
-    }
-    let weights: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(server.models_dir.join("default/29991231-000001/weights.json")).unwrap())
-            .unwrap();
+    let weights = train_two_versions(&server, &table, &["--identity-buckets", "256"], "--factor-dims", ["0", "4"]);
     assert_eq!(weights["engage"]["factors"].as_array().unwrap().len(), 2 * 256 * 4);
 
     let mut catalog = CatalogServiceClient::new(server.channel().await);

@@ -46,6 +46,18 @@ fn train_two_versions(
     serde_json::from_slice(&weights).unwrap()
 }
 
+/// Adds sessions `s1` and `s2`, alike in every attribute but their hosts, `hosts[0]` and
+/// `hosts[1]`.
+async fn upsert_shows_of(server: &TestServer, hosts: [&str; 2]) {
+    let sessions = ["s1", "s2"]
+        .into_iter()
+        .zip(hosts)
+        .map(|(id, host)| pb::LiveSession { host_id: host.into(), ..session(id, None) })
+        .collect();
+    let mut catalog = CatalogServiceClient::new(server.channel().await);
+    catalog.upsert_sessions(pb::UpsertSessionsRequest { sessions }).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_host_that_sells_ranks_first_through_its_identity_weight() {
     let server = TestServer::start().await;
@@ -76,14 +88,9 @@ async fn a_host_that_sells_ranks_first_through_its_identity_weight() {
     assert!((auc(0) - 0.5).abs() < 1e-9, "without ids every row scores the same: {}", auc(0));
     assert!(auc(1) > 0.7, "the identity model separates the hosts: {}", auc(1));
 
-    let mut catalog = CatalogServiceClient::new(server.channel().await);
     // Two new sessions alike in every attribute; the poor host's has the smaller id, so it wins
     // every tie.
-    let mut poor = session("s1", None);
-    poor.host_id = "host-poor".into();
-    let mut good = session("s2", None);
-    good.host_id = "host-good".into();
-    catalog.upsert_sessions(pb::UpsertSessionsRequest { sessions: vec![poor, good] }).await.unwrap();
+    upsert_shows_of(&server, ["host-poor", "host-good"]).await;
 
     let mut admin = AdminServiceClient::new(server.channel().await);
     let mut ranking = RankingServiceClient::new(server.channel().await);
@@ -146,13 +153,8 @@ async fn factors_rank_a_host_first_for_the_users_who_share_its_audience() {
     let weights = train_two_versions(&server, &table, &["--identity-buckets", "256"], "--factor-dims", ["0", "4"]);
     assert_eq!(weights["engage"]["factors"].as_array().unwrap().len(), 2 * 256 * 4);
 
-    let mut catalog = CatalogServiceClient::new(server.channel().await);
     // A new show of an even host and of an odd one, alike in every attribute.
-    let mut even = session("s1", None);
-    even.host_id = "h-2".into();
-    let mut odd = session("s2", None);
-    odd.host_id = "h-3".into();
-    catalog.upsert_sessions(pb::UpsertSessionsRequest { sessions: vec![even, odd] }).await.unwrap();
+    upsert_shows_of(&server, ["h-2", "h-3"]).await;
 
     let mut admin = AdminServiceClient::new(server.channel().await);
     let ranking = RankingServiceClient::new(server.channel().await);

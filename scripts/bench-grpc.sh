@@ -46,8 +46,8 @@ echo "$floor $fr_max $fr_half $py_max $py_half $ingest $py_setup" > "$OUT/raw.js
 echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u +%F); ${SECONDS_PER_RUN}s per run;" \
   "fitrank worker_threads ${WORKER_THREADS:-1}; max measured with $MAXC in flight; logs in $OUT"
 echo
-echo "| what | mode | req/s | items/s | p50 µs | p99 µs | p99.9 µs |"
-echo "|---|---|---|---|---|---|---|"
+echo "| what | mode | req/s | items/s | p50 µs | p99 µs | p99.9 µs | server p99 µs | steal % |"
+echo "|---|---|---|---|---|---|---|---|---|"
 row "floor: empty unary call (health check)" "$floor"
 row "fitrank Rank, 500 candidates" "$fr_max"
 row "fitrank Rank, 500 candidates, half of max" "$fr_half"
@@ -61,6 +61,11 @@ fr, py, frh, pyh = (json.loads(a) for a in sys.argv[1:])
 print(f"fitrank / baseline maximum throughput: {fr['rps'] / py['rps']:.1f}x, "
       f"at p99 {fr['p99_us']} µs (fitrank) vs {py['p99_us']} µs (baseline); "
       f"p99 at half of each one's max: fitrank {frh['p99_us']} µs, baseline {pyh['p99_us']} µs")
+srv, host = frh.get("server") or {}, frh.get("host") or {}
+if srv:
+    print(f"fitrank at half of max, inside the Rank handler: p50 {srv['p50_us']} µs, p99 {srv['p99_us']} µs, "
+          f"p99.9 {srv['p999_us']} µs over {srv['count']} rankings; the machine's CPUs were "
+          f"{host.get('busy_pct', float('nan')):.1f}% busy and {host.get('steal_pct', float('nan')):.1f}% stolen")
 PY
 echo
 sed 's/^/    /' "$OUT/verify.log"

@@ -152,6 +152,7 @@ pub async fn run(
         }
     };
 
+    let latency = Arc::new(crate::ranking::RankLatency::new());
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "fitrank serving");
     let serve = tonic::transport::Server::builder()
@@ -159,7 +160,11 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(pb::ranking_service_server::RankingServiceServer::new(RankingApi { ranker, limits }))
+        .add_service(pb::ranking_service_server::RankingServiceServer::new(RankingApi {
+            ranker,
+            limits,
+            latency: latency.clone(),
+        }))
         .add_service(pb::catalog_service_server::CatalogServiceServer::new(CatalogApi { store: store.clone(), limits }))
         .add_service(pb::event_service_server::EventServiceServer::new(EventApi {
             store: store.clone(),
@@ -171,6 +176,7 @@ pub async fn run(
             experiments,
             feature_log_dir: config.feature_log.enabled.then(|| config.feature_log_dir()),
             store: store.clone(),
+            latency,
         }))
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(60))),

@@ -4,7 +4,8 @@ mod common;
 
 use common::{TestServer, attrs, session, target};
 use fitrank::proto::v1::{
-    self as pb, catalog_service_client::CatalogServiceClient, ranking_service_client::RankingServiceClient,
+    self as pb, admin_service_client::AdminServiceClient, catalog_service_client::CatalogServiceClient,
+    ranking_service_client::RankingServiceClient,
 };
 use pb::{AgeBand, Gender};
 
@@ -152,4 +153,34 @@ async fn limit_truncates_to_the_best_items() {
     assert_eq!(top.scored, 32);
     assert_eq!(order(&top), order(&all)[..5].to_vec());
     assert!(all.items.windows(2).all(|w| w[0].score >= w[1].score));
+}
+
+#[tokio::test]
+async fn the_server_reports_its_own_rank_latency_per_window() {
+    let server = TestServer::start().await;
+    setup(&server).await;
+    let mut admin = AdminServiceClient::new(server.channel().await);
+    let latency = |reset| pb::GetRankLatencyRequest { reset };
+    admin.get_rank_latency(latency(true)).await.unwrap();
+    for _ in 0..5 {
+        rank(&server, "woman-28", &["A", "B"]).await;
+    }
+    // A refused ranking counts as an error, not as a latency.
+    let refused = RankingServiceClient::new(server.channel().await)
+        .rank(pb::RankRequest { user_id: String::new(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+
+    let window = admin.get_rank_latency(latency(true)).await.unwrap().into_inner();
+    assert_eq!((window.count, window.errors), (5, 1), "{window:?}");
+    assert!(window.p50_us >= 1 && window.p50_us <= window.p99_us, "{window:?}");
+    assert!(window.p99_us <= window.p999_us && window.p999_us <= window.max_us, "{window:?}");
+    assert!(window.window_seconds > 0.0, "{window:?}");
+
+    // The reset started a new, empty window.
+    let next = admin.get_rank_latency(latency(false)).await.unwrap().into_inner();
+    assert_eq!((next.count, next.errors, next.max_us), (0, 0, 0), "{next:?}");
+    rank(&server, "man-58", &["A"]).await;
+    assert_eq!(admin.get_rank_latency(latency(false)).await.unwrap().into_inner().count, 1);
 }

@@ -17,6 +17,8 @@ pub struct AdminApi {
     pub feature_log_dir: Option<std::path::PathBuf>,
     /// The store, for its status.
     pub store: Arc<dyn crate::store::Store>,
+    /// Server-side time of each ranking.
+    pub latency: Arc<crate::ranking::RankLatency>,
 }
 
 impl AdminApi {
@@ -66,6 +68,23 @@ impl AdminService for AdminApi {
             failures: s.failures,
             cached_sessions: s.cached_sessions,
             cached_users: s.cached_users,
+        }))
+    }
+
+    async fn get_rank_latency(
+        &self,
+        request: Request<pb::GetRankLatencyRequest>,
+    ) -> Result<Response<pb::GetRankLatencyResponse>, Status> {
+        let s = self.latency.summary(request.into_inner().reset);
+        Ok(Response::new(pb::GetRankLatencyResponse {
+            count: s.count,
+            errors: s.errors,
+            window_seconds: s.window_seconds,
+            p50_us: s.p50_us,
+            p90_us: s.p90_us,
+            p99_us: s.p99_us,
+            p999_us: s.p999_us,
+            max_us: s.max_us,
         }))
     }
 

@@ -5,17 +5,28 @@ use tonic::{Request, Response, Status};
 use super::{Limits, convert};
 use crate::domain::now_ms;
 use crate::proto::v1::{RankRequest, RankResponse, ranking_service_server::RankingService};
-use crate::ranking::Ranker;
+use crate::ranking::{RankLatency, Ranker};
 
 /// The `RankingService` handler.
 pub struct RankingApi {
     pub ranker: Ranker,
     pub limits: Limits,
+    /// Server-side time of each ranking (read by `AdminService.GetRankLatency`).
+    pub latency: std::sync::Arc<RankLatency>,
 }
 
 #[tonic::async_trait]
 impl RankingService for RankingApi {
     async fn rank(&self, request: Request<RankRequest>) -> Result<Response<RankResponse>, Status> {
+        let started = std::time::Instant::now();
+        let result = self.rank_request(request).await;
+        self.latency.record(started.elapsed(), result.is_ok());
+        result
+    }
+}
+
+impl RankingApi {
+    async fn rank_request(&self, request: Request<RankRequest>) -> Result<Response<RankResponse>, Status> {
         let deadline = grpc_timeout(request.metadata()).map(|t| std::time::Instant::now() + t);
         let query = convert::rank_query(request.into_inner(), &self.limits, now_ms())?;
         // The shared store gets half of what is left of the caller's deadline, so that a slow

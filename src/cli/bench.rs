@@ -10,6 +10,12 @@
 //! Latencies go into an HDR histogram (µs, 3 significant digits). Targets: `rank` (Rank with
 //! `--candidates` explicit ids), `ingest` (IngestBatch of `--batch` events; throughput reported in
 //! events/s), `floor` (grpc.health.v1 Check: an empty unary call, the transport's floor).
+//!
+//! Two readings are taken over the same measured window to say whose tail a tail is: the
+//! server's own time inside `Rank` (`AdminService.GetRankLatency`, reset when the window starts;
+//! absent for a server without it, such as the Python baseline), and the machine's CPU time from
+//! `/proc/stat`, whose *steal* share is the time the hypervisor gave this VM's CPUs to someone
+//! else (Linux only).
 
 use std::{
     sync::{
@@ -26,8 +32,8 @@ use tonic::transport::Channel;
 
 use crate::domain::now_ms;
 use crate::proto::v1::{
-    self as pb, catalog_service_client::CatalogServiceClient, event_service_client::EventServiceClient,
-    ranking_service_client::RankingServiceClient,
+    self as pb, admin_service_client::AdminServiceClient, catalog_service_client::CatalogServiceClient,
+    event_service_client::EventServiceClient, ranking_service_client::RankingServiceClient,
 };
 
 /// What to load.
@@ -133,6 +139,70 @@ pub struct BenchReport {
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
+    /// The server's own time inside `Rank` over the measured window, if it reports it.
+    pub server: Option<ServerLatency>,
+    /// This machine's CPU time over the measured window, if `/proc/stat` can be read.
+    pub host: Option<HostCpu>,
+}
+
+/// `AdminService.GetRankLatency` over the measured window.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerLatency {
+    pub count: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+/// Shares of all CPUs' time over the measured window, in percent.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostCpu {
+    /// Running anything (user, system, interrupts), this load generator and the server included.
+    pub busy_pct: f64,
+    /// Taken by the hypervisor for other guests while this VM wanted to run.
+    pub steal_pct: f64,
+}
+
+/// The machine-wide line of `/proc/stat`: (busy, steal, total) in clock ticks.
+#[derive(Debug, Clone, Copy)]
+struct CpuTicks {
+    busy: u64,
+    steal: u64,
+    total: u64,
+}
+
+impl CpuTicks {
+    fn read() -> Option<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// `cpu user nice system idle iowait irq softirq steal guest guest_nice` (guest time is
+    /// already inside user and nice, so it is not added again).
+    fn parse(stat: &str) -> Option<Self> {
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let v: Vec<u64> = line.split_whitespace().skip(1).take(8).map(|x| x.parse().ok()).collect::<Option<_>>()?;
+        let [user, nice, system, idle, iowait, irq, softirq, steal] = v.try_into().ok()?;
+        Some(CpuTicks {
+            busy: user + nice + system + irq + softirq,
+            steal,
+            total: user + nice + system + idle + iowait + irq + softirq + steal,
+        })
+    }
+
+    fn since(self, start: CpuTicks) -> Option<HostCpu> {
+        let total = self.total.checked_sub(start.total).filter(|&t| t > 0)? as f64;
+        let pct = |a: u64, b: u64| 100.0 * a.saturating_sub(b) as f64 / total;
+        Some(HostCpu { busy_pct: pct(self.busy, start.busy), steal_pct: pct(self.steal, start.steal) })
+    }
+}
+
+/// Reads (and with `reset`, restarts) the server's Rank latency window; None if the server does
+/// not offer it.
+async fn server_latency(channel: Channel, reset: bool) -> Option<ServerLatency> {
+    let r = AdminServiceClient::new(channel).get_rank_latency(pb::GetRankLatencyRequest { reset }).await.ok()?;
+    let r = r.into_inner();
+    Some(ServerLatency { count: r.count, p50_us: r.p50_us, p99_us: r.p99_us, p999_us: r.p999_us, max_us: r.max_us })
 }
 
 const SESSIONS: usize = 2_000;
@@ -197,6 +267,15 @@ pub fn bench(args: BenchArgs) -> BenchResult<()> {
             "  latency µs: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
             report.p50_us, report.p90_us, report.p99_us, report.p999_us, report.max_us
         );
+        if let Some(s) = &report.server {
+            println!(
+                "  server-side Rank µs ({} rankings): p50 {}  p99 {}  p99.9 {}  max {}",
+                s.count, s.p50_us, s.p99_us, s.p999_us, s.max_us
+            );
+        }
+        if let Some(h) = &report.host {
+            println!("  machine CPU: {:.1}% busy, {:.1}% stolen by the hypervisor", h.busy_pct, h.steal_pct);
+        }
     }
     Ok(())
 }
@@ -345,6 +424,17 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
     let start = Instant::now();
     let measure_from = start + warmup;
     let end = measure_from + measured;
+    // At the start of the measured window: a new server-side window and the first CPU reading.
+    let window_start = {
+        let channel = channels[0].clone();
+        let rank = args.target == Target::Rank;
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            let ticks = CpuTicks::read();
+            let server = if rank { server_latency(channel, true).await.is_some() } else { false };
+            (ticks, server)
+        })
+    };
 
     match args.rate {
         None => {
@@ -403,6 +493,11 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         Some(rate) => return Err(format!("--rate must be positive, got {rate}").into()),
     }
 
+    let end_ticks = CpuTicks::read();
+    let (start_ticks, server_reset) = window_start.await?;
+    let server = if server_reset { server_latency(channels[0].clone(), false).await } else { None };
+    let host = start_ticks.zip(end_ticks).and_then(|(start, end)| end.since(start));
+
     let seconds = measured.as_secs_f64();
     let t = tally.lock().unwrap_or_else(|e| e.into_inner());
     let h = &t.histogram;
@@ -425,5 +520,25 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         p99_us: h.value_at_quantile(0.99),
         p999_us: h.value_at_quantile(0.999),
         max_us: h.max(),
+        server,
+        host,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_cpu_shares_from_proc_stat() {
+        let before = CpuTicks::parse("cpu  100 0 50 800 10 0 10 30 5 0\ncpu0 1 2 3\n").unwrap();
+        let after = CpuTicks::parse("cpu  160 0 70 880 10 0 20 60 9 0\nintr 1\n").unwrap();
+        let host = after.since(before).unwrap();
+        // 200 ticks passed: 90 busy (60 user, 20 system, 10 softirq), 30 stolen
+        assert!((host.busy_pct - 45.0).abs() < 1e-9, "{host:?}");
+        assert!((host.steal_pct - 15.0).abs() < 1e-9, "{host:?}");
+        assert!(CpuTicks::parse("intr 1\n").is_none());
+        assert!(CpuTicks::parse("cpu  1 2 x 4 5 6 7 8\n").is_none());
+        assert!(before.since(before).is_none());
+    }
 }

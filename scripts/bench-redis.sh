@@ -51,8 +51,8 @@ echo "$emb_max $emb_half $red_half $red_max $red_ingest" > "$OUT/raw.json"
 echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u +%F); ${SECONDS_PER_RUN}s per run;" \
   "fitrank worker_threads 1; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on the same machine; logs in $OUT"
 echo
-echo "| what | mode | req/s | items/s | p50 µs | p99 µs | p99.9 µs | server p99 µs | steal % |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| what | mode | req/s | items/s | p50 µs | p99 µs | p99.9 µs | server p99 µs | steal % | stalled % |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 row "embedded store: Rank, 500 candidates" "$emb_max"
 row "embedded store: Rank, 500 candidates, half of its max" "$emb_half"
 row "Redis store: Rank, 500 candidates, same rate" "$red_half"

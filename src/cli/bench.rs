@@ -16,6 +16,11 @@
 //! absent for a server without it, such as the Python baseline), and the machine's CPU time from
 //! `/proc/stat`, whose *steal* share is the time the hypervisor gave this VM's CPUs to someone
 //! else (Linux only).
+//!
+//! A third reading measures the machine itself, the way jHiccup does: a thread that does nothing
+//! but sleep 1 ms at a time records how late each wake-up is. The lateness is what any thread on
+//! this machine (the server's request thread too) can suffer from the hypervisor and the guest's
+//! scheduler without doing anything; a request's latency cannot have a shorter tail than that.
 
 use std::{
     sync::{
@@ -143,6 +148,52 @@ pub struct BenchReport {
     pub server: Option<ServerLatency>,
     /// This machine's CPU time over the measured window, if `/proc/stat` can be read.
     pub host: Option<HostCpu>,
+    /// How late a sleeping thread woke up over the measured window.
+    pub hiccups: Hiccups,
+}
+
+/// The lateness of a thread's 1 ms sleeps over the measured window.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hiccups {
+    /// Wake-ups measured.
+    pub samples: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    /// Share of the window, in percent, spent in wake-ups later than 1 ms (their lateness summed).
+    pub stalled_pct: f64,
+}
+
+/// Sleeps 1 ms at a time until `end`, recording how late each wake-up is from `from` on.
+fn measure_hiccups(from: Instant, end: Instant) -> Hiccups {
+    const TICK: Duration = Duration::from_millis(1);
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static histogram bounds are valid");
+    let mut stalled = Duration::ZERO;
+    if let Some(wait) = from.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
+    loop {
+        let before = Instant::now();
+        if before >= end {
+            break;
+        }
+        std::thread::sleep(TICK);
+        let late = before.elapsed().saturating_sub(TICK);
+        histogram.saturating_record((late.as_micros() as u64).max(1));
+        if late > TICK {
+            stalled += late;
+        }
+    }
+    let window = end.saturating_duration_since(from).as_secs_f64().max(1e-9);
+    Hiccups {
+        samples: histogram.len(),
+        p50_us: histogram.value_at_quantile(0.5),
+        p99_us: histogram.value_at_quantile(0.99),
+        p999_us: histogram.value_at_quantile(0.999),
+        max_us: histogram.max(),
+        stalled_pct: 100.0 * stalled.as_secs_f64() / window,
+    }
 }
 
 /// `AdminService.GetRankLatency` over the measured window.
@@ -273,6 +324,11 @@ pub fn bench(args: BenchArgs) -> BenchResult<()> {
                 s.count, s.p50_us, s.p99_us, s.p999_us, s.max_us
             );
         }
+        let h = &report.hiccups;
+        println!(
+            "  a sleeping thread's wake-up lateness µs: p50 {}  p99 {}  p99.9 {}  max {}; {:.2}% of the time stalled > 1 ms",
+            h.p50_us, h.p99_us, h.p999_us, h.max_us, h.stalled_pct
+        );
         if let Some(h) = &report.host {
             println!("  machine CPU: {:.1}% busy, {:.1}% stolen by the hypervisor", h.busy_pct, h.steal_pct);
         }
@@ -425,6 +481,7 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
     let measure_from = start + warmup;
     let end = measure_from + measured;
     // At the start of the measured window: a new server-side window and the first CPU reading.
+    let hiccups = std::thread::spawn(move || measure_hiccups(measure_from, end));
     let window_start = {
         let channel = channels[0].clone();
         let rank = args.target == Target::Rank;
@@ -494,6 +551,7 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
     }
 
     let end_ticks = CpuTicks::read();
+    let hiccups = tokio::task::spawn_blocking(move || hiccups.join()).await?.map_err(|_| "hiccup thread panicked")?;
     let (start_ticks, server_reset) = window_start.await?;
     let server = if server_reset { server_latency(channels[0].clone(), false).await } else { None };
     let host = start_ticks.zip(end_ticks).and_then(|(start, end)| end.since(start));
@@ -522,6 +580,7 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         max_us: h.max(),
         server,
         host,
+        hiccups,
     })
 }
 

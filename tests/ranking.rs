@@ -136,8 +136,15 @@ async fn limit_truncates_to_the_best_items() {
     let server = TestServer::start().await;
     setup(&server).await;
     let mut catalog = CatalogServiceClient::new(server.channel().await);
-    let sessions: Vec<_> =
-        (0..30).map(|i| session(&format!("s{i:02}"), Some(target(18 + i, 30 + i, &[], &[])))).collect();
+    // One start time for all: sessions that differ only in when `session` read the clock could
+    // score a rounding apart in one ranking and tie in the next, and swap places between them.
+    let start = fitrank::domain::now_ms() - 10 * 60_000;
+    let sessions: Vec<_> = (0..30)
+        .map(|i| pb::LiveSession {
+            start_time_unix_ms: start,
+            ..session(&format!("s{i:02}"), Some(target(18 + i, 30 + i, &[], &[])))
+        })
+        .collect();
     catalog.upsert_sessions(pb::UpsertSessionsRequest { sessions }).await.unwrap();
     let all = RankingServiceClient::new(server.channel().await)
         .rank(pb::RankRequest { user_id: "woman-28".into(), limit: 32, ..Default::default() })
@@ -183,4 +190,10 @@ async fn the_server_reports_its_own_rank_latency_per_window() {
     assert_eq!((next.count, next.errors, next.max_us), (0, 0, 0), "{next:?}");
     rank(&server, "man-58", &["A"]).await;
     assert_eq!(admin.get_rank_latency(latency(false)).await.unwrap().into_inner().count, 1);
+
+    // Operators read the same window from the shell.
+    let url = server.url();
+    let printed =
+        tokio::task::spawn_blocking(move || common::fitrank(&["call", "--url", &url, "rank-latency"])).await.unwrap();
+    assert!(printed.starts_with("1 rankings (0 errors) in "), "{printed}");
 }

@@ -199,6 +199,12 @@ enum CallCommand {
         #[arg(long)]
         name: String,
     },
+    /// The server's own Rank latency since start or the last reset (AdminService.GetRankLatency).
+    RankLatency {
+        /// Start a new window after reading this one.
+        #[arg(long)]
+        reset: bool,
+    },
     /// Check health (overall, or one service).
     Health {
         #[arg(long, default_value = "")]
@@ -472,6 +478,17 @@ async fn run(channel: Channel, command: CallCommand) -> CallResult {
                 .map_err(status)?
                 .into_inner();
             print_experiment(&r.experiment.unwrap_or_default());
+        }
+        CallCommand::RankLatency { reset } => {
+            let r = AdminServiceClient::new(channel)
+                .get_rank_latency(pb::GetRankLatencyRequest { reset })
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!(
+                "{} rankings ({} errors) in {:.1}s; µs inside Rank: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+                r.count, r.errors, r.window_seconds, r.p50_us, r.p90_us, r.p99_us, r.p999_us, r.max_us
+            );
         }
         CallCommand::Health { service } => {
             let r = tonic_health::pb::health_client::HealthClient::new(channel)

@@ -213,6 +213,10 @@ pub struct HostCpu {
     pub busy_pct: f64,
     /// Taken by the hypervisor for other guests while this VM wanted to run.
     pub steal_pct: f64,
+    /// The ticks `/proc/stat` accounted over the window against the wall clock's CPU time. The
+    /// kernel folds some time in late (a tickless CPU's idle or busy stretch), so below ~95% the
+    /// two shares above cover only part of the window and are rough.
+    pub accounted_pct: f64,
 }
 
 /// The machine-wide line of `/proc/stat`: (busy, steal, total) in clock ticks.
@@ -241,10 +245,24 @@ impl CpuTicks {
         })
     }
 
-    fn since(self, start: CpuTicks) -> Option<HostCpu> {
+    /// The shares between `start` and `self`, `wall` apart, with `capacity` CPU ticks per second
+    /// of wall time (CPUs × ticks per second).
+    fn since(self, start: CpuTicks, wall: Duration, capacity: f64) -> Option<HostCpu> {
         let total = self.total.checked_sub(start.total).filter(|&t| t > 0)? as f64;
         let pct = |a: u64, b: u64| 100.0 * a.saturating_sub(b) as f64 / total;
-        Some(HostCpu { busy_pct: pct(self.busy, start.busy), steal_pct: pct(self.steal, start.steal) })
+        Some(HostCpu {
+            busy_pct: pct(self.busy, start.busy),
+            steal_pct: pct(self.steal, start.steal),
+            accounted_pct: 100.0 * total / (wall.as_secs_f64() * capacity).max(1e-9),
+        })
+    }
+
+    /// CPUs × clock ticks per second, as `/proc/stat` counts them.
+    fn capacity() -> f64 {
+        // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (if ticks > 0 { ticks as f64 } else { 100.0 }) * cpus as f64
     }
 }
 
@@ -330,7 +348,10 @@ pub fn bench(args: BenchArgs) -> BenchResult<()> {
             h.p50_us, h.p99_us, h.p999_us, h.max_us, h.stalled_pct
         );
         if let Some(h) = &report.host {
-            println!("  machine CPU: {:.1}% busy, {:.1}% stolen by the hypervisor", h.busy_pct, h.steal_pct);
+            println!(
+                "  machine CPU: {:.1}% busy, {:.1}% stolen by the hypervisor ({:.0}% of the window accounted)",
+                h.busy_pct, h.steal_pct, h.accounted_pct
+            );
         }
     }
     Ok(())
@@ -487,7 +508,7 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         let rank = args.target == Target::Rank;
         tokio::spawn(async move {
             tokio::time::sleep_until(measure_from.into()).await;
-            let ticks = CpuTicks::read();
+            let ticks = CpuTicks::read().map(|t| (t, Instant::now()));
             let server = if rank { server_latency(channel, true).await.is_some() } else { false };
             (ticks, server)
         })
@@ -550,11 +571,13 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         Some(rate) => return Err(format!("--rate must be positive, got {rate}").into()),
     }
 
-    let end_ticks = CpuTicks::read();
+    let end_ticks = CpuTicks::read().map(|t| (t, Instant::now()));
     let hiccups = tokio::task::spawn_blocking(move || hiccups.join()).await?.map_err(|_| "hiccup thread panicked")?;
     let (start_ticks, server_reset) = window_start.await?;
     let server = if server_reset { server_latency(channels[0].clone(), false).await } else { None };
-    let host = start_ticks.zip(end_ticks).and_then(|(start, end)| end.since(start));
+    let host = start_ticks
+        .zip(end_ticks)
+        .and_then(|((start, t0), (end, t1))| end.since(start, t1.duration_since(t0), CpuTicks::capacity()));
 
     let seconds = measured.as_secs_f64();
     let t = tally.lock().unwrap_or_else(|e| e.into_inner());
@@ -592,12 +615,14 @@ mod tests {
     fn reads_cpu_shares_from_proc_stat() {
         let before = CpuTicks::parse("cpu  100 0 50 800 10 0 10 30 5 0\ncpu0 1 2 3\n").unwrap();
         let after = CpuTicks::parse("cpu  160 0 70 880 10 0 20 60 9 0\nintr 1\n").unwrap();
-        let host = after.since(before).unwrap();
+        // 2 CPUs at 100 ticks/s over 1.25 s: 250 ticks of capacity
+        let host = after.since(before, Duration::from_millis(1_250), 200.0).unwrap();
         // 200 ticks passed: 90 busy (60 user, 20 system, 10 softirq), 30 stolen
         assert!((host.busy_pct - 45.0).abs() < 1e-9, "{host:?}");
         assert!((host.steal_pct - 15.0).abs() < 1e-9, "{host:?}");
+        assert!((host.accounted_pct - 80.0).abs() < 1e-9, "{host:?}");
         assert!(CpuTicks::parse("intr 1\n").is_none());
         assert!(CpuTicks::parse("cpu  1 2 x 4 5 6 7 8\n").is_none());
-        assert!(before.since(before).is_none());
+        assert!(before.since(before, Duration::from_secs(1), 200.0).is_none());
     }
 }

@@ -28,6 +28,7 @@ pub mod export;
 pub mod featurelog;
 pub mod features;
 pub mod frames;
+pub mod metrics;
 pub mod model;
 pub mod movielens;
 pub mod proto;

@@ -31,11 +31,11 @@ use std::{
 };
 
 use clap::{Args, ValueEnum};
-use hdrhistogram::Histogram;
 use serde::Serialize;
 use tonic::transport::Channel;
 
 use crate::domain::now_ms;
+use crate::metrics::LatencyCounts;
 use crate::proto::v1::{
     self as pb, admin_service_client::AdminServiceClient, catalog_service_client::CatalogServiceClient,
     event_service_client::EventServiceClient, ranking_service_client::RankingServiceClient,
@@ -168,7 +168,7 @@ pub struct Hiccups {
 /// Sleeps 1 ms at a time until `end`, recording how late each wake-up is from `from` on.
 fn measure_hiccups(from: Instant, end: Instant) -> Hiccups {
     const TICK: Duration = Duration::from_millis(1);
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static histogram bounds are valid");
+    let mut lateness = LatencyCounts::new();
     let mut stalled = Duration::ZERO;
     if let Some(wait) = from.checked_duration_since(Instant::now()) {
         std::thread::sleep(wait);
@@ -180,18 +180,18 @@ fn measure_hiccups(from: Instant, end: Instant) -> Hiccups {
         }
         std::thread::sleep(TICK);
         let late = before.elapsed().saturating_sub(TICK);
-        histogram.saturating_record((late.as_micros() as u64).max(1));
+        lateness.record(late, true);
         if late > TICK {
             stalled += late;
         }
     }
     let window = end.saturating_duration_since(from).as_secs_f64().max(1e-9);
     Hiccups {
-        samples: histogram.len(),
-        p50_us: histogram.value_at_quantile(0.5),
-        p99_us: histogram.value_at_quantile(0.99),
-        p999_us: histogram.value_at_quantile(0.999),
-        max_us: histogram.max(),
+        samples: lateness.ok(),
+        p50_us: lateness.quantile_us(0.5),
+        p99_us: lateness.quantile_us(0.99),
+        p999_us: lateness.quantile_us(0.999),
+        max_us: lateness.max_us(),
         stalled_pct: 100.0 * stalled.as_secs_f64() / window,
     }
 }
@@ -455,23 +455,19 @@ impl Caller {
     }
 }
 
+#[derive(Default)]
 struct Tally {
-    histogram: Histogram<u64>,
-    requests: u64,
-    errors: u64,
+    /// Answered requests' latencies, and the failed ones.
+    latency: LatencyCounts,
     items: u64,
 }
 
 impl Tally {
     fn record(&mut self, latency: Duration, result: Result<u64, tonic::Status>) {
-        match result {
-            Ok(items) => {
-                self.requests += 1;
-                self.items += items;
-                let _ = self.histogram.record((latency.as_micros() as u64).max(1));
-            }
-            Err(_) => self.errors += 1,
+        if let Ok(items) = &result {
+            self.items += items;
         }
+        self.latency.record(latency, result.is_ok());
     }
 }
 
@@ -490,12 +486,7 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         batch: args.batch,
         next: Arc::new(AtomicU64::new(0)),
     };
-    let tally = Arc::new(Mutex::new(Tally {
-        histogram: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-        requests: 0,
-        errors: 0,
-        items: 0,
-    }));
+    let tally = Arc::new(Mutex::new(Tally::default()));
     let warmup = Duration::from_secs_f64(args.warmup);
     let measured = Duration::from_secs_f64(args.duration);
     let start = Instant::now();
@@ -581,7 +572,7 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
 
     let seconds = measured.as_secs_f64();
     let t = tally.lock().unwrap_or_else(|e| e.into_inner());
-    let h = &t.histogram;
+    let h = &t.latency;
     Ok(BenchReport {
         target: args.target,
         mode: match args.rate {
@@ -591,16 +582,16 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         connections: channels.len(),
         concurrency: args.concurrency,
         candidates: if args.target == Target::Rank { caller.candidates.len() } else { 0 },
-        requests: t.requests,
-        errors: t.errors,
+        requests: h.ok(),
+        errors: h.errors(),
         seconds,
-        rps: t.requests as f64 / seconds,
+        rps: h.ok() as f64 / seconds,
         items_per_second: t.items as f64 / seconds,
-        p50_us: h.value_at_quantile(0.5),
-        p90_us: h.value_at_quantile(0.9),
-        p99_us: h.value_at_quantile(0.99),
-        p999_us: h.value_at_quantile(0.999),
-        max_us: h.max(),
+        p50_us: h.quantile_us(0.5),
+        p90_us: h.quantile_us(0.9),
+        p99_us: h.quantile_us(0.99),
+        p999_us: h.quantile_us(0.999),
+        max_us: h.max_us(),
         server,
         host,
         hiccups,
@@ -624,5 +615,15 @@ mod tests {
         assert!(CpuTicks::parse("intr 1\n").is_none());
         assert!(CpuTicks::parse("cpu  1 2 x 4 5 6 7 8\n").is_none());
         assert!(before.since(before, Duration::from_secs(1), 200.0).is_none());
+    }
+
+    #[test]
+    fn the_hiccup_meter_samples_its_window_once_per_sleep() {
+        let from = Instant::now();
+        let h = measure_hiccups(from, from + Duration::from_millis(20));
+        // every sleep lasts at least 1 ms, so at most 20 of them start inside 20 ms
+        assert!((1..=20).contains(&h.samples), "{h:?}");
+        assert!(h.p50_us <= h.p99_us && h.p99_us <= h.p999_us && h.p999_us <= h.max_us, "{h:?}");
+        assert!(h.stalled_pct >= 0.0, "{h:?}");
     }
 }

@@ -16,10 +16,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::assign::{Arm, Assigner, Holdout, Placement, PlacementError};
+use crate::metrics::LatencyCounts;
 use crate::ranking::Policy;
 use crate::store::redis::SharedDoc;
 
@@ -269,12 +271,10 @@ pub struct Experiments {
 }
 
 /// Ranking time and failures of one arm, in this process since it started.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ArmGuardrail {
-    /// In-service ranking time, µs (3 significant digits).
-    pub latency_us: hdrhistogram::Histogram<u64>,
-    pub requests: u64,
-    pub errors: u64,
+    /// In-service ranking time of the rankings that succeeded, and the count of those that failed.
+    pub latency: LatencyCounts,
 }
 
 /// An arm's guardrail figures.
@@ -392,24 +392,14 @@ impl Experiments {
 
     /// Records one ranking of a user in `arms` ((experiment, arm) pairs; an interleaved ranking's
     /// arm is recorded as "interleaved"): its in-service time and whether it failed.
-    pub fn record(&self, arms: &[(&str, &str)], micros: u64, ok: bool) {
+    pub fn record(&self, arms: &[(&str, &str)], elapsed: Duration, ok: bool) {
         if arms.is_empty() {
             return;
         }
         let mut g = self.guardrails.lock().unwrap_or_else(|e| e.into_inner());
         for (experiment, arm) in arms {
             let arm = super::arm_group(arm);
-            let entry = g.entry(((*experiment).to_owned(), arm.to_owned())).or_insert_with(|| ArmGuardrail {
-                latency_us: hdrhistogram::Histogram::new(3).expect("3 significant digits"),
-                requests: 0,
-                errors: 0,
-            });
-            entry.requests += 1;
-            if ok {
-                let _ = entry.latency_us.record(micros.max(1));
-            } else {
-                entry.errors += 1;
-            }
+            g.entry(((*experiment).to_owned(), arm.to_owned())).or_default().latency.record(elapsed, ok);
         }
     }
 
@@ -419,14 +409,17 @@ impl Experiments {
         let mut out: Vec<GuardrailSummary> = g
             .iter()
             .filter(|((e, _), _)| e == experiment)
-            .map(|((e, arm), v)| GuardrailSummary {
-                experiment: e.clone(),
-                arm: arm.clone(),
-                requests: v.requests,
-                errors: v.errors,
-                error_rate: v.errors as f64 / v.requests.max(1) as f64,
-                p50_us: v.latency_us.value_at_quantile(0.5),
-                p99_us: v.latency_us.value_at_quantile(0.99),
+            .map(|((e, arm), v)| {
+                let (errors, requests) = (v.latency.errors(), v.latency.ok() + v.latency.errors());
+                GuardrailSummary {
+                    experiment: e.clone(),
+                    arm: arm.clone(),
+                    requests,
+                    errors,
+                    error_rate: errors as f64 / requests.max(1) as f64,
+                    p50_us: v.latency.quantile_us(0.5),
+                    p99_us: v.latency.quantile_us(0.99),
+                }
             })
             .collect();
         out.sort_by(|a, b| a.arm.cmp(&b.arm));

@@ -14,10 +14,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-
-/// Longest latency the histogram tells apart (60 s); longer ones are counted as 60 s.
-const MAX_MICROS: u64 = 60_000_000;
+use crate::metrics::LatencyCounts;
 
 /// Server-side `Rank` latencies since the start of the current window.
 pub struct RankLatency {
@@ -25,8 +22,7 @@ pub struct RankLatency {
 }
 
 struct Window {
-    histogram: Histogram<u64>,
-    errors: u64,
+    counts: LatencyCounts,
     started: Instant,
 }
 
@@ -49,38 +45,30 @@ pub struct LatencySummary {
 impl RankLatency {
     /// An empty histogram whose window starts now.
     pub fn new() -> Self {
-        let histogram = Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static histogram bounds are valid");
-        RankLatency { inner: Mutex::new(Window { histogram, errors: 0, started: Instant::now() }) }
+        RankLatency { inner: Mutex::new(Window { counts: LatencyCounts::new(), started: Instant::now() }) }
     }
 
     /// Records one ranking that took `elapsed`; `ok` is false when it ended in an error.
     pub fn record(&self, elapsed: Duration, ok: bool) {
-        let mut w = self.lock();
-        if ok {
-            let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_MICROS);
-            w.histogram.saturating_record(micros);
-        } else {
-            w.errors += 1;
-        }
+        self.lock().counts.record(elapsed, ok);
     }
 
     /// The current window's summary; with `reset`, a new empty window starts after it is read.
     pub fn summary(&self, reset: bool) -> LatencySummary {
         let mut w = self.lock();
-        let h = &w.histogram;
+        let c = &w.counts;
         let summary = LatencySummary {
-            count: h.len(),
-            errors: w.errors,
+            count: c.ok(),
+            errors: c.errors(),
             window_seconds: w.started.elapsed().as_secs_f64(),
-            p50_us: h.value_at_quantile(0.5),
-            p90_us: h.value_at_quantile(0.9),
-            p99_us: h.value_at_quantile(0.99),
-            p999_us: h.value_at_quantile(0.999),
-            max_us: h.max(),
+            p50_us: c.quantile_us(0.5),
+            p90_us: c.quantile_us(0.9),
+            p99_us: c.quantile_us(0.99),
+            p999_us: c.quantile_us(0.999),
+            max_us: c.max_us(),
         };
         if reset {
-            w.histogram.reset();
-            w.errors = 0;
+            w.counts.reset();
             w.started = Instant::now();
         }
         summary
@@ -101,6 +89,7 @@ impl Default for RankLatency {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::MAX_MICROS;
 
     #[test]
     fn summarises_and_resets_a_window() {

@@ -157,12 +157,12 @@ impl Ranker {
         let started = std::time::Instant::now();
         let user_id = query.user_id.clone();
         let result = self.rank_inner(query).await;
-        let micros = started.elapsed().as_micros() as u64;
+        let elapsed = started.elapsed();
         match &result {
             Ok(r) => {
                 let arms: Vec<(&str, &str)> =
                     r.exposures.iter().map(|e| (e.experiment.as_str(), e.arm.as_str())).collect();
-                experiments.record(&arms, micros, true);
+                experiments.record(&arms, elapsed, true);
             }
             Err(_) => {
                 let state = experiments.state();
@@ -176,7 +176,7 @@ impl Ranker {
                         )
                     })
                     .collect();
-                experiments.record(&arms, micros, false);
+                experiments.record(&arms, elapsed, false);
             }
         }
         result

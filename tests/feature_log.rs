@@ -242,3 +242,37 @@ async fn acknowledged_outcomes_are_in_the_log_before_the_answer() {
     read_outcomes(&[server.data_dir.join("featurelog")], |e| ids.push(e.event_id)).unwrap();
     assert_eq!(ids, vec!["o1", "o2"]);
 }
+
+#[tokio::test]
+async fn the_logged_rows_are_the_rows_that_were_scored() {
+    // The writer thread computes the logged rows from the record's inputs; the model must give each
+    // of them exactly the probabilities the ranker computed on the request thread from its own row.
+    let mut server = start().await;
+    catalog(&server).await;
+    let now = now_ms();
+    let responses = [rank_at(&server, "w1", now).await, rank_at(&server, "m1", now - 3_600_000).await];
+    let models_dir = server.models_dir.join("default");
+    let log_dir = server.data_dir.join("featurelog");
+    server.stop().await.unwrap();
+
+    let mut versions: Vec<_> = std::fs::read_dir(&models_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    versions.sort();
+    let model = fitrank::model::ModelArtifact::load(versions.last().unwrap()).unwrap();
+    let log = served(&log_dir);
+    assert_eq!(log.len(), responses.len());
+    for response in &responses {
+        assert_eq!(response.model_version, model.id());
+        let record = log.iter().find(|r| r.ranking_id == response.ranking_id).unwrap();
+        assert_eq!(record.items.len(), response.items.len());
+        for (logged, item) in record.items.iter().zip(&response.items) {
+            assert_eq!(logged.session.session_id, item.session_id);
+            let row = logged.features.to_dense().unwrap();
+            assert!(row.iter().any(|v| *v != 0.0), "an empty row was logged");
+            let (e, p) = (model.heads.engage.predict(&row), model.heads.purchase.predict(&row));
+            assert_eq!(e.to_bits(), logged.p_engage.to_bits(), "{}: P(view)", item.session_id);
+            assert_eq!(p.to_bits(), logged.p_purchase.to_bits(), "{}: P(purchase)", item.session_id);
+            assert_eq!(f64::from(e), item.p_engage);
+            assert_eq!(f64::from(p), item.p_purchase);
+        }
+    }
+}

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{LiveSession, LiveStats, RequestContext, UserActivity, UserProfile};
 use crate::features::schema::SCALARS;
-use crate::features::{Active, NUM_FEATURES, Row};
+use crate::features::{self, Active, CandidateRow, NUM_FEATURES, RequestFeatures, Row};
 
 /// A feature row without its zeros.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -78,7 +78,8 @@ pub struct ServedItem {
     /// Probability that the policy placed this item at this position (1 for a deterministic
     /// policy).
     pub propensity: f32,
-    /// The feature row the model scored.
+    /// The feature row the model scored. Filled by the feature-log writer thread
+    /// ([`ServedRanking::extract_rows`]), not by the ranker.
     pub features: SparseRow,
 }
 
@@ -100,6 +101,23 @@ pub struct ServedRanking {
     pub experiment: String,
     pub arm: String,
     pub items: Vec<ServedItem>,
+}
+
+impl ServedRanking {
+    /// Sets each item's `features` to the row the serving extractor makes from this record's own
+    /// inputs (the profile, activity and context, the item's session and stats): the row that was
+    /// scored, since [`features::extract_candidate`] is a pure function of exactly these. The
+    /// feature-log writer calls it before encoding, so the request thread does not compute the
+    /// returned items' rows a second time (`tests/feature_log.rs` checks that the model gives each
+    /// logged row the served item's probabilities, bit for bit).
+    pub fn extract_rows(&mut self) {
+        let request = RequestFeatures::new(&self.user, &self.activity, &self.context);
+        let mut row = CandidateRow::new();
+        for item in &mut self.items {
+            let extracted = features::extract_candidate(&request, &item.session, &item.stats, &mut row);
+            item.features = SparseRow::from_extracted(row.row(), &extracted.active);
+        }
+    }
 }
 
 /// postcard's growable-vector output, writing short pieces (varints of one to five bytes, most of

@@ -325,16 +325,15 @@ impl Ranker {
             // Several layers: names joined by ',' in the same order in both fields.
             let experiment_names = exposures.iter().map(|e| e.experiment.as_str()).collect::<Vec<_>>().join(",");
             let arm_names = exposures.iter().map(|e| e.arm.as_str()).collect::<Vec<_>>().join(",");
-            // Rows are recomputed for the returned items only: the extractor is a pure function of
-            // these inputs, so this is the row that was scored, without keeping every candidate's.
-            // The record holds `Arc`s of the sessions and copies of the stats and rows; the writer
-            // thread encodes it, off the request thread.
+            // The record holds `Arc`s of the sessions and copies of the stats; the writer thread
+            // computes the returned items' rows from them (`ServedRanking::extract_rows`: the
+            // extractor is a pure function of these inputs, so they are the rows that were scored)
+            // and encodes the record, off the request thread.
             let items: Vec<ServedItem> = scored
                 .iter()
                 .enumerate()
                 .map(|(position, s)| {
                     let c = &candidates[s.candidate];
-                    let extracted = features::extract_candidate(&request, &c.session, &c.stats, &mut row);
                     ServedItem {
                         session: Arc::clone(&c.session),
                         stats: LiveStats::clone(&c.stats),
@@ -343,7 +342,7 @@ impl Ranker {
                         p_engage: s.p_engage,
                         p_purchase: s.p_purchase,
                         propensity: propensities.get(position).copied().unwrap_or(1.0),
-                        features: SparseRow::from_extracted(row.row(), &extracted.active),
+                        features: SparseRow::default(),
                     }
                 })
                 .collect();

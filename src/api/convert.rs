@@ -47,10 +47,17 @@ fn check_id(value: &str) -> Result<(), String> {
     if value.len() > MAX_ID_BYTES {
         return Err(format!("is {} bytes, at most {MAX_ID_BYTES} allowed", value.len()));
     }
-    if value.chars().any(char::is_control) {
+    if has_control(value) {
         return Err("contains control characters".into());
     }
     Ok(())
+}
+
+/// Whether `value` contains a control character (`char::is_control`). Ids are nearly always
+/// ASCII, where that is a byte below 0x20 or 0x7F: checked byte by byte, about a third of the
+/// instructions of decoding chars, for each of up to 2,000 candidate ids per ranking.
+fn has_control(value: &str) -> bool {
+    if value.is_ascii() { value.bytes().any(|b| b < 0x20 || b == 0x7f) } else { value.chars().any(char::is_control) }
 }
 
 /// A required id: 1 to 128 bytes, no control characters.
@@ -652,5 +659,34 @@ pub fn experiment_to_proto(e: &ExperimentDef) -> pb::Experiment {
             ExperimentStatus::Stopped => "stopped",
         }
         .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn control_characters_are_found_as_char_is_control_finds_them(value in any::<String>(), ascii in "[\\x00-\\x7f]{0,40}") {
+            prop_assert_eq!(has_control(&value), value.chars().any(char::is_control));
+            prop_assert_eq!(has_control(&ascii), ascii.chars().any(char::is_control));
+        }
+    }
+
+    #[test]
+    fn control_characters_at_the_edges() {
+        for (value, control) in [
+            ("abc", false),
+            ("a\u{1f}", true),
+            ("\u{7f}", true),
+            ("a\u{80}b", true),
+            ("\u{9f}", true),
+            ("\u{a0}é", false),
+            ("", false),
+        ] {
+            assert_eq!(has_control(value), control, "{value:?}");
+        }
     }
 }

@@ -114,7 +114,7 @@ fn query(candidates: &[String]) -> RankQuery {
         user_id: "alice".into(),
         user_override: None,
         context: RequestContext { time_ms: now_ms(), surface: Surface::HomeFeed },
-        candidates: candidates.to_vec(),
+        candidates: candidates.iter().collect(),
         limit: 50,
     }
 }

@@ -406,8 +406,8 @@ pub fn event(at: &str, e: &pb::Event, now: UnixMs) -> Result<Event, FieldError> 
     })
 }
 
-/// A ranking request (taken by value: the candidate ids move into the query).
-pub fn rank_query(r: pb::RankRequest, limits: &super::Limits, now: UnixMs) -> Result<RankQuery, FieldError> {
+/// A ranking request (taken by value: the candidate ids move into the query in their one buffer).
+pub fn rank_query(r: super::wire::RankRequest, limits: &super::Limits, now: UnixMs) -> Result<RankQuery, FieldError> {
     let user_id = id("user_id", &r.user_id)?;
     let user_override = r.user.as_ref().map(|a| user_attributes("user", a)).transpose()?;
     let context = match &r.context {
@@ -423,22 +423,22 @@ pub fn rank_query(r: pb::RankRequest, limits: &super::Limits, now: UnixMs) -> Re
         },
         None => RequestContext { time_ms: now, surface: Surface::Unknown },
     };
-    if r.candidate_session_ids.len() > limits.max_candidates {
+    let candidates = r.candidate_session_ids;
+    if candidates.len() > limits.max_candidates {
         return Err(err(
             "candidate_session_ids",
-            format!("has {} candidates, at most {} allowed", r.candidate_session_ids.len(), limits.max_candidates),
+            format!("has {} candidates, at most {} allowed", candidates.len(), limits.max_candidates),
         ));
     }
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(r.candidate_session_ids.len());
-    for (i, c) in r.candidate_session_ids.iter().enumerate() {
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(candidates.len());
+    for (i, c) in candidates.iter().enumerate() {
         let field = || format!("candidate_session_ids[{i}]");
         check_id(c).map_err(|message| err(field(), message))?;
-        if let Some(first) = seen.insert(c.as_str(), i) {
+        if let Some(first) = seen.insert(c, i) {
             return Err(err(field(), format!("duplicate of candidate_session_ids[{first}]")));
         }
     }
     drop(seen);
-    let candidates = r.candidate_session_ids;
     let limit = match r.limit as usize {
         0 => limits.default_limit,
         l if l > limits.max_candidates => {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::Policy;
 use super::explore;
 use super::interleave::{self, Team};
-use crate::domain::{LiveStats, RequestContext, SessionStatus, UserProfile};
+use crate::domain::{IdList, LiveStats, RequestContext, SessionStatus, UserProfile};
 use crate::experiment::{ArmDef, ExperimentDef, Experiments, Kind, PolicyOverride, TEAM_DRAFT_PREFIX, arm_group};
 use crate::featurelog::{FeatureLog, ServedItem, ServedRanking, SparseRow};
 use crate::features::{self, CandidateRow, IdentityKeys, RequestFeatures};
@@ -20,7 +20,7 @@ pub struct RankQuery {
     pub user_override: Option<UserProfile>,
     pub context: RequestContext,
     /// Unique ids; empty = the live catalog.
-    pub candidates: Vec<String>,
+    pub candidates: IdList,
     /// Number of items to return, ≥ 1.
     pub limit: usize,
 }
@@ -185,7 +185,7 @@ impl Ranker {
     async fn rank_inner(&self, query: RankQuery) -> Result<Ranked, RankError> {
         // Named candidates do not depend on the user: read both at once (one round trip to a
         // networked store instead of two).
-        let ids: Vec<&str> = query.candidates.iter().map(String::as_str).collect();
+        let ids: Vec<&str> = query.candidates.iter().collect();
         let user_ids = [query.user_id.as_str()];
         let (users, named) = if ids.is_empty() {
             (self.store.get_users(&user_ids).await?, None)
@@ -214,14 +214,15 @@ impl Ranker {
                 degraded |= found.degraded;
                 let missing = if found.degraded { UnrankedReason::Unavailable } else { UnrankedReason::NotFound };
                 let mut live = Vec::with_capacity(found.value.len());
-                for (id, snapshot) in query.candidates.into_iter().zip(found.value) {
+                // Only the ids of unranked candidates are copied out (to be returned as sent).
+                for (id, snapshot) in ids.iter().zip(found.value) {
                     match snapshot {
-                        None => unranked.push((id, missing)),
+                        None => unranked.push(((*id).to_owned(), missing)),
                         Some(s) if s.session.status == SessionStatus::Ended => {
-                            unranked.push((id, UnrankedReason::Ended))
+                            unranked.push(((*id).to_owned(), UnrankedReason::Ended))
                         }
                         Some(s) if s.session.status != SessionStatus::Live => {
-                            unranked.push((id, UnrankedReason::NotLive))
+                            unranked.push(((*id).to_owned(), UnrankedReason::NotLive))
                         }
                         Some(s) => live.push(s),
                     }

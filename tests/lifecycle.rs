@@ -66,6 +66,31 @@ async fn health_and_both_reflection_versions() {
     ));
 }
 
+/// `RankingService` is fitrank's own server (`api::RankingServer`, which decodes `Rank` requests
+/// into one buffer of ids): like a generated server, it answers a method it does not have with
+/// UNIMPLEMENTED, and `Rank` with a ranking.
+#[tokio::test]
+async fn the_ranking_service_answers_an_unknown_method_with_unimplemented() {
+    let server = TestServer::start().await;
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let status = grpc
+        .unary::<pb::RankRequest, pb::RankResponse, _>(
+            tonic::Request::new(pb::RankRequest { user_id: "u".into(), ..Default::default() }),
+            tonic::codegen::http::uri::PathAndQuery::from_static("/fitrank.v1.RankingService/Score"),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+    let ranked = RankingServiceClient::new(server.channel().await)
+        .rank(pb::RankRequest { user_id: "u".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!ranked.ranking_id.is_empty());
+}
+
 #[tokio::test]
 async fn graceful_shutdown_answers_in_flight_calls() {
     let mut server = TestServer::start().await;

@@ -11,8 +11,7 @@
 //!   first format (`served-*.seg`, every item whole) are still read. Written by a background
 //!   thread so `Rank` never waits on disk, handed over through [`queue`], which wakes the writer
 //!   once per batch of rankings rather than per ranking; if the queue is full a ranking is
-//!   dropped from the log (counted and logged), never delayed. The writer yields the CPU to
-//!   request threads while it keeps up, and takes a fair share when it falls behind ([`priority`]).
+//!   dropped from the log (counted and logged), never delayed.
 //! - `outcomes-*.seg`: every valid ingested event, written *before* the ingest call is
 //!   acknowledged. Duplicates may appear (a retried batch); the join de-duplicates by event id.
 //!
@@ -25,7 +24,6 @@
 //! separate folders and be exported together.
 
 mod dictionary;
-mod priority;
 mod queue;
 mod record;
 mod segments;

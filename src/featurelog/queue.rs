@@ -18,8 +18,6 @@ pub const WAKE_BATCH: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
     Queued,
-    /// Queued, and the queue has just reached its [`Queue::backlog`] mark.
-    Backlog,
     /// The queue held `capacity` items: the item was dropped.
     Full,
     /// The queue is closed: the item was dropped.
@@ -68,19 +66,12 @@ impl<T> Queue<T> {
         }
         state.items.push(item);
         state.urgent |= urgent;
-        let len = state.items.len();
+        let wake = urgent || state.items.len() == WAKE_BATCH;
         drop(state);
-        if urgent || len == WAKE_BATCH {
+        if wake {
             self.wake.notify_one();
         }
-        if len == self.backlog() { Pushed::Backlog } else { Pushed::Queued }
-    }
-
-    /// The length at which the consumer is behind (a quarter of the capacity, and more than
-    /// one wake-up batch): the feature-log writer then stops yielding the CPU to request threads
-    /// (`super::priority`).
-    pub fn backlog(&self) -> usize {
-        (self.capacity / 4).max(WAKE_BATCH + 1)
+        Pushed::Queued
     }
 
     /// Closes the queue: later pushes are refused; the consumer takes what is left, then sees
@@ -112,27 +103,11 @@ mod tests {
     use std::time::Instant;
 
     #[test]
-    fn the_push_that_reaches_the_backlog_mark_says_so_once_per_filling() {
-        let q = Queue::new(4_096);
-        assert_eq!(q.backlog(), 1_024);
-        let mut out = Vec::new();
-        for _ in 0..2 {
-            let pushed: Vec<Pushed> = (0..2_000).map(|i| q.push(i, false)).collect();
-            assert_eq!(pushed.iter().filter(|p| **p == Pushed::Backlog).count(), 1);
-            assert_eq!(pushed[1_023], Pushed::Backlog);
-            out.clear();
-            q.take(Duration::from_millis(1), &mut out);
-            assert_eq!(out.len(), 2_000);
-        }
-    }
-
-    #[test]
     fn items_come_out_in_order_and_capacity_refuses_only_ordinary_items() {
         let q = Queue::new(3);
         for i in 0..3 {
             assert_eq!(q.push(i, false), Pushed::Queued);
         }
-        assert_eq!(q.backlog(), WAKE_BATCH + 1, "never at or below one wake-up batch");
         assert_eq!(q.push(3, false), Pushed::Full);
         assert_eq!(q.push(4, true), Pushed::Queued);
         let mut out = Vec::new();

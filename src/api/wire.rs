@@ -2,8 +2,8 @@
 //!
 //! The generated `pb::RankRequest` holds its candidate ids as `Vec<String>`: prost allocates,
 //! copies and frees one `String` per id, up to 2,000 per request. [`RankRequest`] is the same
-//! message on the wire, decoded by hand into an [`IdList`] (all ids in one buffer), so the ids of a
-//! ranking cost two allocations in all. The server decodes `Rank` calls with it
+//! message on the wire, decoded by hand into an [`IdList`] (all ids in one buffer, plus their end
+//! offsets), so the ids of a ranking cost no allocation of their own. The server decodes `Rank` calls with it
 //! ([`super::ranking::RankingServer`]); clients keep the generated type, and the two are the same
 //! bytes: a property test checks both directions against the generated code.
 //!

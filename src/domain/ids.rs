@@ -2,9 +2,9 @@
 //!
 //! A ranking names up to 2,000 candidate sessions. Held as a `Vec<String>`, each id costs an
 //! allocation when the request is decoded and a free when the ranking is done; measured under
-//! callgrind, decoding the 500 ids of a ranking that way took 13% of the request thread's
+//! callgrind, decoding the 500 ids of a ranking that way took 13% of the `Rank` service's
 //! instructions (docs/BENCHMARKS.md). An `IdList` keeps the ids back to back in one `String` with
-//! their end offsets beside them: two allocations per list, whatever its length.
+//! their end offsets beside them: two buffers, grown by doubling, whatever the list's length.
 
 /// Ids in order, stored back to back in one buffer. Ids may repeat and may be empty; validation
 /// (`crate::api::convert`) decides what a request may hold.
@@ -17,11 +17,6 @@ pub struct IdList {
 }
 
 impl IdList {
-    /// An empty list with room for `ids` ids of `bytes` bytes in all.
-    pub fn with_capacity(ids: usize, bytes: usize) -> IdList {
-        IdList { text: String::with_capacity(bytes), ends: Vec::with_capacity(ids) }
-    }
-
     /// Appends `id`.
     pub fn push(&mut self, id: &str) {
         self.text.push_str(id);

@@ -16,7 +16,7 @@
 //! - [`experiment`]: deterministic assignment to experiments and arms, and the report's statistics.
 //! - [`movielens`]: the real-data benchmark (`fitrank bench movielens`) through the same features.
 //! - [`simulate`]: a synthetic world with a hidden truth driving a running service over gRPC.
-//! - [`config`], [`server`], [`cli`], [`sched`]: process concerns (threads' CPU scheduling in [`sched`]).
+//! - [`config`], [`server`], [`cli`]: process concerns.
 
 pub mod api;
 pub mod cli;
@@ -33,7 +33,6 @@ pub mod model;
 pub mod movielens;
 pub mod proto;
 pub mod ranking;
-pub mod sched;
 pub mod server;
 pub mod simulate;
 pub mod store;

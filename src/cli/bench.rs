@@ -122,12 +122,6 @@ pub struct BenchArgs {
     /// the same small machine for more than one core).
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
-    /// Time slice the client's threads ask the kernel for, in µs (Linux 6.12+; 0 leaves the
-    /// kernel's default, 1,400 µs on 2 cores). Short slices let the client send and receive on
-    /// time on a machine it shares with the server, instead of adding its own wait for a core to
-    /// every latency. The hiccup meter keeps the default, so it measures the machine as before.
-    #[arg(long, default_value_t = 100)]
-    slice_us: u64,
 }
 
 /// The result of one run.
@@ -156,8 +150,6 @@ pub struct BenchReport {
     pub host: Option<HostCpu>,
     /// How late a sleeping thread woke up over the measured window.
     pub hiccups: Hiccups,
-    /// The time slice the client's threads asked for, in µs (0: the kernel's default).
-    pub client_slice_us: u64,
 }
 
 /// The lateness of a thread's 1 ms sleeps over the measured window.
@@ -326,31 +318,15 @@ pub fn bench(args: BenchArgs) -> BenchResult<()> {
     if args.target == Target::Movielens {
         return movielens(&args);
     }
-    let slice = client_slice(args.slice_us)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.client_threads.max(1))
-        .on_thread_start(move || {
-            if let Some(slice) = slice {
-                take_slice(slice);
-            }
-        })
-        .enable_all()
-        .build()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.client_threads.max(1)).enable_all().build()?;
     let report = runtime.block_on(run(args.clone()))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "{:?} {}  connections {}  concurrency {}  candidates {}  client slice {}",
-            report.target,
-            report.mode,
-            report.connections,
-            report.concurrency,
-            report.candidates,
-            match report.client_slice_us {
-                0 => "kernel default".to_string(),
-                us => format!("{us} µs"),
-            }
+            "{:?} {}  connections {}  concurrency {}  candidates {}",
+            report.target, report.mode, report.connections, report.concurrency, report.candidates
         );
         println!(
             "  {} requests in {:.1}s ({} errors): {:.0} req/s, {:.0} items/s",
@@ -555,11 +531,7 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
             let handle = tokio::runtime::Handle::current();
             let (caller, tally, channels) = (caller.clone(), tally.clone(), channels.clone());
             let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-            let slice = client_slice(args.slice_us)?;
             let scheduler = std::thread::spawn(move || {
-                if let Some(slice) = slice {
-                    take_slice(slice);
-                }
                 let mut i: u64 = 0;
                 loop {
                     let due = start + interval.mul_f64(i as f64);
@@ -623,24 +595,7 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         server,
         host,
         hiccups,
-        client_slice_us: args.slice_us,
     })
-}
-
-/// The slice of `--slice-us` (`None` for 0, the kernel's default).
-fn client_slice(slice_us: u64) -> BenchResult<Option<Duration>> {
-    match slice_us {
-        0 => Ok(None),
-        100..=100_000 => Ok(Some(Duration::from_micros(slice_us))),
-        other => Err(format!("--slice-us must be 0 or 100..=100000, got {other}").into()),
-    }
-}
-
-/// Asks for `slice` on the calling client thread; a kernel that refuses only leaves the default.
-fn take_slice(slice: Duration) {
-    if let Err(e) = crate::sched::request_slice(slice) {
-        tracing::warn!(error = %e, "the client thread keeps the kernel's time slice");
-    }
 }
 
 #[cfg(test)]
@@ -670,16 +625,5 @@ mod tests {
         assert!((1..=20).contains(&h.samples), "{h:?}");
         assert!(h.p50_us <= h.p99_us && h.p99_us <= h.p999_us && h.p999_us <= h.max_us, "{h:?}");
         assert!(h.stalled_pct >= 0.0, "{h:?}");
-    }
-
-    #[test]
-    fn the_client_slice_is_off_or_inside_the_kernels_range() {
-        assert_eq!(client_slice(0).unwrap(), None);
-        assert_eq!(client_slice(100).unwrap(), Some(Duration::from_micros(100)));
-        assert_eq!(client_slice(100_000).unwrap(), Some(Duration::from_millis(100)));
-        for bad in [1, 99, 100_001] {
-            let e = client_slice(bad).unwrap_err().to_string();
-            assert!(e.contains("--slice-us"), "{e}");
-        }
     }
 }

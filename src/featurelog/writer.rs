@@ -174,8 +174,19 @@ impl Drop for FeatureLog {
     }
 }
 
+/// Lowers the calling thread's CPU priority so that, on a busy machine, request threads run first
+/// and the log writer uses what is left (its queue absorbs the delay).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority take no pointers; failure only leaves the priority unchanged.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}
+
 fn run_writer(queue: &Queue<Message>, mut served: SegmentWriter, interval: Duration) {
-    crate::sched::lower_priority();
+    lower_priority();
     let report = |r: std::io::Result<()>| {
         if let Err(e) = r {
             tracing::error!(error = %e, "feature log write failed");

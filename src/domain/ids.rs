@@ -8,7 +8,7 @@
 
 /// Ids in order, stored back to back in one buffer. Ids may repeat and may be empty; validation
 /// (`crate::api::convert`) decides what a request may hold.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdList {
     /// Every id, concatenated.
     text: String,
@@ -43,11 +43,6 @@ impl IdList {
     /// The ids in order.
     pub fn iter(&self) -> Iter<'_> {
         Iter { list: self, next: 0 }
-    }
-
-    /// Total bytes of all ids.
-    pub fn text_len(&self) -> usize {
-        self.text.len()
     }
 
     /// Removes every id, keeping the buffers.
@@ -117,7 +112,6 @@ mod tests {
                 prop_assert_eq!(list.get(i), Some(id.as_str()));
             }
             prop_assert_eq!(list.get(ids.len()), None);
-            prop_assert_eq!(list.text_len(), ids.iter().map(String::len).sum::<usize>());
         }
     }
 

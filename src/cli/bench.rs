@@ -9,7 +9,9 @@
 //!
 //! Latencies go into an HDR histogram (µs, 3 significant digits). Targets: `rank` (Rank with
 //! `--candidates` explicit ids), `ingest` (IngestBatch of `--batch` events; throughput reported in
-//! events/s), `floor` (grpc.health.v1 Check: an empty unary call, the transport's floor).
+//! events/s), `floor` (grpc.health.v1 Check: an empty unary call, the transport's floor). Two
+//! targets run offline: `movielens` (the public data set's protocol) and `stalls` (the machine's
+//! own stalls of running threads, `cli::stalls`: the control for a latency figure).
 //!
 //! Two readings are taken over the same measured window to say whose tail a tail is: the
 //! server's own time inside `Rank` (`AdminService.GetRankLatency`, reset when the window starts;
@@ -51,6 +53,9 @@ pub enum Target {
     Ingest,
     /// grpc.health.v1.Health/Check (empty unary call).
     Floor,
+    /// Offline: this machine's stalls of running threads, no service involved (--probe-threads,
+    /// --duty, --duration; `cli::stalls`).
+    Stalls,
     /// Offline: the MovieLens 100k protocol through fitrank's feature path (no service needed;
     /// --data, --seed, --features, --alphas).
     Movielens,
@@ -118,6 +123,12 @@ pub struct BenchArgs {
     /// L2 strength on the MovieLens model's factors (movielens).
     #[arg(long, default_value_t = crate::movielens::FACTOR_ALPHA)]
     factor_alpha: f64,
+    /// Threads of the stall probe (stalls).
+    #[arg(long, default_value_t = 2)]
+    probe_threads: usize,
+    /// Busy share of each 1 ms period of the stall probe's threads, in (0, 1] (stalls).
+    #[arg(long, default_value_t = 0.5)]
+    duty: f64,
     /// Client runtime worker threads (1 keeps the load generator from competing with a server on
     /// the same small machine for more than one core).
     #[arg(long, default_value_t = 1)]
@@ -313,10 +324,34 @@ fn movielens(args: &BenchArgs) -> BenchResult<()> {
     Ok(())
 }
 
+/// `fitrank bench stalls`: runs the probe, prints what it found.
+fn stalls(args: &BenchArgs) -> BenchResult<()> {
+    let r = super::stalls::run(args.probe_threads, args.duty, args.duration)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "{} threads busy {:.0}% of each ms for {:.1}s: {} stalls > 1 ms ({} > 5 ms), {:.2}% of {:.2} busy seconds lost, longest {} µs",
+            r.threads,
+            100.0 * r.duty,
+            r.seconds,
+            r.stalls,
+            r.stalls_over_5ms,
+            r.stalled_pct,
+            r.busy_seconds,
+            r.max_us
+        );
+    }
+    Ok(())
+}
+
 /// Runs `fitrank bench`.
 pub fn bench(args: BenchArgs) -> BenchResult<()> {
     if args.target == Target::Movielens {
         return movielens(&args);
+    }
+    if args.target == Target::Stalls {
+        return stalls(&args);
     }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(args.client_threads.max(1)).enable_all().build()?;
@@ -450,7 +485,9 @@ impl Caller {
                     .await?;
                 Ok(1)
             }
-            Target::Movielens => Err(tonic::Status::invalid_argument("movielens runs offline, not over gRPC")),
+            Target::Movielens | Target::Stalls => {
+                Err(tonic::Status::invalid_argument("movielens and stalls run offline, not over gRPC"))
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! `--category sportswear`, `--type purchase`); `fitrank call <command> --help` lists them.
 
 pub mod bench;
+pub mod stalls;
 
 use clap::{Args, Subcommand};
 use tonic::transport::Channel;

@@ -82,6 +82,10 @@ if srv:
     print(f"fitrank at half of max, inside the Rank handler: p50 {srv['p50_us']} µs, p99 {srv['p99_us']} µs, "
           f"p99.9 {srv['p999_us']} µs over {srv['count']} rankings; the machine's CPUs were "
           f"{host.get('busy_pct', float('nan')):.1f}% busy and {host.get('steal_pct', float('nan')):.1f}% stolen")
+cw = frh.get("client")
+if cw:
+    print(f"the load generator's own threads during that run: {cw['ran_ms']:.0f} ms on a CPU, "
+          f"{cw['waited_ms']:.0f} ms waiting for one over {cw['runs']} runs")
 print(f"the empty call at the same rate: p99 {flh['p99_us']} µs; a sleeping thread's wake-ups during the Rank run: "
       f"p99 {frh['hiccups']['p99_us']} µs late, {frh['hiccups']['stalled_pct']:.2f}% of the time stalled > 1 ms")
 for name, s in (("spread over all CPUs", sa), ("all on one CPU", so)):

@@ -23,6 +23,9 @@
 //! but sleep 1 ms at a time records how late each wake-up is. The lateness is what any thread on
 //! this machine (the server's request thread too) can suffer from the hypervisor and the guest's
 //! scheduler without doing anything; a request's latency cannot have a shorter tail than that.
+//!
+//! A fourth reading is the load generator's own: how long its threads waited for a CPU over the
+//! window (`/proc/self/task/*/schedstat`). Sends and reads that wait count in the latencies too.
 
 use std::{
     sync::{
@@ -161,6 +164,59 @@ pub struct BenchReport {
     pub host: Option<HostCpu>,
     /// How late a sleeping thread woke up over the measured window.
     pub hiccups: Hiccups,
+    /// How long this load generator's own threads waited for a CPU over the measured window, if
+    /// `/proc/self/task/*/schedstat` can be read: a late send or a late read counts in the
+    /// latencies as much as a late answer.
+    pub client: Option<ClientWaits>,
+}
+
+/// This process's threads over the measured window, summed (`/proc/self/task/*/schedstat`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientWaits {
+    /// Time on a CPU.
+    pub ran_ms: f64,
+    /// Time runnable but waiting for a CPU (on a VM, also while the CPU it waited on was stopped).
+    pub waited_ms: f64,
+    /// Times a thread was put on a CPU.
+    pub runs: u64,
+}
+
+/// `schedstat` of every thread of this process: (ns on a CPU, ns waiting for one, runs).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct SchedTotals {
+    ran_ns: u64,
+    waited_ns: u64,
+    runs: u64,
+}
+
+impl SchedTotals {
+    /// Sums the threads alive now; a thread that ended is missing, so both readings are taken
+    /// while the threads of the window live.
+    fn read() -> Option<Self> {
+        let mut total = SchedTotals::default();
+        for task in std::fs::read_dir("/proc/self/task").ok()? {
+            let line = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            let t = Self::parse(&line)?;
+            total.ran_ns += t.ran_ns;
+            total.waited_ns += t.waited_ns;
+            total.runs += t.runs;
+        }
+        Some(total)
+    }
+
+    /// `<ns on cpu> <ns waiting> <timeslices>`
+    fn parse(line: &str) -> Option<Self> {
+        let mut v = line.split_whitespace().map(|x| x.parse::<u64>().ok());
+        Some(SchedTotals { ran_ns: v.next()??, waited_ns: v.next()??, runs: v.next()?? })
+    }
+
+    fn since(self, start: SchedTotals) -> ClientWaits {
+        ClientWaits {
+            ran_ms: self.ran_ns.saturating_sub(start.ran_ns) as f64 / 1e6,
+            waited_ms: self.waited_ns.saturating_sub(start.waited_ns) as f64 / 1e6,
+            runs: self.runs.saturating_sub(start.runs),
+        }
+    }
 }
 
 /// The lateness of a thread's 1 ms sleeps over the measured window.
@@ -382,6 +438,12 @@ pub fn bench(args: BenchArgs) -> BenchResult<()> {
             "  a sleeping thread's wake-up lateness µs: p50 {}  p99 {}  p99.9 {}  max {}; {:.2}% of the time stalled > 1 ms",
             h.p50_us, h.p99_us, h.p999_us, h.max_us, h.stalled_pct
         );
+        if let Some(c) = &report.client {
+            println!(
+                "  this load generator's threads: {:.0} ms on a CPU, {:.1} ms waiting for one, over {} runs",
+                c.ran_ms, c.waited_ms, c.runs
+            );
+        }
         if let Some(h) = &report.host {
             println!(
                 "  machine CPU: {:.1}% busy, {:.1}% stolen by the hypervisor ({:.0}% of the window accounted)",
@@ -537,12 +599,15 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         tokio::spawn(async move {
             tokio::time::sleep_until(measure_from.into()).await;
             let ticks = CpuTicks::read().map(|t| (t, Instant::now()));
+            let sched = SchedTotals::read();
             let server = if rank { server_latency(channel, true).await.is_some() } else { false };
-            (ticks, server)
+            (ticks, sched, server)
         })
     };
 
-    match args.rate {
+    // The second reading of the threads' schedstat, taken at the end of the window while every
+    // thread that ran in it is still alive.
+    let end_sched = match args.rate {
         None => {
             let mut workers = Vec::new();
             for w in 0..args.concurrency.max(1) {
@@ -560,6 +625,7 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
             for w in workers {
                 w.await?;
             }
+            SchedTotals::read()
         }
         Some(rate) if rate > 0.0 => {
             // The schedule runs on its own OS thread: thread::sleep is precise to tens of µs,
@@ -591,17 +657,22 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
                     i += 1;
                 }
                 drop(done_tx);
+                SchedTotals::read()
             });
-            tokio::task::spawn_blocking(move || scheduler.join()).await?.map_err(|_| "scheduler thread panicked")?;
+            let end_sched = tokio::task::spawn_blocking(move || scheduler.join())
+                .await?
+                .map_err(|_| "scheduler thread panicked")?;
             // every spawned call holds a sender; the channel closes when the last one finishes
             while done_rx.recv().await.is_some() {}
+            end_sched
         }
         Some(rate) => return Err(format!("--rate must be positive, got {rate}").into()),
-    }
+    };
 
     let end_ticks = CpuTicks::read().map(|t| (t, Instant::now()));
     let hiccups = tokio::task::spawn_blocking(move || hiccups.join()).await?.map_err(|_| "hiccup thread panicked")?;
-    let (start_ticks, server_reset) = window_start.await?;
+    let (start_ticks, start_sched, server_reset) = window_start.await?;
+    let client = start_sched.zip(end_sched).map(|(start, end)| end.since(start));
     let server = if server_reset { server_latency(channels[0].clone(), false).await } else { None };
     let host = start_ticks
         .zip(end_ticks)
@@ -632,12 +703,27 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         server,
         host,
         hiccups,
+        client,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_a_threads_schedstat_and_the_difference_of_two_readings() {
+        let start = SchedTotals::parse("1000000 250000 10\n").unwrap();
+        let end = SchedTotals::parse("5000000 2250000 30").unwrap();
+        let w = end.since(start);
+        assert_eq!((w.ran_ms, w.waited_ms, w.runs), (4.0, 2.0, 20));
+        assert_eq!(SchedTotals::parse("12 x 3"), None);
+        assert_eq!(SchedTotals::parse("12 3"), None);
+        // This process's own threads, where Linux exposes them.
+        if std::path::Path::new("/proc/self/task").exists() {
+            assert!(SchedTotals::read().is_some());
+        }
+    }
 
     #[test]
     fn reads_cpu_shares_from_proc_stat() {

@@ -190,13 +190,15 @@ struct SchedTotals {
 }
 
 impl SchedTotals {
-    /// Sums the threads alive now; a thread that ended is missing, so both readings are taken
-    /// while the threads of the window live.
+    /// Sums the threads alive now; a thread that ended is missing (also one that ends while this
+    /// reads), so both readings are taken while the threads of the window live.
     fn read() -> Option<Self> {
         let mut total = SchedTotals::default();
-        for task in std::fs::read_dir("/proc/self/task").ok()? {
-            let line = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-            let t = Self::parse(&line)?;
+        for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            let Some(t) = std::fs::read_to_string(task.path().join("schedstat")).ok().and_then(|l| Self::parse(&l))
+            else {
+                continue;
+            };
             total.ran_ns += t.ran_ns;
             total.waited_ns += t.waited_ns;
             total.runs += t.runs;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 /// A gap between two clock reads of a running thread longer than this is a stall.
-pub const STALL: Duration = Duration::from_millis(1);
+const STALL: Duration = Duration::from_millis(1);
 /// The probe threads' working period.
 const PERIOD: Duration = Duration::from_millis(1);
 
@@ -43,7 +43,7 @@ pub struct StallReport {
 }
 
 /// The stalls one thread saw.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Gaps {
     busy: Duration,
     stalls: u64,

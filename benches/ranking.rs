@@ -16,7 +16,8 @@ use fitrank::domain::{
 };
 use fitrank::features::{CandidateRow, FeatureInput, NUM_FEATURES, RequestFeatures, extract, extract_candidate};
 use fitrank::model::ModelRegistry;
-use fitrank::ranking::{Policy, RankQuery, Ranker};
+use fitrank::policy::Policy;
+use fitrank::ranking::{RankQuery, Ranker};
 use fitrank::store::{EmbeddedStore, EmbeddedStoreConfig, Store};
 
 /// The allocator the `fitrank` binary ships with, so whole rankings allocate as in the service.
@@ -114,8 +115,9 @@ fn query(candidates: &[String]) -> RankQuery {
         user_id: "alice".into(),
         user_override: None,
         context: RequestContext { time_ms: now_ms(), surface: Surface::HomeFeed },
-        candidates: candidates.iter().collect(),
+        candidates: candidates.to_vec(),
         limit: 50,
+        deadline: None,
     }
 }
 

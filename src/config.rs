@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::api::Limits;
 use crate::featurelog::FeatureLogConfig;
-use crate::ranking::Policy;
+use crate::policy::Policy;
 
 /// Everything `fitrank serve` needs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -1,39 +1,41 @@
-//! fitrank decides which live shopping sessions to show to which users.
+//! fitrank decides which live shopping sessions to show to which users: the serving product.
 //!
 //! A request flows top-down through the modules:
 //!
 //! - [`api`]: tonic handlers; validate and convert wire messages ([`api::convert`]), map errors to
 //!   statuses in one place ([`api::status`]).
-//! - [`ranking`]: the ranking of candidates for one user, and the policy that combines predictions.
+//! - [`ranking`]: the ranking of candidates for one user, in named steps (fetch, treat, score,
+//!   order, log, respond); [`policy`]: how predictions combine into the score, and the overrides an
+//!   experiment arm applies.
 //! - [`features`]: the single feature extractor shared by serving and training, and its schema.
 //! - [`model`]: model artifacts, the linear scorer, the registry that swaps serving models.
 //! - [`store`]: online state (catalog, live stats, event de-duplication) behind the [`store::Store`]
-//!   trait; the embedded implementation and its write-ahead log.
+//!   trait; the embedded implementation and its write-ahead log, and the Redis one.
 //! - [`domain`]: the vocabulary (users, sessions, audiences, events, stats), free of gRPC.
-//! - [`train`]: training data (generated or exported tables) and linfa fitting for `fitrank train`.
-//! - [`featurelog`], [`export`]: what was served and what happened, joined into training tables.
-//! - [`evaluate`]: model versions measured side by side (`fitrank evaluate`).
-//! - [`experiment`]: deterministic assignment to experiments and arms, and the report's statistics.
-//! - [`movielens`]: the real-data benchmark (`fitrank bench movielens`) through the same features.
-//! - [`simulate`]: a synthetic world with a hidden truth driving a running service over gRPC.
-//! - [`config`], [`server`], [`cli`]: process concerns.
+//! - [`featurelog`]: every served ranking and every outcome, written for the lab to export.
+//! - [`experiment`]: deterministic assignment to experiments and arms, and each arm's guardrails.
+//! - [`proto`]: the generated messages, servers and clients, and the conversions between the
+//!   domain's types and the wire's that clients and handlers share.
+//! - [`config`], [`server`], [`cli`]: process concerns; [`hash`], [`frames`], [`metrics`]: small
+//!   shared tools.
+//!
+//! The lab (training, export, evaluation, experiment reports, the simulator, MovieLens) is the
+//! crate `fitrank-lab` and the load generator is `fitrank-bench`, both in `crates/`: they use this
+//! crate's public types and its generated client; nothing here depends on them.
 
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
-pub mod evaluate;
 pub mod experiment;
-pub mod export;
 pub mod featurelog;
 pub mod features;
 pub mod frames;
+pub mod hash;
 pub mod metrics;
 pub mod model;
-pub mod movielens;
+pub mod policy;
 pub mod proto;
 pub mod ranking;
 pub mod server;
-pub mod simulate;
 pub mod store;
-pub mod train;

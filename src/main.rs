@@ -1,18 +1,25 @@
-//! The `fitrank` binary: `serve`, `train`, and `call` (a command-line gRPC client).
+//! The `fitrank` binary: `serve` (the gRPC service) and `call` (a command-line client of it).
+//!
+//! The lab's and the instruments' commands (`train`, `export`, `evaluate`, `report`, `generate`,
+//! `simulate`, `movielens`, `bench`) are the binaries `fitrank-lab` and `fitrank-bench` (crates
+//! in `crates/`); `fitrank train …` runs `fitrank-lab train …` when it is installed beside this
+//! binary or on the `PATH` ([`cli::external`]), so the serving binary links none of their code.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use fitrank::{cli, config, server, train};
+use fitrank::{cli, config, server};
 
 /// mimalloc instead of glibc's malloc: under `Rank` load glibc's allocator took about 15% of the
-/// server's CPU (docs/BENCHMARKS.md, "Profile of the Rank path").
+/// server's CPU (docs/PERFORMANCE.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "fitrank", version, about = "Ranks live shopping sessions for users, over gRPC")]
+#[command(name = "fitrank", version, about = "Ranks live shopping sessions for users, over gRPC",
+    after_help = cli::external::HELP)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -22,51 +29,11 @@ struct Args {
 enum Command {
     /// Run the gRPC service.
     Serve(ServeArgs),
-    /// Train a model version and write it under the models folder.
-    Train(TrainArgs),
-    /// Export served rows joined to outcomes (Parquet or CSV) for training.
-    Export(ExportArgs),
-    /// Measure model versions on a data set, side by side (AUC, log loss, calibration, NDCG@k).
-    Evaluate(EvaluateArgs),
-    /// Report an experiment from a feature-log export: per-arm metrics, lifts with 95% CIs, SRM.
-    Report(ReportArgs),
-    /// Drive a running service with the synthetic world over gRPC and print the scorecard per arm.
-    Simulate(SimulateArgs),
-    /// Write rows of the built-in generator as a training table (.parquet or .csv).
-    Generate(GenerateArgs),
     /// Call a running service (catalog, ranking, events, admin).
     Call(cli::CallArgs),
-    /// Load-test a running service over gRPC (Rank, Ingest, or an empty call).
-    Bench(cli::bench::BenchArgs),
-}
-
-#[derive(clap::Args)]
-struct ExportArgs {
-    /// Feature-log folder (repeatable, e.g. one per replica); default data/featurelog.
-    #[arg(long = "log-dir")]
-    log_dirs: Vec<PathBuf>,
-    /// Output file: .parquet or .csv.
-    #[arg(long)]
-    out: PathBuf,
-    /// Rankings served at or after this time (ms or RFC 3339, e.g. 2026-11-22T00:00:00Z).
-    #[arg(long, value_parser = parse_time_arg)]
-    from: Option<i64>,
-    /// Rankings served before this time.
-    #[arg(long, value_parser = parse_time_arg)]
-    to: Option<i64>,
-    /// Attribution window for engagement and purchases, minutes.
-    #[arg(long, default_value_t = 30)]
-    window_minutes: i64,
-    /// Attribution window for returns, days.
-    #[arg(long, default_value_t = 30)]
-    return_window_days: i64,
-    /// Keep served items that have no impression event (default: only items shown).
-    #[arg(long)]
-    all_served: bool,
-}
-
-fn parse_time_arg(s: &str) -> Result<i64, String> {
-    fitrank::domain::parse_time(s).ok_or_else(|| format!("{s:?} is neither ms since the epoch nor RFC 3339"))
+    /// A lab or instrument command, run by `fitrank-lab` or `fitrank-bench`.
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
 }
 
 #[derive(clap::Args)]
@@ -91,229 +58,20 @@ struct ServeArgs {
     store: Option<String>,
 }
 
-#[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["generate", "data"])))]
-struct TrainArgs {
-    /// Train on data from the built-in synthetic generator.
-    #[arg(long)]
-    generate: bool,
-    /// Train on a table: a `fitrank export` file or any table mapped onto its layout (.parquet or .csv).
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Rename a column of --data to the name fitrank expects, OURS=THEIRS (repeatable),
-    /// e.g. --map label_purchase=bought --map user.age_band=age.
-    #[arg(long = "map", value_parser = parse_mapping)]
-    mappings: Vec<(String, String)>,
-    /// Recompute features from the raw-input columns of --data (required for tables that are not
-    /// exports of this schema; missing raw columns take documented defaults).
-    #[arg(long)]
-    recompute: bool,
-    /// Split rows by time (last shares are validation and test) or randomly by --seed.
-    #[arg(long, default_value = "time", value_parser = ["time", "random"])]
-    split: String,
-    /// Share of rows for validation (choosing alpha).
-    #[arg(long, default_value_t = 0.1)]
-    validation: f64,
-    /// Share of rows for the test metrics in the manifest.
-    #[arg(long, default_value_t = 0.1)]
-    test: f64,
-    /// The generated world (with --generate); its seed also seeds a random split.
-    #[command(flatten)]
-    world: WorldArgs,
-    /// L2 regularisation strengths to try, comma-separated; chosen per head on validation.
-    #[arg(long, value_delimiter = ',', default_value = "0.1,1,10")]
-    alphas: Vec<f64>,
-    /// Most L-BFGS iterations per head.
-    #[arg(long, default_value_t = 200)]
-    max_iterations: u64,
-    /// Optimiser: `sparse` (one pass per evaluation over the rows' non-zeros) or `linfa`
-    /// (linfa-logistic on a dense matrix, the reference); same objective, same weights.
-    #[arg(long, default_value = "sparse")]
-    solver: train::fit::Solver,
-    /// Slots per kind of the identity block: a learned weight per hashed user id and host id
-    /// (from the table's `user_id` and `session.host_id` columns); 0 for none. A power of two a few
-    /// times the number of distinct users keeps collisions rare; each N costs 16 bytes of memory
-    /// (two kinds, two heads) and about 45 bytes of weights.json.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(fitrank::features::identity::MAX_BUCKETS)))]
-    identity_buckets: u32,
-    /// Latent factors per identity slot: the dot product of the user's and the host's factors is
-    /// added to the logit (matrix factorisation of who engages with whom, learned with the
-    /// heads; needs --identity-buckets and the sparse solver); 0 for none. Each dimension costs as
-    /// much memory as the identity block itself.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(fitrank::features::identity::MAX_FACTOR_DIMS)))]
-    factor_dims: u32,
-    /// L2 strength on the latent factors (fixed: --alphas chooses the weights' strength).
-    #[arg(long, default_value_t = train::DEFAULT_FACTOR_ALPHA)]
-    factor_alpha: f64,
-    /// Models folder to write into.
-    #[arg(long, default_value = "models")]
-    models: PathBuf,
-    /// Model name.
-    #[arg(long, default_value = "default")]
-    name: String,
-    /// Version name; default: the current UTC time, YYYYMMDD-HHMMSS.
-    #[arg(long)]
-    version: Option<String>,
-}
-
-#[derive(clap::Args)]
-struct ReportArgs {
-    /// A `fitrank export` file (.parquet or .csv).
-    #[arg(long)]
-    data: PathBuf,
-    /// Experiment name.
-    #[arg(long)]
-    experiment: String,
-    /// The experiments file, for the control arm and the weights of the SRM check.
-    #[arg(long, default_value = "data/experiments.json")]
-    experiments: PathBuf,
-    /// Control arm (default: the experiment's control in the experiments file, else "control").
-    #[arg(long)]
-    control: Option<String>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// Write the lift chart (SVG) here.
-    #[arg(long)]
-    chart: Option<PathBuf>,
-}
-
-#[derive(clap::Args)]
-struct SimulateArgs {
-    /// Service address.
-    #[arg(long, env = "FITRANK_URL", default_value = "http://127.0.0.1:50051")]
-    url: String,
-    /// Feed requests to simulate.
-    #[arg(long, default_value_t = 2_000)]
-    requests: usize,
-    /// Slots shown per request.
-    #[arg(long, default_value_t = 5)]
-    slots: u32,
-    /// Seed of the users' behaviour.
-    #[arg(long, default_value_t = 1)]
-    behaviour_seed: u64,
-    /// The world (seed 7 is the world the shipped model was trained on).
-    #[command(flatten)]
-    world: WorldArgs,
-    /// Ranking policies, round-robin over requests.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "fitrank,random,popularity,oracle")]
-    policies: Vec<fitrank::simulate::SimPolicy>,
-    /// Feed requests per simulated second (the simulated clock advances 1 / rate per request).
-    #[arg(long, default_value_t = fitrank::simulate::DEFAULT_RATE)]
-    rate: f64,
-    /// Simulated time of the first request, in hours after the start of the world's day
-    /// (its sessions start in the first 20 hours and run one to four).
-    #[arg(long, default_value_t = fitrank::simulate::DEFAULT_START_HOUR)]
-    start_hour: f64,
-    /// Cold start is scored over the first this many simulated minutes of each session going
-    /// live during the run.
-    #[arg(long, default_value_t = fitrank::simulate::DEFAULT_COLD_MINUTES)]
-    cold_minutes: u32,
-    /// Added to the true expected purchases of on-target sessions in the oracle's order: 0 is the
-    /// unconstrained upper bound; a positive weight shows the purchases reachable at a higher
-    /// on-target share (the cost of the targeting constraint itself).
-    #[arg(long, default_value_t = 0.0)]
-    oracle_on_target_weight: f64,
-    /// Do not upsert the world's users and the sessions live at the start first (a run continuing
-    /// an earlier one on the same service: give the earlier run's end as --start-hour).
-    #[arg(long)]
-    no_setup: bool,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(clap::Args)]
-struct GenerateArgs {
-    /// Output file: .parquet or .csv.
-    #[arg(long)]
-    out: PathBuf,
-    #[command(flatten)]
-    world: WorldArgs,
-}
-
-/// The built-in generator's world.
-#[derive(clap::Args)]
-struct WorldArgs {
-    /// Seed of the generator (and of a random split).
-    #[arg(long, default_value_t = 7)]
-    seed: u64,
-    /// Generated impressions (rows).
-    #[arg(long, default_value_t = 120_000)]
-    rows: usize,
-    /// Generated users.
-    #[arg(long, default_value_t = 5_000)]
-    users: usize,
-    /// Generated live sessions.
-    #[arg(long, default_value_t = 600)]
-    sessions: usize,
-}
-
-impl WorldArgs {
-    fn config(&self) -> train::generator::GeneratorConfig {
-        train::generator::GeneratorConfig {
-            users: self.users,
-            sessions: self.sessions,
-            impressions: self.rows,
-            seed: self.seed,
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!("generated(users={},sessions={},rows={})", self.users, self.sessions, self.rows)
-    }
-}
-
-#[derive(clap::Args)]
-struct EvaluateArgs {
-    /// The data: a `fitrank export` file or a mapped table (.parquet or .csv).
-    #[arg(long)]
-    data: PathBuf,
-    /// Model to evaluate, NAME (newest version) or NAME/VERSION; repeat to compare versions.
-    #[arg(long = "model", default_value = "default")]
-    models: Vec<String>,
-    /// Models folder.
-    #[arg(long = "models-dir", default_value = "models")]
-    models_dir: PathBuf,
-    /// Rename a column, OURS=THEIRS (repeatable).
-    #[arg(long = "map", value_parser = parse_mapping)]
-    mappings: Vec<(String, String)>,
-    /// Recompute features from raw-input columns.
-    #[arg(long)]
-    recompute: bool,
-    /// Cut-off of NDCG.
-    #[arg(long, default_value_t = 5)]
-    k: usize,
-    /// Folder for ROC and reliability plots (SVG).
-    #[arg(long)]
-    plots: Option<PathBuf>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-}
-
-fn parse_mapping(s: &str) -> Result<(String, String), String> {
-    let (ours, theirs) = s.split_once('=').ok_or("expected OURS=THEIRS")?;
-    Ok((ours.to_owned(), theirs.to_owned()))
-}
-
 fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Command::External(words) = args.command {
+        return cli::external::run(&words);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FITRANK_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let args = Args::parse();
     let result = match args.command {
         Command::Serve(a) => serve(a),
-        Command::Train(a) => run_train(a),
-        Command::Export(a) => run_export(a),
-        Command::Evaluate(a) => run_evaluate(a),
-        Command::Generate(a) => run_generate(a),
-        Command::Report(a) => run_report(a),
-        Command::Simulate(a) => run_simulate(a),
         Command::Call(a) => cli::call(a),
-        Command::Bench(a) => cli::bench::bench(a),
+        Command::External(_) => unreachable!("dispatched above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -343,178 +101,6 @@ fn serve(a: ServeArgs) -> Result<(), AnyError> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         server::run(config, listener, server::shutdown_signal()).await?;
-        Ok(())
-    })
-}
-
-fn run_train(a: TrainArgs) -> Result<(), AnyError> {
-    let started = std::time::Instant::now();
-    let version = a.version.unwrap_or_else(|| fitrank::domain::version_stamp(fitrank::domain::now_ms()));
-    if !fitrank::model::is_valid_version(&version) || !fitrank::model::is_valid_version(&a.name) {
-        return Err(format!("invalid model name or version {}/{}", a.name, version).into());
-    }
-    if a.alphas.is_empty() || a.alphas.iter().any(|x| !x.is_finite() || *x < 0.0) {
-        return Err("--alphas must be finite numbers >= 0".into());
-    }
-    let (data, source) = match &a.data {
-        None => {
-            eprintln!("generating {} impressions (seed {})...", a.world.rows, a.world.seed);
-            (train::generator::generate(a.world.config()), a.world.describe())
-        }
-        Some(path) => {
-            eprintln!("reading {}...", path.display());
-            let mut table = fitrank::export::Table::read(path)?;
-            table.rename(&a.mappings)?;
-            let source = train::table::TableSource { recompute: a.recompute, ..Default::default() };
-            eprintln!(
-                "building features for {} rows{}...",
-                table.rows(),
-                if a.recompute { " (recomputed)" } else { "" }
-            );
-            (train::table::dataset(&mut table, &source)?, path.display().to_string())
-        }
-    };
-    let split = match a.split.as_str() {
-        "random" => train::Split::Random { seed: a.world.seed, validation: a.validation, test: a.test },
-        _ => train::Split::Time { validation: a.validation, test: a.test },
-    };
-    eprintln!("fitting engage and purchase heads on {} rows ({} alphas)...", data.len(), a.alphas.len());
-    let opts = train::TrainOptions {
-        name: a.name.clone(),
-        version: version.clone(),
-        alphas: a.alphas,
-        max_iterations: a.max_iterations,
-        solver: a.solver,
-        split,
-        source,
-        seed: a.world.seed,
-        identity_buckets: a.identity_buckets,
-        factor_dims: a.factor_dims,
-        factor_alpha: a.factor_alpha,
-    };
-    if a.identity_buckets > 0 && data.ids.iter().all(|k| *k == fitrank::features::IdentityKeys::default()) {
-        eprintln!("warning: --identity-buckets {} but the rows carry no user or host ids", a.identity_buckets);
-    }
-    let artifact = train::train(&data, &opts)?;
-    let dir = a.models.join(&a.name).join(&version);
-    artifact.save(&dir)?;
-    println!("wrote {}", dir.display());
-    for (k, v) in &artifact.manifest.metrics {
-        println!("  {k:<28} {v:.4}");
-    }
-    eprintln!("done in {:.1}s", started.elapsed().as_secs_f64());
-    Ok(())
-}
-
-fn run_export(a: ExportArgs) -> Result<(), AnyError> {
-    let dirs = if a.log_dirs.is_empty() { vec![PathBuf::from("data/featurelog")] } else { a.log_dirs };
-    let options = fitrank::export::JoinOptions {
-        from_ms: a.from.unwrap_or(0),
-        to_ms: a.to.unwrap_or(i64::MAX),
-        window_ms: a.window_minutes * 60_000,
-        return_window_ms: a.return_window_days * 86_400_000,
-        require_impression: !a.all_served,
-    };
-    let (table, stats) = fitrank::export::export(&dirs, &options)?;
-    fitrank::export::write(&table, &a.out)?;
-    println!("wrote {} rows x {} columns to {}", table.rows(), table.columns.len(), a.out.display());
-    println!("{}", serde_json::to_string_pretty(&stats)?);
-    if stats.skewed_rows > 0 {
-        eprintln!("warning: {} rows' features differ from a recomputation (training/serving skew)", stats.skewed_rows);
-    }
-    Ok(())
-}
-
-fn run_evaluate(a: EvaluateArgs) -> Result<(), AnyError> {
-    let mut table = fitrank::export::Table::read(&a.data)?;
-    table.rename(&a.mappings)?;
-    let source = train::table::TableSource { recompute: a.recompute, ..Default::default() };
-    let data = train::table::dataset(&mut table, &source)?;
-    let models = a
-        .models
-        .iter()
-        .map(|spec| fitrank::evaluate::load_model(&a.models_dir, spec))
-        .collect::<Result<Vec<_>, _>>()?;
-    let report = fitrank::evaluate::evaluate(&table, &data, &models, &fitrank::ranking::Policy::default(), a.k)?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", fitrank::evaluate::render_table(&report));
-    }
-    if let Some(dir) = a.plots {
-        for file in fitrank::evaluate::write_plots(&dir, &data, &models)? {
-            eprintln!("wrote {}", file.display());
-        }
-    }
-    Ok(())
-}
-
-fn run_generate(a: GenerateArgs) -> Result<(), AnyError> {
-    let table = train::generator::generate(a.world.config()).to_table();
-    fitrank::export::write(&table, &a.out)?;
-    println!("wrote {} rows x {} columns to {}", table.rows(), table.columns.len(), a.out.display());
-    Ok(())
-}
-
-fn run_report(a: ReportArgs) -> Result<(), AnyError> {
-    use fitrank::experiment::registry::ExperimentsFile;
-    let defined = match std::fs::read(&a.experiments) {
-        Ok(bytes) => {
-            let file: ExperimentsFile = serde_json::from_slice(&bytes)?;
-            file.experiments.into_iter().find(|e| e.name == a.experiment)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e.into()),
-    };
-    if defined.as_ref().is_some_and(|d| d.kind == fitrank::experiment::Kind::Interleave) {
-        let report = fitrank::experiment::report::interleaving(&fitrank::export::Table::read(&a.data)?, &a.experiment)?;
-        if a.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            print!("{}", report.to_text());
-        }
-        return Ok(());
-    }
-    let control = a.control.or_else(|| defined.as_ref().map(|d| d.control.clone())).unwrap_or_else(|| "control".into());
-    let weights = defined.map(|d| d.arms.into_iter().map(|arm| (arm.name, arm.weight)).collect()).unwrap_or_default();
-    let report = fitrank::experiment::report::report_file(&a.data, &a.experiment, &control, &weights)?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.to_text());
-    }
-    if let Some(path) = &a.chart {
-        report.write_chart(path)?;
-        eprintln!("wrote {}", path.display());
-    }
-    Ok(())
-}
-
-fn run_simulate(a: SimulateArgs) -> Result<(), AnyError> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let channel = tonic::transport::Channel::from_shared(a.url.clone())?.connect().await?;
-        let world = train::generator::World::new(a.world.config());
-        if !(a.start_hour.is_finite() && a.start_hour >= 0.0) {
-            return Err(format!("--start-hour must be a non-negative number, got {}", a.start_hour).into());
-        }
-        let start_ms = fitrank::simulate::world_time_ms(a.start_hour);
-        if !a.no_setup {
-            fitrank::simulate::setup(channel.clone(), &world, start_ms).await?;
-        }
-        let options = fitrank::simulate::SimOptions {
-            start_ms,
-            rate: a.rate,
-            cold_minutes: a.cold_minutes,
-            oracle_on_target_weight: a.oracle_on_target_weight,
-            ..fitrank::simulate::SimOptions::new(a.requests, a.slots, a.behaviour_seed)
-        };
-        let card = fitrank::simulate::run(channel, &world, &options, &a.policies).await?;
-        if a.json {
-            println!("{}", serde_json::to_string_pretty(&card)?);
-        } else {
-            print!("{}", card.to_text());
-        }
         Ok(())
     })
 }

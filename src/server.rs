@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
-use crate::api::{AdminApi, CatalogApi, EventApi, RankingApi, RankingServer};
+use crate::api::{AdminApi, CatalogApi, EventApi, RankingApi};
 use crate::config::Config;
 use crate::experiment::Experiments;
 use crate::featurelog::FeatureLog;
@@ -160,7 +160,11 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(RankingServer::new(RankingApi { ranker, limits, latency: latency.clone() }))
+        .add_service(pb::ranking_service_server::RankingServiceServer::new(RankingApi {
+            ranker,
+            limits,
+            latency: latency.clone(),
+        }))
         .add_service(pb::catalog_service_server::CatalogServiceServer::new(CatalogApi { store: store.clone(), limits }))
         .add_service(pb::event_service_server::EventServiceServer::new(EventApi {
             store: store.clone(),
@@ -170,7 +174,6 @@ pub async fn run(
         .add_service(pb::admin_service_server::AdminServiceServer::new(AdminApi {
             models,
             experiments,
-            feature_log_dir: config.feature_log.enabled.then(|| config.feature_log_dir()),
             store: store.clone(),
             latency,
         }))

@@ -174,7 +174,7 @@ proptest! {
     #[test]
     fn rank_requests_validate_without_panicking(req in any_rank_request()) {
         let limits = Limits { max_candidates: 20, default_limit: 5, max_batch: 100 };
-        match convert::rank_query(req.into(), &limits, 1_000) {
+        match convert::rank_query(req, &limits, 1_000) {
             Ok(q) => {
                 prop_assert!(!q.user_id.is_empty());
                 prop_assert!(q.candidates.len() <= 20);

@@ -193,7 +193,10 @@ async fn the_server_reports_its_own_rank_latency_per_window() {
 
     // Operators read the same window from the shell.
     let url = server.url();
-    let printed =
-        tokio::task::spawn_blocking(move || common::fitrank(&["call", "--url", &url, "rank-latency"])).await.unwrap();
+    let printed = tokio::task::spawn_blocking(move || {
+        common::run(env!("CARGO_BIN_EXE_fitrank"), &["call", "--url", &url, "rank-latency"])
+    })
+    .await
+    .unwrap();
     assert!(printed.starts_with("1 rankings (0 errors) in "), "{printed}");
 }

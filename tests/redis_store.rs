@@ -113,7 +113,7 @@ async fn redis_folds_events_exactly_like_the_embedded_store() {
         assert!(a.count(EventStatus::Accepted) > 0 && a.count(EventStatus::Duplicate) > 0);
     }
     let ids = ["s0", "s1", "s2"];
-    let (a, b) = (embedded.get_sessions(&ids).await.unwrap(), redis.get_sessions(&ids).await.unwrap());
+    let (a, b) = (embedded.get_sessions(&ids, None).await.unwrap(), redis.get_sessions(&ids, None).await.unwrap());
     assert!(!b.degraded);
     let t_read = t0 + 9 * 600_000;
     for (x, y) in a.value.iter().zip(&b.value) {
@@ -132,7 +132,7 @@ async fn redis_folds_events_exactly_like_the_embedded_store() {
         }
     }
     let users = ["u0", "u1", "u2", "u3", "u4", "u5", "nobody"];
-    let (a, b) = (embedded.get_users(&users).await.unwrap(), redis.get_users(&users).await.unwrap());
+    let (a, b) = (embedded.get_users(&users, None).await.unwrap(), redis.get_users(&users, None).await.unwrap());
     for (x, y) in a.value.iter().zip(&b.value) {
         assert_eq!(x.profile, y.profile);
         assert_eq!(x.activity.at_ms, y.activity.at_ms);
@@ -152,9 +152,10 @@ async fn redis_folds_events_exactly_like_the_embedded_store() {
     let ids = |v: Vec<fitrank::store::SessionSnapshot>| -> Vec<String> {
         v.into_iter().map(|s| s.session.session_id.clone()).collect()
     };
-    let (a, b) = (embedded.live_sessions(&filter).await.unwrap(), redis.live_sessions(&filter).await.unwrap());
+    let (a, b) =
+        (embedded.live_sessions(&filter, None).await.unwrap(), redis.live_sessions(&filter, None).await.unwrap());
     assert_eq!(ids(a.value), ids(b.value));
-    assert_eq!(ids(redis.live_sessions(&filter).await.unwrap().value), vec!["s2", "s0"]);
+    assert_eq!(ids(redis.live_sessions(&filter, None).await.unwrap().value), vec!["s2", "s0"]);
 }
 
 #[tokio::test]
@@ -183,18 +184,18 @@ async fn the_store_serves_degraded_while_redis_is_down_and_recovers() {
         amount: 0.0,
     };
     redis.ingest(vec![view("v1")]).await.unwrap();
-    assert_eq!(redis.get_sessions(&["a"]).await.unwrap().value[0].as_ref().unwrap().stats.views, 1);
-    redis.get_users(&["w"]).await.unwrap();
-    redis.live_sessions(&CatalogFilter { limit: 5, ..Default::default() }).await.unwrap();
+    assert_eq!(redis.get_sessions(&["a"], None).await.unwrap().value[0].as_ref().unwrap().stats.views, 1);
+    redis.get_users(&["w"], None).await.unwrap();
+    redis.live_sessions(&CatalogFilter { limit: 5, ..Default::default() }, None).await.unwrap();
 
     server.kill();
-    let read = redis.get_sessions(&["a", "unseen"]).await.unwrap();
+    let read = redis.get_sessions(&["a", "unseen"], None).await.unwrap();
     assert!(read.degraded);
     assert_eq!(read.value[0].as_ref().unwrap().stats.views, 1, "last-known stats");
     assert!(read.value[1].is_none());
-    let users = redis.get_users(&["w"]).await.unwrap();
+    let users = redis.get_users(&["w"], None).await.unwrap();
     assert!(users.degraded && users.value[0].profile.is_some(), "cached profile");
-    let live = redis.live_sessions(&CatalogFilter { limit: 5, ..Default::default() }).await.unwrap();
+    let live = redis.live_sessions(&CatalogFilter { limit: 5, ..Default::default() }, None).await.unwrap();
     assert!(live.degraded && live.value.len() == 1);
     let err = redis.ingest(vec![view("v2")]).await.unwrap_err();
     assert!(matches!(err, fitrank::store::StoreError::Unavailable(_)), "{err}");
@@ -213,7 +214,7 @@ async fn the_store_serves_degraded_while_redis_is_down_and_recovers() {
     }
     assert!(recovered, "writes succeed again after redis restarts");
     tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    let read = redis.get_sessions(&["a"]).await.unwrap();
+    let read = redis.get_sessions(&["a"], None).await.unwrap();
     assert!(!read.degraded);
     assert_eq!(read.value[0].as_ref().unwrap().stats.views, 2, "the acknowledged view survived the kill");
     assert!(redis.status().reachable);

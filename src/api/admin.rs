@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use crate::experiment::{ExperimentDef, ExperimentError, Experiments, report};
+use crate::experiment::{ExperimentDef, ExperimentError, Experiments};
 use crate::model::{LoadedModel, ModelError, ModelRegistry};
 use crate::proto::v1::{self as pb, admin_service_server::AdminService};
 
@@ -13,8 +13,6 @@ use crate::proto::v1::{self as pb, admin_service_server::AdminService};
 pub struct AdminApi {
     pub models: Arc<ModelRegistry>,
     pub experiments: Arc<Experiments>,
-    /// The feature log folder, when the log is on (reports read it).
-    pub feature_log_dir: Option<std::path::PathBuf>,
     /// The store, for its status.
     pub store: Arc<dyn crate::store::Store>,
     /// Server-side time of each ranking.
@@ -32,7 +30,7 @@ impl AdminApi {
             .await
             .map_err(|e| Status::internal(format!("model loader failed: {e}")))?
             .inspect_err(|e| tracing::warn!(error = %e, "model change refused; current model keeps serving"))?;
-        Ok(Response::new(pb::LoadModelResponse { model: Some(convert::model_info(&loaded)) }))
+        Ok(Response::new(pb::LoadModelResponse { model: Some(pb::ModelInfo::from(&loaded.artifact.manifest)) }))
     }
 }
 
@@ -46,7 +44,7 @@ impl AdminApi {
         let def = tokio::task::spawn_blocking(move || op(&experiments, &models))
             .await
             .map_err(|e| Status::internal(format!("experiment change failed: {e}")))??;
-        Ok(Response::new(pb::ExperimentResponse { experiment: Some(convert::experiment_to_proto(&def)) }))
+        Ok(Response::new(pb::ExperimentResponse { experiment: Some(pb::Experiment::from(&def)) }))
     }
 }
 
@@ -103,7 +101,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::GetActiveModelResponse>, Status> {
         let (pinned, previous) = self.models.state();
         Ok(Response::new(pb::GetActiveModelResponse {
-            model: Some(convert::model_info(&self.models.current())),
+            model: Some(pb::ModelInfo::from(&self.models.current().artifact.manifest)),
             pinned,
             previous: previous.unwrap_or_default(),
         }))
@@ -125,7 +123,7 @@ impl AdminService for AdminApi {
                 Ok(manifest) => pb::ModelVersion {
                     serving: manifest.name == serving.artifact.manifest.name
                         && manifest.version == serving.artifact.manifest.version,
-                    model: Some(convert::manifest_info(&manifest)),
+                    model: Some(pb::ModelInfo::from(&manifest)),
                     error: String::new(),
                 },
                 Err(e) => pb::ModelVersion {
@@ -194,15 +192,15 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::ListExperimentsResponse>, Status> {
         let state = self.experiments.state();
         Ok(Response::new(pb::ListExperimentsResponse {
-            experiments: state.file.experiments.iter().map(convert::experiment_to_proto).collect(),
+            experiments: state.file.experiments.iter().map(pb::Experiment::from).collect(),
             holdout_share: state.file.holdout.share,
         }))
     }
 
-    async fn get_experiment_report(
+    async fn get_experiment_status(
         &self,
-        request: Request<pb::GetExperimentReportRequest>,
-    ) -> Result<Response<pb::ExperimentReportResponse>, Status> {
+        request: Request<pb::GetExperimentStatusRequest>,
+    ) -> Result<Response<pb::ExperimentStatusResponse>, Status> {
         let name = request.into_inner().name;
         let state = self.experiments.state();
         let def = state
@@ -210,27 +208,7 @@ impl AdminService for AdminApi {
             .experiments
             .iter()
             .find(|e| e.name == name)
-            .cloned()
             .ok_or_else(|| Status::not_found(format!("no experiment {name:?}")))?;
-        let dir = self.feature_log_dir.clone().ok_or_else(|| Status::failed_precondition("the feature log is off"))?;
-        let (text, json) = tokio::task::spawn_blocking(move || -> Result<(String, String), Status> {
-            let (table, _) = crate::export::export(&[dir], &crate::export::JoinOptions::default())
-                .map_err(|e| Status::internal(format!("exporting the feature log: {e}")))?;
-            let fail = |e: report::ReportError| match e {
-                report::ReportError::Table(_) | report::ReportError::Chart { .. } => Status::internal(e.to_string()),
-                _ => Status::failed_precondition(e.to_string()),
-            };
-            if def.kind == crate::experiment::Kind::Interleave {
-                let r = report::interleaving(&table, &def.name).map_err(fail)?;
-                Ok((r.to_text(), serde_json::to_string(&r).unwrap_or_default()))
-            } else {
-                let weights = def.arms.iter().map(|a| (a.name.clone(), a.weight)).collect();
-                let r = report::report(&table, &def.name, &def.control, &weights).map_err(fail)?;
-                Ok((r.to_text(), serde_json::to_string(&r).unwrap_or_default()))
-            }
-        })
-        .await
-        .map_err(|e| Status::internal(format!("report failed: {e}")))??;
         let guardrails = self
             .experiments
             .guardrails(&name)
@@ -244,6 +222,6 @@ impl AdminService for AdminApi {
                 p99_us: g.p99_us,
             })
             .collect();
-        Ok(Response::new(pb::ExperimentReportResponse { text, json, guardrails }))
+        Ok(Response::new(pb::ExperimentStatusResponse { experiment: Some(pb::Experiment::from(def)), guardrails }))
     }
 }

@@ -56,7 +56,7 @@ impl CatalogService for CatalogApi {
         };
         match self.store.end_session(&id, end_ms).await? {
             Some(session) => {
-                Ok(Response::new(pb::EndSessionResponse { session: Some(convert::session_to_proto(&session)) }))
+                Ok(Response::new(pb::EndSessionResponse { session: Some(pb::LiveSession::from(&session)) }))
             }
             None => Err(Status::not_found(format!("session_id: no session {id:?}"))),
         }
@@ -67,10 +67,10 @@ impl CatalogService for CatalogApi {
         request: Request<pb::GetSessionRequest>,
     ) -> Result<Response<pb::GetSessionResponse>, Status> {
         let id = convert::id("session_id", &request.get_ref().session_id)?;
-        let found = self.store.get_sessions(&[&id]).await?;
+        let found = self.store.get_sessions(&[&id], None).await?;
         match found.value.into_iter().next().flatten() {
             Some(s) => Ok(Response::new(pb::GetSessionResponse {
-                session: Some(convert::session_to_proto(&s.session)),
+                session: Some(pb::LiveSession::from(s.session.as_ref())),
                 stats: Some(convert::stats_to_proto(&s.stats, now_ms())),
                 end_time_unix_ms: s.session.end_time_ms,
                 degraded: found.degraded,

@@ -10,8 +10,8 @@ use crate::domain::{
     AgeBand, Category, Event, EventKind, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SessionStatus,
     Surface, TargetAudience, UnixMs, UserProfile,
 };
-use crate::experiment::{ArmDef, ExperimentDef, PolicyOverride, Status as ExperimentStatus};
-use crate::model::LoadedModel;
+use crate::experiment::{ArmDef, ExperimentDef, Status as ExperimentStatus};
+use crate::policy::PolicyOverride;
 use crate::proto::v1 as pb;
 use crate::ranking::{RankQuery, Ranked, UnrankedReason};
 
@@ -145,16 +145,6 @@ fn gender(v: pb::Gender) -> Gender {
     }
 }
 
-/// The wire value of a domain value.
-pub fn gender_to_proto(g: Gender) -> pb::Gender {
-    match g {
-        Gender::Unknown => pb::Gender::Unspecified,
-        Gender::Female => pb::Gender::Female,
-        Gender::Male => pb::Gender::Male,
-        Gender::Other => pb::Gender::Other,
-    }
-}
-
 fn category(field: &str, v: pb::Category) -> Result<Category, FieldError> {
     Ok(match v {
         pb::Category::Unspecified => return Err(err(field, "is required")),
@@ -173,24 +163,6 @@ fn category(field: &str, v: pb::Category) -> Result<Category, FieldError> {
     })
 }
 
-/// The wire value of a domain value.
-pub fn category_to_proto(c: Category) -> pb::Category {
-    match c {
-        Category::Fashion => pb::Category::Fashion,
-        Category::Sportswear => pb::Category::Sportswear,
-        Category::Beauty => pb::Category::Beauty,
-        Category::Jewelry => pb::Category::Jewelry,
-        Category::Electronics => pb::Category::Electronics,
-        Category::Home => pb::Category::Home,
-        Category::Food => pb::Category::Food,
-        Category::Toys => pb::Category::Toys,
-        Category::Collectibles => pb::Category::Collectibles,
-        Category::Health => pb::Category::Health,
-        Category::Outdoor => pb::Category::Outdoor,
-        Category::Other => pb::Category::Other,
-    }
-}
-
 fn price_band(field: &str, v: pb::PriceBand) -> Result<PriceBand, FieldError> {
     Ok(match v {
         pb::PriceBand::Unspecified => return Err(err(field, "is required")),
@@ -199,47 +171,6 @@ fn price_band(field: &str, v: pb::PriceBand) -> Result<PriceBand, FieldError> {
         pb::PriceBand::Premium => PriceBand::Premium,
         pb::PriceBand::Luxury => PriceBand::Luxury,
     })
-}
-
-/// The wire value of a domain value.
-pub fn price_band_to_proto(p: PriceBand) -> pb::PriceBand {
-    match p {
-        PriceBand::Budget => pb::PriceBand::Budget,
-        PriceBand::Mid => pb::PriceBand::Mid,
-        PriceBand::Premium => pb::PriceBand::Premium,
-        PriceBand::Luxury => pb::PriceBand::Luxury,
-    }
-}
-
-/// The wire value of a domain value.
-pub fn age_band_to_proto(a: AgeBand) -> pb::AgeBand {
-    match a {
-        AgeBand::Unknown => pb::AgeBand::Unspecified,
-        AgeBand::A13To17 => pb::AgeBand::AgeBand1317,
-        AgeBand::A18To24 => pb::AgeBand::AgeBand1824,
-        AgeBand::A25To34 => pb::AgeBand::AgeBand2534,
-        AgeBand::A35To44 => pb::AgeBand::AgeBand3544,
-        AgeBand::A45To54 => pb::AgeBand::AgeBand4554,
-        AgeBand::A55To64 => pb::AgeBand::AgeBand5564,
-        AgeBand::A65Plus => pb::AgeBand::AgeBand65Plus,
-    }
-}
-
-/// The wire value of a domain value.
-pub fn event_kind_to_proto(k: EventKind) -> pb::EventType {
-    match k {
-        EventKind::Impression => pb::EventType::Impression,
-        EventKind::View => pb::EventType::View,
-        EventKind::Watch => pb::EventType::Watch,
-        EventKind::Like => pb::EventType::Like,
-        EventKind::Comment => pb::EventType::Comment,
-        EventKind::Share => pb::EventType::Share,
-        EventKind::Follow => pb::EventType::Follow,
-        EventKind::AddToCart => pb::EventType::AddToCart,
-        EventKind::Purchase => pb::EventType::Purchase,
-        EventKind::Return => pb::EventType::Return,
-        EventKind::Hide => pb::EventType::Hide,
-    }
 }
 
 /// User attributes under the field path `at`.
@@ -407,7 +338,7 @@ pub fn event(at: &str, e: &pb::Event, now: UnixMs) -> Result<Event, FieldError> 
 }
 
 /// A ranking request (taken by value: the candidate ids move into the query in their one buffer).
-pub fn rank_query(r: super::wire::RankRequest, limits: &super::Limits, now: UnixMs) -> Result<RankQuery, FieldError> {
+pub fn rank_query(r: pb::RankRequest, limits: &super::Limits, now: UnixMs) -> Result<RankQuery, FieldError> {
     let user_id = id("user_id", &r.user_id)?;
     let user_override = r.user.as_ref().map(|a| user_attributes("user", a)).transpose()?;
     let context = match &r.context {
@@ -446,7 +377,7 @@ pub fn rank_query(r: super::wire::RankRequest, limits: &super::Limits, now: Unix
         }
         l => l,
     };
-    Ok(RankQuery { user_id, user_override, context, candidates, limit })
+    Ok(RankQuery { user_id, user_override, context, candidates, limit, deadline: None })
 }
 
 /// A ranking as a response.
@@ -489,31 +420,6 @@ pub fn ranked_to_proto(r: Ranked) -> pb::RankResponse {
     }
 }
 
-/// A stored session as a message.
-pub fn session_to_proto(s: &LiveSession) -> pb::LiveSession {
-    pb::LiveSession {
-        session_id: s.session_id.clone(),
-        host_id: s.host_id.clone(),
-        category: category_to_proto(s.category) as i32,
-        price_band: price_band_to_proto(s.price_band) as i32,
-        language: s.language.clone(),
-        region: s.region.clone(),
-        start_time_unix_ms: s.start_time_ms,
-        status: match s.status {
-            SessionStatus::Live => pb::SessionStatus::Live,
-            SessionStatus::Scheduled => pb::SessionStatus::Scheduled,
-            SessionStatus::Ended => pb::SessionStatus::Ended,
-        } as i32,
-        target: Some(pb::TargetAudience {
-            min_age: s.target.min_age,
-            max_age: s.target.max_age,
-            genders: s.target.genders.iter().map(|g| gender_to_proto(*g) as i32).collect(),
-            regions: s.target.regions.clone(),
-            interests: s.target.interests.clone(),
-        }),
-    }
-}
-
 /// Live stats as a message, windows decayed to `now`.
 pub fn stats_to_proto(s: &LiveStats, now: UnixMs) -> pb::LiveStats {
     use crate::domain::stats::counter;
@@ -525,8 +431,8 @@ pub fn stats_to_proto(s: &LiveStats, now: UnixMs) -> pb::LiveStats {
             let views =
                 s.segment_views[crate::domain::segment(&UserProfile { age_band: a, gender: g, ..Default::default() })];
             (views > 0).then(|| pb::AudienceSegment {
-                age_band: age_band_to_proto(a) as i32,
-                gender: gender_to_proto(g) as i32,
+                age_band: pb::AgeBand::from(a) as i32,
+                gender: pb::Gender::from(g) as i32,
                 views: u64::from(views),
             })
         })
@@ -560,25 +466,6 @@ pub fn stats_to_proto(s: &LiveStats, now: UnixMs) -> pb::LiveStats {
         known_views: s.known_views,
         audience,
         windows,
-    }
-}
-
-/// A loaded model's description.
-pub fn model_info(m: &LoadedModel) -> pb::ModelInfo {
-    manifest_info(&m.artifact.manifest)
-}
-
-/// A manifest's description.
-pub fn manifest_info(manifest: &crate::model::Manifest) -> pb::ModelInfo {
-    pb::ModelInfo {
-        name: manifest.name.clone(),
-        version: manifest.version.clone(),
-        schema_hash: manifest.schema_hash.clone(),
-        feature_count: manifest.feature_names.len() as u32,
-        created_at: manifest.created_at.clone(),
-        metrics: manifest.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-        identity_buckets: manifest.identity_buckets,
-        factor_dims: manifest.factor_dims,
     }
 }
 
@@ -622,45 +509,6 @@ pub fn experiment_from_proto(e: pb::Experiment) -> Result<ExperimentDef, FieldEr
         arms,
         status: ExperimentStatus::Running,
     })
-}
-
-/// An experiment definition as a message.
-pub fn experiment_to_proto(e: &ExperimentDef) -> pb::Experiment {
-    pb::Experiment {
-        name: e.name.clone(),
-        kind: match e.kind {
-            crate::experiment::Kind::Ab => "ab",
-            crate::experiment::Kind::Interleave => "interleave",
-        }
-        .into(),
-        layer: e.layer.clone(),
-        salt: e.salt.clone(),
-        range_start: e.range_start,
-        range_end: e.range_end,
-        coverage: e.coverage,
-        control: e.control.clone(),
-        arms: e
-            .arms
-            .iter()
-            .map(|a| pb::ExperimentArm {
-                name: a.name.clone(),
-                weight: a.weight,
-                model: a.model.clone().unwrap_or_default(),
-                policy: Some(pb::PolicyOverride {
-                    purchase_weight: a.policy.purchase_weight,
-                    engage_weight: a.policy.engage_weight,
-                    audience_fit_weight: a.policy.audience_fit_weight,
-                    on_target_weight: a.policy.on_target_weight,
-                    exploration_share: a.policy.exploration_share,
-                }),
-            })
-            .collect(),
-        status: match e.status {
-            ExperimentStatus::Running => "running",
-            ExperimentStatus::Stopped => "stopped",
-        }
-        .into(),
-    }
 }
 
 #[cfg(test)]

@@ -10,12 +10,11 @@ pub mod convert;
 mod events;
 mod ranking;
 pub mod status;
-pub mod wire;
 
 pub use admin::AdminApi;
 pub use catalog::CatalogApi;
 pub use events::EventApi;
-pub use ranking::{RankingApi, RankingServer};
+pub use ranking::RankingApi;
 
 /// Limits that requests are validated against.
 #[derive(Debug, Clone, Copy)]

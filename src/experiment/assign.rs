@@ -36,19 +36,11 @@ pub fn bucket(salt: &str, user_id: &str) -> u32 {
 
 /// A uniform number in [0, 1) for `user_id` under `salt`.
 fn unit(salt: &str, user_id: &str) -> f64 {
-    (mix(salt, user_id) >> 11) as f64 / (1u64 << 53) as f64
+    crate::hash::unit(mix(salt, user_id))
 }
 
 fn mix(salt: &str, user_id: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in salt.bytes().chain(std::iter::once(0xff)).chain(user_id.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    // SplitMix64 finaliser: FNV's low bits alone are not uniform enough for small moduli.
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+    crate::hash::Fnv::default().eat(salt.bytes()).eat([0xff]).eat(user_id.bytes()).mixed()
 }
 
 /// One arm of an experiment.

@@ -1,14 +1,12 @@
 //! Experiments: who is in which arm ([`assign`]), which experiments run and what an arm changes
-//! ([`registry`]), what the arms' differences mean ([`stats`]) and the per-arm report from the
-//! feature log's export ([`report`]).
+//! ([`registry`]), and each arm's in-service guardrails. The per-arm report with its statistics
+//! is offline, in the lab (`fitrank report`, crate `fitrank-lab`).
 //!
 //! Assignment is a pure function of (salt, user id), so replicas and restarts agree without
-//! shared state; the statistics are the reference implementations the experiment report uses.
+//! shared state.
 
 pub mod assign;
 pub mod registry;
-pub mod report;
-pub mod stats;
 
 /// Prefix of an interleaved ranking's arm: `team-draft:` then each position's team, 'a' or 'b'.
 pub const TEAM_DRAFT_PREFIX: &str = "team-draft:";
@@ -21,4 +19,4 @@ pub fn arm_group(arm: &str) -> &str {
 
 pub use assign::{Arm, Assigner, Assignment, BUCKETS, Holdout, Placement, PlacementError, bucket};
 
-pub use registry::{ArmDef, ExperimentDef, ExperimentError, Experiments, Kind, PolicyOverride, Status};
+pub use registry::{ArmDef, ExperimentDef, ExperimentError, Experiments, Kind, Status};

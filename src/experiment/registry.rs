@@ -22,38 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use super::assign::{Arm, Assigner, Holdout, Placement, PlacementError};
 use crate::metrics::LatencyCounts;
-use crate::ranking::Policy;
+use crate::policy::{Policy, PolicyOverride};
 use crate::store::redis::SharedDoc;
-
-/// Policy parameters an arm overrides; `None` keeps the service's value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyOverride {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purchase_weight: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub engage_weight: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audience_fit_weight: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_target_weight: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exploration_share: Option<f32>,
-}
-
-impl PolicyOverride {
-    /// `base` with these overrides applied.
-    pub fn apply(&self, base: Policy) -> Policy {
-        Policy {
-            purchase_weight: self.purchase_weight.unwrap_or(base.purchase_weight),
-            engage_weight: self.engage_weight.unwrap_or(base.engage_weight),
-            audience_fit_weight: self.audience_fit_weight.unwrap_or(base.audience_fit_weight),
-            on_target_weight: self.on_target_weight.unwrap_or(base.on_target_weight),
-            exploration_share: self.exploration_share.unwrap_or(base.exploration_share),
-            cold_impressions: base.cold_impressions,
-        }
-    }
-}
 
 /// One arm: a traffic weight, optionally a model version, optionally policy parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -74,16 +74,7 @@ fn key(id: &str) -> u64 {
     if id.is_empty() {
         return 0;
     }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    // SplitMix64 finaliser.
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^= h >> 31;
-    h.max(1)
+    crate::hash::mixed(id.as_bytes()).max(1)
 }
 
 #[cfg(test)]

@@ -193,19 +193,12 @@ fn build_names() -> Vec<String> {
 pub fn schema_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut eat = |bytes: &[u8]| {
-            for b in bytes {
-                h ^= u64::from(*b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-        };
-        eat(TRANSFORM_VERSION.as_bytes());
+        let mut h = crate::hash::Fnv::default();
+        h.eat(TRANSFORM_VERSION.bytes());
         for name in feature_names() {
-            eat(b"\n");
-            eat(name.as_bytes());
+            h.eat(*b"\n").eat(name.bytes());
         }
-        format!("{h:016x}")
+        format!("{:016x}", h.value())
     })
 }
 

@@ -18,9 +18,6 @@
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-/// Sessions with fewer impressions than this are cold, by default (`policy.cold_impressions`).
-pub const COLD_IMPRESSIONS: u64 = 200;
-
 /// Added to every cold session's score when drawing one to explore: keeps each one's chance
 /// above zero and makes the draw uniform when every score is zero.
 const SCORE_FLOOR: f64 = 1e-4;

@@ -1,17 +1,18 @@
 //! Ranking: candidates → feature rows → model heads → policy score → order.
 //!
-//! [`Ranker::rank`] is the domain entry point behind `RankingService.Rank`. It reads the user and
-//! every candidate in batched store calls, extracts features with the shared extractor, scores both
-//! heads of one model snapshot, combines them with the [`Policy`], and orders the result.
+//! [`Ranker::rank`] is the domain entry point behind `RankingService.Rank`. A ranking runs in named
+//! steps: **fetch** the user and every candidate in batched store calls (within the caller's
+//! deadline), **treat** (the model and policy of the user's experiment arms), **score** both heads
+//! of one model snapshot over the shared feature extractor and combine them with the
+//! [`crate::policy::Policy`], **order** (top-k, targeted exploration or an interleaving), **log**
+//! the ranking for training, and **respond**.
 //! [`RankLatency`] keeps the server-side time of every ranking, for operators and the benchmarks.
 
 mod latency;
-mod policy;
 mod ranker;
 
 pub mod explore;
 pub mod interleave;
 
 pub use latency::{LatencySummary, RankLatency};
-pub use policy::Policy;
 pub use ranker::{RankError, RankQuery, Ranked, RankedItem, Ranker, UnrankedReason};

@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use super::Policy;
 use super::explore;
 use super::interleave::{self, Team};
-use crate::domain::{IdList, LiveStats, RequestContext, SessionStatus, UserProfile};
-use crate::experiment::{ArmDef, ExperimentDef, Experiments, Kind, PolicyOverride, TEAM_DRAFT_PREFIX, arm_group};
+use crate::domain::{LiveStats, RequestContext, SessionStatus, UserActivity, UserProfile};
+use crate::experiment::{ArmDef, ExperimentDef, Experiments, Kind, TEAM_DRAFT_PREFIX, arm_group};
 use crate::featurelog::{FeatureLog, ServedItem, ServedRanking, SparseRow};
 use crate::features::{self, CandidateRow, IdentityKeys, RequestFeatures};
 use crate::model::{LoadedModel, ModelRegistry};
+use crate::policy::{Policy, PolicyOverride};
 use crate::store::{CatalogFilter, SessionSnapshot, Store, StoreError};
 
 /// A validated ranking request.
@@ -20,9 +20,12 @@ pub struct RankQuery {
     pub user_override: Option<UserProfile>,
     pub context: RequestContext,
     /// Unique ids; empty = the live catalog.
-    pub candidates: IdList,
+    pub candidates: Vec<String>,
     /// Number of items to return, ≥ 1.
     pub limit: usize,
+    /// The caller's deadline, if it set one: a networked store gives up on reads in time to
+    /// answer from its local copies (degraded).
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// One scored session.
@@ -111,7 +114,7 @@ impl Ranker {
         self
     }
 
-    /// The model, policy and exposures for `user_id`: the service's own, changed by each arm the
+    /// Step 2, treat: the model, policy and exposures for `user_id`: the service's own, changed by each arm the
     /// user is in (layers in the order their experiments were created; a later arm's model or
     /// policy values win where two layers set the same thing). An interleaving experiment (the
     /// first one the user is in) is returned separately: both its arms score every ranking.
@@ -182,198 +185,264 @@ impl Ranker {
         result
     }
 
+    /// One ranking, step by step.
     async fn rank_inner(&self, query: RankQuery) -> Result<Ranked, RankError> {
-        // Named candidates do not depend on the user: read both at once (one round trip to a
-        // networked store instead of two).
-        let ids: Vec<&str> = query.candidates.iter().collect();
+        let fetched = self.fetch(&query).await?;
+        let treatment = self.treatment(&query.user_id);
+        let ranking_id = new_ranking_id();
+        let ordered = order(&query, &fetched, treatment, &ranking_id);
+        self.log(&query, &fetched, &ordered, &ranking_id);
+        Ok(respond(ranking_id, fetched, ordered))
+    }
+
+    /// Step 1, fetch: the user and the candidates (named, or the live catalog filtered by the
+    /// user's language and region), in as few store calls as possible. Named candidates do not
+    /// depend on the user, so both are read at once (one round trip to a networked store).
+    async fn fetch(&self, query: &RankQuery) -> Result<Fetched, RankError> {
+        let ids: Vec<&str> = query.candidates.iter().map(String::as_str).collect();
         let user_ids = [query.user_id.as_str()];
+        let deadline = query.deadline;
         let (users, named) = if ids.is_empty() {
-            (self.store.get_users(&user_ids).await?, None)
+            (self.store.get_users(&user_ids, deadline).await?, None)
         } else {
-            let (users, found) = tokio::join!(self.store.get_users(&user_ids), self.store.get_sessions(&ids));
+            let (users, found) =
+                tokio::join!(self.store.get_users(&user_ids, deadline), self.store.get_sessions(&ids, deadline));
             (users?, Some(found?))
         };
         let mut degraded = users.degraded;
         let stored = users.value.into_iter().next().unwrap_or_default();
-        let user = query.user_override.or(stored.profile).unwrap_or_default();
-        let activity = stored.activity;
-
+        let user = query.user_override.clone().or(stored.profile).unwrap_or_default();
         let mut unranked = Vec::new();
-        let candidates: Vec<SessionSnapshot> = match named {
+        let candidates = match named {
             None => {
                 let filter = CatalogFilter {
                     language: user.language.to_string(),
                     region: user.region.to_string(),
                     limit: self.max_catalog_candidates,
                 };
-                let listed = self.store.live_sessions(&filter).await?;
+                let listed = self.store.live_sessions(&filter, deadline).await?;
                 degraded |= listed.degraded;
                 listed.value
             }
             Some(found) => {
                 degraded |= found.degraded;
-                let missing = if found.degraded { UnrankedReason::Unavailable } else { UnrankedReason::NotFound };
-                let mut live = Vec::with_capacity(found.value.len());
-                // Only the ids of unranked candidates are copied out (to be returned as sent).
-                for (id, snapshot) in ids.iter().zip(found.value) {
-                    match snapshot {
-                        None => unranked.push(((*id).to_owned(), missing)),
-                        Some(s) if s.session.status == SessionStatus::Ended => {
-                            unranked.push(((*id).to_owned(), UnrankedReason::Ended))
-                        }
-                        Some(s) if s.session.status != SessionStatus::Live => {
-                            unranked.push(((*id).to_owned(), UnrankedReason::NotLive))
-                        }
-                        Some(s) => live.push(s),
-                    }
-                }
-                live
+                live_only(&ids, found.value, found.degraded, &mut unranked)
             }
         };
+        Ok(Fetched { user, activity: stored.activity, candidates, unranked, degraded })
+    }
 
-        let Treatment { model, policy, mut exposures, interleave } = self.treatment(&query.user_id);
-        let mut row = CandidateRow::new();
-        let request = RequestFeatures::new(&user, &activity, &query.context);
-        let mut score_all = |model: &LoadedModel, policy: Policy| -> Vec<Scored> {
-            let heads = &model.artifact.heads;
-            // Only a model with an identity block pays for hashing the ids.
-            let user_keys =
-                (model.artifact.manifest.identity_buckets > 0).then(|| IdentityKeys::of(&query.user_id, ""));
-            candidates
-                .iter()
-                .enumerate()
-                .map(|(candidate, c)| {
-                    let extracted = features::extract_candidate(&request, &c.session, &c.stats, &mut row);
-                    let fit = extracted.fit.overall();
-                    let (engage_id, purchase_id) = match user_keys {
-                        None => (0.0, 0.0),
-                        Some(user) => {
-                            let keys = user.with_host(&c.session.host_id);
-                            (heads.engage.identity_logit(&keys), heads.purchase.identity_logit(&keys))
-                        }
-                    };
-                    let (p_engage, p_purchase) =
-                        heads.predict_active_with(row.row(), &extracted.active, (engage_id, purchase_id));
-                    let on_target = extracted.fit.in_target() == Some(true);
-                    let score = policy.score(p_engage, p_purchase, fit, on_target);
-                    Scored { candidate, score, p_engage, p_purchase, fit, on_target }
-                })
-                .collect()
-        };
-        let total = candidates.len();
-        let by_score = |a: &Scored, b: &Scored| {
-            b.score.total_cmp(&a.score).then_with(|| {
-                candidates[a.candidate].session.session_id.cmp(&candidates[b.candidate].session.session_id)
-            })
-        };
-        let limit = query.limit.min(total);
-        let ranking_id = new_ranking_id();
-        let seed = u64::from_str_radix(&ranking_id[..16], 16).unwrap_or(0);
-        let mut propensities: Vec<f32> = Vec::new();
-        let (scored, model_id) = match interleave {
-            None if policy.exploration_share > 0.0 => {
-                // Exploitation order over every candidate, then targeted exploration of cold ones.
-                let mut all = score_all(&model, policy);
-                all.sort_unstable_by(by_score);
-                let order: Vec<usize> = all.iter().map(|s| s.candidate).collect();
-                let cold: Vec<usize> =
-                    (0..total).filter(|&i| candidates[i].stats.impressions < policy.cold_impressions).collect();
-                let by_candidate = by_candidate(all, total);
-                let in_target = |i: usize| by_candidate[i].is_some_and(|s| s.on_target);
-                let score = |i: usize| by_candidate[i].as_ref().map_or(0.0, |s| s.score);
-                let placed =
-                    explore::place(&order, total, limit, &cold, in_target, score, policy.exploration_share, seed);
-                propensities = placed.iter().map(|(_, p)| *p).collect();
-                (placed.iter().filter_map(|(c, _)| by_candidate[*c]).collect(), model.id.clone())
-            }
-            None => {
-                let mut scored = score_all(&model, policy);
-                if limit < total {
-                    scored.select_nth_unstable_by(limit, by_score);
-                    scored.truncate(limit);
-                }
-                scored.sort_unstable_by(by_score);
-                (scored, model.id.clone())
-            }
-            Some((name, arms)) => {
-                // Both arms rank everything; team-draft picks from the two orders.
-                let mut orders = arms.map(|(arm_model, arm_policy)| {
-                    let m = arm_model.unwrap_or_else(|| model.clone());
-                    let mut s = score_all(&m, arm_policy.apply(policy));
-                    s.sort_unstable_by(by_score);
-                    (m.id.clone(), s)
-                });
-                let index = |s: &[Scored]| s.iter().map(|x| x.candidate).collect::<Vec<_>>();
-                let merged = interleave::team_draft(&index(&orders[0].1), &index(&orders[1].1), total, limit, seed);
-                let by_candidate = [
-                    by_candidate(std::mem::take(&mut orders[0].1), total),
-                    by_candidate(std::mem::take(&mut orders[1].1), total),
-                ];
-                let teams: String = merged.iter().map(|(_, t)| t.letter()).collect();
-                let scored =
-                    merged.iter().filter_map(|(c, team)| by_candidate[usize::from(*team == Team::B)][*c]).collect();
-                exposures.push(Exposure { experiment: name, arm: format!("{TEAM_DRAFT_PREFIX}{teams}") });
-                let ids = if orders[0].0 == orders[1].0 {
-                    orders[0].0.clone()
-                } else {
-                    format!("{}|{}", orders[0].0, orders[1].0)
-                };
-                (scored, ids)
-            }
-        };
-
-        if let Some(log) = &self.log {
-            // Several layers: names joined by ',' in the same order in both fields.
-            let experiment_names = exposures.iter().map(|e| e.experiment.as_str()).collect::<Vec<_>>().join(",");
-            let arm_names = exposures.iter().map(|e| e.arm.as_str()).collect::<Vec<_>>().join(",");
-            // The record holds `Arc`s of the sessions and copies of the stats; the writer thread
-            // computes the returned items' rows from them (`ServedRanking::extract_rows`: the
-            // extractor is a pure function of these inputs, so they are the rows that were scored)
-            // and encodes the record, off the request thread.
-            let items: Vec<ServedItem> = scored
-                .iter()
-                .enumerate()
-                .map(|(position, s)| {
-                    let c = &candidates[s.candidate];
-                    ServedItem {
-                        session: Arc::clone(&c.session),
-                        stats: LiveStats::clone(&c.stats),
-                        position: position as u32,
-                        score: s.score,
-                        p_engage: s.p_engage,
-                        p_purchase: s.p_purchase,
-                        propensity: propensities.get(position).copied().unwrap_or(1.0),
-                        features: SparseRow::default(),
-                    }
-                })
-                .collect();
-            log.log_served(ServedRanking {
-                ranking_id: ranking_id.clone(),
-                user_id: query.user_id.clone(),
-                user,
-                activity,
-                context: query.context,
-                schema_hash: features::schema_hash().to_owned(),
-                model_version: model_id.clone(),
-                experiment: experiment_names,
-                arm: arm_names,
-                items,
-            });
-        }
-
-        let items = scored
+    /// Step 5, log: hands the ranking to the feature log, if it is on. The record holds `Arc`s
+    /// of the sessions and copies of the stats; the writer thread computes the returned items'
+    /// rows from them (`ServedRanking::extract_rows`: the extractor is a pure function of these
+    /// inputs, so they are the rows that were scored) and encodes the record, off the request
+    /// thread.
+    fn log(&self, query: &RankQuery, fetched: &Fetched, ordered: &Ordered, ranking_id: &str) {
+        let Some(log) = &self.log else { return };
+        // Several layers: names joined by ',' in the same order in both fields.
+        let experiment_names = ordered.exposures.iter().map(|e| e.experiment.as_str()).collect::<Vec<_>>().join(",");
+        let arm_names = ordered.exposures.iter().map(|e| e.arm.as_str()).collect::<Vec<_>>().join(",");
+        let items: Vec<ServedItem> = ordered
+            .items
             .iter()
-            .map(|s| RankedItem {
-                session_id: candidates[s.candidate].session.session_id.clone(),
-                score: s.score,
-                p_engage: s.p_engage,
-                p_purchase: s.p_purchase,
-                audience_fit: s.fit,
-                in_target: s.on_target,
+            .enumerate()
+            .map(|(position, s)| {
+                let c = &fetched.candidates[s.candidate];
+                ServedItem {
+                    session: Arc::clone(&c.session),
+                    stats: LiveStats::clone(&c.stats),
+                    position: position as u32,
+                    score: s.score,
+                    p_engage: s.p_engage,
+                    p_purchase: s.p_purchase,
+                    propensity: ordered.propensities.get(position).copied().unwrap_or(1.0),
+                    features: SparseRow::default(),
+                }
             })
             .collect();
-        Ok(Ranked { ranking_id, model_id, items, unranked, scored: total, exposures, degraded })
+        log.log_served(ServedRanking {
+            ranking_id: ranking_id.to_owned(),
+            user_id: query.user_id.clone(),
+            user: fetched.user.clone(),
+            activity: fetched.activity,
+            context: query.context,
+            schema_hash: features::schema_hash().to_owned(),
+            model_version: ordered.model_id.clone(),
+            experiment: experiment_names,
+            arm: arm_names,
+            items,
+        });
     }
+}
+
+/// The named candidates that are live, in request order; the others go to `unranked` with their
+/// reason (only their ids are copied out, to be returned as sent).
+fn live_only(
+    ids: &[&str],
+    found: Vec<Option<SessionSnapshot>>,
+    degraded: bool,
+    unranked: &mut Vec<(String, UnrankedReason)>,
+) -> Vec<SessionSnapshot> {
+    let missing = if degraded { UnrankedReason::Unavailable } else { UnrankedReason::NotFound };
+    let mut live = Vec::with_capacity(found.len());
+    for (id, snapshot) in ids.iter().zip(found) {
+        match snapshot {
+            None => unranked.push(((*id).to_owned(), missing)),
+            Some(s) if s.session.status == SessionStatus::Ended => {
+                unranked.push(((*id).to_owned(), UnrankedReason::Ended))
+            }
+            Some(s) if s.session.status != SessionStatus::Live => {
+                unranked.push(((*id).to_owned(), UnrankedReason::NotLive))
+            }
+            Some(s) => live.push(s),
+        }
+    }
+    live
+}
+
+/// Step 3, score: both heads of `model` and the `policy` score for every candidate, in candidate
+/// order.
+fn score(query: &RankQuery, fetched: &Fetched, model: &LoadedModel, policy: Policy) -> Vec<Scored> {
+    let request = RequestFeatures::new(&fetched.user, &fetched.activity, &query.context);
+    let heads = &model.artifact.heads;
+    // Only a model with an identity block pays for hashing the ids.
+    let user_keys = (model.artifact.manifest.identity_buckets > 0).then(|| IdentityKeys::of(&query.user_id, ""));
+    let mut row = CandidateRow::new();
+    fetched
+        .candidates
+        .iter()
+        .enumerate()
+        .map(|(candidate, c)| {
+            let extracted = features::extract_candidate(&request, &c.session, &c.stats, &mut row);
+            let fit = extracted.fit.overall();
+            let identity = match user_keys {
+                None => (0.0, 0.0),
+                Some(user) => {
+                    let keys = user.with_host(&c.session.host_id);
+                    (heads.engage.identity_logit(&keys), heads.purchase.identity_logit(&keys))
+                }
+            };
+            let (p_engage, p_purchase) = heads.predict_active_with(row.row(), &extracted.active, identity);
+            let on_target = extracted.fit.in_target() == Some(true);
+            let score = policy.score(p_engage, p_purchase, fit, on_target);
+            Scored { candidate, score, p_engage, p_purchase, fit, on_target }
+        })
+        .collect()
+}
+
+/// Step 4, order: the top `limit` by the treatment's policy, with targeted exploration of cold
+/// sessions when the policy asks for it, or the team-draft merge of an interleaving experiment's
+/// two arms. Scores (step 3) are computed here, per arm.
+fn order(query: &RankQuery, fetched: &Fetched, treatment: Treatment, ranking_id: &str) -> Ordered {
+    let Treatment { model, policy, mut exposures, interleave } = treatment;
+    let candidates = &fetched.candidates;
+    let total = candidates.len();
+    let by_score = |a: &Scored, b: &Scored| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| candidates[a.candidate].session.session_id.cmp(&candidates[b.candidate].session.session_id))
+    };
+    let limit = query.limit.min(total);
+    let seed = u64::from_str_radix(&ranking_id[..16], 16).unwrap_or(0);
+    match interleave {
+        None if policy.exploration_share > 0.0 => {
+            // Exploitation order over every candidate, then targeted exploration of cold ones.
+            let mut all = score(query, fetched, &model, policy);
+            all.sort_unstable_by(by_score);
+            let exploit: Vec<usize> = all.iter().map(|s| s.candidate).collect();
+            let cold: Vec<usize> =
+                (0..total).filter(|&i| candidates[i].stats.impressions < policy.cold_impressions).collect();
+            let by_candidate = by_candidate(all, total);
+            let in_target = |i: usize| by_candidate[i].is_some_and(|s| s.on_target);
+            let score = |i: usize| by_candidate[i].as_ref().map_or(0.0, |s| s.score);
+            let placed =
+                explore::place(&exploit, total, limit, &cold, in_target, score, policy.exploration_share, seed);
+            Ordered {
+                propensities: placed.iter().map(|(_, p)| *p).collect(),
+                items: placed.iter().filter_map(|(c, _)| by_candidate[*c]).collect(),
+                model_id: model.id.clone(),
+                exposures,
+            }
+        }
+        None => {
+            let mut scored = score(query, fetched, &model, policy);
+            if limit < total {
+                scored.select_nth_unstable_by(limit, by_score);
+                scored.truncate(limit);
+            }
+            scored.sort_unstable_by(by_score);
+            Ordered { items: scored, propensities: Vec::new(), model_id: model.id.clone(), exposures }
+        }
+        Some((name, arms)) => {
+            // Both arms rank everything; team-draft picks from the two orders.
+            let mut orders = arms.map(|(arm_model, arm_policy)| {
+                let m = arm_model.unwrap_or_else(|| model.clone());
+                let mut s = score(query, fetched, &m, arm_policy.apply(policy));
+                s.sort_unstable_by(by_score);
+                (m.id.clone(), s)
+            });
+            let index = |s: &[Scored]| s.iter().map(|x| x.candidate).collect::<Vec<_>>();
+            let merged = interleave::team_draft(&index(&orders[0].1), &index(&orders[1].1), total, limit, seed);
+            let by_candidate = [
+                by_candidate(std::mem::take(&mut orders[0].1), total),
+                by_candidate(std::mem::take(&mut orders[1].1), total),
+            ];
+            let teams: String = merged.iter().map(|(_, t)| t.letter()).collect();
+            let items = merged.iter().filter_map(|(c, team)| by_candidate[usize::from(*team == Team::B)][*c]).collect();
+            exposures.push(Exposure { experiment: name, arm: format!("{TEAM_DRAFT_PREFIX}{teams}") });
+            let model_id = if orders[0].0 == orders[1].0 {
+                orders[0].0.clone()
+            } else {
+                format!("{}|{}", orders[0].0, orders[1].0)
+            };
+            Ordered { items, propensities: Vec::new(), model_id, exposures }
+        }
+    }
+}
+
+/// Step 6, respond: the ordered items as the ranking's result.
+fn respond(ranking_id: String, fetched: Fetched, ordered: Ordered) -> Ranked {
+    let items = ordered
+        .items
+        .iter()
+        .map(|s| RankedItem {
+            session_id: fetched.candidates[s.candidate].session.session_id.clone(),
+            score: s.score,
+            p_engage: s.p_engage,
+            p_purchase: s.p_purchase,
+            audience_fit: s.fit,
+            in_target: s.on_target,
+        })
+        .collect();
+    Ranked {
+        ranking_id,
+        model_id: ordered.model_id,
+        items,
+        unranked: fetched.unranked,
+        scored: fetched.candidates.len(),
+        exposures: ordered.exposures,
+        degraded: fetched.degraded,
+    }
+}
+
+/// What step 1 read for one ranking.
+struct Fetched {
+    user: UserProfile,
+    activity: UserActivity,
+    /// Live candidates; [`Scored::candidate`] indexes this.
+    candidates: Vec<SessionSnapshot>,
+    unranked: Vec<(String, UnrankedReason)>,
+    degraded: bool,
+}
+
+/// What step 4 chose: the items in order, with their placement probabilities when exploration
+/// placed them (empty otherwise: each placement was certain).
+struct Ordered {
+    items: Vec<Scored>,
+    propensities: Vec<f32>,
+    /// `<name>/<version>` of the model that scored (both, `|`-joined, for an interleaving).
+    model_id: String,
+    exposures: Vec<Exposure>,
 }
 
 /// One scored candidate.

@@ -9,6 +9,7 @@ use std::{
     collections::{BTreeSet, VecDeque},
     path::PathBuf,
     sync::{Arc, Mutex, RwLock},
+    time::Instant,
 };
 
 use async_trait::async_trait;
@@ -219,7 +220,7 @@ impl Store for EmbeddedStore {
         Ok(if found { self.read(|s| s.sessions.get(session_id).map(|e| (*e.session).clone())) } else { None })
     }
 
-    async fn get_users(&self, ids: &[&str]) -> Result<Fetched<Vec<UserRecord>>, StoreError> {
+    async fn get_users(&self, ids: &[&str], _: Option<Instant>) -> Result<Fetched<Vec<UserRecord>>, StoreError> {
         Ok(Fetched::fresh(self.read(|s| {
             ids.iter()
                 .map(|id| UserRecord {
@@ -230,11 +231,19 @@ impl Store for EmbeddedStore {
         })))
     }
 
-    async fn get_sessions(&self, ids: &[&str]) -> Result<Fetched<Vec<Option<SessionSnapshot>>>, StoreError> {
+    async fn get_sessions(
+        &self,
+        ids: &[&str],
+        _: Option<Instant>,
+    ) -> Result<Fetched<Vec<Option<SessionSnapshot>>>, StoreError> {
         Ok(Fetched::fresh(self.read(|s| ids.iter().map(|id| s.snapshot(id)).collect())))
     }
 
-    async fn live_sessions(&self, filter: &CatalogFilter) -> Result<Fetched<Vec<SessionSnapshot>>, StoreError> {
+    async fn live_sessions(
+        &self,
+        filter: &CatalogFilter,
+        _: Option<Instant>,
+    ) -> Result<Fetched<Vec<SessionSnapshot>>, StoreError> {
         Ok(Fetched::fresh(self.read(|s| {
             s.live
                 .iter()
@@ -345,17 +354,17 @@ mod tests {
             store.end_session("b", 99).await.unwrap().unwrap();
         }
         let store = EmbeddedStore::open(&config(dir.path())).unwrap();
-        let got = store.get_sessions(&["a", "b", "zz"]).await.unwrap().value;
+        let got = store.get_sessions(&["a", "b", "zz"], None).await.unwrap().value;
         let a = got[0].as_ref().unwrap();
         assert_eq!((a.stats.views, a.stats.purchases, a.stats.on_target_views), (1, 1, 1));
         assert_eq!(a.stats.revenue, 9.5);
         assert_eq!(got[1].as_ref().unwrap().session.status, SessionStatus::Ended);
         assert!(got[2].is_none());
-        let live = store.live_sessions(&CatalogFilter { limit: 10, ..Default::default() }).await.unwrap().value;
+        let live = store.live_sessions(&CatalogFilter { limit: 10, ..Default::default() }, None).await.unwrap().value;
         assert_eq!(live.iter().map(|s| s.session.session_id.as_str()).collect::<Vec<_>>(), vec!["a"]);
         let dup = store.ingest(vec![event("e1", EventKind::View, "u1", "a")]).await.unwrap();
         assert_eq!(dup.statuses, vec![EventStatus::Duplicate], "dedup survives restart");
-        let users = store.get_users(&["u1"]).await.unwrap().value;
+        let users = store.get_users(&["u1"], None).await.unwrap().value;
         assert!(users[0].activity.affinity(Category::Beauty, 1) > 5.0, "view + purchase count toward beauty");
     }
 }

@@ -14,6 +14,7 @@ mod users;
 pub mod wal;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 
@@ -47,25 +48,6 @@ pub struct CatalogFilter {
 pub struct UserRecord {
     pub profile: Option<UserProfile>,
     pub activity: UserActivity,
-}
-
-tokio::task_local! {
-    /// The deadline of the request being served, if the caller set one.
-    static READ_DEADLINE: std::time::Instant;
-}
-
-/// Runs `f` with the request's deadline known to the store: a networked store then gives up on a
-/// read early enough (half of the time left) to answer from its local copies in time.
-pub async fn with_read_deadline<F: std::future::Future>(deadline: Option<std::time::Instant>, f: F) -> F::Output {
-    match deadline {
-        Some(d) => READ_DEADLINE.scope(d, f).await,
-        None => f.await,
-    }
-}
-
-/// The deadline set by [`with_read_deadline`] for the current task.
-pub(crate) fn read_deadline() -> Option<std::time::Instant> {
-    READ_DEADLINE.try_with(|d| *d).ok()
 }
 
 /// A read and where it came from.
@@ -145,11 +127,22 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a session ended at `end_ms`; `None` when the session is unknown.
     async fn end_session(&self, session_id: &str, end_ms: UnixMs) -> Result<Option<LiveSession>, StoreError>;
     /// Reads users (profile and activity) by id, in order.
-    async fn get_users(&self, ids: &[&str]) -> Result<Fetched<Vec<UserRecord>>, StoreError>;
-    /// Reads sessions with their stats by id, in order.
-    async fn get_sessions(&self, ids: &[&str]) -> Result<Fetched<Vec<Option<SessionSnapshot>>>, StoreError>;
-    /// Lists live sessions matching `filter`.
-    async fn live_sessions(&self, filter: &CatalogFilter) -> Result<Fetched<Vec<SessionSnapshot>>, StoreError>;
+    ///
+    /// `deadline` is the request's, if the caller set one: a networked store gives up on the read
+    /// early enough (half of the time left) to answer from its local copies in time, degraded.
+    async fn get_users(&self, ids: &[&str], deadline: Option<Instant>) -> Result<Fetched<Vec<UserRecord>>, StoreError>;
+    /// Reads sessions with their stats by id, in order (`deadline` as for [`Store::get_users`]).
+    async fn get_sessions(
+        &self,
+        ids: &[&str],
+        deadline: Option<Instant>,
+    ) -> Result<Fetched<Vec<Option<SessionSnapshot>>>, StoreError>;
+    /// Lists live sessions matching `filter` (`deadline` as for [`Store::get_users`]).
+    async fn live_sessions(
+        &self,
+        filter: &CatalogFilter,
+        deadline: Option<Instant>,
+    ) -> Result<Fetched<Vec<SessionSnapshot>>, StoreError>;
     /// Stores events, each id once, and folds them into live stats. Returns only after the
     /// accepted events are durable.
     async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError>;

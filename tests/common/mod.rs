@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod redis;
+pub mod served;
 
 use std::{
     net::SocketAddr,
@@ -25,9 +26,15 @@ pub struct TestServer {
     _tmp: tempfile::TempDir,
 }
 
+/// The workspace's root folder (this harness also serves the lab's tests, in `crates/`).
+pub fn workspace_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().find(|p| p.join("models/default").is_dir()).unwrap_or(here).to_path_buf()
+}
+
 /// The shipped models folder.
 pub fn shipped_models() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+    workspace_root().join("models")
 }
 
 /// Copies a folder tree.
@@ -167,14 +174,10 @@ pub fn event(id: &str, kind: pb::EventType, user: &str, session: &str) -> pb::Ev
     }
 }
 
-/// Runs the `fitrank` binary with `args` (logging at warn) and returns its standard output; panics
-/// with its standard error when it fails.
-pub fn fitrank(args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fitrank"))
-        .args(args)
-        .env("FITRANK_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "fitrank {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+/// Runs `binary` with `args` (logging at warn) and returns its standard output; panics with its
+/// standard error when it fails.
+pub fn run(binary: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(binary).args(args).env("FITRANK_LOG", "warn").output().unwrap();
+    assert!(out.status.success(), "{binary} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }

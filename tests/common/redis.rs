@@ -25,7 +25,7 @@ fn redis_server_binary() -> PathBuf {
     if let Some(p) = on_path() {
         return p;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-redis.sh");
+    let script = super::workspace_root().join("scripts/install-redis.sh");
     let status = Command::new("bash").arg(script).status().expect("run scripts/install-redis.sh");
     assert!(status.success(), "redis-server is missing and scripts/install-redis.sh failed");
     on_path().expect("redis-server installed")

@@ -224,6 +224,7 @@ impl RedisStore {
     async fn read<T>(
         &self,
         what: &str,
+        request_deadline: Option<Instant>,
         f: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<Option<T>, StoreError> {
         let h = &self.inner.health;
@@ -232,7 +233,7 @@ impl RedisStore {
             return Ok(None);
         }
         let mut deadline = Duration::from_millis(self.inner.config.read_timeout_ms);
-        if let Some(request) = super::read_deadline() {
+        if let Some(request) = request_deadline {
             let half_left = request.saturating_duration_since(Instant::now()) / 2;
             deadline = deadline.min(half_left.max(Duration::from_millis(1)));
         }
@@ -621,8 +622,8 @@ impl Store for RedisStore {
         .await
     }
 
-    async fn get_users(&self, ids: &[&str]) -> Result<Fetched<Vec<UserRecord>>, StoreError> {
-        match self.read("read users", self.fetch_users(ids)).await? {
+    async fn get_users(&self, ids: &[&str], deadline: Option<Instant>) -> Result<Fetched<Vec<UserRecord>>, StoreError> {
+        match self.read("read users", deadline, self.fetch_users(ids)).await? {
             Some(users) => Ok(Fetched::fresh(users)),
             None => Ok(Fetched {
                 value: ids.iter().map(|id| self.inner.cache.last_user(id).unwrap_or_default()).collect(),
@@ -631,8 +632,12 @@ impl Store for RedisStore {
         }
     }
 
-    async fn get_sessions(&self, ids: &[&str]) -> Result<Fetched<Vec<Option<SessionSnapshot>>>, StoreError> {
-        match self.read("read sessions", self.fetch_sessions(ids)).await? {
+    async fn get_sessions(
+        &self,
+        ids: &[&str],
+        deadline: Option<Instant>,
+    ) -> Result<Fetched<Vec<Option<SessionSnapshot>>>, StoreError> {
+        match self.read("read sessions", deadline, self.fetch_sessions(ids)).await? {
             Some(sessions) => Ok(Fetched::fresh(sessions)),
             None => {
                 Ok(Fetched { value: ids.iter().map(|id| self.inner.cache.last_session(id)).collect(), degraded: true })
@@ -640,8 +645,12 @@ impl Store for RedisStore {
         }
     }
 
-    async fn live_sessions(&self, filter: &CatalogFilter) -> Result<Fetched<Vec<SessionSnapshot>>, StoreError> {
-        match self.read("list live sessions", self.fetch_live(filter)).await? {
+    async fn live_sessions(
+        &self,
+        filter: &CatalogFilter,
+        deadline: Option<Instant>,
+    ) -> Result<Fetched<Vec<SessionSnapshot>>, StoreError> {
+        match self.read("list live sessions", deadline, self.fetch_live(filter)).await? {
             Some(sessions) => Ok(Fetched::fresh(sessions)),
             None => {
                 let ids = self.inner.cache.last_live().unwrap_or_default();

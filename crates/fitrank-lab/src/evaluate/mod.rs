@@ -1,0 +1,287 @@
+//! `fitrank evaluate`: model versions measured on a data set, side by side.
+//!
+//! For each version and each head (engage, purchase): AUC, log loss, a reliability table and
+//! expected calibration error (10 equal-width bins). For ranking quality, rows are grouped by
+//! `ranking_id`, ordered by the model's policy score, and scored with NDCG@k against the purchase
+//! and engagement labels (requests without a positive are skipped); the order actually served
+//! (`position`) is measured the same way as a reference. Plots: ROC and reliability curves per
+//! head as SVG, one line per version.
+
+pub mod offpolicy;
+mod plots;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::export::Table;
+use crate::train::metrics::{self, CalibrationBin};
+use crate::train::{Dataset, fit};
+use fitrank::features::schema::scalar;
+use fitrank::model::{ModelArtifact, ModelError, registry_newest};
+use fitrank::policy::Policy;
+
+/// Metrics of one head.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeadReport {
+    pub auc: f64,
+    pub logloss: f64,
+    pub ece: f64,
+    pub base_rate: f64,
+    pub mean_predicted: f64,
+    pub calibration: Vec<CalibrationBin>,
+}
+
+/// Metrics of one model version.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    /// `<name>/<version>`.
+    pub model: String,
+    pub engage: HeadReport,
+    pub purchase: HeadReport,
+    /// Mean NDCG@k over requests with at least one purchase.
+    pub ndcg_purchase: Option<f64>,
+    /// Mean NDCG@k over requests with at least one engagement.
+    pub ndcg_engage: Option<f64>,
+    /// IPS / SNIPS estimate of this model's top-slot purchase rate from the logged placement
+    /// probabilities (needs `ranking_id`, `position` and `propensity` columns).
+    pub off_policy: Option<offpolicy::OffPolicyEstimate>,
+}
+
+/// The whole evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvaluationReport {
+    pub rows: usize,
+    pub k: usize,
+    /// Requests (distinct ranking ids) with a purchase / with an engagement.
+    pub requests_with_purchase: usize,
+    pub requests_with_engagement: usize,
+    /// NDCG@k of the order that was served (`position`), when the data has it.
+    pub served_ndcg_purchase: Option<f64>,
+    pub served_ndcg_engage: Option<f64>,
+    pub models: Vec<ModelReport>,
+}
+
+/// Why an evaluation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluateError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Table(#[from] crate::export::TableError),
+    #[error("writing plots to {path}: {reason}")]
+    Plot { path: PathBuf, reason: String },
+}
+
+/// Loads `spec` (`name` for the newest version, or `name/version`) from `models_dir`.
+pub fn load_model(models_dir: &Path, spec: &str) -> Result<ModelArtifact, ModelError> {
+    let (name, version) = match spec.split_once('/') {
+        Some((n, v)) => (n.to_owned(), v.to_owned()),
+        None => (spec.to_owned(), registry_newest(&models_dir.join(spec))?),
+    };
+    if !fitrank::model::is_valid_version(&name) || !fitrank::model::is_valid_version(&version) {
+        return Err(ModelError::BadName(spec.to_owned()));
+    }
+    ModelArtifact::load(&models_dir.join(name).join(version))
+}
+
+fn head_report(p: &[f64], y: &[bool]) -> HeadReport {
+    let calibration = metrics::calibration(p, y, 10);
+    HeadReport {
+        auc: metrics::auc(p, y),
+        logloss: metrics::log_loss(p, y),
+        ece: metrics::expected_calibration_error(&calibration),
+        base_rate: y.iter().filter(|v| **v).count() as f64 / y.len().max(1) as f64,
+        mean_predicted: p.iter().sum::<f64>() / p.len().max(1) as f64,
+        calibration,
+    }
+}
+
+/// Mean NDCG@k over groups that have a positive label.
+fn mean_ndcg(groups: &[Vec<usize>], scores: &[f64], labels: &[bool], k: usize) -> (Option<f64>, usize) {
+    let mut values = Vec::new();
+    for g in groups {
+        let s: Vec<f64> = g.iter().map(|&i| scores[i]).collect();
+        let gains: Vec<f64> = g.iter().map(|&i| f64::from(u8::from(labels[i]))).collect();
+        if let Some(v) = metrics::ndcg_at_k(&s, &gains, k) {
+            values.push(v);
+        }
+    }
+    let n = values.len();
+    ((n > 0).then(|| values.iter().sum::<f64>() / n as f64), n)
+}
+
+/// Evaluates `models` on `data` (rows of `table`, same order).
+pub fn evaluate(
+    table: &Table,
+    data: &Dataset,
+    models: &[ModelArtifact],
+    policy: &Policy,
+    k: usize,
+) -> Result<EvaluationReport, EvaluateError> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    if table.has("ranking_id") {
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for row in 0..table.rows() {
+            let id = table.text("ranking_id", row)?;
+            let g = *index.entry(id).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[g].push(row);
+        }
+    }
+    let engaged = data.engaged.as_slice().expect("contiguous");
+    let purchased = data.purchased.as_slice().expect("contiguous");
+    let (mut served_purchase, mut served_engage) = ((None, 0), (None, 0));
+    if table.has("position") && !groups.is_empty() {
+        let order: Vec<f64> = (0..table.rows()).map(|r| -table.f64("position", r).unwrap_or(0.0)).collect();
+        served_purchase = mean_ndcg(&groups, &order, purchased, k);
+        served_engage = mean_ndcg(&groups, &order, engaged, k);
+    }
+    let mut reports = Vec::new();
+    for model in models {
+        let pe = fit::predict(&model.heads.engage, data.x.view(), &data.ids);
+        let pp = fit::predict(&model.heads.purchase, data.x.view(), &data.ids);
+        let scores: Vec<f64> = (0..data.len())
+            .map(|i| {
+                let fit = data.x[[i, scalar::FIT_OVERALL]] as f32;
+                let on_target = fitrank::domain::audience::in_target(fit, data.x[[i, scalar::FIT_UNKNOWN]] > 0.0);
+                f64::from(policy.score(pe[i] as f32, pp[i] as f32, fit, on_target == Some(true)))
+            })
+            .collect();
+        let off_policy = if table.has("position") && table.has("propensity") && !groups.is_empty() {
+            let mut rankings = Vec::with_capacity(groups.len());
+            for g in &groups {
+                let mut items = Vec::with_capacity(g.len());
+                for &i in g {
+                    items.push(offpolicy::LoggedItem {
+                        position: table.f64("position", i)? as u32,
+                        propensity: table.f64("propensity", i)?,
+                        reward: f64::from(u8::from(purchased[i])),
+                        candidate_score: scores[i],
+                    });
+                }
+                rankings.push(items);
+            }
+            offpolicy::top_slot(&rankings)
+        } else {
+            None
+        };
+        let (ndcg_purchase, n_p) = mean_ndcg(&groups, &scores, purchased, k);
+        let (ndcg_engage, n_e) = mean_ndcg(&groups, &scores, engaged, k);
+        served_purchase.1 = n_p;
+        served_engage.1 = n_e;
+        reports.push(ModelReport {
+            model: model.id(),
+            engage: head_report(&pe, engaged),
+            purchase: head_report(&pp, purchased),
+            ndcg_purchase,
+            ndcg_engage,
+            off_policy,
+        });
+    }
+    Ok(EvaluationReport {
+        rows: data.len(),
+        k,
+        requests_with_purchase: served_purchase.1,
+        requests_with_engagement: served_engage.1,
+        served_ndcg_purchase: served_purchase.0,
+        served_ndcg_engage: served_engage.0,
+        models: reports,
+    })
+}
+
+/// Writes `roc_<head>.svg` and `calibration_<head>.svg` into `dir`; returns the files.
+pub fn write_plots(dir: &Path, data: &Dataset, models: &[ModelArtifact]) -> Result<Vec<PathBuf>, EvaluateError> {
+    std::fs::create_dir_all(dir).map_err(|e| EvaluateError::Plot { path: dir.to_owned(), reason: e.to_string() })?;
+    let mut files = Vec::new();
+    for head in ["engage", "purchase"] {
+        let labels = if head == "engage" { &data.engaged } else { &data.purchased };
+        let labels = labels.as_slice().expect("contiguous");
+        let mut roc = Vec::new();
+        let mut reliability = Vec::new();
+        for model in models {
+            let h = if head == "engage" { &model.heads.engage } else { &model.heads.purchase };
+            let p = fit::predict(h, data.x.view(), &data.ids);
+            roc.push((model.id(), metrics::roc_points(&p, labels)));
+            let bins = metrics::calibration(&p, labels, 10);
+            reliability.push((
+                model.id(),
+                bins.iter().filter(|b| b.count > 0).map(|b| (b.mean_predicted, b.observed_rate)).collect::<Vec<_>>(),
+            ));
+        }
+        let roc_path = dir.join(format!("roc_{head}.svg"));
+        plots::curves(&roc_path, &format!("ROC, {head} head"), "false positive rate", "true positive rate", &roc)?;
+        let cal_path = dir.join(format!("calibration_{head}.svg"));
+        plots::curves(
+            &cal_path,
+            &format!("Reliability, {head} head"),
+            "mean predicted",
+            "observed rate",
+            &reliability,
+        )?;
+        files.extend([roc_path, cal_path]);
+    }
+    Ok(files)
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or("n/a".to_owned(), |v| format!("{v:.4}"))
+}
+
+/// A side-by-side table of `report`.
+pub fn render_table(report: &EvaluationReport) -> String {
+    let mut out = format!("{} rows; NDCG@{} over requests with a positive\n\n", report.rows, report.k);
+    out.push_str(&format!("{:<28}", "metric"));
+    for m in &report.models {
+        out.push_str(&format!(" {:>28}", m.model));
+    }
+    out.push('\n');
+    type Cell = fn(&ModelReport) -> String;
+    let rows: [(&str, Cell); 9] = [
+        ("purchase AUC", |m| format!("{:.4}", m.purchase.auc)),
+        ("purchase log loss", |m| format!("{:.5}", m.purchase.logloss)),
+        ("purchase ECE", |m| format!("{:.5}", m.purchase.ece)),
+        ("purchase mean p / rate", |m| format!("{:.4} / {:.4}", m.purchase.mean_predicted, m.purchase.base_rate)),
+        ("engage AUC", |m| format!("{:.4}", m.engage.auc)),
+        ("engage log loss", |m| format!("{:.5}", m.engage.logloss)),
+        ("engage ECE", |m| format!("{:.5}", m.engage.ece)),
+        ("NDCG purchase", |m| opt(m.ndcg_purchase)),
+        ("NDCG engage", |m| opt(m.ndcg_engage)),
+    ];
+    for (name, value) in rows {
+        out.push_str(&format!("{name:<28}"));
+        for m in &report.models {
+            out.push_str(&format!(" {:>28}", value(m)));
+        }
+        out.push('\n');
+    }
+    for m in &report.models {
+        if let Some(e) = &m.off_policy {
+            out.push_str(&format!(
+                "{}: top-slot purchase rate, IPS {:.4} [{:.4}, {:.4}], SNIPS {:.4} [{:.4}, {:.4}] \
+                 ({} of {} rankings agree with the logged top; logged policy {:.4})\n",
+                m.model,
+                e.ips,
+                e.ips_ci.0,
+                e.ips_ci.1,
+                e.snips,
+                e.snips_ci.0,
+                e.snips_ci.1,
+                e.matched,
+                e.rankings,
+                e.logged
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "\nserved order: NDCG purchase {} ({} requests), NDCG engage {} ({} requests)\n",
+        opt(report.served_ndcg_purchase),
+        report.requests_with_purchase,
+        opt(report.served_ndcg_engage),
+        report.requests_with_engagement
+    ));
+    out
+}

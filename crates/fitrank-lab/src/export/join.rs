@@ -1,0 +1,212 @@
+//! Joining outcomes to what was served.
+//!
+//! Rules (all configurable through [`JoinOptions`]):
+//!
+//! - Outcomes are de-duplicated by event id (retried batches can log an event twice).
+//! - A served item counts as **shown** when an impression event names its ranking id and session;
+//!   items never shown are left out unless `require_impression` is off.
+//! - An outcome event that names a `ranking_id` is attributed to that ranking's item for its session
+//!   if it happened within `window_ms` after the ranking; later ones are counted as **late**; ids not
+//!   in the log are counted as **unknown ranking**.
+//! - An outcome without a ranking id is attributed to the latest ranking that served the same
+//!   (user, session) within `window_ms` before it (last touch); none → **unattributed**.
+//! - Returns use `return_window_ms` (returns come days later) instead of `window_ms`.
+//!
+//! Labels: engaged = a view or watch; purchased = a purchase (amount summed); returned = a return.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use super::columns::{Labels, append_row};
+use super::table::{Table, TableBuilder};
+use fitrank::domain::{Event, EventKind, UnixMs};
+use fitrank::featurelog::{ServedRanking, read_outcomes, read_served};
+use fitrank::features::{self, extract};
+
+/// Join settings.
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    /// Only rankings served at or after this time (ms).
+    pub from_ms: UnixMs,
+    /// Only rankings served before this time (ms).
+    pub to_ms: UnixMs,
+    /// Attribution window for engagement and purchases (default 30 minutes).
+    pub window_ms: i64,
+    /// Attribution window for returns (default 30 days).
+    pub return_window_ms: i64,
+    /// Keep only items with an impression event (default true).
+    pub require_impression: bool,
+}
+
+impl Default for JoinOptions {
+    fn default() -> Self {
+        JoinOptions {
+            from_ms: 0,
+            to_ms: i64::MAX,
+            window_ms: 30 * 60_000,
+            return_window_ms: 30 * 86_400_000,
+            require_impression: true,
+        }
+    }
+}
+
+/// What the join saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct JoinStats {
+    pub rankings: u64,
+    pub served_items: u64,
+    pub rows: u64,
+    pub engaged_rows: u64,
+    pub purchased_rows: u64,
+    pub returned_rows: u64,
+    pub outcome_events: u64,
+    pub duplicate_events: u64,
+    pub impressions: u64,
+    pub attributed_events: u64,
+    pub late_events: u64,
+    pub unknown_ranking_events: u64,
+    pub unattributed_events: u64,
+    pub not_shown_items: u64,
+    pub skewed_rows: u64,
+    pub torn_segments: u64,
+    pub damaged_segments: u64,
+}
+
+pub(super) fn join(dirs: &[PathBuf], opt: &JoinOptions) -> std::io::Result<(Table, JoinStats)> {
+    let mut stats = JoinStats::default();
+
+    let mut rankings: Vec<ServedRanking> = Vec::new();
+    let served = read_served(dirs, |r| rankings.push(r))?;
+    let mut seen = HashSet::new();
+    let mut events: Vec<Event> = Vec::new();
+    let mut outcome_events = 0u64;
+    let outcomes = read_outcomes(dirs, |e| {
+        outcome_events += 1;
+        if seen.insert(e.event_id.clone()) {
+            events.push(e);
+        }
+    })?;
+    stats.torn_segments = served.torn_segments + outcomes.torn_segments;
+    stats.damaged_segments = served.damaged_segments + outcomes.damaged_segments;
+    stats.outcome_events = outcome_events;
+    stats.duplicate_events = outcome_events - events.len() as u64;
+    rankings.sort_by_key(|r| r.context.time_ms);
+
+    // Index every served item: by ranking id and by (user, session) in time order.
+    let by_id: HashMap<&str, usize> = rankings.iter().enumerate().map(|(i, r)| (r.ranking_id.as_str(), i)).collect();
+    let mut by_pair: HashMap<(&str, &str), Vec<(UnixMs, usize)>> = HashMap::new();
+    for (i, r) in rankings.iter().enumerate() {
+        for item in &r.items {
+            by_pair
+                .entry((r.user_id.as_str(), item.session.session_id.as_str()))
+                .or_default()
+                .push((r.context.time_ms, i));
+        }
+    }
+
+    // Attribute each outcome to (ranking index, session id).
+    let mut shown: HashSet<(usize, &str)> = HashSet::new();
+    let mut labels: HashMap<(usize, &str), Labels> = HashMap::new();
+    for e in &events {
+        let window = if e.kind == EventKind::Return { opt.return_window_ms } else { opt.window_ms };
+        let target = if !e.ranking_id.is_empty() {
+            match by_id.get(e.ranking_id.as_str()) {
+                None => {
+                    stats.unknown_ranking_events += 1;
+                    continue;
+                }
+                Some(&i) => {
+                    let r = &rankings[i];
+                    if !r.items.iter().any(|it| it.session.session_id == e.session_id) {
+                        stats.unknown_ranking_events += 1;
+                        continue;
+                    }
+                    if e.kind != EventKind::Impression && e.time_ms - r.context.time_ms > window {
+                        stats.late_events += 1;
+                        continue;
+                    }
+                    i
+                }
+            }
+        } else if e.kind == EventKind::Impression {
+            stats.unattributed_events += 1;
+            continue;
+        } else {
+            let found = by_pair.get(&(e.user_id.as_str(), e.session_id.as_str())).and_then(|touches| {
+                let after = touches.partition_point(|(t, _)| *t <= e.time_ms);
+                touches[..after].last().filter(|(t, _)| e.time_ms - t <= window).map(|(_, i)| *i)
+            });
+            match found {
+                Some(i) => i,
+                None => {
+                    stats.unattributed_events += 1;
+                    continue;
+                }
+            }
+        };
+        let key = (target, e.session_id.as_str());
+        if e.kind == EventKind::Impression {
+            stats.impressions += 1;
+            shown.insert(key);
+            continue;
+        }
+        stats.attributed_events += 1;
+        let l = labels.entry(key).or_default();
+        match e.kind {
+            EventKind::View => l.engaged = true,
+            EventKind::Watch => {
+                l.engaged = true;
+                l.watch_seconds += e.watch_seconds;
+            }
+            EventKind::Purchase => {
+                l.purchased = true;
+                l.amount += e.amount;
+            }
+            EventKind::Return => l.returned = true,
+            _ => {}
+        }
+    }
+
+    let mut builder = TableBuilder::default();
+    let mut recomputed = [0f32; features::NUM_FEATURES];
+    for (i, r) in rankings.iter().enumerate() {
+        if r.context.time_ms < opt.from_ms || r.context.time_ms >= opt.to_ms {
+            continue;
+        }
+        stats.rankings += 1;
+        for item in &r.items {
+            stats.served_items += 1;
+            let key = (i, item.session.session_id.as_str());
+            if opt.require_impression && !shown.contains(&key) {
+                stats.not_shown_items += 1;
+                continue;
+            }
+            let l = labels.get(&key).copied().unwrap_or_default();
+            let Some(row) = item.features.to_dense() else {
+                stats.skewed_rows += 1;
+                continue;
+            };
+            // Training/serving skew check: recompute from the logged inputs.
+            let input = features::FeatureInput {
+                user: &r.user,
+                activity: &r.activity,
+                session: &item.session,
+                stats: &item.stats,
+                context: &r.context,
+            };
+            extract(&input, &mut recomputed);
+            if r.schema_hash != features::schema_hash()
+                || recomputed.iter().zip(row.iter()).any(|(a, b)| a.to_bits() != b.to_bits())
+            {
+                stats.skewed_rows += 1;
+            }
+            append_row(&mut builder, r, item, &l, &row);
+            stats.rows += 1;
+            stats.engaged_rows += u64::from(l.engaged);
+            stats.purchased_rows += u64::from(l.purchased);
+            stats.returned_rows += u64::from(l.returned);
+        }
+    }
+    let table = if builder.table.columns.is_empty() { super::columns::empty_table() } else { builder.table };
+    Ok((table, stats))
+}

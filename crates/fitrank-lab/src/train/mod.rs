@@ -1,0 +1,348 @@
+//! Training: data in, linfa heads fitted, a versioned artifact out.
+//!
+//! Rows always come from [`fitrank::features::extract`]: the generator ([`generator`]) produces
+//! (user, session, stats-before-the-impression, context) tuples, and tables ([`table`]) either carry
+//! the served rows of the feature log (`f.*` columns, checked against this schema's hash) or are
+//! recomputed from their raw-input columns.
+
+pub mod factors;
+pub mod fit;
+pub mod generator;
+pub mod metrics;
+pub mod solver;
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use ndarray::{Array1, Array2, Axis};
+use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
+
+use fitrank::domain::{now_ms, rfc3339};
+use fitrank::features::{self, FeatureInput, IdentityKeys, NUM_FEATURES};
+use fitrank::model::{Heads, LinearHead, Manifest, ModelArtifact, TrainingInfo};
+
+/// A labelled design matrix.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// One feature row per impression.
+    pub x: Array2<f64>,
+    /// Viewed after being shown.
+    pub engaged: Array1<bool>,
+    /// Bought after being shown.
+    pub purchased: Array1<bool>,
+    /// Time of each row, ms (0 when unknown).
+    pub time_ms: Vec<i64>,
+    /// Each row's hashed user and host ids for the identity block (all "no id" when the source
+    /// has none).
+    pub ids: Vec<IdentityKeys>,
+}
+
+impl Dataset {
+    /// Builds the matrix from labelled feature inputs through the shared extractor.
+    pub fn from_inputs<'a>(examples: impl ExactSizeIterator<Item = (FeatureInput<'a>, bool, bool)>) -> Self {
+        let n = examples.len();
+        let mut data = Dataset::with_rows(n);
+        let mut row = [0f32; NUM_FEATURES];
+        for (i, (input, e, p)) in examples.enumerate() {
+            features::extract(&input, &mut row);
+            data.set(i, &row, e, p, input.context.time_ms);
+        }
+        data
+    }
+
+    /// An all-zero dataset of `n` rows.
+    pub fn with_rows(n: usize) -> Self {
+        Dataset {
+            x: Array2::zeros((n, NUM_FEATURES)),
+            engaged: Array1::from_elem(n, false),
+            purchased: Array1::from_elem(n, false),
+            time_ms: vec![0; n],
+            ids: vec![IdentityKeys::default(); n],
+        }
+    }
+
+    /// Sets row `i`.
+    pub fn set(&mut self, i: usize, row: &[f32; NUM_FEATURES], engaged: bool, purchased: bool, time_ms: i64) {
+        for (dst, src) in self.x.row_mut(i).iter_mut().zip(row.iter()) {
+            *dst = f64::from(*src);
+        }
+        self.engaged[i] = engaged;
+        self.purchased[i] = purchased;
+        self.time_ms[i] = time_ms;
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.x.nrows()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// As a table: `time_ms`, `label_engage`, `label_purchase` and one `f.<feature>` column per
+    /// feature (the layout `fitrank train --data` reads), for other tools to train on the same rows.
+    pub fn to_table(&self) -> crate::export::Table {
+        use crate::export::table::{Column, Values};
+        let mut columns = vec![
+            Column { name: "time_ms".into(), values: Values::I64(self.time_ms.clone()) },
+            Column {
+                name: "label_engage".into(),
+                values: Values::I64(self.engaged.iter().map(|v| i64::from(*v)).collect()),
+            },
+            Column {
+                name: "label_purchase".into(),
+                values: Values::I64(self.purchased.iter().map(|v| i64::from(*v)).collect()),
+            },
+        ];
+        for (j, name) in features::feature_names().iter().enumerate() {
+            let values = self.x.column(j).iter().map(|v| *v as f32).collect();
+            columns.push(Column { name: format!("f.{name}"), values: Values::F32(values) });
+        }
+        crate::export::Table { columns }
+    }
+
+    /// The rows at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> Dataset {
+        Dataset {
+            x: self.x.select(Axis(0), idx),
+            engaged: self.engaged.select(Axis(0), idx),
+            purchased: self.purchased.select(Axis(0), idx),
+            time_ms: idx.iter().map(|i| self.time_ms[*i]).collect(),
+            ids: idx.iter().map(|i| self.ids[*i]).collect(),
+        }
+    }
+}
+
+/// How rows are split into train, validation and test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Split {
+    /// By time: the last `test` share is the test set, the `validation` share before it validates.
+    Time { validation: f64, test: f64 },
+    /// Shuffled by `seed`.
+    Random { seed: u64, validation: f64, test: f64 },
+}
+
+impl Split {
+    /// (train, validation, test) row indexes of `data`.
+    pub fn indexes(&self, data: &Dataset) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+        let n = data.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        let (validation, test) = match *self {
+            Split::Time { validation, test } => {
+                order.sort_by_key(|i| data.time_ms[*i]);
+                (validation, test)
+            }
+            Split::Random { seed, validation, test } => {
+                order.shuffle(&mut StdRng::seed_from_u64(seed));
+                (validation, test)
+            }
+        };
+        let n_test = ((n as f64) * test).round() as usize;
+        let n_valid = ((n as f64) * validation).round() as usize;
+        let n_train = n.saturating_sub(n_test + n_valid);
+        let test_idx = order.split_off(n_train + n_valid);
+        let valid_idx = order.split_off(n_train);
+        (order, valid_idx, test_idx)
+    }
+}
+
+/// Settings of one training run.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub name: String,
+    pub version: String,
+    /// L2 strengths to try; the one with the best validation log loss wins, per head. With one
+    /// value no validation split is needed.
+    pub alphas: Vec<f64>,
+    pub max_iterations: u64,
+    /// Which optimiser fits the heads.
+    pub solver: fit::Solver,
+    pub split: Split,
+    /// Where the data came from (recorded in the manifest).
+    pub source: String,
+    pub seed: u64,
+    /// Slots per kind of the identity block (hashed user and host ids); 0 for none.
+    pub identity_buckets: u32,
+    /// Latent factors per identity slot (the user × host term, sparse solver only); 0 for none.
+    pub factor_dims: u32,
+    /// L2 strength on the latent factors (their own: the weights' alpha is chosen on validation).
+    pub factor_alpha: f64,
+}
+
+/// Why training failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("could not fit the {head} head: {message}")]
+    Fit { head: &'static str, message: String },
+    #[error("training data unusable: {0}")]
+    Data(String),
+    #[error(transparent)]
+    Table(#[from] crate::export::TableError),
+}
+
+/// Default L2 strength on the latent factors (`TrainOptions::factor_alpha`).
+pub const DEFAULT_FACTOR_ALPHA: f64 = 5.0;
+
+/// The best head for one label: one fit per alpha, the lowest validation log loss wins.
+/// Returns the head, its alpha and its validation log loss (0 with a single alpha).
+fn best_head(
+    name: &'static str,
+    x: &fit::Design,
+    y: &Array1<bool>,
+    valid: &Dataset,
+    y_valid: &Array1<bool>,
+    opts: &TrainOptions,
+) -> Result<(LinearHead, f64, f64), TrainError> {
+    let mut chosen: Option<(f64, f64, LinearHead)> = None;
+    let x = &*x.for_label(y.view())?;
+    for (k, &alpha) in opts.alphas.iter().enumerate() {
+        let started = Instant::now();
+        let (head, iterations) = fit::fit_head_counted(name, x, y.view(), alpha, opts.max_iterations)?;
+        let loss = if opts.alphas.len() > 1 {
+            let p = fit::predict(&head, valid.x.view(), &valid.ids);
+            metrics::log_loss(&p, y_valid.as_slice().expect("contiguous"))
+        } else {
+            0.0
+        };
+        eprintln!(
+            "  {name} head [{}/{}], alpha {alpha}: {:.1}s{}{}",
+            k + 1,
+            opts.alphas.len(),
+            started.elapsed().as_secs_f64(),
+            iterations.map(|i| format!(", {i} iterations")).unwrap_or_default(),
+            if opts.alphas.len() > 1 { format!(", validation log loss {loss:.5}") } else { String::new() }
+        );
+        if chosen.as_ref().is_none_or(|(l, _, _)| loss < *l) {
+            chosen = Some((loss, alpha, head));
+        }
+    }
+    let (loss, alpha, head) = chosen.ok_or_else(|| TrainError::Data("no alpha to try".into()))?;
+    Ok((head, alpha, loss))
+}
+
+/// The fitted heads of one run with their held-out metrics, trained on the rows `train_idx` of
+/// `data` (read straight into the solver's layout: no dense copy of the split). The two heads are
+/// independent fits over the same rows, so they run on two threads.
+fn fit_heads(
+    data: &Dataset,
+    train_idx: &[usize],
+    valid: &Dataset,
+    opts: &TrainOptions,
+    metrics: &mut BTreeMap<String, f64>,
+    hyper: &mut BTreeMap<String, f64>,
+) -> Result<Heads, TrainError> {
+    let identity = fit::Identity {
+        keys: &data.ids,
+        buckets: opts.identity_buckets,
+        factor_dims: opts.factor_dims,
+        factor_alpha: opts.factor_alpha,
+    };
+    let x = fit::design_rows(data.x.view(), train_idx, opts.solver, Some(identity))?;
+    let (engaged, purchased) = (data.engaged.select(Axis(0), train_idx), data.purchased.select(Axis(0), train_idx));
+    let (engage, purchase) = std::thread::scope(|scope| {
+        let engage = scope.spawn(|| best_head("engage", &x, &engaged, valid, &valid.engaged, opts));
+        let purchase = best_head("purchase", &x, &purchased, valid, &valid.purchased, opts);
+        (engage.join().expect("engage head thread panicked"), purchase)
+    });
+    let mut heads = Vec::with_capacity(2);
+    for (name, result) in [("engage", engage), ("purchase", purchase)] {
+        let (head, alpha, loss) = result?;
+        hyper.insert(format!("{name}_alpha"), alpha);
+        if opts.alphas.len() > 1 {
+            metrics.insert(format!("{name}_validation_logloss"), loss);
+        }
+        heads.push(head);
+    }
+    let purchase = heads.pop().expect("two heads");
+    let engage = heads.pop().expect("two heads");
+    Ok(Heads { engage, purchase })
+}
+
+/// Splits `data`, fits both heads (choosing alpha on validation when several are given), measures
+/// them on the test split, and returns the artifact.
+pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, TrainError> {
+    let (train_idx, valid_idx, test_idx) = opts.split.indexes(data);
+    if train_idx.len() < 100 || test_idx.is_empty() {
+        return Err(TrainError::Data(format!(
+            "{} rows give {} training and {} test rows; need at least 100 and 1",
+            data.len(),
+            train_idx.len(),
+            test_idx.len()
+        )));
+    }
+    if opts.identity_buckets > features::identity::MAX_BUCKETS {
+        return Err(TrainError::Data(format!(
+            "{} identity buckets per kind; at most {}",
+            opts.identity_buckets,
+            features::identity::MAX_BUCKETS
+        )));
+    }
+    if opts.factor_dims > features::identity::MAX_FACTOR_DIMS
+        || (opts.factor_dims > 0 && (opts.identity_buckets == 0 || opts.solver != fit::Solver::Sparse))
+    {
+        return Err(TrainError::Data(format!(
+            "{} factor dimensions: at most {}, and only with identity buckets and the sparse solver",
+            opts.factor_dims,
+            features::identity::MAX_FACTOR_DIMS
+        )));
+    }
+    if opts.factor_dims > 0 && !(opts.factor_alpha.is_finite() && opts.factor_alpha > 0.0) {
+        return Err(TrainError::Data(format!("factor alpha {}: must be finite and positive", opts.factor_alpha)));
+    }
+    if opts.alphas.len() > 1 && valid_idx.is_empty() {
+        return Err(TrainError::Data("several alphas need a validation split".into()));
+    }
+    let (valid_set, test_set) = (data.select(&valid_idx), data.select(&test_idx));
+
+    let mut metrics = BTreeMap::new();
+    let mut hyper = BTreeMap::from([
+        ("max_iterations".to_owned(), opts.max_iterations as f64),
+        ("factor_alpha".to_owned(), if opts.factor_dims > 0 { opts.factor_alpha } else { 0.0 }),
+        ("train_rows".to_owned(), train_idx.len() as f64),
+        ("validation_rows".to_owned(), valid_idx.len() as f64),
+    ]);
+    let started = Instant::now();
+    let heads = fit_heads(data, &train_idx, &valid_set, opts, &mut metrics, &mut hyper)?;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "fitted both heads in {seconds:.1}s: {:.0} training rows/s",
+        train_idx.len() as f64 * opts.alphas.len() as f64 / seconds
+    );
+
+    for (name, head, y) in
+        [("engage", &heads.engage, &test_set.engaged), ("purchase", &heads.purchase, &test_set.purchased)]
+    {
+        let p = fit::predict(head, test_set.x.view(), &test_set.ids);
+        let y = y.as_slice().expect("contiguous");
+        metrics.insert(format!("{name}_auc"), metrics::auc(&p, y));
+        metrics.insert(format!("{name}_logloss"), metrics::log_loss(&p, y));
+        metrics.insert(format!("{name}_base_rate"), y.iter().filter(|v| **v).count() as f64 / y.len() as f64);
+    }
+    metrics.insert("holdout_rows".into(), test_idx.len() as f64);
+
+    let known_times = data.time_ms.iter().filter(|t| **t > 0);
+    let manifest = Manifest {
+        format: fitrank::model::ARTIFACT_FORMAT,
+        name: opts.name.clone(),
+        version: opts.version.clone(),
+        created_at: rfc3339(now_ms()),
+        code_version: env!("CARGO_PKG_VERSION").to_owned(),
+        schema_hash: features::schema_hash().to_owned(),
+        feature_names: features::feature_names().to_vec(),
+        training: TrainingInfo {
+            source: opts.source.clone(),
+            seed: opts.seed,
+            rows: data.len() as u64,
+            data_from_ms: known_times.clone().min().copied().unwrap_or(0),
+            data_to_ms: known_times.max().copied().unwrap_or(0),
+        },
+        hyperparameters: hyper,
+        metrics,
+        identity_buckets: opts.identity_buckets,
+        factor_dims: opts.factor_dims,
+    };
+    Ok(ModelArtifact { manifest, heads })
+}

@@ -63,26 +63,16 @@ fn main() -> ExitCode {
     if let Command::External(words) = args.command {
         return cli::external::run(&words);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FITRANK_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    fitrank::cli::init_logging("info");
     let result = match args.command {
         Command::Serve(a) => serve(a),
         Command::Call(a) => cli::call(a),
         Command::External(_) => unreachable!("dispatched above"),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    fitrank::cli::exit_code(result)
 }
 
-type AnyError = Box<dyn std::error::Error + Send + Sync>;
+type AnyError = fitrank::cli::CommandError;
 
 fn serve(a: ServeArgs) -> Result<(), AnyError> {
     let overrides = config::Overrides {

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use fitrank_lab::train;
 
-/// mimalloc instead of glibc's malloc: under `Rank` load glibc's allocator took about 15% of the
-/// server's CPU (docs/BENCHMARKS.md, "Profile of the Rank path").
+/// The server's allocator (mimalloc), so that the lab's in-process measurements and training run
+/// on the same allocator as the service.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -277,11 +277,7 @@ fn parse_mapping(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FITRANK_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    fitrank::cli::init_logging("info");
     let args = Args::parse();
     let result = match args.command {
         Command::Train(a) => run_train(a),
@@ -292,16 +288,10 @@ fn main() -> ExitCode {
         Command::Simulate(a) => run_simulate(a),
         Command::Movielens(a) => run_movielens(a),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    fitrank::cli::exit_code(result)
 }
 
-type AnyError = Box<dyn std::error::Error + Send + Sync>;
+type AnyError = fitrank::cli::CommandError;
 
 fn run_train(a: TrainArgs) -> Result<(), AnyError> {
     let started = std::time::Instant::now();

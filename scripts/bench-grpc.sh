@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${1:-10}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
 OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
-cargo build --release --quiet
+cargo build --release --workspace --quiet
 B="$CARGO_TARGET_DIR/release/fitrank"
 python3 -m pip install --quiet -r scripts/baseline/requirements.txt >/dev/null 2>&1 || python3 -m pip install -r scripts/baseline/requirements.txt
 MODEL="models/default/$(ls models/default | sort | tail -1)"
@@ -44,7 +44,7 @@ fr_half=$(bench rank --url http://127.0.0.1:50090 --rate "$fr_half_rate" --candi
 floor_half=$(bench floor --url http://127.0.0.1:50090 --rate "$fr_half_rate")
 # the machine alone, no service: threads busy for the CPU share the half-of-max run used, spread
 # over all CPUs as that run was, then the same busy time (at most one CPU's) as one thread on one
-# CPU (cli::stalls)
+# CPU (fitrank-bench's stalls probe)
 cpus=$(nproc)
 duty=$(python3 -c "import json,sys; b=(json.loads(sys.argv[1]).get('host') or {}).get('busy_pct', 50); print(round(min(1.0, max(0.05, b / 100)), 3))" "$fr_half")
 duty_one=$(python3 -c "print(round(min(1.0, $duty * $cpus), 3))")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The MovieLens 100k benchmark as docs/BENCHMARKS.md records it: seeds 1-4, full and demographic
+# The MovieLens 100k benchmark as docs/PERFORMANCE.md records it: seeds 1-4, full and demographic
 # feature sets, per-seed JSON lines and the mean test AUC and log loss of each feature set.
 # Usage: scripts/bench-movielens.sh [DATA_DIR [EXTRA ARGS...]]   (default ../shared/data/ml-100k;
 # never copy the data into this repository: see its README for the licence). EXTRA ARGS go to every
@@ -10,11 +10,11 @@ cd "$(dirname "$0")/.."
 DATA="${1:-../shared/data/ml-100k}"
 shift || true
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
-cargo build --release --quiet
+cargo build --release --workspace --quiet
 B="$CARGO_TARGET_DIR/release/fitrank"
 for features in full demographic; do
   for seed in 1 2 3 4; do
-    "$B" bench movielens --data "$DATA" --seed "$seed" --features "$features" --json "$@"
+    "$B" movielens --data "$DATA" --seed "$seed" --features "$features" --json "$@"
   done
 done | tee /dev/stderr | python3 -c '
 import json, sys

@@ -12,7 +12,7 @@ SECONDS_PER_RUN="${1:-10}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
 OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
 scripts/install-redis.sh
-cargo build --release --quiet
+cargo build --release --workspace --quiet
 B="$CARGO_TARGET_DIR/release/fitrank"
 RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync everysec \

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ROWS="${1:-1000000}"; ITERS="${2:-100}"; ALPHA=1; TEST=0.1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
 OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
-cargo build --release --quiet
+cargo build --release --workspace --quiet
 python3 -m pip install --quiet -r scripts/baseline/requirements.txt pandas pyarrow >/dev/null 2>&1
 B="$CARGO_TARGET_DIR/release/fitrank"
 "$B" generate --rows "$ROWS" --users 50000 --sessions 5000 --out "$OUT/rows.parquet"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Which fields the MovieLens-100k anchors of issue 3 need: scikit-learn logistic regression and
-LightGBM on the raw fields, same protocol as `fitrank bench movielens` (ratings of 3 dropped,
+LightGBM on the raw fields, same protocol as `fitrank movielens` (ratings of 3 dropped,
 > 3 positive, random 80/10/10 split by seed, test AUC on the last 10%; numpy's permutation, so
 the split differs from fitrank's for the same seed). Fields are one-hot for the linear model and
 categorical for LightGBM; the 19 genre flags are always included.

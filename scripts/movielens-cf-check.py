@@ -1,7 +1,7 @@
 """What a collaborative feature would add on MovieLens 100k, checked with scikit-learn before it is
-built into fitrank (docs/BENCHMARKS.md, MovieLens section).
+built into fitrank (docs/PERFORMANCE.md, MovieLens section).
 
-Same protocol as `fitrank bench movielens` (ratings of 3 dropped, > 3 positive, random 80/10/10
+Same protocol as `fitrank movielens` (ratings of 3 dropped, > 3 positive, random 80/10/10
 split; here numpy's RandomState(seed) permutation, not fitrank's split), history features from
 training ratings only (out-of-fold in five folds for training rows), logistic regression (C=1)
 on a handful of dense features:

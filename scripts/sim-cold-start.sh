@@ -10,14 +10,14 @@
 # Prints purchases per 1,000 impressions (with the exploration run's change against run 1 and its
 # standard error) and, for the new sessions, over their first COLD_MINUTES (default 60) simulated
 # minutes: how many sold, impressions each, and the minutes from going live to their first
-# purchase (median, restricted mean and censored-data mean; see src/simulate.rs).
+# purchase (median, restricted mean and censored-data mean; see crates/fitrank-lab/src/simulate.rs).
 # The three run two at a time on this 2-core machine.
 # Usage: scripts/sim-cold-start.sh [REQUESTS] [SEED]   (default 100000 3; SHARE=0.05 COLD=10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS="${1:-100000}"; SEED="${2:-3}"; SHARE="${SHARE:-0.05}"; COLD="${COLD:-10}"; COLD_MINUTES="${COLD_MINUTES:-60}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
-cargo build --release --quiet
+cargo build --release --workspace --quiet
 B="$CARGO_TARGET_DIR/release/fitrank"
 OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
 PIDS=()

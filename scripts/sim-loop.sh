@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WARMUP="${1:-20000}"; EVAL="${2:-20000}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
-cargo build --release --quiet
+cargo build --release --workspace --quiet
 B="$CARGO_TARGET_DIR/release/fitrank"
 OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT/models/default"
 cp -r models/default/* "$OUT/models/default/"

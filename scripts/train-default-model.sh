@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduces the shipped default model, models/default/20261202-180000: the whole loop of
-# docs/BENCHMARKS.md at scale, trained on what the service itself logged in the default world.
+# docs/PERFORMANCE.md at scale, trained on what the service itself logged in the default world.
 #   1. a bootstrap model from the built-in generator (world seed 7, 480,000 rows; deterministic)
 #   2. twice, on a fresh service with that model (behaviour seeds 1 and 2): 300,000 simulated feed
 #      requests (simulated hours 4 to 31.8 of the world's day) served by the policy of the
@@ -10,12 +10,12 @@
 #      last 10%
 # The scorecard's behaviour seeds (3 to 8) are not among the logged ones. The service's
 # exploration draws are not seeded, so the weights differ slightly between runs (two runs are
-# compared in docs/BENCHMARKS.md). 4 min 29 s on a 2-core machine.
+# compared in docs/PERFORMANCE.md). 4 min 29 s on a 2-core machine.
 # Usage: scripts/train-default-model.sh [MODELS_DIR]   (default: models)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
-cargo build --release --quiet
+cargo build --release --workspace --quiet
 B="$CARGO_TARGET_DIR/release/fitrank"
 MODELS="${1:-models}"
 W="$(mktemp -d)"

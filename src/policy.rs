@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 /// set for the shipped model, trained on the service's own impression logs (9.4% of logged
 /// impressions bought); the earlier model, trained on generated rows (0.73%), needed 0.25 for
 /// the same share.
-/// In the simulator (docs/BENCHMARKS.md, simulator scorecard) the default reaches an on-target
+/// In the simulator (docs/PERFORMANCE.md, simulator goal) the default reaches an on-target
 /// share of at least 0.85 at about 90% of the oracle's purchases. Set it to what targeting is
 /// worth to your sellers in purchases per impression.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

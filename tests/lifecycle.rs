@@ -66,9 +66,8 @@ async fn health_and_both_reflection_versions() {
     ));
 }
 
-/// `RankingService` is fitrank's own server (`api::RankingServer`, which decodes `Rank` requests
-/// into one buffer of ids): like a generated server, it answers a method it does not have with
-/// UNIMPLEMENTED, and `Rank` with a ranking.
+/// `RankingService` answers a method it does not have with UNIMPLEMENTED, and `Rank` with a
+/// ranking.
 #[tokio::test]
 async fn the_ranking_service_answers_an_unknown_method_with_unimplemented() {
     let server = TestServer::start().await;

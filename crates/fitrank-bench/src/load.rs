@@ -57,7 +57,7 @@ pub enum Target {
     /// grpc.health.v1.Health/Check (empty unary call).
     Floor,
     /// Offline: this machine's stalls of running threads, no service involved (--probe-threads,
-    /// --duty, --duration; `cli::stalls`).
+    /// --duty, --duration; `stalls`).
     Stalls,
 }
 

@@ -136,7 +136,7 @@ async fn cold_start_run(policy: SimPolicy, exploration_share: f32, seed: u64) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_exploration_new_hosts_sell_twice_as_fast_as_under_popularity() {
     // The goal of the simulator's issue at the default exploration share, on a small world:
-    // docs/BENCHMARKS.md measures the default world (scripts/sim-cold-start.sh).
+    // docs/PERFORMANCE.md measures the default world (scripts/sim-cold-start.sh).
     let (off, on, popular) = tokio::join!(
         cold_start_run(SimPolicy::Fitrank, 0.0, 22),
         cold_start_run(SimPolicy::Fitrank, 0.05, 22),

@@ -24,7 +24,7 @@ pub enum Solver {
     #[default]
     Sparse,
     /// linfa-logistic 0.8 on a dense column-major matrix: the reference, about 10× slower
-    /// (docs/BENCHMARKS.md, Training speed).
+    /// (docs/PERFORMANCE.md, training goal).
     Linfa,
 }
 

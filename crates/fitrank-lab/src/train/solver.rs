@@ -17,7 +17,7 @@
 //! Why not linfa-logistic itself: it evaluates cost and gradient separately, three passes over the
 //! dense matrix per line-search step (`x·w` twice, as a general matrix product with a one-column
 //! matrix, and `xᵀ·r`); on 900,000 × 259 rows that made training 2.7× slower than scikit-learn
-//! (docs/BENCHMARKS.md, Training speed). linfa stays the reference: the tests fit the same data
+//! (docs/PERFORMANCE.md, training goal). linfa stays the reference: the tests fit the same data
 //! with linfa-logistic and require the same weights.
 
 use std::ops::Range;

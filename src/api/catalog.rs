@@ -74,6 +74,7 @@ impl CatalogService for CatalogApi {
                 stats: Some(convert::stats_to_proto(&s.stats, now_ms())),
                 end_time_unix_ms: s.session.end_time_ms,
                 degraded: found.degraded,
+                observed: Some(pb::ObservedAudience::from(&crate::domain::observed(&s.session.target, &s.stats))),
             })),
             None if found.degraded => {
                 Err(Status::unavailable(format!("session_id: {id:?} is not cached here and the store is unreachable")))

@@ -334,6 +334,7 @@ async fn run(channel: Channel, command: CallCommand, out: Output) -> CallResult 
             out.print(&r, |r| {
                 print_session(&r.session.clone().unwrap_or_default());
                 print_stats(&r.stats.clone().unwrap_or_default());
+                print_observed(&r.observed.clone().unwrap_or_default());
             })?;
         }
         CallCommand::Rank { user, candidates, limit, profile } => {
@@ -643,5 +644,36 @@ fn print_model(m: &pb::ModelInfo) {
     metrics.sort_by(|a, b| a.0.cmp(b.0));
     for (k, v) in metrics {
         println!("  {k:<28} {v:.4}");
+    }
+}
+
+fn print_observed(o: &pb::ObservedAudience) {
+    let share = |s: Option<f64>| s.map_or("-".to_owned(), |s| format!("{:.0}%", 100.0 * s));
+    let groups = |g: &[pb::GroupShare]| {
+        g.iter()
+            .map(|g| {
+                let gender = enum_name::<pb::Gender>(g.gender, "GENDER_");
+                let age = enum_name::<pb::AgeBand>(g.age_band, "AGE_BAND_").replace('_', "-");
+                format!("{:.0}% {gender} {age}", 100.0 * g.share)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "{:<18} {} profiled viewers ({} inside the target), {} buyers ({} inside)",
+        "reached",
+        o.profiled_views,
+        share(o.viewers_inside_share),
+        o.profiled_purchases,
+        share(o.buyers_inside_share)
+    );
+    if !o.top_buyers.is_empty() {
+        println!("{:<18} {}", "top buyers", groups(&o.top_buyers));
+    }
+    if !o.top_viewers.is_empty() {
+        println!("{:<18} {}", "top viewers", groups(&o.top_viewers));
+    }
+    if !o.mismatch.is_empty() {
+        println!("{:<18} {}", "MISMATCH", o.mismatch);
     }
 }

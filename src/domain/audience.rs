@@ -87,6 +87,23 @@ pub fn fit(user: &UserProfile, target: &TargetAudience) -> AudienceFit {
     AudienceFit { age, gender, region, interests, declared, unknown }
 }
 
+/// Whether users of `band` × `gender` are inside the ages and genders `target` declares (its
+/// regions and interests aside: a group does not have them), by the same rule as [`in_target`];
+/// `None` when the target declares neither, or declares one the group leaves unknown.
+pub fn segment_in_target(target: &TargetAudience, band: AgeBand, gender: Gender) -> Option<bool> {
+    let declared_gender = !target.genders.is_empty();
+    if !target.has_age() && !declared_gender {
+        return None;
+    }
+    let age = if target.has_age() { age_overlap(band, target)? } else { 1.0 };
+    let gender = match (declared_gender, gender) {
+        (false, _) => 1.0,
+        (true, Gender::Unknown) => return None,
+        (true, g) => f32::from(u8::from(target.genders.contains(&g))),
+    };
+    in_target(age * gender, false)
+}
+
 /// Share of the band's ages inside the target range; `None` for an unknown band.
 fn age_overlap(band: AgeBand, target: &TargetAudience) -> Option<f32> {
     let (lo, hi) = band.range()?;

@@ -47,6 +47,7 @@ pub mod audience;
 mod catalog;
 mod context;
 mod event;
+pub mod observed;
 pub mod stats;
 pub mod window;
 
@@ -54,6 +55,7 @@ pub use activity::{AFFINITY_HALF_LIFE_MS, UserActivity, engagement_weight};
 pub use catalog::{AgeBand, Category, Gender, LiveSession, PriceBand, SessionStatus, TargetAudience, UserProfile};
 pub use context::{RequestContext, Surface};
 pub use event::{Event, EventKind};
+pub use observed::{GroupShare, ObservedAudience, observed};
 pub use stats::{LiveStats, SEGMENTS, Viewer, segment};
 
 /// Milliseconds since the Unix epoch, UTC.

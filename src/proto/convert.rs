@@ -4,7 +4,9 @@
 //! ([`crate::api::convert`]).
 
 use super::v1 as pb;
-use crate::domain::{AgeBand, Category, EventKind, Gender, LiveSession, PriceBand, SessionStatus};
+use crate::domain::{
+    AgeBand, Category, EventKind, Gender, GroupShare, LiveSession, ObservedAudience, PriceBand, SessionStatus,
+};
 use crate::experiment::{ExperimentDef, Kind, Status};
 use crate::model::Manifest;
 
@@ -159,6 +161,31 @@ impl From<&ExperimentDef> for pb::Experiment {
                 Status::Stopped => "stopped",
             }
             .into(),
+        }
+    }
+}
+
+impl From<&GroupShare> for pb::GroupShare {
+    fn from(g: &GroupShare) -> Self {
+        pb::GroupShare {
+            age_band: pb::AgeBand::from(g.age_band) as i32,
+            gender: pb::Gender::from(g.gender) as i32,
+            share: g.share,
+        }
+    }
+}
+
+impl From<&ObservedAudience> for pb::ObservedAudience {
+    fn from(o: &ObservedAudience) -> Self {
+        pb::ObservedAudience {
+            declared: o.declared.clone(),
+            profiled_views: o.profiled_views,
+            profiled_purchases: o.profiled_purchases,
+            viewers_inside_share: o.viewers_inside_share,
+            buyers_inside_share: o.buyers_inside_share,
+            top_viewers: o.top_viewers.iter().map(pb::GroupShare::from).collect(),
+            top_buyers: o.top_buyers.iter().map(pb::GroupShare::from).collect(),
+            mismatch: o.mismatch.clone().unwrap_or_default(),
         }
     }
 }

@@ -78,7 +78,10 @@ async fn the_export_joins_outcomes_and_recomputes_the_served_features_exactly() 
     assert_eq!(table.i64("label_engage", b2).unwrap(), 1);
     assert_eq!(table.f64("watch_seconds", b2).unwrap(), 30.0);
     assert_eq!(table.i64("label_purchase", b2).unwrap(), 0);
+    // The audience A had reached when ranked (every ranking came before the events): nobody yet.
     let a3 = find(&id3, "A");
+    assert!(table.f64("observed.buyers_inside_share", a3).unwrap().is_nan());
+    assert_eq!(table.text("observed.mismatch", a3).unwrap(), "");
     assert_eq!(table.i64("label_purchase", a3).unwrap(), 1, "last-touch attribution");
 
     // Written as CSV and read back: features recomputed from the raw columns equal the served ones,

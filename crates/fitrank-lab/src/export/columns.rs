@@ -114,6 +114,11 @@ pub fn append_row(b: &mut TableBuilder, r: &ServedRanking, item: &ServedItem, la
     }
     b.str("stats.segment_views", list(st.segment_views));
     b.str("stats.segment_purchases", list(st.segment_purchases));
+    // Derived, for people reading the export: the audience the session had reached by then.
+    let observed = fitrank::domain::observed(&s.target, st);
+    b.f64("observed.viewers_inside_share", observed.viewers_inside_share.unwrap_or(f64::NAN));
+    b.f64("observed.buyers_inside_share", observed.buyers_inside_share.unwrap_or(f64::NAN));
+    b.str("observed.mismatch", observed.mismatch.as_deref().unwrap_or(""));
 
     for (name, v) in feature_names().iter().zip(row.iter()) {
         b.f32(&format!("f.{name}"), *v);

@@ -10,6 +10,7 @@
 //! - [`report`]: an experiment's per-arm report with its statistics, from an export.
 //! - [`simulate`]: the synthetic world driving a running service over gRPC, with its scorecard.
 //! - [`movielens`]: the real-data benchmark through the product's feature path.
+//! - [`worlds`]: world families for the simulator, differing in structure, not only in seed.
 //! - [`progress`]: progress bars on a terminal.
 
 pub mod evaluate;
@@ -19,3 +20,4 @@ pub mod progress;
 pub mod report;
 pub mod simulate;
 pub mod train;
+pub mod worlds;

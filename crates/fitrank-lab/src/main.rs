@@ -174,8 +174,13 @@ struct SimulateArgs {
     /// The world (seed 7 is the world the shipped model was trained on).
     #[command(flatten)]
     world: WorldArgs,
+    /// The world's family: `default` (the generator's, the shipped model's own), `shoppers`
+    /// (hidden shopper types, wrong and too broad declarations), or a world file (TOML; see
+    /// `fitrank_lab::worlds`).
+    #[arg(long = "world", default_value = "default")]
+    family: String,
     /// Ranking policies, round-robin over requests.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "fitrank,random,popularity,oracle")]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "fitrank,random,popularity,oracle,demographic")]
     policies: Vec<fitrank_lab::simulate::SimPolicy>,
     /// Feed requests per simulated second (the simulated clock advances 1 / rate per request).
     #[arg(long, default_value_t = fitrank_lab::simulate::DEFAULT_RATE)]
@@ -451,7 +456,8 @@ fn run_simulate(a: SimulateArgs) -> Result<(), AnyError> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let channel = tonic::transport::Channel::from_shared(a.url.clone())?.connect().await?;
-        let world = train::generator::World::new(a.world.config());
+        let spec = fitrank_lab::worlds::WorldSpec::load(&a.family)?;
+        let world = train::generator::World::of(&spec, a.world.config());
         if !(a.start_hour.is_finite() && a.start_hour >= 0.0) {
             return Err(format!("--start-hour must be a non-negative number, got {}", a.start_hour).into());
         }

@@ -47,7 +47,8 @@ use serde::Serialize;
 use tonic::transport::Channel;
 
 use crate::train::generator::{DAY_START_MS, HOUR, World};
-use fitrank::domain::LiveSession;
+use crate::worlds::Declaration;
+use fitrank::domain::{LiveSession, SEGMENTS, UserProfile, segment};
 use fitrank::proto::v1::{
     self as pb, catalog_service_client::CatalogServiceClient, event_service_client::EventServiceClient,
     ranking_service_client::RankingServiceClient,
@@ -140,6 +141,15 @@ pub struct ArmScore {
     pub on_target_impressions: u64,
     /// Views by users outside the session's declared target that did not buy.
     pub wasted_views: u64,
+    /// Impressions to users inside the session's *true* audience (the top quarter, by true
+    /// expected purchases of that session, of the users it can be offered to), and impressions whose true expected
+    /// purchase was below [`WASTED_BELOW`].
+    pub true_audience_impressions: u64,
+    pub wasted_impressions: u64,
+    /// Sum of the true expected purchases of the impressions (less noisy than the draws).
+    pub expected_purchases: f64,
+    /// By the kind of declaration of the session shown.
+    pub by_declaration: BTreeMap<Declaration, DeclarationScore>,
     #[serde(skip)]
     ndcg_sum: f64,
     #[serde(skip)]
@@ -151,7 +161,24 @@ pub struct ArmScore {
     pub wasted_views_per_1000_impressions: f64,
     /// Mean NDCG@slots of the shown order against the truth's expected purchases.
     pub ndcg: f64,
+    pub true_audience_share: f64,
+    pub wasted_impression_share: f64,
+    pub expected_purchases_per_1000_impressions: f64,
 }
+
+/// Impressions of sessions with one kind of declaration, under one policy.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeclarationScore {
+    pub impressions: u64,
+    pub expected_purchases: f64,
+    /// Their share of all the policy's impressions.
+    pub exposure_share: f64,
+    /// True expected purchases per 1,000 of their impressions.
+    pub expected_purchases_per_1000_impressions: f64,
+}
+
+/// An impression whose true expected purchase is below this is wasted exposure.
+pub const WASTED_BELOW: f64 = 0.001;
 
 impl ArmScore {
     fn add(&mut self, t: &ArmScore) {
@@ -163,6 +190,14 @@ impl ArmScore {
         self.targeted_impressions += t.targeted_impressions;
         self.on_target_impressions += t.on_target_impressions;
         self.wasted_views += t.wasted_views;
+        self.true_audience_impressions += t.true_audience_impressions;
+        self.wasted_impressions += t.wasted_impressions;
+        self.expected_purchases += t.expected_purchases;
+        for (kind, d) in &t.by_declaration {
+            let mine = self.by_declaration.entry(*kind).or_default();
+            mine.impressions += d.impressions;
+            mine.expected_purchases += d.expected_purchases;
+        }
         self.ndcg_sum += t.ndcg_sum;
         self.ndcg_requests += t.ndcg_requests;
     }
@@ -175,6 +210,14 @@ impl ArmScore {
         self.wasted_views_per_1000_impressions = per_1000(self.wasted_views);
         self.on_target_share = self.on_target_impressions as f64 / self.targeted_impressions.max(1) as f64;
         self.ndcg = self.ndcg_sum / self.ndcg_requests.max(1) as f64;
+        let impressions = self.impressions.max(1) as f64;
+        self.true_audience_share = self.true_audience_impressions as f64 / impressions;
+        self.wasted_impression_share = self.wasted_impressions as f64 / impressions;
+        self.expected_purchases_per_1000_impressions = 1000.0 * self.expected_purchases / impressions;
+        for d in self.by_declaration.values_mut() {
+            d.exposure_share = d.impressions as f64 / impressions;
+            d.expected_purchases_per_1000_impressions = 1000.0 * d.expected_purchases / d.impressions.max(1) as f64;
+        }
     }
 }
 
@@ -313,6 +356,9 @@ pub enum SimPolicy {
     Popularity,
     /// Highest true expected purchases first: the upper bound.
     Oracle,
+    /// Highest true expected purchases averaged over the world's users of the same age band ×
+    /// gender first: the best any ranker can do that sees only those two demographics.
+    Demographic,
 }
 
 impl SimPolicy {
@@ -323,21 +369,21 @@ impl SimPolicy {
             SimPolicy::Random => "random",
             SimPolicy::Popularity => "popularity",
             SimPolicy::Oracle => "oracle",
+            SimPolicy::Demographic => "demographic-oracle",
         }
     }
 }
 
-/// Sessions the service's live catalog would offer `user`: same language and region filter.
+/// Whether the service's live catalog offers `session` to `user`: its language and region filter.
+fn offered(user: &UserProfile, session: &LiveSession) -> bool {
+    (user.language.is_empty() || session.language.eq_ignore_ascii_case(&user.language))
+        && (user.region.is_empty() || fitrank::domain::audience::region_contains(&session.region, &user.region))
+}
+
+/// Sessions the service's live catalog would offer `user` now.
 fn eligible(world: &World, user: usize, live: &[bool]) -> Vec<usize> {
     let u = &world.users[user];
-    (0..world.sessions.len())
-        .filter(|&s| {
-            let session = &world.sessions[s];
-            live[s]
-                && (u.language.is_empty() || session.language.eq_ignore_ascii_case(&u.language))
-                && (u.region.is_empty() || fitrank::domain::audience::region_contains(&session.region, &u.region))
-        })
-        .collect()
+    (0..world.sessions.len()).filter(|&s| live[s] && offered(u, &world.sessions[s])).collect()
 }
 
 /// The oracle's order of `candidates`: by true expected purchases `ev`, plus `on_target_weight`
@@ -349,8 +395,41 @@ fn oracle_order(candidates: &[usize], inside: &[bool], ev: impl Fn(usize) -> f64
     keyed.into_iter().map(|(_, s)| s).collect()
 }
 
-/// Probability that a purchase is returned.
-const RETURN_RATE: f64 = 0.12;
+/// What the truth says of each session's audience, computed once per run over the world's users.
+struct TrueAudiences {
+    /// Per session: the true expected purchase at the top quarter of the users it can be offered to.
+    threshold: Vec<f64>,
+    /// Per session and age band × gender: the mean true expected purchase of those users it can be
+    /// offered to.
+    by_segment: Vec<[f64; SEGMENTS]>,
+}
+
+impl TrueAudiences {
+    fn of(world: &World) -> TrueAudiences {
+        let segments: Vec<usize> = world.users.iter().map(segment).collect();
+        let (mut threshold, mut by_segment) = (Vec::new(), Vec::new());
+        for s in 0..world.sessions.len() {
+            let (mut sums, mut counts) = ([0.0; SEGMENTS], [0u32; SEGMENTS]);
+            let mut values = Vec::new();
+            for (u, &g) in segments.iter().enumerate() {
+                if offered(&world.users[u], &world.sessions[s]) {
+                    let v = world.expected_purchase(s, u);
+                    sums[g] += v;
+                    counts[g] += 1;
+                    values.push(v);
+                }
+            }
+            by_segment.push(std::array::from_fn(|g| sums[g] / f64::from(counts[g].max(1))));
+            let (n, quarter) = (values.len(), values.len() * 3 / 4);
+            threshold.push(if n == 0 {
+                f64::INFINITY
+            } else {
+                *values.select_nth_unstable_by(quarter.min(n - 1), f64::total_cmp).1
+            });
+        }
+        TrueAudiences { threshold, by_segment }
+    }
+}
 /// Requests over which popularity counts views.
 const POPULARITY_WINDOW: usize = 500;
 
@@ -375,6 +454,7 @@ pub async fn run(
         )
         .into());
     }
+    let audiences = TrueAudiences::of(world);
     let index: std::collections::HashMap<&str, usize> =
         world.sessions.iter().enumerate().map(|(i, s)| (s.session_id.as_str(), i)).collect();
     let mut ranking = RankingServiceClient::new(channel.clone());
@@ -480,6 +560,10 @@ pub async fn run(
                 match other {
                     SimPolicy::Random => rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng),
                     SimPolicy::Popularity => order.sort_by_key(|s| std::cmp::Reverse(popularity[*s])),
+                    SimPolicy::Demographic => {
+                        let g = segment(&world.users[user]);
+                        order = oracle_order(&candidates, &inside, |s| audiences.by_segment[s][g], 0.0);
+                    }
                     _ => order = oracle_order(&candidates, &inside, ev, options.oracle_on_target_weight),
                 }
                 order.truncate(slots);
@@ -525,6 +609,13 @@ pub async fn run(
                 }
             };
             tally.impressions += 1;
+            let expected = f64::from(p_view) * f64::from(p_buy);
+            tally.expected_purchases += expected;
+            tally.true_audience_impressions += u64::from(expected >= audiences.threshold[s]);
+            tally.wasted_impressions += u64::from(expected < WASTED_BELOW);
+            let by_kind = tally.by_declaration.entry(world.declarations[s]).or_default();
+            by_kind.impressions += 1;
+            by_kind.expected_purchases += expected;
             let in_window = scored(s) && now < session.start_time_ms + window_ms;
             if in_window {
                 cold.get_mut(&keys[0]).expect("one entry per policy")[s].0 += 1;
@@ -548,7 +639,7 @@ pub async fn run(
                         entry[s].1.get_or_insert(minutes);
                     }
                     events.push(event(pb::EventType::Purchase, 25.0, &mut next_event));
-                    if rng.gen_bool(RETURN_RATE) {
+                    if rng.gen_bool(world.return_rate(user)) {
                         tally.returns += 1;
                         events.push(event(pb::EventType::Return, 25.0, &mut next_event));
                     }
@@ -590,6 +681,32 @@ pub async fn run(
 }
 
 impl Scorecard {
+    /// The table of what the truth says: true expected purchases, the share of impressions inside
+    /// the sessions' true audiences and wasted on them, and exposure and expected purchases by
+    /// kind of declaration.
+    fn truth_text(&self) -> String {
+        let mut out = format!(
+            "\nby the truth; expected buys per 1,000 impressions, and per kind of declaration: exposure share / expected buys per 1,000\n{:<30} {:>8} {:>9} {:>8}",
+            "policy / arm", "E[buys]", "true-aud", "wasted"
+        );
+        for kind in Declaration::ALL {
+            out += &format!(" {:>16}", kind.name());
+        }
+        out.push('\n');
+        for (arm, a) in &self.arms {
+            out += &format!(
+                "{arm:<30} {:>8.2} {:>9.3} {:>8.3}",
+                a.expected_purchases_per_1000_impressions, a.true_audience_share, a.wasted_impression_share
+            );
+            for kind in Declaration::ALL {
+                let d = a.by_declaration.get(&kind).cloned().unwrap_or_default();
+                out += &format!(" {:>7.3} / {:>6.1}", d.exposure_share, d.expected_purchases_per_1000_impressions);
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     /// A readable table.
     pub fn to_text(&self) -> String {
         let mut out = format!(
@@ -618,6 +735,7 @@ impl Scorecard {
                 a.ndcg
             );
         }
+        out += &self.truth_text();
         let hours = (self.end_ms - self.start_ms) as f64 / 3_600_000.0;
         out += &format!("simulated time: {} + {hours:.2} h\n", fitrank::domain::rfc3339(self.start_ms));
         out += &format!(

@@ -164,3 +164,31 @@ async fn with_exploration_new_hosts_sell_twice_as_fast_as_under_popularity() {
     let buys = |c: &simulate::Scorecard| c.arms["fitrank"].purchases_per_1000_impressions;
     assert!(buys(&on) >= 0.9 * buys(&off), "{text}");
 }
+
+#[tokio::test]
+async fn the_shoppers_world_scores_policies_by_the_truth_and_by_declaration() {
+    let server = TestServer::start().await;
+    let spec = fitrank_lab::worlds::WorldSpec::load("shoppers").unwrap();
+    let world = World::of(&spec, GeneratorConfig { users: 2_000, sessions: 300, impressions: 0, seed: 21 });
+    let kinds: std::collections::BTreeSet<_> = world.declarations.iter().collect();
+    assert_eq!(kinds.len(), 4, "every kind of declaration occurs: {kinds:?}");
+    let options = SimOptions::new(2_000, 5, 4);
+    simulate::setup(server.channel().await, &world, options.start_ms).await.unwrap();
+    let policies = [SimPolicy::Fitrank, SimPolicy::Random, SimPolicy::Oracle, SimPolicy::Demographic];
+    let card = simulate::run(server.channel().await, &world, &options, &policies).await.unwrap();
+    let arm = |name: &str| &card.arms[name];
+    let text = card.to_text();
+    // The truth's own order beats the demographic ceiling, which beats a shuffle.
+    let expected = |name: &str| arm(name).expected_purchases_per_1000_impressions;
+    assert!(expected("oracle") > expected("demographic-oracle"), "{text}");
+    assert!(expected("demographic-oracle") > 1.5 * expected("random"), "{text}");
+    assert!(arm("oracle").true_audience_share > 2.0 * arm("random").true_audience_share, "{text}");
+    assert!(arm("oracle").wasted_impression_share < arm("random").wasted_impression_share, "{text}");
+    for a in card.arms.values() {
+        let shares: f64 = a.by_declaration.values().map(|d| d.exposure_share).sum();
+        assert!((shares - 1.0).abs() < 1e-9, "{text}");
+        let impressions: u64 = a.by_declaration.values().map(|d| d.impressions).sum();
+        assert_eq!(impressions, a.impressions);
+    }
+    assert!(text.contains("too_broad") && text.contains("demographic-oracle"), "{text}");
+}

@@ -22,6 +22,7 @@ use fitrank::domain::{
 use fitrank::features::FeatureInput;
 
 use super::Dataset;
+use crate::worlds::{Declaration, Family, ShopperTruth, WorldSpec};
 
 /// Size of the generated world.
 #[derive(Debug, Clone, Copy)]
@@ -124,12 +125,14 @@ fn make_user(rng: &mut StdRng) -> UserProfile {
     }
 }
 
-/// A declared target: usually the category's true core, sometimes shifted, sometimes absent.
-fn make_target(rng: &mut StdRng, core: &Core, region: &str) -> TargetAudience {
+/// A declared target: usually the category's true core, sometimes shifted (wrong when by more
+/// than 10 years), sometimes absent.
+fn make_target(rng: &mut StdRng, core: &Core, region: &str) -> (TargetAudience, Declaration) {
     if rng.gen_bool(0.15) {
-        return TargetAudience::default();
+        return (TargetAudience::default(), Declaration::Absent);
     }
-    let shift = if rng.gen_bool(0.2) { rng.gen_range(-20.0..20.0) } else { rng.gen_range(-3.0..3.0) };
+    let shift: f32 = if rng.gen_bool(0.2) { rng.gen_range(-20.0..20.0) } else { rng.gen_range(-3.0..3.0) };
+    let kind = if shift.abs() > 10.0 { Declaration::Wrong } else { Declaration::Accurate };
     let centre: f32 = core.age_centre + shift;
     let half = core.age_width.max(5.0);
     let genders = match core.gender_lean {
@@ -137,16 +140,17 @@ fn make_target(rng: &mut StdRng, core: &Core, region: &str) -> TargetAudience {
         l if l <= -0.5 => vec![Gender::Male],
         _ => vec![],
     };
-    TargetAudience {
+    let target = TargetAudience {
         min_age: (centre - half).clamp(13.0, 90.0) as u32,
         max_age: (centre + half).clamp(14.0, 90.0) as u32,
         genders,
         regions: if rng.gen_bool(0.7) { vec![region.to_owned()] } else { vec![] },
         interests: vec![],
-    }
+    };
+    (target, kind)
 }
 
-fn make_session(rng: &mut StdRng, i: usize, truth: &mut Truth) -> LiveSession {
+fn make_session(rng: &mut StdRng, i: usize, truth: &mut Truth) -> (LiveSession, Declaration) {
     let category = pick(rng, Category::ALL);
     let base = truth.cores[category.index()];
     let core = Core {
@@ -157,7 +161,7 @@ fn make_session(rng: &mut StdRng, i: usize, truth: &mut Truth) -> LiveSession {
     truth.session_cores.push(core);
     let (region, language) = pick(rng, MARKETS);
     let start = DAY_START_MS + rng.gen_range(0..20 * HOUR);
-    LiveSession {
+    let session = LiveSession {
         session_id: format!("s{i}"),
         host_id: format!("h{}", i / 2),
         category,
@@ -167,8 +171,10 @@ fn make_session(rng: &mut StdRng, i: usize, truth: &mut Truth) -> LiveSession {
         start_time_ms: start,
         status: SessionStatus::Live,
         end_time_ms: start + rng.gen_range(HOUR..4 * HOUR),
-        target: make_target(rng, &core, region),
-    }
+        target: TargetAudience::default(),
+    };
+    let (target, kind) = make_target(rng, &core, region);
+    (LiveSession { target, ..session }, kind)
 }
 
 /// (P(view | shown), P(buy | viewed)) under the hidden truth.
@@ -217,39 +223,86 @@ struct Shown {
     surface: Surface,
 }
 
-/// The generated world without its impressions: users, live sessions and the hidden truth, for
-/// driving a running service ([`crate::simulate`]). The same seed gives the same world as
-/// [`generate`], so the shipped model (trained with seed 7) knows this world's patterns.
+/// Probability that a purchase in the generator's world is returned.
+const RETURN_RATE: f64 = 0.12;
+
+/// A simulated world without its impressions: users, live sessions, each session's kind of
+/// declaration, and the hidden truth, for driving a running service ([`crate::simulate`]). The
+/// `default` family with a given seed is the world [`generate`] draws its rows from, so the
+/// shipped model (trained with seed 7) knows its patterns; other families ([`crate::worlds`]) are
+/// worlds it was not fitted to.
 #[derive(Debug)]
 pub struct World {
     pub users: Vec<UserProfile>,
     pub sessions: Vec<LiveSession>,
-    truth: Truth,
+    pub declarations: Vec<Declaration>,
+    truth: WorldTruth,
+}
+
+#[derive(Debug)]
+enum WorldTruth {
+    Generator(Truth),
+    Shoppers(ShopperTruth),
 }
 
 impl World {
-    /// Users, sessions and truth of `config` (its `impressions` are not drawn).
+    /// The `default` family's world of `config` (its `impressions` are not drawn).
     pub fn new(config: GeneratorConfig) -> Self {
         Self::with_rng(config, &mut StdRng::seed_from_u64(config.seed))
+    }
+
+    /// The world of family `spec.family` with the size and seed of `config`.
+    pub fn of(spec: &WorldSpec, config: GeneratorConfig) -> Self {
+        match spec.family {
+            Family::Default => Self::new(config),
+            Family::Shoppers => {
+                // Another stream than the default family's, so that the same seed is another world.
+                let mut rng = StdRng::seed_from_u64(config.seed ^ 0x5b0e_5b0e_5b0e_5b0e);
+                let mut discarded = make_truth(&mut rng, config.sessions);
+                let users: Vec<UserProfile> = (0..config.users).map(|_| make_user(&mut rng)).collect();
+                let mut sessions: Vec<LiveSession> =
+                    (0..config.sessions).map(|i| make_session(&mut rng, i, &mut discarded).0).collect();
+                let (truth, declarations) = ShopperTruth::new(spec, &mut rng, &users, &mut sessions);
+                World { users, sessions, declarations, truth: WorldTruth::Shoppers(truth) }
+            }
+        }
     }
 
     fn with_rng(config: GeneratorConfig, rng: &mut StdRng) -> Self {
         let mut truth = make_truth(rng, config.sessions);
         let users: Vec<UserProfile> = (0..config.users).map(|_| make_user(rng)).collect();
-        let sessions: Vec<LiveSession> = (0..config.sessions).map(|i| make_session(rng, i, &mut truth)).collect();
-        World { users, sessions, truth }
+        let (sessions, declarations) = (0..config.sessions).map(|i| make_session(rng, i, &mut truth)).unzip();
+        World { users, sessions, declarations, truth: WorldTruth::Generator(truth) }
     }
 
     /// (P(view | shown), P(buy | viewed)) of session `session` for user `user`, under the truth.
     pub fn probs(&self, session: usize, user: usize) -> (f32, f32) {
-        truth_probs(&self.truth, session, &self.users[user], &self.sessions[session])
+        match &self.truth {
+            WorldTruth::Generator(t) => truth_probs(t, session, &self.users[user], &self.sessions[session]),
+            WorldTruth::Shoppers(t) => t.probs(session, &self.sessions[session], user, &self.users[user]),
+        }
+    }
+
+    /// Probability that `user` returns a purchase.
+    pub fn return_rate(&self, user: usize) -> f64 {
+        match &self.truth {
+            WorldTruth::Generator(_) => RETURN_RATE,
+            WorldTruth::Shoppers(t) => t.return_rate(user),
+        }
+    }
+
+    /// True expected purchases per impression of `session` for `user`.
+    pub fn expected_purchase(&self, session: usize, user: usize) -> f64 {
+        let (view, buy) = self.probs(session, user);
+        f64::from(view) * f64::from(buy)
     }
 }
 
 /// Generates the world and its impressions, and returns the training matrix.
 pub fn generate(config: GeneratorConfig) -> Dataset {
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let World { users, sessions, truth } = World::with_rng(config, &mut rng);
+    let World { users, sessions, truth, .. } = World::with_rng(config, &mut rng);
+    let WorldTruth::Generator(truth) = truth else { unreachable!("with_rng builds the generator's truth") };
 
     let mut shown: Vec<Shown> = (0..config.impressions)
         .map(|_| {
@@ -309,7 +362,7 @@ pub fn generate(config: GeneratorConfig) -> Dataset {
         if bought {
             let amount = 20.0 * (1 + session.price_band.index()) as f64;
             event(EventKind::Purchase, 0.0, amount);
-            if rng.gen_bool(0.12) {
+            if rng.gen_bool(RETURN_RATE) {
                 event(EventKind::Return, 0.0, amount);
             }
         }

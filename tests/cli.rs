@@ -29,7 +29,7 @@ fn lab_and_instrument_commands_run_the_binary_beside_fitrank() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "fitrank-lab train --data x y.parquet\n");
     assert_eq!(out.status.code(), Some(3), "the lab's exit code is fitrank's");
     let out = Command::new(&fitrank).args(["bench", "stalls"]).env("PATH", "").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "fitrank-bench bench stalls\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "fitrank-bench stalls\n", "fitrank-bench is the bench command");
     assert!(out.status.success());
 }
 

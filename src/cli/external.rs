@@ -8,16 +8,18 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
-/// Which program runs which command.
-const COMMANDS: &[(&str, &str)] = &[
-    ("train", "fitrank-lab"),
-    ("export", "fitrank-lab"),
-    ("evaluate", "fitrank-lab"),
-    ("report", "fitrank-lab"),
-    ("generate", "fitrank-lab"),
-    ("simulate", "fitrank-lab"),
-    ("movielens", "fitrank-lab"),
-    ("bench", "fitrank-bench"),
+/// Which program runs which command, and whether the command word is passed on: `fitrank-lab`
+/// has a subcommand per job (`fitrank train …` runs `fitrank-lab train …`); `fitrank-bench` *is*
+/// the bench command (`fitrank bench rank …` runs `fitrank-bench rank …`).
+const COMMANDS: &[(&str, &str, bool)] = &[
+    ("train", "fitrank-lab", true),
+    ("export", "fitrank-lab", true),
+    ("evaluate", "fitrank-lab", true),
+    ("report", "fitrank-lab", true),
+    ("generate", "fitrank-lab", true),
+    ("simulate", "fitrank-lab", true),
+    ("movielens", "fitrank-lab", true),
+    ("bench", "fitrank-bench", false),
 ];
 
 /// The help text's list of these commands.
@@ -34,9 +36,9 @@ Instruments (run by fitrank-bench, crate crates/fitrank-bench):
   bench      Load-test a running service over gRPC (rank, ingest, floor), or probe the machine (stalls)
 Build them with `cargo build --release --workspace`; `fitrank <command> --help` shows their options.";
 
-/// The program that runs `command`, if any.
-pub fn program_for(command: &OsStr) -> Option<&'static str> {
-    COMMANDS.iter().find(|(name, _)| OsStr::new(name) == command).map(|(_, program)| *program)
+/// The program that runs `command`, and whether it takes the command word, if any.
+pub fn program_for(command: &OsStr) -> Option<(&'static str, bool)> {
+    COMMANDS.iter().find(|(name, ..)| OsStr::new(name) == command).map(|(_, program, keep)| (*program, *keep))
 }
 
 /// Where `program` is: beside this executable, else the first match on the `PATH`.
@@ -50,7 +52,7 @@ fn locate(program: &str) -> Option<PathBuf> {
 /// Runs `words` (the command and its arguments) with the program that owns the command.
 pub fn run(words: &[OsString]) -> ExitCode {
     let Some(command) = words.first() else { return ExitCode::FAILURE };
-    let Some(program) = program_for(command) else {
+    let Some((program, keep_command)) = program_for(command) else {
         eprintln!("error: unknown command {:?}\n\n{HELP}", command.to_string_lossy());
         return ExitCode::from(2);
     };
@@ -65,7 +67,7 @@ pub fn run(words: &[OsString]) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let mut child = Command::new(&path);
-    child.args(words);
+    child.args(if keep_command { words } else { &words[1..] });
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
@@ -89,8 +91,8 @@ mod tests {
 
     #[test]
     fn every_lab_and_instrument_command_has_one_program_and_a_help_line() {
-        for (name, program) in COMMANDS {
-            assert_eq!(program_for(OsStr::new(name)), Some(*program));
+        for (name, program, keep) in COMMANDS {
+            assert_eq!(program_for(OsStr::new(name)), Some((*program, *keep)));
             assert!(HELP.lines().any(|l| l.trim_start().starts_with(name)), "{name} is missing from HELP");
         }
         assert_eq!(program_for(OsStr::new("serve")), None);

@@ -26,3 +26,17 @@ fn main() -> ExitCode {
     fitrank::cli::init_logging("warn");
     fitrank::cli::exit_code(load::bench(Args::parse().bench))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `fitrank bench rank …` runs `fitrank-bench rank …` (`fitrank::cli::external`): the target
+    /// comes first.
+    #[test]
+    fn the_target_comes_first_as_fitrank_passes_it_on() {
+        assert!(Args::try_parse_from(["fitrank-bench", "floor", "--rate", "100"]).is_ok());
+        assert!(Args::try_parse_from(["fitrank-bench", "stalls", "--duty", "0.5"]).is_ok());
+        assert!(Args::try_parse_from(["fitrank-bench", "bench", "floor"]).is_err());
+    }
+}

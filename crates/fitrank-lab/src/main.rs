@@ -544,3 +544,25 @@ fn run_movielens(args: MovielensArgs) -> Result<(), AnyError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `fitrank train …` runs `fitrank-lab train …` (`fitrank::cli::external`): the command word
+    /// is the lab's subcommand.
+    #[test]
+    fn every_lab_command_is_a_subcommand_as_fitrank_passes_it_on() {
+        for words in [
+            &["fitrank-lab", "train", "--generate"][..],
+            &["fitrank-lab", "export", "--out", "x.csv"],
+            &["fitrank-lab", "evaluate", "--data", "x.csv"],
+            &["fitrank-lab", "report", "--data", "x.csv", "--experiment", "e"],
+            &["fitrank-lab", "generate", "--out", "x.csv"],
+            &["fitrank-lab", "simulate", "--world", "shoppers"],
+            &["fitrank-lab", "movielens", "--data", "ml-100k"],
+        ] {
+            assert!(Args::try_parse_from(words).is_ok(), "{words:?}");
+        }
+    }
+}

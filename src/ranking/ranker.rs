@@ -186,19 +186,21 @@ impl Ranker {
     }
 
     /// One ranking, step by step.
-    async fn rank_inner(&self, query: RankQuery) -> Result<Ranked, RankError> {
-        let fetched = self.fetch(&query).await?;
+    async fn rank_inner(&self, mut query: RankQuery) -> Result<Ranked, RankError> {
+        let mut fetched = self.fetch(&mut query).await?;
         let treatment = self.treatment(&query.user_id);
         let ranking_id = new_ranking_id();
         let ordered = order(&query, &fetched, treatment, &ranking_id);
-        self.log(&query, &fetched, &ordered, &ranking_id);
+        // The profile goes to the log as it is; the response does not need it.
+        let user = std::mem::take(&mut fetched.user);
+        self.log(&query, user, &fetched, &ordered, &ranking_id);
         Ok(respond(ranking_id, fetched, ordered))
     }
 
     /// Step 1, fetch: the user and the candidates (named, or the live catalog filtered by the
     /// user's language and region), in as few store calls as possible. Named candidates do not
     /// depend on the user, so both are read at once (one round trip to a networked store).
-    async fn fetch(&self, query: &RankQuery) -> Result<Fetched, RankError> {
+    async fn fetch(&self, query: &mut RankQuery) -> Result<Fetched, RankError> {
         let ids: Vec<&str> = query.candidates.iter().map(String::as_str).collect();
         let user_ids = [query.user_id.as_str()];
         let deadline = query.deadline;
@@ -211,7 +213,7 @@ impl Ranker {
         };
         let mut degraded = users.degraded;
         let stored = users.value.into_iter().next().unwrap_or_default();
-        let user = query.user_override.clone().or(stored.profile).unwrap_or_default();
+        let user = query.user_override.take().or(stored.profile).unwrap_or_default();
         let mut unranked = Vec::new();
         let candidates = match named {
             None => {
@@ -237,7 +239,7 @@ impl Ranker {
     /// rows from them (`ServedRanking::extract_rows`: the extractor is a pure function of these
     /// inputs, so they are the rows that were scored) and encodes the record, off the request
     /// thread.
-    fn log(&self, query: &RankQuery, fetched: &Fetched, ordered: &Ordered, ranking_id: &str) {
+    fn log(&self, query: &RankQuery, user: UserProfile, fetched: &Fetched, ordered: &Ordered, ranking_id: &str) {
         let Some(log) = &self.log else { return };
         // Several layers: names joined by ',' in the same order in both fields.
         let experiment_names = ordered.exposures.iter().map(|e| e.experiment.as_str()).collect::<Vec<_>>().join(",");
@@ -263,7 +265,7 @@ impl Ranker {
         log.log_served(ServedRanking {
             ranking_id: ranking_id.to_owned(),
             user_id: query.user_id.clone(),
-            user: fetched.user.clone(),
+            user,
             activity: fetched.activity,
             context: query.context,
             schema_hash: features::schema_hash().to_owned(),

@@ -59,6 +59,7 @@ fn batch(next: &mut u64) -> Vec<Event> {
                 position: 0,
                 watch_seconds: 12.5,
                 amount: 20.0,
+                order_id: String::new(),
             }
         })
         .collect()

@@ -133,6 +133,7 @@ fn main() {
             position: 0,
             watch_seconds: 0.0,
             amount: 0.0,
+            order_id: String::new(),
         })
         .collect();
     rt.block_on(store.upsert_sessions(vec![LiveSession { session_id: "warm".into(), ..session(0) }])).unwrap();

@@ -103,7 +103,7 @@ fn per_candidate(c: &mut Criterion) {
         b.iter(|| {
             let e = extract_candidate(black_box(&request), black_box(&s), black_box(&stats), &mut candidate_row);
             let (p_engage, p_purchase) = heads.predict_active_with(candidate_row.row(), &e.active, (0.0, 0.0));
-            black_box(policy.score(p_engage, p_purchase, e.fit.overall(), e.fit.in_target() == Some(true)))
+            black_box(policy.score(p_engage, p_purchase, e.fit.overall(), e.credit))
         })
     });
     group.finish();

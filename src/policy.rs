@@ -4,36 +4,36 @@
 use serde::{Deserialize, Serialize};
 
 /// `score = purchase_weight · p_purchase + engage_weight · p_engage + audience_fit_weight · fit
-/// + on_target_weight · [user inside the declared target]`.
+/// + on_target_weight · targeting credit`.
 ///
 /// The default ranks by expected purchases per impression, with engagement as a minor tie-breaker
 /// (p_engage is typically 3–30× p_purchase, so 0.01 keeps it an order of magnitude below), and
-/// adds 0.12 to sessions whose declared target contains the user: an on-target session comes
-/// first unless an off-target one is predicted to sell 0.12 more per impression. A constant bonus
-/// for being inside is the Lagrangian form of "most purchases at a given on-target share" (the
-/// order by expected purchases + λ·inside maximises purchases + λ·on-target impressions), so it
-/// moves only the comparisons that cross the target's edge. The continuous audience fit
+/// adds up to 0.12 to sessions whose audience the user belongs to. The audience is *earned*
+/// (`domain::learned`): the declared target is a prior worth a few buyers, which the session's
+/// actual buyers override, so a session gets no credit for declaring nothing or everyone, and a
+/// wrong declaration loses its credit to the groups that really buy. A bonus for being inside is
+/// the Lagrangian form of "most purchases at a given on-target share" (the order by expected
+/// purchases + λ·inside maximises purchases + λ·on-target impressions), so it moves only the
+/// comparisons that cross the audience's edge. The continuous audience fit
 /// (`audience_fit_weight`, 0 by default) also reorders sessions the user is inside of to the same
 /// degree, which costs purchases without raising the share. The weight is in the model's units
 /// (purchases per impression), so its right value depends on the model's calibration: 0.12 is
-/// set for the shipped model, trained on the service's own impression logs (9.4% of logged
-/// impressions bought); the earlier model, trained on generated rows (0.73%), needed 0.25 for
-/// the same share.
-/// In the simulator (docs/PERFORMANCE.md, simulator goal) the default reaches an on-target
-/// share of at least 0.85 at about 90% of the oracle's purchases. Set it to what targeting is
-/// worth to your sellers in purchases per impression.
+/// set for the shipped model, trained on the service's own impression logs. Set it to what
+/// targeting is worth to your sellers in purchases per impression; docs/PERFORMANCE.md has what
+/// it costs and buys in the simulator's worlds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
     pub purchase_weight: f32,
     pub engage_weight: f32,
     pub audience_fit_weight: f32,
-    /// Added to the score of a session whose declared target contains the user (audience fit
-    /// at least 0.5 on every declared dimension, none unknown; see `domain::audience`).
+    /// Times the targeting credit (in [0, 1]) the session has earned for the user, added to the
+    /// score (see `domain::learned`).
     pub on_target_weight: f32,
     /// Share of slots given to targeted exploration: a slot is, with at most this probability,
     /// filled with a session that has little data (fewer than `cold_impressions` impressions),
-    /// preferring sessions whose declared target contains the user and, among them, those the
+    /// preferring sessions that have earned at least half the targeting credit for the user
+    /// (for a cold session, that is its declaration's) and, among them, those the
     /// model scores higher (see `ranking::explore`). 0 = off; at most 0.2. Placement
     /// probabilities are logged.
     pub exploration_share: f32,
@@ -65,12 +65,11 @@ impl Default for Policy {
 impl Policy {
     /// The ranking score of one item.
     #[inline]
-    pub fn score(&self, p_engage: f32, p_purchase: f32, audience_fit: f32, on_target: bool) -> f32 {
-        let on_target = if on_target { self.on_target_weight } else { 0.0 };
+    pub fn score(&self, p_engage: f32, p_purchase: f32, audience_fit: f32, credit: f32) -> f32 {
         self.purchase_weight * p_purchase
             + self.engage_weight * p_engage
             + self.audience_fit_weight * audience_fit
-            + on_target
+            + self.on_target_weight * credit
     }
 
     /// Checks that every weight is finite and not negative.
@@ -130,18 +129,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_on_target_weight_is_added_only_inside_the_target() {
+    fn the_on_target_weight_scales_the_earned_credit() {
         let p = Policy { on_target_weight: 0.25, audience_fit_weight: 0.5, ..Policy::default() };
-        let outside = p.score(0.2, 0.1, 0.4, false);
-        let inside = p.score(0.2, 0.1, 0.4, true);
+        let outside = p.score(0.2, 0.1, 0.4, 0.0);
+        let inside = p.score(0.2, 0.1, 0.4, 1.0);
+        let half = p.score(0.2, 0.1, 0.4, 0.5);
         assert!((outside - (0.1 + 0.01 * 0.2 + 0.5 * 0.4)).abs() < 1e-6, "{outside}");
         assert!((inside - outside - 0.25).abs() < 1e-6, "{inside} vs {outside}");
-        // An off-target session wins only when it is predicted to sell the weight more.
+        assert!((half - outside - 0.125).abs() < 1e-6, "{half} vs {outside}");
+        // A session without credit wins only when it is predicted to sell the weight more.
         let d = Policy::default();
         let w = d.on_target_weight;
         assert!(w > 0.0);
-        assert!(d.score(0.0, 0.05, 0.5, true) > d.score(0.0, 0.05 + w - 0.01, 0.4, false));
-        assert!(d.score(0.0, 0.05, 0.5, true) < d.score(0.0, 0.05 + w + 0.01, 0.4, false));
+        assert!(d.score(0.0, 0.05, 0.5, 1.0) > d.score(0.0, 0.05 + w - 0.01, 0.4, 0.0));
+        assert!(d.score(0.0, 0.05, 0.5, 1.0) < d.score(0.0, 0.05 + w + 0.01, 0.4, 0.0));
     }
 
     #[test]

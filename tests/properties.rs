@@ -44,9 +44,9 @@ prop_compose! {
 prop_compose! {
     fn any_event()(id in any_string(), kind in -1i32..13, user in any_string(), session in any_string(),
                    time in any::<i64>(), ranking in any_string(), position in any::<u32>(),
-                   watch in any_f64(), amount in any_f64()) -> pb::Event {
+                   watch in any_f64(), amount in any_f64(), order in any_string()) -> pb::Event {
         pb::Event { event_id: id, r#type: kind, user_id: user, session_id: session, time_unix_ms: time,
-                    ranking_id: ranking, position, watch_seconds: watch, amount }
+                    ranking_id: ranking, position, watch_seconds: watch, amount, order_id: order }
     }
 }
 
@@ -105,8 +105,10 @@ prop_compose! {
         v in prop::array::uniform12(-1e6f32..1e6),
         impressions in 0f32..1e6,
         views in 0f32..1e6,
+        category_impressions in prop::array::uniform12(0f32..1e6),
+        category_views in prop::array::uniform12(0f32..1e6),
     ) -> UserActivity {
-        UserActivity { at_ms, by_category: v, impressions, views }
+        UserActivity { at_ms, by_category: v, impressions, views, category_impressions, category_views }
     }
 }
 

@@ -69,6 +69,7 @@ fn random_events(rng: &mut rand::rngs::StdRng, n: usize, t0: i64, sent: &mut Vec
                 position: 0,
                 watch_seconds: rng.gen_range(1.0..600.0),
                 amount: rng.gen_range(5.0..80.0),
+                order_id: String::new(),
             };
             sent.push(event.clone());
             event
@@ -182,6 +183,7 @@ async fn the_store_serves_degraded_while_redis_is_down_and_recovers() {
         position: 0,
         watch_seconds: 0.0,
         amount: 0.0,
+        order_id: String::new(),
     };
     redis.ingest(vec![view("v1")]).await.unwrap();
     assert_eq!(redis.get_sessions(&["a"], None).await.unwrap().value[0].as_ref().unwrap().stats.views, 1);

@@ -319,6 +319,11 @@ pub fn event(at: &str, e: &pb::Event, now: UnixMs) -> Result<Event, FieldError> 
         EventKind::Purchase | EventKind::Return => bounded(&f("amount"), e.amount, MAX_AMOUNT)?,
         _ => 0.0,
     };
+    let order_id = match (kind, e.order_id.is_empty()) {
+        (_, true) => String::new(),
+        (EventKind::Purchase | EventKind::Return, false) => id(&f("order_id"), &e.order_id)?,
+        (_, false) => return Err(err(f("order_id"), "is only for purchases and returns")),
+    };
     Ok(Event {
         event_id: id(&f("event_id"), &e.event_id)?,
         kind,
@@ -334,6 +339,7 @@ pub fn event(at: &str, e: &pb::Event, now: UnixMs) -> Result<Event, FieldError> 
         position: e.position,
         watch_seconds,
         amount,
+        order_id,
     })
 }
 
@@ -402,6 +408,7 @@ pub fn ranked_to_proto(r: Ranked) -> pb::RankResponse {
                 p_purchase: f64::from(i.p_purchase),
                 audience_fit: f64::from(i.audience_fit),
                 in_target: i.in_target,
+                targeting_credit: i.targeting_credit,
             })
             .collect(),
         unranked: r

@@ -154,6 +154,9 @@ enum CallCommand {
         watch_seconds: f64,
         #[arg(long, default_value_t = 0.0)]
         amount: f64,
+        /// The order a purchase created or a return reverses.
+        #[arg(long, default_value = "")]
+        order_id: String,
     },
     /// Show the serving model.
     Model,
@@ -348,7 +351,7 @@ async fn run(channel: Channel, command: CallCommand, out: Output) -> CallResult 
             let r = RankingServiceClient::new(channel).rank(request).await.map_err(status)?.into_inner();
             out.print(&r, print_ranking)?;
         }
-        CallCommand::Event { id, kind, user, session, ranking_id, position, watch_seconds, amount } => {
+        CallCommand::Event { id, kind, user, session, ranking_id, position, watch_seconds, amount, order_id } => {
             let event = pb::Event {
                 event_id: id.unwrap_or_else(|| format!("cli-{:032x}", rand::random::<u128>())),
                 r#type: pb::EventType::from(kind) as i32,
@@ -359,6 +362,7 @@ async fn run(channel: Channel, command: CallCommand, out: Output) -> CallResult 
                 position,
                 watch_seconds,
                 amount,
+                order_id,
             };
             let r = EventServiceClient::new(channel)
                 .ingest_batch(pb::IngestBatchRequest { events: vec![event] })
@@ -547,19 +551,20 @@ fn print_ranking(r: &pb::RankResponse) {
         println!("experiment {}  arm {}", e.experiment, e.arm);
     }
     println!(
-        "{:>3}  {:<24} {:>10} {:>9} {:>10} {:>6} {:>6}",
-        "pos", "session", "score", "p_engage", "p_purchase", "fit", "inside"
+        "{:>3}  {:<24} {:>10} {:>9} {:>10} {:>6} {:>6} {:>6}",
+        "pos", "session", "score", "p_engage", "p_purchase", "fit", "inside", "credit"
     );
     for (i, item) in r.items.iter().enumerate() {
         println!(
-            "{:>3}  {:<24} {:>10.6} {:>9.4} {:>10.5} {:>6.3} {:>6}",
+            "{:>3}  {:<24} {:>10.6} {:>9.4} {:>10.5} {:>6.3} {:>6} {:>6.2}",
             i,
             item.session_id,
             item.score,
             item.p_engage,
             item.p_purchase,
             item.audience_fit,
-            if item.in_target { "yes" } else { "no" }
+            if item.in_target { "yes" } else { "no" },
+            item.targeting_credit
         );
     }
     for u in &r.unranked {

@@ -1,5 +1,8 @@
-//! A user's recent engagement, decayed over days: per category ("what this user is into now") and
-//! overall (how often this user views what they are shown, whatever it is).
+//! A user's recent engagement, decayed over days: per category ("what this user is into now"), how
+//! often this user views what they are shown overall, and per category (the impressions and
+//! views behind the user's own view rate of each category: `features::extract` turns them into
+//! a Beta-smoothed lift over the user's overall rate, a per-user term that moves with every
+//! ingested event, between retrains).
 
 use serde::{Deserialize, Serialize};
 
@@ -20,11 +23,24 @@ pub struct UserActivity {
     /// Decayed count of views by the user, at `at_ms`.
     #[serde(default)]
     pub views: f32,
+    /// Decayed impressions shown to the user, per category of the session, at `at_ms`.
+    #[serde(default)]
+    pub category_impressions: [f32; Category::COUNT],
+    /// Decayed views by the user, per category of the session, at `at_ms`.
+    #[serde(default)]
+    pub category_views: [f32; Category::COUNT],
 }
 
 impl Default for UserActivity {
     fn default() -> Self {
-        UserActivity { at_ms: 0, by_category: [0.0; Category::COUNT], impressions: 0.0, views: 0.0 }
+        UserActivity {
+            at_ms: 0,
+            by_category: [0.0; Category::COUNT],
+            impressions: 0.0,
+            views: 0.0,
+            category_impressions: [0.0; Category::COUNT],
+            category_views: [0.0; Category::COUNT],
+        }
     }
 }
 
@@ -59,13 +75,22 @@ impl UserActivity {
             self.by_category.iter_mut().for_each(|v| *v *= f);
             self.impressions *= f;
             self.views *= f;
+            self.category_impressions.iter_mut().for_each(|v| *v *= f);
+            self.category_views.iter_mut().for_each(|v| *v *= f);
             self.at_ms = event.time_ms;
         }
         let f = factor(self.at_ms - event.time_ms);
-        self.by_category[category.index()] += w * f;
+        let c = category.index();
+        self.by_category[c] += w * f;
         match event.kind {
-            EventKind::Impression => self.impressions += f,
-            EventKind::View => self.views += f,
+            EventKind::Impression => {
+                self.impressions += f;
+                self.category_impressions[c] += f;
+            }
+            EventKind::View => {
+                self.views += f;
+                self.category_views[c] += f;
+            }
             _ => {}
         }
     }

@@ -47,6 +47,7 @@ pub mod audience;
 mod catalog;
 mod context;
 mod event;
+pub mod learned;
 pub mod observed;
 pub mod stats;
 pub mod window;
@@ -54,7 +55,7 @@ pub mod window;
 pub use activity::{AFFINITY_HALF_LIFE_MS, UserActivity, engagement_weight};
 pub use catalog::{AgeBand, Category, Gender, LiveSession, PriceBand, SessionStatus, TargetAudience, UserProfile};
 pub use context::{RequestContext, Surface};
-pub use event::{Event, EventKind};
+pub use event::{Event, EventKind, EventV1};
 pub use observed::{GroupShare, ObservedAudience, observed};
 pub use stats::{LiveStats, SEGMENTS, Viewer, segment};
 

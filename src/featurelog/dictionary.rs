@@ -29,7 +29,7 @@ use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::record::{ServedItem, ServedRanking, SmallWrites, SparseRow};
-use crate::domain::{LiveSession, LiveStats, RequestContext, UserActivity, UserProfile};
+use crate::domain::{Category, LiveSession, LiveStats, RequestContext, UserActivity, UserProfile};
 
 /// What the writer has written into the current segment, per session id.
 #[derive(Debug, Default)]
@@ -129,19 +129,19 @@ fn apply_row_change(prev: &SparseRow, kept: Option<&[u8]>, index: &[u16], value:
 
 /// A frame as encoded (borrowing the ranking).
 #[derive(Serialize)]
-struct FrameRef<'a> {
+struct FrameRef<'a, A> {
     sessions: Vec<(u32, &'a LiveSession)>,
     stats: Vec<(u32, &'a LiveStats)>,
-    ranking: RankingRef<'a>,
+    ranking: RankingRef<'a, A>,
     rows: RowChanges,
 }
 
 #[derive(Serialize)]
-struct RankingRef<'a> {
+struct RankingRef<'a, A> {
     ranking_id: &'a str,
     user_id: &'a str,
     user: &'a UserProfile,
-    activity: &'a UserActivity,
+    activity: &'a A,
     context: &'a RequestContext,
     schema_hash: &'a str,
     model_version: &'a str,
@@ -166,21 +166,22 @@ struct Item {
     changed: u32,
 }
 
-/// A frame as decoded; the same fields, in the same order, as [`FrameRef`].
+/// A frame as decoded; the same fields, in the same order, as [`FrameRef`]. `A` is the user
+/// activity as the segment's format wrote it.
 #[derive(Deserialize)]
-struct Frame {
+struct Frame<A> {
     sessions: Vec<(u32, LiveSession)>,
     stats: Vec<(u32, LiveStats)>,
-    ranking: Ranking,
+    ranking: Ranking<A>,
     rows: RowChanges,
 }
 
 #[derive(Deserialize)]
-struct Ranking {
+struct Ranking<A> {
     ranking_id: String,
     user_id: String,
     user: UserProfile,
-    activity: UserActivity,
+    activity: A,
     context: RequestContext,
     schema_hash: String,
     model_version: String,
@@ -197,6 +198,11 @@ impl Dictionary {
 
     /// Encodes `r` as one frame payload, adding the definitions this segment lacks.
     pub fn encode(&mut self, r: &ServedRanking) -> Vec<u8> {
+        self.encode_with(r, &r.activity)
+    }
+
+    /// [`Self::encode`] with the user activity encoded as `activity` (an older format's, in tests).
+    fn encode_with<A: Serialize>(&mut self, r: &ServedRanking, activity: &A) -> Vec<u8> {
         let mut sessions = Vec::new();
         let mut stats = Vec::new();
         let mut items = Vec::with_capacity(r.items.len());
@@ -257,7 +263,7 @@ impl Dictionary {
                 ranking_id: &r.ranking_id,
                 user_id: &r.user_id,
                 user: &r.user,
-                activity: &r.activity,
+                activity,
                 context: &r.context,
                 schema_hash: &r.schema_hash,
                 model_version: &r.model_version,
@@ -284,6 +290,28 @@ pub(super) enum ResolveError {
     BadRow(u32),
 }
 
+/// [`UserActivity`] as the first and second served formats wrote it.
+#[derive(Serialize, Deserialize)]
+pub(super) struct ActivityV2 {
+    at_ms: i64,
+    by_category: [f32; Category::COUNT],
+    impressions: f32,
+    views: f32,
+}
+
+impl From<&UserActivity> for ActivityV2 {
+    fn from(a: &UserActivity) -> Self {
+        ActivityV2 { at_ms: a.at_ms, by_category: a.by_category, impressions: a.impressions, views: a.views }
+    }
+}
+
+impl From<ActivityV2> for UserActivity {
+    fn from(a: ActivityV2) -> Self {
+        let ActivityV2 { at_ms, by_category, impressions, views } = a;
+        UserActivity { at_ms, by_category, impressions, views, ..UserActivity::default() }
+    }
+}
+
 /// The reader's side: the definitions met so far in one segment.
 #[derive(Debug, Default)]
 pub(super) struct Resolver {
@@ -293,7 +321,16 @@ pub(super) struct Resolver {
 impl Resolver {
     /// Decodes one frame payload into the ranking it holds.
     pub fn decode(&mut self, payload: &[u8]) -> Result<ServedRanking, ResolveError> {
-        let frame: Frame = postcard::from_bytes(payload)?;
+        self.resolve(postcard::from_bytes::<Frame<UserActivity>>(payload)?)
+    }
+
+    /// Decodes one frame payload of the second format, whose user activity had no impressions
+    /// and views per category (those read as zero).
+    pub fn decode_v2(&mut self, payload: &[u8]) -> Result<ServedRanking, ResolveError> {
+        self.resolve(postcard::from_bytes::<Frame<ActivityV2>>(payload)?)
+    }
+
+    fn resolve<A: Into<UserActivity>>(&mut self, frame: Frame<A>) -> Result<ServedRanking, ResolveError> {
         for (key, session) in frame.sessions {
             let session = Arc::new(session);
             self.known
@@ -346,7 +383,7 @@ impl Resolver {
             ranking_id: r.ranking_id,
             user_id: r.user_id,
             user: r.user,
-            activity: r.activity,
+            activity: r.activity.into(),
             context: r.context,
             schema_hash: r.schema_hash,
             model_version: r.model_version,
@@ -425,8 +462,8 @@ pub(super) mod tests {
         ];
         let mut dictionary = Dictionary::default();
         let payloads: Vec<Vec<u8>> = rankings.iter().map(|r| dictionary.encode(r)).collect();
-        let frames: Vec<Frame> = payloads.iter().map(|p| postcard::from_bytes(p).unwrap()).collect();
-        let defined = |f: &Frame| {
+        let frames: Vec<Frame<UserActivity>> = payloads.iter().map(|p| postcard::from_bytes(p).unwrap()).collect();
+        let defined = |f: &Frame<UserActivity>| {
             (
                 f.sessions.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
                 f.stats.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
@@ -436,7 +473,9 @@ pub(super) mod tests {
         assert_eq!(defined(&frames[1]), (vec![], vec![]));
         assert_eq!(defined(&frames[2]), (vec![], vec![0]));
         assert_eq!(defined(&frames[3]), (vec![1], vec![]));
-        assert!(payloads[1].len() * 3 < payloads[0].len(), "{} vs {} bytes", payloads[1].len(), payloads[0].len());
+        // Without the definitions, a frame is the ranking's own fields (the user's activity, 156
+        // bytes of it, and the items).
+        assert!(payloads[0].len() - payloads[1].len() > 300, "{} vs {} bytes", payloads[1].len(), payloads[0].len());
 
         let mut resolver = Resolver::default();
         for (payload, r) in payloads.iter().zip(&rankings) {
@@ -449,6 +488,19 @@ pub(super) mod tests {
         assert_eq!(Resolver::default().decode(&again).unwrap(), rankings[1]);
         assert!(matches!(Resolver::default().decode(&payloads[1]), Err(ResolveError::UndefinedKey(_))));
         assert!(matches!(Resolver::default().decode(&payloads[1][..3]), Err(ResolveError::Decode(_))));
+    }
+
+    #[test]
+    fn second_format_frames_read_with_the_activity_per_category_at_zero() {
+        let a = session("a", "US");
+        let mut r = ranking("r1", &[(&a, stats(1))]);
+        r.activity.views = 3.0;
+        r.activity.category_views[2] = 2.0;
+        let v2 = Dictionary::default().encode_with(&r, &ActivityV2::from(&r.activity));
+        let read = Resolver::default().decode_v2(&v2).unwrap();
+        r.activity.category_views[2] = 0.0;
+        assert_eq!(read, r);
+        assert!(Resolver::default().decode(&v2).is_err(), "a v2 frame is too short for the third format");
     }
 }
 

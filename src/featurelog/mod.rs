@@ -3,17 +3,18 @@
 //! Two streams of append-only segment files (frames from [`crate::frames`], payloads encoded with
 //! postcard) under one folder:
 //!
-//! - `served2-*.seg`: one [`ServedRanking`] per `Rank` call: the user's profile and activity, the
+//! - `served3-*.seg`: one [`ServedRanking`] per `Rank` call: the user's profile and activity, the
 //!   context, the model version, the experiment arm, and per returned item the session, its live
 //!   stats snapshot, the scores, the placement probability, and the **exact feature row that was
 //!   scored** (sparse). Sessions and stats snapshots are written once per segment and named by
 //!   key, and rows as changes to the session's previous row ([`dictionary`]); segments of the
-//!   first format (`served-*.seg`, every item whole) are still read. Written by a background
+//!   earlier formats (`served2-*.seg`, whose user activity had no impressions and views per
+//!   category; `served-*.seg`, every item whole) are still read. Written by a background
 //!   thread so `Rank` never waits on disk, handed over through [`queue`], which wakes the writer
 //!   once per batch of rankings rather than per ranking; if the queue is full a ranking is
 //!   dropped from the log (counted and logged), never delayed.
-//! - `outcomes-*.seg`: every valid ingested event, written *before* the ingest call is
-//!   acknowledged. Duplicates may appear (a retried batch); the join de-duplicates by event id.
+//! - `outcomes2-*.seg`: every valid ingested event, written *before* the ingest call is
+//!   acknowledged (`outcomes-*.seg`, events without order ids, are still read). Duplicates may appear (a retried batch); the join de-duplicates by event id.
 //!
 //! Flush policy (configurable in `[feature_log]`): served records are buffered and flushed every
 //! `flush_interval_ms` (default 1 s) and on shutdown; so a crash loses at most that much of the

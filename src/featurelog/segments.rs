@@ -9,8 +9,8 @@ use std::{
 use serde::Serialize;
 
 use super::ServedRanking;
-use super::dictionary::Resolver;
-use crate::domain::{Event, UnixMs, now_ms};
+use super::dictionary::{ActivityV2, Resolver};
+use crate::domain::{Event, EventV1, UnixMs, now_ms};
 use crate::frames::{End, FrameReader, push_frame};
 
 /// The two streams.
@@ -23,8 +23,8 @@ pub enum SegmentKind {
 impl SegmentKind {
     fn prefix(self) -> &'static str {
         match self {
-            SegmentKind::Served => "served2-",
-            SegmentKind::Outcomes => "outcomes-",
+            SegmentKind::Served => "served3-",
+            SegmentKind::Outcomes => "outcomes2-",
         }
     }
 }
@@ -32,6 +32,9 @@ impl SegmentKind {
 /// Served segments of the first format, which wrote every item whole (sessions and stats
 /// included, [`ServedRanking`] per frame); still read, so logs written before an upgrade export.
 const SERVED_V1_PREFIX: &str = "served-";
+/// Served segments of the second format: the third's, with user activity lacking impressions and
+/// views per category (until 2026-12-05); still read, with those at zero.
+const SERVED_V2_PREFIX: &str = "served2-";
 
 /// Rotation limits.
 #[derive(Debug, Clone, Copy)]
@@ -221,18 +224,72 @@ fn read_frames(
     Ok(stats)
 }
 
-/// Reads every served ranking in `dirs`, of both formats.
+/// Outcome segments of the first format, whose events had no order id (until 2026-12-05); still
+/// read, with empty order ids.
+const OUTCOMES_V1_PREFIX: &str = "outcomes-";
+
+/// [`ServedRanking`] as the first format wrote it (its activity without impressions and views per
+/// category).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct ServedRankingV1 {
+    ranking_id: String,
+    user_id: String,
+    user: crate::domain::UserProfile,
+    activity: ActivityV2,
+    context: crate::domain::RequestContext,
+    schema_hash: String,
+    model_version: String,
+    experiment: String,
+    arm: String,
+    items: Vec<super::record::ServedItem>,
+}
+
+impl From<ServedRankingV1> for ServedRanking {
+    fn from(r: ServedRankingV1) -> Self {
+        ServedRanking {
+            ranking_id: r.ranking_id,
+            user_id: r.user_id,
+            user: r.user,
+            activity: r.activity.into(),
+            context: r.context,
+            schema_hash: r.schema_hash,
+            model_version: r.model_version,
+            experiment: r.experiment,
+            arm: r.arm,
+            items: r.items,
+        }
+    }
+}
+
+impl From<&ServedRanking> for ServedRankingV1 {
+    fn from(r: &ServedRanking) -> Self {
+        ServedRankingV1 {
+            ranking_id: r.ranking_id.clone(),
+            user_id: r.user_id.clone(),
+            user: r.user.clone(),
+            activity: (&r.activity).into(),
+            context: r.context,
+            schema_hash: r.schema_hash.clone(),
+            model_version: r.model_version.clone(),
+            experiment: r.experiment.clone(),
+            arm: r.arm.clone(),
+            items: r.items.clone(),
+        }
+    }
+}
+
+/// Reads every served ranking in `dirs`, of every format.
 pub fn read_served(dirs: &[PathBuf], mut each: impl FnMut(ServedRanking)) -> std::io::Result<ReadStats> {
     let mut resolver = Resolver::default();
-    let prefixes = [SegmentKind::Served.prefix(), SERVED_V1_PREFIX];
+    let prefixes = [SegmentKind::Served.prefix(), SERVED_V2_PREFIX, SERVED_V1_PREFIX];
     read_frames(dirs, &prefixes, |prefix, first, payload| {
-        let ranking = if prefix == SERVED_V1_PREFIX {
-            postcard::from_bytes::<ServedRanking>(payload).ok()
-        } else {
-            if first {
-                resolver = Resolver::default();
-            }
-            resolver.decode(payload).ok()
+        if first {
+            resolver = Resolver::default();
+        }
+        let ranking = match prefix {
+            SERVED_V1_PREFIX => postcard::from_bytes::<ServedRankingV1>(payload).ok().map(ServedRanking::from),
+            SERVED_V2_PREFIX => resolver.decode_v2(payload).ok(),
+            _ => resolver.decode(payload).ok(),
         };
         ranking.map(&mut each).is_some()
     })
@@ -240,7 +297,11 @@ pub fn read_served(dirs: &[PathBuf], mut each: impl FnMut(ServedRanking)) -> std
 
 /// Reads every outcome event in `dirs` (batches flattened).
 pub fn read_outcomes(dirs: &[PathBuf], mut each: impl FnMut(Event)) -> std::io::Result<ReadStats> {
-    read_frames(dirs, &[SegmentKind::Outcomes.prefix()], |_, _, payload| {
+    read_frames(dirs, &[SegmentKind::Outcomes.prefix(), OUTCOMES_V1_PREFIX], |prefix, _, payload| {
+        if prefix == OUTCOMES_V1_PREFIX {
+            let batch = postcard::from_bytes::<Vec<EventV1>>(payload);
+            return batch.map(|batch| batch.into_iter().map(Event::from).for_each(&mut each)).is_ok();
+        }
         postcard::from_bytes::<Vec<Event>>(payload).map(|batch| batch.into_iter().for_each(&mut each)).is_ok()
     })
 }
@@ -264,20 +325,28 @@ mod tests {
             position: 0,
             watch_seconds: 0.0,
             amount: 0.0,
+            order_id: format!("o{i}"),
         };
         for i in 0..20 {
             w.append(&vec![event(i)]).unwrap();
         }
         w.close().unwrap();
+        // A segment of the first format, without order ids (its name sorts first).
+        let mut v1 = Vec::new();
+        let old: Vec<EventV1> = vec![(&Event { event_id: "old".into(), ..event(0) }).into()];
+        crate::frames::push_frame(&mut v1, &postcard::to_allocvec(&old).unwrap());
+        std::fs::write(dir.path().join("outcomes-0000000000001-old-0001.seg"), v1).unwrap();
         let files = segment_files(&[dir.path().to_owned()], &[SegmentKind::Outcomes.prefix()]).unwrap();
         assert!(files.len() > 3, "{} segments", files.len());
         for (f, _) in &files {
             assert!(std::fs::metadata(f).unwrap().len() <= 200);
         }
         let mut ids = Vec::new();
-        let stats = read_outcomes(&[dir.path().to_owned()], |e| ids.push(e.event_id)).unwrap();
-        assert_eq!(ids, (0..20).map(|i| format!("e{i}")).collect::<Vec<_>>());
-        assert_eq!(stats.segments, files.len() as u64);
+        let stats = read_outcomes(&[dir.path().to_owned()], |e| ids.push((e.event_id, e.order_id))).unwrap();
+        let mut expected = vec![("old".to_owned(), String::new())];
+        expected.extend((0..20).map(|i| (format!("e{i}"), format!("o{i}"))));
+        assert_eq!(ids, expected);
+        assert_eq!(stats.segments, files.len() as u64 + 1);
         assert_eq!((stats.torn_segments, stats.damaged_segments), (0, 0));
     }
 }

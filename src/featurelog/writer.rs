@@ -279,7 +279,10 @@ mod tests {
         // A segment of the first format, written as that version did (its name sorts first).
         let mut v1 = Vec::new();
         for r in &rankings[..2] {
-            crate::frames::push_frame(&mut v1, &postcard::to_allocvec(r).unwrap());
+            crate::frames::push_frame(
+                &mut v1,
+                &postcard::to_allocvec(&crate::featurelog::segments::ServedRankingV1::from(r)).unwrap(),
+            );
         }
         std::fs::write(dir.path().join("served-0000000000001-old-0001.seg"), v1).unwrap();
 

@@ -4,6 +4,7 @@ use std::f32::consts::TAU;
 
 use super::schema::{self, NUM_FEATURES, scalar};
 use crate::domain::audience::{self, AudienceFit};
+use crate::domain::learned;
 use crate::domain::stats::counter;
 use crate::domain::{
     AgeBand, Category, Gender, LiveSession, LiveStats, PriceBand, RequestContext, SEGMENTS, UserActivity, UserProfile,
@@ -36,6 +37,9 @@ pub struct Extracted {
     pub fit: AudienceFit,
     /// The one-hot positions set.
     pub active: Active,
+    /// The targeting credit the session has earned for the user (`domain::learned`), also the
+    /// row's `live.targeting_credit`.
+    pub credit: f32,
 }
 
 /// A feature row reused from candidate to candidate by [`extract_candidate`]. It remembers the
@@ -81,6 +85,8 @@ pub struct RequestFeatures<'a> {
     category_affinity: [f32; Category::COUNT],
     /// Per category: the user's decayed engagement with it over their total (+1).
     category_share: [f32; Category::COUNT],
+    /// Per category: the user's smoothed view-rate lift of it (`user.category_view_lift`).
+    category_view_lift: [f32; Category::COUNT],
     hour_sin: f32,
     hour_cos: f32,
 }
@@ -92,14 +98,13 @@ impl<'a> RequestFeatures<'a> {
         let hour = (context.time_ms.rem_euclid(86_400_000)) as f32 / 3_600_000.0;
         let activity_total = activity.raw_total() * activity_factor;
         let affinity = |c: usize| activity.by_category[c] * activity_factor;
+        let view_rate =
+            ((activity.views * activity_factor + 1.0) / (activity.impressions * activity_factor + 5.0)).min(1.0);
         RequestFeatures {
             user,
             context,
             segment: segment(user),
-            user_log_view_rate: ((activity.views * activity_factor + 1.0)
-                / (activity.impressions * activity_factor + 5.0))
-                .min(1.0)
-                .ln(),
+            user_log_view_rate: view_rate.ln(),
             user_log_impressions: (activity.impressions * activity_factor).max(0.0).ln_1p(),
             user_view_logit: logit(activity.views * activity_factor, activity.impressions * activity_factor, 1.0, 4.0),
             user_log_activity: activity_total.ln_1p(),
@@ -108,6 +113,11 @@ impl<'a> RequestFeatures<'a> {
                 a.signum() * a.abs().ln_1p()
             }),
             category_share: std::array::from_fn(|c| affinity(c) / (activity_total + 1.0)),
+            category_view_lift: std::array::from_fn(|c| {
+                let views = activity.category_views[c].max(0.0) * activity_factor;
+                let impressions = activity.category_impressions[c].max(0.0) * activity_factor;
+                ((views + USER_LIFT_PRIOR * view_rate) / ((impressions + USER_LIFT_PRIOR) * view_rate)).ln()
+            }),
             hour_sin: (TAU * hour / 24.0).sin(),
             hour_cos: (TAU * hour / 24.0).cos(),
         }
@@ -236,12 +246,16 @@ fn write_row(request: &RequestFeatures<'_>, session: &LiveSession, stats: &LiveS
     };
     row[scalar::BUYER_AGE_GAP] = gap;
     row[scalar::BUYER_AGE_GAP_SQUARED] = gap_squared;
+    let credit =
+        learned::credit(&session.target, &fit, user.age_band, user.gender, stats.segment_purchases[seg], buyers);
+    row[scalar::TARGETING_CREDIT] = credit;
     row[scalar::USER_CATEGORY_AFFINITY] = request.category_affinity[category];
     row[scalar::USER_CATEGORY_SHARE] = request.category_share[category];
     row[scalar::USER_LOG_ACTIVITY] = request.user_log_activity;
     row[scalar::USER_LOG_VIEW_RATE] = request.user_log_view_rate;
     row[scalar::USER_LOG_IMPRESSIONS] = request.user_log_impressions;
     row[scalar::USER_VIEW_LOGIT] = request.user_view_logit;
+    row[scalar::USER_CATEGORY_VIEW_LIFT] = request.category_view_lift[category];
 
     row[scalar::HOUR_SIN] = request.hour_sin;
     row[scalar::HOUR_COS] = request.hour_cos;
@@ -250,7 +264,7 @@ fn write_row(request: &RequestFeatures<'_>, session: &LiveSession, stats: &LiveS
         row[..schema::SCALARS].iter().enumerate().all(|(i, v)| *v == 0.0 || active.contains(&(i as u16))),
         "a non-zero below SCALARS is missing from the active positions"
     );
-    Extracted { fit, active }
+    Extracted { fit, active, credit }
 }
 
 /// A session's views and purchases summed over the segments of the user's age band and over
@@ -301,6 +315,9 @@ impl SegmentSums {
 /// The middle of each age band's range (`AgeBand::range`; 65+ taken as 65 to 90), by index;
 /// 0 for unknown.
 const AGE_BAND_MIDDLES: [f32; AgeBand::COUNT] = [0.0, 15.0, 21.0, 29.5, 39.5, 49.5, 59.5, 77.5];
+
+/// Impressions of prior weight (at the user's own view rate) in the user's category view lift.
+const USER_LIFT_PRIOR: f32 = 5.0;
 
 /// Views of prior weight (at the session's own purchases per view) in the purchase lifts.
 const PURCHASE_LIFT_PRIOR: f32 = 20.0;

@@ -139,6 +139,10 @@ scalars! {
     /// w · ((a − ā) / 10)², the square of the same gap, so that a linear model can form a bell
     /// around the buyers' ages.
     BUYER_AGE_GAP_SQUARED = "live.buyer_age_gap_squared";
+    /// The targeting credit the session has earned for the user's group (age band × gender): how
+    /// far the group stands above an even share of the session's buyers, with the declared target
+    /// as a prior of a few buyers (`domain::learned`), in [0, 1].
+    TARGETING_CREDIT = "live.targeting_credit";
     /// sign(a) · ln(1 + |a|) of the user's decayed engagement a with the session's category.
     USER_CATEGORY_AFFINITY = "user.category_affinity";
     /// The user's decayed engagement with the category over their total (+1).
@@ -152,6 +156,12 @@ scalars! {
     USER_LOG_IMPRESSIONS = "user.log_impressions";
     /// Log-odds of the user's smoothed view rate, ln((views + 1) / (impressions − views + 4)).
     USER_VIEW_LOGIT = "user.view_logit";
+    /// ln of how much more often the user views sessions of this category than whatever they are
+    /// shown: ln(((v_c + 5·r) / (i_c + 5)) / r), where v_c and i_c are the user's decayed views and
+    /// impressions of the category and r = min(1, (views + 1) / (impressions + 5)) the user's own
+    /// smoothed view rate (0 before the user has seen the category; a Beta-smoothed per-user term
+    /// that moves with each event).
+    USER_CATEGORY_VIEW_LIFT = "user.category_view_lift";
     /// sin(2π · UTC hour of the request / 24).
     HOUR_SIN = "ctx.hour_sin";
     /// cos(2π · UTC hour of the request / 24).

@@ -39,6 +39,9 @@ pub struct RankedItem {
     /// Whether the user is inside the session's declared target (`AudienceFit::in_target`;
     /// false when the profile leaves a declared dimension unknown).
     pub in_target: bool,
+    /// The targeting credit the session has earned for the user, in [0, 1] (`domain::learned`):
+    /// what `Policy::on_target_weight` multiplies.
+    pub targeting_credit: f32,
 }
 
 /// Why a candidate was not ranked.
@@ -326,8 +329,9 @@ fn score(query: &RankQuery, fetched: &Fetched, model: &LoadedModel, policy: Poli
             };
             let (p_engage, p_purchase) = heads.predict_active_with(row.row(), &extracted.active, identity);
             let on_target = extracted.fit.in_target() == Some(true);
-            let score = policy.score(p_engage, p_purchase, fit, on_target);
-            Scored { candidate, score, p_engage, p_purchase, fit, on_target }
+            let credit = extracted.credit;
+            let score = policy.score(p_engage, p_purchase, fit, credit);
+            Scored { candidate, score, p_engage, p_purchase, fit, on_target, credit }
         })
         .collect()
 }
@@ -355,10 +359,10 @@ fn order(query: &RankQuery, fetched: &Fetched, treatment: Treatment, ranking_id:
             let cold: Vec<usize> =
                 (0..total).filter(|&i| candidates[i].stats.impressions < policy.cold_impressions).collect();
             let by_candidate = by_candidate(all, total);
-            let in_target = |i: usize| by_candidate[i].is_some_and(|s| s.on_target);
+            let in_audience = |i: usize| by_candidate[i].is_some_and(|s| s.credit >= 0.5);
             let score = |i: usize| by_candidate[i].as_ref().map_or(0.0, |s| s.score);
             let placed =
-                explore::place(&exploit, total, limit, &cold, in_target, score, policy.exploration_share, seed);
+                explore::place(&exploit, total, limit, &cold, in_audience, score, policy.exploration_share, seed);
             Ordered {
                 propensities: placed.iter().map(|(_, p)| *p).collect(),
                 items: placed.iter().filter_map(|(c, _)| by_candidate[*c]).collect(),
@@ -414,6 +418,7 @@ fn respond(ranking_id: String, fetched: Fetched, ordered: Ordered) -> Ranked {
             p_purchase: s.p_purchase,
             audience_fit: s.fit,
             in_target: s.on_target,
+            targeting_credit: s.credit,
         })
         .collect();
     Ranked {
@@ -455,7 +460,10 @@ struct Scored {
     p_engage: f32,
     p_purchase: f32,
     fit: f32,
+    /// Inside the declared target.
     on_target: bool,
+    /// The targeting credit earned (`domain::learned`).
+    credit: f32,
 }
 
 /// What the user's experiments change in one ranking.

@@ -327,6 +327,7 @@ mod tests {
             position: 0,
             watch_seconds: 0.0,
             amount: 9.5,
+            order_id: String::new(),
         }
     }
 

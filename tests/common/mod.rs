@@ -171,6 +171,7 @@ pub fn event(id: &str, kind: pb::EventType, user: &str, session: &str) -> pb::Ev
         position: 0,
         watch_seconds: if kind == pb::EventType::Watch { 30.0 } else { 0.0 },
         amount: if matches!(kind, pb::EventType::Purchase | pb::EventType::Return) { 25.0 } else { 0.0 },
+        order_id: String::new(),
     }
 }
 

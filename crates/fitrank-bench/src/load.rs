@@ -473,6 +473,7 @@ impl Caller {
                             position: 0,
                             watch_seconds: 0.0,
                             amount: 10.0,
+                            order_id: String::new(),
                         }
                     })
                     .collect();

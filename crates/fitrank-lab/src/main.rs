@@ -87,6 +87,11 @@ struct TrainArgs {
     /// exports of this schema; missing raw columns take documented defaults).
     #[arg(long)]
     recompute: bool,
+    /// What the purchase head learns from --data: `purchases` (label_purchase) or
+    /// `net-purchases` (label_net_purchase: purchases no return reversed), so that the policy's
+    /// purchase_weight ranks by what sellers keep.
+    #[arg(long, default_value = "purchases", value_parser = ["purchases", "net-purchases"])]
+    objective: String,
     /// Split rows by time (last shares are validation and test) or randomly by --seed.
     #[arg(long, default_value = "time", value_parser = ["time", "random"])]
     split: String,
@@ -316,7 +321,12 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
             eprintln!("reading {}...", path.display());
             let mut table = fitrank_lab::export::Table::read(path)?;
             table.rename(&a.mappings)?;
-            let source = train::table::TableSource { recompute: a.recompute, ..Default::default() };
+            let purchase_label = if a.objective == "net-purchases" { "label_net_purchase" } else { "label_purchase" };
+            let source = train::table::TableSource {
+                recompute: a.recompute,
+                purchase_label: purchase_label.into(),
+                ..Default::default()
+            };
             eprintln!(
                 "building features for {} rows{}...",
                 table.rows(),

@@ -338,6 +338,7 @@ impl History {
                 position: 0,
                 watch_seconds: 0.0,
                 amount: 0.0,
+                order_id: String::new(),
             };
             stats.apply(&event, viewer);
             activity.apply(movie.category, &event);

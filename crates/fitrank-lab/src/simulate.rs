@@ -638,10 +638,13 @@ pub async fn run(
                         let entry = cold.get_mut(&keys[0]).expect("one entry per policy");
                         entry[s].1.get_or_insert(minutes);
                     }
-                    events.push(event(pb::EventType::Purchase, 25.0, &mut next_event));
+                    // The purchase's order, which a return names.
+                    let purchase = event(pb::EventType::Purchase, 25.0, &mut next_event);
+                    let order_id = format!("order-{}", purchase.event_id);
+                    events.push(pb::Event { order_id: order_id.clone(), ..purchase });
                     if rng.gen_bool(world.return_rate(user)) {
                         tally.returns += 1;
-                        events.push(event(pb::EventType::Return, 25.0, &mut next_event));
+                        events.push(pb::Event { order_id, ..event(pb::EventType::Return, 25.0, &mut next_event) });
                     }
                 } else if declared && in_target == Some(false) {
                     tally.wasted_views += 1;

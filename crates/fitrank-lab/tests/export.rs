@@ -36,8 +36,12 @@ async fn the_export_joins_outcomes_and_recomputes_the_served_features_exactly() 
     events.push(timed(event("ret1", T::Return, "w1", "A"), "", t0 + 3_600_000));
     // m1 watches B without a ranking id: last-touch attribution.
     events.push(timed(event("w-m1", T::Watch, "m1", "B"), "", t0 + 30_000));
-    // w2 buys A without a ranking id.
-    events.push(timed(event("p3", T::Purchase, "w2", "A"), "", now - 30_000));
+    // w2 buys A twice without a ranking id, and returns the first order (naming it, and no session
+    // the order could be confused with): still a net purchase.
+    let order = |e: fitrank::proto::v1::Event, id: &str| fitrank::proto::v1::Event { order_id: id.into(), ..e };
+    events.push(timed(order(event("p3", T::Purchase, "w2", "A"), "o-1"), "", now - 30_000));
+    events.push(timed(order(event("p3b", T::Purchase, "w2", "A"), "o-2"), "", now - 29_000));
+    events.push(timed(order(event("ret3", T::Return, "w2", "A"), "o-1"), "", now - 20_000));
     // late: a purchase naming ranking 2, 40 minutes after it
     events.push(timed(event("late", T::Purchase, "m1", "C"), &id2, t0 + 1_000 + 40 * 60_000));
     // unknown ranking id
@@ -60,7 +64,8 @@ async fn the_export_joins_outcomes_and_recomputes_the_served_features_exactly() 
     assert_eq!(stats.late_events, 1);
     assert_eq!(stats.unknown_ranking_events, 1);
     assert_eq!(stats.skewed_rows, 0);
-    assert_eq!((stats.purchased_rows, stats.returned_rows), (2, 1));
+    assert_eq!((stats.purchased_rows, stats.returned_rows, stats.net_purchased_rows), (2, 2, 1));
+    assert_eq!(stats.order_returns, 1);
 
     let find = |ranking: &str, session: &str| {
         (0..table.rows())
@@ -74,6 +79,7 @@ async fn the_export_joins_outcomes_and_recomputes_the_served_features_exactly() 
     assert_eq!(table.i64("label_purchase", a1).unwrap(), 1);
     assert_eq!(table.f64("purchase_amount", a1).unwrap(), 25.0);
     assert_eq!(table.i64("label_return", a1).unwrap(), 1);
+    assert_eq!(table.i64("label_net_purchase", a1).unwrap(), 0, "its one purchase was returned");
     let b2 = find(&id2, "B");
     assert_eq!(table.i64("label_engage", b2).unwrap(), 1);
     assert_eq!(table.f64("watch_seconds", b2).unwrap(), 30.0);
@@ -83,6 +89,8 @@ async fn the_export_joins_outcomes_and_recomputes_the_served_features_exactly() 
     assert!(table.f64("observed.buyers_inside_share", a3).unwrap().is_nan());
     assert_eq!(table.text("observed.mismatch", a3).unwrap(), "");
     assert_eq!(table.i64("label_purchase", a3).unwrap(), 1, "last-touch attribution");
+    assert_eq!(table.i64("label_return", a3).unwrap(), 1, "the return of order o-1 finds its purchase");
+    assert_eq!(table.i64("label_net_purchase", a3).unwrap(), 1, "one of two orders returned");
 
     // Written as CSV and read back: features recomputed from the raw columns equal the served ones,
     // bit for bit.

@@ -39,8 +39,14 @@ pub const STATS: Layout =
 /// those counts at zero, so that sessions written by an older replica keep ranking during an
 /// upgrade. The apply script does not convert it: the next event restarts such a blob from zero.
 const STATS_WITHOUT_SEGMENT_PURCHASES: Layout = Layout { plain: STATS_TOTALS + SEGMENTS, ..STATS };
+/// User activity: engagement per category, impressions, views, then impressions and views per
+/// category.
 pub const ACTIVITY: Layout =
-    Layout { plain: 0, counters: Category::COUNT + 2, half_lives_ms: &[AFFINITY_HALF_LIFE_MS] };
+    Layout { plain: 0, counters: 3 * Category::COUNT + 2, half_lives_ms: &[AFFINITY_HALF_LIFE_MS] };
+/// The activity layout before the impressions and views per category (until 2026-12-05): still
+/// read, with those at zero. The apply script does not convert it: the next event restarts such a
+/// blob from zero.
+const ACTIVITY_WITHOUT_CATEGORY_VIEWS: Layout = Layout { counters: Category::COUNT + 2, ..ACTIVITY };
 
 /// Little-endian bytes of `values`.
 pub fn pack(values: &[f64]) -> Vec<u8> {
@@ -130,18 +136,28 @@ pub fn activity_values(a: &UserActivity) -> Vec<f64> {
     v.extend(a.by_category.iter().map(|x| f64::from(*x)));
     v.push(f64::from(a.impressions));
     v.push(f64::from(a.views));
+    v.extend(a.category_impressions.iter().map(|x| f64::from(*x)));
+    v.extend(a.category_views.iter().map(|x| f64::from(*x)));
     v
 }
 
 /// User activity from a blob.
 pub fn activity_from_bytes(bytes: &[u8]) -> Result<UserActivity, String> {
-    let v = unpack(bytes, ACTIVITY)?;
+    let mut v = if bytes.len() == ACTIVITY_WITHOUT_CATEGORY_VIEWS.values() * 8 {
+        unpack(bytes, ACTIVITY_WITHOUT_CATEGORY_VIEWS)?
+    } else {
+        unpack(bytes, ACTIVITY)?
+    };
+    v.resize(ACTIVITY.values(), 0.0);
+    let n = Category::COUNT;
     let mut a = UserActivity { at_ms: v[0] as i64, ..Default::default() };
-    for (i, x) in a.by_category.iter_mut().enumerate() {
-        *x = v[1 + i] as f32;
+    for i in 0..n {
+        a.by_category[i] = v[1 + i] as f32;
+        a.category_impressions[i] = v[3 + n + i] as f32;
+        a.category_views[i] = v[3 + 2 * n + i] as f32;
     }
-    a.impressions = v[1 + Category::COUNT] as f32;
-    a.views = v[2 + Category::COUNT] as f32;
+    a.impressions = v[1 + n] as f32;
+    a.views = v[2 + n] as f32;
     Ok(a)
 }
 
@@ -175,6 +191,7 @@ mod tests {
             position: 0,
             watch_seconds: 42.0,
             amount: 19.5,
+            order_id: String::new(),
         }
     }
 
@@ -192,8 +209,24 @@ mod tests {
         let mut a = UserActivity::default();
         a.apply(Category::Beauty, &event(EventKind::Purchase, 5_000));
         a.apply(Category::Home, &event(EventKind::Impression, 9_000));
+        a.apply(Category::Home, &event(EventKind::View, 9_500));
         assert_eq!(activity_from_bytes(&pack(&activity_values(&a))).unwrap(), a);
         assert!(stats_from_bytes(&[0; 8]).is_err());
+        assert!(activity_from_bytes(&[0; 8]).is_err());
+    }
+
+    #[test]
+    fn an_activity_blob_of_the_layout_without_category_views_reads_with_them_at_zero() {
+        let mut a = UserActivity::default();
+        a.apply(Category::Beauty, &event(EventKind::Impression, 5_000));
+        a.apply(Category::Beauty, &event(EventKind::View, 6_000));
+        assert!(a.category_views[Category::Beauty.index()] > 0.0);
+        let mut old = activity_values(&a);
+        old.truncate(ACTIVITY_WITHOUT_CATEGORY_VIEWS.values());
+        let back = activity_from_bytes(&pack(&old)).unwrap();
+        let expected =
+            UserActivity { category_impressions: [0.0; Category::COUNT], category_views: [0.0; Category::COUNT], ..a };
+        assert_eq!(back, expected);
     }
 
     #[test]

@@ -147,8 +147,8 @@ pub fn evaluate(
         let scores: Vec<f64> = (0..data.len())
             .map(|i| {
                 let fit = data.x[[i, scalar::FIT_OVERALL]] as f32;
-                let on_target = fitrank::domain::audience::in_target(fit, data.x[[i, scalar::FIT_UNKNOWN]] > 0.0);
-                f64::from(policy.score(pe[i] as f32, pp[i] as f32, fit, on_target == Some(true)))
+                let credit = data.x[[i, scalar::TARGETING_CREDIT]] as f32;
+                f64::from(policy.score(pe[i] as f32, pp[i] as f32, fit, credit))
             })
             .collect();
         let off_policy = if table.has("position") && table.has("propensity") && !groups.is_empty() {

@@ -30,8 +30,20 @@ pub struct Labels {
     pub amount: f64,
     /// A return or refund followed.
     pub returned: bool,
+    /// Purchases attributed to the item.
+    pub purchases: u32,
+    /// Of them, how many a return reversed (a return naming the order, or one without an order id
+    /// attributed to the item).
+    pub reversed: u32,
     /// Seconds watched within the window.
     pub watch_seconds: f64,
+}
+
+impl Labels {
+    /// At least one purchase that no return reversed: the net-purchase label.
+    pub fn net_purchased(&self) -> bool {
+        self.purchases > self.reversed
+    }
 }
 
 const COUNTER_NAMES: [&str; counter::COUNT] = ["impressions", "views", "watch_seconds", "purchases"];
@@ -61,6 +73,7 @@ pub fn append_row(b: &mut TableBuilder, r: &ServedRanking, item: &ServedItem, la
     b.i64("label_purchase", i64::from(labels.purchased));
     b.f64("purchase_amount", labels.amount);
     b.i64("label_return", i64::from(labels.returned));
+    b.i64("label_net_purchase", i64::from(labels.net_purchased()));
     b.f64("watch_seconds", labels.watch_seconds);
 
     let u = &r.user;
@@ -75,6 +88,10 @@ pub fn append_row(b: &mut TableBuilder, r: &ServedRanking, item: &ServedItem, la
     }
     b.f32("activity.impressions", r.activity.impressions);
     b.f32("activity.views", r.activity.views);
+    for c in Category::ALL {
+        b.f32(&format!("activity.impressions.{}", c.name()), r.activity.category_impressions[c.index()]);
+        b.f32(&format!("activity.views.{}", c.name()), r.activity.category_views[c.index()]);
+    }
     b.str("context.surface", r.context.surface.name());
 
     b.str("session.host_id", s.host_id.as_str());
@@ -202,6 +219,10 @@ impl<'a> RawColumns<'a> {
         }
         activity.impressions = self.f32("activity.impressions", row)?;
         activity.views = self.f32("activity.views", row)?;
+        for c in Category::ALL {
+            activity.category_impressions[c.index()] = self.f32(&format!("activity.impressions.{}", c.name()), row)?;
+            activity.category_views[c.index()] = self.f32(&format!("activity.views.{}", c.name()), row)?;
+        }
         let genders: Vec<String> = json_list(self, "target.genders", row)?;
         let session = LiveSession {
             session_id: self.text("session_id", row)?,

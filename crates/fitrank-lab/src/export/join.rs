@@ -11,8 +11,12 @@
 //! - An outcome without a ranking id is attributed to the latest ranking that served the same
 //!   (user, session) within `window_ms` before it (last touch); none → **unattributed**.
 //! - Returns use `return_window_ms` (returns come days later) instead of `window_ms`.
+//! - A return that names an order id the same user's purchase created is attributed to that
+//!   purchase's item, whatever its ranking id says.
 //!
-//! Labels: engaged = a view or watch; purchased = a purchase (amount summed); returned = a return.
+//! Labels: engaged = a view or watch; purchased = a purchase (amount summed); returned = a return;
+//! net purchase = more purchases than returns reversed (a user who bought twice and returned one
+//! order still bought).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -59,6 +63,9 @@ pub struct JoinStats {
     pub engaged_rows: u64,
     pub purchased_rows: u64,
     pub returned_rows: u64,
+    pub net_purchased_rows: u64,
+    /// Returns attributed to the purchase of the order they name.
+    pub order_returns: u64,
     pub outcome_events: u64,
     pub duplicate_events: u64,
     pub impressions: u64,
@@ -91,6 +98,8 @@ pub(super) fn join(dirs: &[PathBuf], opt: &JoinOptions) -> std::io::Result<(Tabl
     stats.outcome_events = outcome_events;
     stats.duplicate_events = outcome_events - events.len() as u64;
     rankings.sort_by_key(|r| r.context.time_ms);
+    // A return comes after the purchase it reverses.
+    events.sort_by_key(|e| e.time_ms);
 
     // Index every served item: by ranking id and by (user, session) in time order.
     let by_id: HashMap<&str, usize> = rankings.iter().enumerate().map(|(i, r)| (r.ranking_id.as_str(), i)).collect();
@@ -107,7 +116,20 @@ pub(super) fn join(dirs: &[PathBuf], opt: &JoinOptions) -> std::io::Result<(Tabl
     // Attribute each outcome to (ranking index, session id).
     let mut shown: HashSet<(usize, &str)> = HashSet::new();
     let mut labels: HashMap<(usize, &str), Labels> = HashMap::new();
+    // (user, order id) → the item its purchase was attributed to.
+    let mut orders: HashMap<(&str, &str), (usize, &str)> = HashMap::new();
     for e in &events {
+        if e.kind == EventKind::Return
+            && !e.order_id.is_empty()
+            && let Some(&key) = orders.get(&(e.user_id.as_str(), e.order_id.as_str()))
+        {
+            stats.attributed_events += 1;
+            stats.order_returns += 1;
+            let l = labels.entry(key).or_default();
+            l.returned = true;
+            l.reversed += 1;
+            continue;
+        }
         let window = if e.kind == EventKind::Return { opt.return_window_ms } else { opt.window_ms };
         let target = if !e.ranking_id.is_empty() {
             match by_id.get(e.ranking_id.as_str()) {
@@ -161,8 +183,15 @@ pub(super) fn join(dirs: &[PathBuf], opt: &JoinOptions) -> std::io::Result<(Tabl
             EventKind::Purchase => {
                 l.purchased = true;
                 l.amount += e.amount;
+                l.purchases += 1;
+                if !e.order_id.is_empty() {
+                    orders.insert((e.user_id.as_str(), e.order_id.as_str()), key);
+                }
             }
-            EventKind::Return => l.returned = true,
+            EventKind::Return => {
+                l.returned = true;
+                l.reversed += 1;
+            }
             _ => {}
         }
     }
@@ -205,6 +234,7 @@ pub(super) fn join(dirs: &[PathBuf], opt: &JoinOptions) -> std::io::Result<(Tabl
             stats.engaged_rows += u64::from(l.engaged);
             stats.purchased_rows += u64::from(l.purchased);
             stats.returned_rows += u64::from(l.returned);
+            stats.net_purchased_rows += u64::from(l.net_purchased());
         }
     }
     let table = if builder.table.columns.is_empty() { super::columns::empty_table() } else { builder.table };

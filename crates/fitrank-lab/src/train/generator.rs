@@ -345,6 +345,7 @@ pub fn generate(config: GeneratorConfig) -> Dataset {
                 position: 0,
                 watch_seconds,
                 amount,
+                order_id: String::new(),
             };
             stats[imp.session].apply(&e, viewer);
             activity[imp.user].apply(session.category, &e);

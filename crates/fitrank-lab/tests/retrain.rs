@@ -106,7 +106,7 @@ async fn a_model_trained_on_the_export_serves_without_a_restart() {
         "--models-dir",
         &models,
         "--model",
-        "default/20261202-180000",
+        "default/20261205-090000",
         "--model",
         "default/29991231-000000",
         "--plots",

@@ -106,10 +106,10 @@ async fn experiments_assign_apply_ramp_persist_and_stop() {
     assert!((150..250).contains(&(control + fit)), "{} of {USERS} users at 50% coverage", control + fit);
     assert!(control > 50 && fit > 50, "control {control}, fit {fit}");
     // The arm's policy is what scored: score = p_purchase + 0.01 p_engage + 5 fit in "fit", the
-    // default policy's weights of the fit and of being inside the target in "control".
+    // default policy's weights of the fit and of the earned targeting credit in "control".
     let default = fitrank::policy::Policy::default();
     let default_fit = f64::from(default.audience_fit_weight);
-    let on_target = |i: &pb::RankedItem| if i.in_target { f64::from(default.on_target_weight) } else { 0.0 };
+    let on_target = |i: &pb::RankedItem| f64::from(default.on_target_weight) * f64::from(i.targeting_credit);
     let mut inside = 0;
     for r in &responses {
         let w_fit = if r.experiments.first().is_some_and(|e| e.arm == "fit") { 5.0 } else { default_fit };
@@ -251,7 +251,7 @@ async fn interleaving_merges_both_arms_into_every_ranking() {
             } else {
                 (default.audience_fit_weight, default.on_target_weight)
             };
-            let on_target = if item.in_target { f64::from(w_on) } else { 0.0 };
+            let on_target = f64::from(w_on) * f64::from(item.targeting_credit);
             let expected = item.p_purchase + 0.01 * item.p_engage + f64::from(w_fit) * item.audience_fit + on_target;
             assert!((item.score - expected).abs() < 1e-4, "{team}: {} vs {expected}", item.score);
         }

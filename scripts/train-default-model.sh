@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the shipped default model, models/default/20261205-090000: the whole loop of
 # docs/PERFORMANCE.md at scale, trained on what the service itself logged in two world families
-# (the default world, seed 7, and the shoppers family, world seeds 11 and 12; the shoppers
+# (the default world, seed 7, and the shoppers family, world seeds 11 to 14; the shoppers
 # scorecard is taken on world seeds 101-104, never trained on).
 #   1. a bootstrap model from the built-in generator (world seed 7, 480,000 rows; deterministic)
 #   2. twice, on a fresh service with that model (behaviour seeds 1 and 2): 300,000 simulated feed
@@ -41,21 +41,22 @@ for SEED in 1 2; do
   "$B" simulate --requests 300000 --policies fitrank --behaviour-seed "$SEED" --rows 0 | grep -E "^fitrank " | head -1
   kill "$PID"; wait "$PID" 2>/dev/null || true
 done
-for WORLD in 11 12; do
-  echo "== 2b. 100,000 logged requests, shoppers world seed $WORLD"
+for WORLD in 11 12 13 14; do
+  echo "== 2b. 150,000 logged requests, shoppers world seed $WORLD"
   FITRANK_LOG=warn "$B" serve --config "$W/fitrank.toml" --addr "$ADDR" --models "$W/models" --data-dir "$W/shoppers$WORLD" \
     >> "$W/fitrank.log" 2>&1 &
   PID=$!
   for _ in $(seq 50); do "$B" call health >/dev/null 2>&1 && break; sleep 0.2; done
   "$B" call health >/dev/null 2>&1 || { echo "service did not start; see $W/fitrank.log" >&2; exit 1; }
-  "$B" simulate --world shoppers --seed "$WORLD" --behaviour-seed "$WORLD" --requests 100000 --slots 8 \
+  "$B" simulate --world shoppers --seed "$WORLD" --behaviour-seed "$WORLD" --requests 150000 --slots 8 \
     --policies fitrank --rows 0 | grep -E "^fitrank " | head -1
   kill "$PID"; wait "$PID" 2>/dev/null || true
 done
 
 echo "== 3. export"
 "$B" export --log-dir "$W/data1/featurelog" --log-dir "$W/data2/featurelog" --log-dir "$W/shoppers11/featurelog" \
-  --log-dir "$W/shoppers12/featurelog" --out "$W/served.parquet" | grep -E "wrote|skewed"
+  --log-dir "$W/shoppers12/featurelog" --log-dir "$W/shoppers13/featurelog" --log-dir "$W/shoppers14/featurelog" \
+  --out "$W/served.parquet" | grep -E "wrote|skewed"
 
 echo "== 4. train"
 "$B" train --data "$W/served.parquet" --name default --version 20261205-090000 --models "$MODELS" \

@@ -395,7 +395,8 @@ fn oracle_order(candidates: &[usize], inside: &[bool], ev: impl Fn(usize) -> f64
     keyed.into_iter().map(|(_, s)| s).collect()
 }
 
-/// What the truth says of each session's audience, computed once per run over the world's users.
+/// What the truth says of each session's audience, computed once per run over the world's users
+/// (at the run's start: drifting tastes change who is in a quarter, not its statistics).
 struct TrueAudiences {
     /// Per session: the true expected purchase at the top quarter of the users it can be offered to.
     threshold: Vec<f64>,
@@ -405,7 +406,7 @@ struct TrueAudiences {
 }
 
 impl TrueAudiences {
-    fn of(world: &World) -> TrueAudiences {
+    fn of(world: &World, at_ms: i64) -> TrueAudiences {
         let segments: Vec<usize> = world.users.iter().map(segment).collect();
         let (mut threshold, mut by_segment) = (Vec::new(), Vec::new());
         for s in 0..world.sessions.len() {
@@ -413,7 +414,7 @@ impl TrueAudiences {
             let mut values = Vec::new();
             for (u, &g) in segments.iter().enumerate() {
                 if offered(&world.users[u], &world.sessions[s]) {
-                    let v = world.expected_purchase(s, u);
+                    let v = world.expected_purchase(s, u, at_ms);
                     sums[g] += v;
                     counts[g] += 1;
                     values.push(v);
@@ -454,7 +455,7 @@ pub async fn run(
         )
         .into());
     }
-    let audiences = TrueAudiences::of(world);
+    let audiences = TrueAudiences::of(world, options.start_ms);
     let index: std::collections::HashMap<&str, usize> =
         world.sessions.iter().enumerate().map(|(i, s)| (s.session_id.as_str(), i)).collect();
     let mut ranking = RankingServiceClient::new(channel.clone());
@@ -533,7 +534,7 @@ pub async fn run(
         card.ceiling_sums.0 += on;
         card.ceiling_sums.1 += targeted;
         let ev = |s: usize| {
-            let (v, b) = world.probs(s, user);
+            let (v, b) = world.probs(s, user, now);
             f64::from(v) * f64::from(b)
         };
         let (ranking_id, order, keys): (String, Vec<usize>, Vec<String>) = match policy {
@@ -591,7 +592,7 @@ pub async fn run(
                 continue;
             }
             let session = &sessions[s];
-            let (p_view, p_buy) = world.probs(s, user);
+            let (p_view, p_buy) = world.probs(s, user, now);
             let fit = fitrank::domain::audience::fit(&world.users[user], &session.target);
             let in_target = fit.in_target();
             let event = |kind: pb::EventType, amount: f64, next_event: &mut u64| {

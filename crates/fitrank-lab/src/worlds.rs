@@ -9,7 +9,9 @@
 //!   often) or a *buyer*, and has two favourite categories of their own. Each host has a hidden
 //!   quality, and each session's true buyers combine a demographic core with those tastes.
 //!   Sellers' declarations are accurate, too broad, wrong (the opposite gender, 25 years off) or
-//!   absent, in shares the world file sets.
+//!   absent, in shares the world file sets. With `taste_drift_hours` > 0, each user's favourite
+//!   categories are drawn anew every that many simulated hours (at a phase of the user's own), so
+//!   what a user was into an hour ago can stop being true during a run.
 //!
 //! A world file (TOML, `fitrank simulate --world FILE`) names a family and overrides its
 //! parameters; `--world shoppers` takes the family's defaults.
@@ -91,6 +93,8 @@ pub struct WorldSpec {
     /// Weight of a user's own favourite categories in the buying logit, against 2.0 for the
     /// session's demographic core: the larger, the less demographics tell.
     pub taste_weight: f32,
+    /// Each user's favourite categories change every this many simulated hours (0: never).
+    pub taste_drift_hours: f64,
 }
 
 impl Default for WorldSpec {
@@ -104,6 +108,7 @@ impl Default for WorldSpec {
             bargain_return_rate: 0.30,
             return_rate: 0.10,
             taste_weight: 2.0,
+            taste_drift_hours: 0.0,
         }
     }
 }
@@ -145,6 +150,9 @@ impl WorldSpec {
         }
         if !(self.taste_weight.is_finite() && self.taste_weight >= 0.0) {
             return Err(format!("taste_weight must be a finite number >= 0, got {}", self.taste_weight));
+        }
+        if !(self.taste_drift_hours.is_finite() && self.taste_drift_hours >= 0.0) {
+            return Err(format!("taste_drift_hours must be a finite number >= 0, got {}", self.taste_drift_hours));
         }
         Ok(())
     }
@@ -190,6 +198,9 @@ pub struct ShopperTruth {
     tastes: Vec<[Category; 2]>,
     cores: Vec<Core>,
     host_quality: Vec<f32>,
+    /// Salt of the drifted tastes, derived from the world (no extra draw: a world without drift is
+    /// the same world as before drift existed).
+    drift_salt: u64,
 }
 
 fn sigmoid(z: f32) -> f32 {
@@ -251,13 +262,33 @@ impl ShopperTruth {
             host_quality.push(rng.gen_range(-0.8..0.8));
             declarations.push(kind);
         }
-        (ShopperTruth { spec: spec.clone(), shoppers, tastes, cores, host_quality }, declarations)
+        let drift_salt =
+            host_quality.iter().fold(0u64, |h, q: &f32| fitrank::hash::splitmix64(h ^ u64::from(q.to_bits())));
+        (ShopperTruth { spec: spec.clone(), shoppers, tastes, cores, host_quality, drift_salt }, declarations)
     }
 
-    /// (P(view | shown), P(buy | viewed)) of session `s` for user `u`.
-    pub fn probs(&self, s: usize, session: &LiveSession, u: usize, user: &UserProfile) -> (f32, f32) {
+    /// User `u`'s two favourite categories at simulated time `t_ms`: the drawn ones in the user's
+    /// first drift period (always, without drift), then new ones each period.
+    pub fn tastes_at(&self, u: usize, t_ms: i64) -> [Category; 2] {
+        if self.spec.taste_drift_hours <= 0.0 {
+            return self.tastes[u];
+        }
+        let period = ((self.spec.taste_drift_hours * 3_600_000.0) as i64).max(1);
+        let user = fitrank::hash::splitmix64(self.drift_salt ^ u as u64);
+        let phase = (user % period as u64) as i64;
+        let epoch = (t_ms + phase).div_euclid(period);
+        if epoch == 0 {
+            return self.tastes[u];
+        }
+        let h = fitrank::hash::splitmix64(user ^ epoch as u64);
+        let n = Category::ALL.len() as u64;
+        [Category::ALL[(h % n) as usize], Category::ALL[((h >> 32) % n) as usize]]
+    }
+
+    /// (P(view | shown), P(buy | viewed)) of session `s` for user `u` at simulated time `t_ms`.
+    pub fn probs(&self, s: usize, session: &LiveSession, u: usize, user: &UserProfile, t_ms: i64) -> (f32, f32) {
         let fit = affinity(&self.cores[s], user);
-        let likes = self.tastes[u].contains(&session.category);
+        let likes = self.tastes_at(u, t_ms).contains(&session.category);
         let quality = self.host_quality[s];
         let shopper = self.shoppers[u];
         let lang_ok = user.language.is_empty() || *user.language == *session.language;
@@ -359,6 +390,26 @@ mod tests {
     }
 
     #[test]
+    fn tastes_drift_by_period_and_stay_without_drift() {
+        let users: Vec<UserProfile> = (0..200).map(|_| UserProfile::default()).collect();
+        let truth = |drift: f64| {
+            let spec = WorldSpec { family: Family::Shoppers, taste_drift_hours: drift, ..WorldSpec::default() };
+            ShopperTruth::new(&spec, &mut StdRng::seed_from_u64(3), &users, &mut []).0
+        };
+        let (fixed, drifting) = (truth(0.0), truth(2.0));
+        let hour = 3_600_000;
+        let changed = |t: &ShopperTruth, at: i64| (0..200).filter(|&u| t.tastes_at(u, at) != t.tastes_at(u, 0)).count();
+        assert_eq!(changed(&fixed, 48 * hour), 0);
+        // Within a period a user's tastes hold; over a day nearly everyone's have moved.
+        let u = 7;
+        let start = (0..4 * hour).step_by(60_000).find(|t| drifting.tastes_at(u, *t) != drifting.tastes_at(u, 0));
+        let start = start.expect("a change within two periods");
+        assert_eq!(drifting.tastes_at(u, start), drifting.tastes_at(u, start + 2 * hour - 60_000));
+        assert!(changed(&drifting, 24 * hour) > 150, "{}", changed(&drifting, 24 * hour));
+        assert_eq!(truth(2.0).tastes_at(5, 30 * hour), drifting.tastes_at(5, 30 * hour), "drift is part of the world");
+    }
+
+    #[test]
     fn browsers_watch_and_never_buy() {
         let spec = WorldSpec { family: Family::Shoppers, browsers_older_men: 1.0, ..WorldSpec::default() };
         let user = UserProfile { age_band: AgeBand::A55To64, gender: Gender::Male, ..Default::default() };
@@ -376,7 +427,7 @@ mod tests {
         }];
         let (truth, _) =
             ShopperTruth::new(&spec, &mut StdRng::seed_from_u64(1), std::slice::from_ref(&user), &mut sessions);
-        let (view, buy) = truth.probs(0, &sessions[0], 0, &user);
+        let (view, buy) = truth.probs(0, &sessions[0], 0, &user, 0);
         assert!(view > 0.05 && buy == 0.0, "{view} {buy}");
     }
 }

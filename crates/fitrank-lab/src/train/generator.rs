@@ -275,11 +275,12 @@ impl World {
         World { users, sessions, declarations, truth: WorldTruth::Generator(truth) }
     }
 
-    /// (P(view | shown), P(buy | viewed)) of session `session` for user `user`, under the truth.
-    pub fn probs(&self, session: usize, user: usize) -> (f32, f32) {
+    /// (P(view | shown), P(buy | viewed)) of session `session` for user `user` at simulated time
+    /// `t_ms`, under the truth.
+    pub fn probs(&self, session: usize, user: usize, t_ms: i64) -> (f32, f32) {
         match &self.truth {
             WorldTruth::Generator(t) => truth_probs(t, session, &self.users[user], &self.sessions[session]),
-            WorldTruth::Shoppers(t) => t.probs(session, &self.sessions[session], user, &self.users[user]),
+            WorldTruth::Shoppers(t) => t.probs(session, &self.sessions[session], user, &self.users[user], t_ms),
         }
     }
 
@@ -291,9 +292,9 @@ impl World {
         }
     }
 
-    /// True expected purchases per impression of `session` for `user`.
-    pub fn expected_purchase(&self, session: usize, user: usize) -> f64 {
-        let (view, buy) = self.probs(session, user);
+    /// True expected purchases per impression of `session` for `user` at simulated time `t_ms`.
+    pub fn expected_purchase(&self, session: usize, user: usize, t_ms: i64) -> f64 {
+        let (view, buy) = self.probs(session, user, t_ms);
         f64::from(view) * f64::from(buy)
     }
 }

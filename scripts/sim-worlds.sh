@@ -6,7 +6,7 @@
 # fitrank's share of the oracle's expected purchases, and the issue-37 ratios against the oracle.
 # Usage: scripts/sim-worlds.sh [WORLD] [SEEDS] [REQUESTS] [MODELS_DIR] [POLICY_TOML]
 #   default: shoppers "101 102 103 104" 20000 models ""
-# The shipped model was trained on shoppers world seeds 11 and 12 (scripts/train-default-model.sh);
+# The shipped model was trained on shoppers world seeds 11 to 14 (scripts/train-default-model.sh);
 # score it on other seeds.
 set -euo pipefail
 cd "$(dirname "$0")/.."

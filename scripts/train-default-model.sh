@@ -12,7 +12,7 @@
 #      last 10%
 # The scorecard's behaviour seeds (3 to 8) are not among the logged ones. The service's
 # exploration draws are not seeded, so the weights differ slightly between runs (two runs are
-# compared in docs/PERFORMANCE.md). 4 min 29 s on a 2-core machine.
+# compared in docs/PERFORMANCE.md). 14 min on a 2-core machine.
 # Usage: scripts/train-default-model.sh [MODELS_DIR]   (default: models)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -7,9 +7,15 @@
 #   4. restart with the default policy; the newest model loads
 #   5. fitrank simulate with fitrank and the baselines: the scorecard of the trained policy
 # Usage: scripts/sim-loop.sh [WARMUP_REQUESTS] [EVAL_REQUESTS]    (default 20000 20000)
+# WORLD=shoppers SEED=101 SLOTS=8 run it in another world family, world seed and feed size
+# (default: the default world, seed 7, 5 slots). Training chooses the identity block on the
+# warm-up's latest rows (fitrank train --identity-buckets auto): the users and hosts it scores
+# next are the warm-up's own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WARMUP="${1:-20000}"; EVAL="${2:-20000}"
+WORLD="${WORLD:-default}"; SEED="${SEED:-7}"; SLOTS="${SLOTS:-5}"
+SIM=(--world "$WORLD" --seed "$SEED" --slots "$SLOTS")
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
 cargo build --release --workspace --quiet
 B="$CARGO_TARGET_DIR/release/fitrank"
@@ -29,16 +35,18 @@ trap 'kill ${PID:-} 2>/dev/null || true' EXIT
 
 echo "== 1-2. warm-up: $WARMUP requests on the baseline policy"
 serve $'[policy]\npurchase_weight = 0.0\nengage_weight = 0.0\naudience_fit_weight = 0.0\non_target_weight = 0.0\nexploration_share = 0.2'
-"$B" simulate --requests "$WARMUP" --policies fitrank --behaviour-seed 1 --rows 0
+"$B" simulate "${SIM[@]}" --requests "$WARMUP" --policies fitrank --behaviour-seed 1 --rows 0
 kill "$PID"; wait "$PID" 2>/dev/null || true
 
 echo "== 3. export and train"
 "$B" export --log-dir "$OUT/data/featurelog" --out "$OUT/served.parquet"
-"$B" train --data "$OUT/served.parquet" --name default --version 29990101-000000 --models "$OUT/models" 2>&1 | grep -E "auc|done|wrote"
+"$B" train --data "$OUT/served.parquet" --name default --version 29990101-000000 --models "$OUT/models" 2>&1 \
+  | grep -E "auc|done|wrote|identity"
 
 echo "== 4-5. serve the trained model with the default policy; $EVAL fresh requests"
 serve ""
 "$B" call model | grep -E "version|purchase_auc" || true
 # The store kept the warm-up's state: the clock continues where the warm-up's stopped.
 START=$(python3 -c "print(4 + $WARMUP / 3 / 3600)")
-"$B" simulate --requests "$EVAL" --behaviour-seed 2 --no-setup --start-hour "$START" --rows 0
+"$B" simulate "${SIM[@]}" --requests "$EVAL" --behaviour-seed 2 --no-setup --start-hour "$START" --rows 0 \
+  ${JSON:+--json}

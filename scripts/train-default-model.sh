@@ -59,5 +59,6 @@ echo "== 3. export"
   --out "$W/served.parquet" | grep -E "wrote|skewed"
 
 echo "== 4. train"
-"$B" train --data "$W/served.parquet" --name default --version 20261205-090000 --models "$MODELS" \
+# No identity block: the shipped model serves users and hosts it was not trained on.
+"$B" train --data "$W/served.parquet" --identity-buckets 0 --name default --version 20261205-090000 --models "$MODELS" \
   | grep -E "alpha|auc|done"

@@ -117,9 +117,13 @@ struct TrainArgs {
     /// Slots per kind of the identity block: a learned weight per hashed user id and host id
     /// (from the table's `user_id` and `session.host_id` columns); 0 for none. A power of two a few
     /// times the number of distinct users keeps collisions rare; each N costs 16 bytes of memory
-    /// (two kinds, two heads) and about 45 bytes of weights.json.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(fitrank::features::identity::MAX_BUCKETS)))]
-    identity_buckets: u32,
+    /// (two kinds, two heads) and about 45 bytes of weights.json. `auto` (the default) trains
+    /// without the block, with it (four slots per distinct user), and with it and 8 latent
+    /// factors, and keeps the one whose purchase head predicts the validation split best (the
+    /// latest rows under the time split); it ignores --factor-dims. Ids learned in one world mean
+    /// nothing in another: give 0 for a model that will serve other users.
+    #[arg(long, default_value = "auto", value_parser = parse_identity_buckets)]
+    identity_buckets: IdentityBuckets,
     /// Latent factors per identity slot: the dot product of the user's and the host's factors is
     /// added to the logit (matrix factorisation of who engages with whom, learned with the
     /// heads; needs --identity-buckets and the sparse solver); 0 for none. Each dimension costs as
@@ -281,6 +285,23 @@ struct EvaluateArgs {
     json: bool,
 }
 
+/// `--identity-buckets`: `auto` (None) or a number of slots.
+#[derive(Debug, Clone, Copy)]
+struct IdentityBuckets(Option<u32>);
+
+/// `auto` or a number of identity slots within the allowed range.
+fn parse_identity_buckets(s: &str) -> Result<IdentityBuckets, String> {
+    if s == "auto" {
+        return Ok(IdentityBuckets(None));
+    }
+    let n: u32 = s.parse().map_err(|_| format!("{s:?} is neither auto nor a number"))?;
+    let max = fitrank::features::identity::MAX_BUCKETS;
+    if n > max {
+        return Err(format!("{n} identity buckets: at most {max}"));
+    }
+    Ok(IdentityBuckets(Some(n)))
+}
+
 fn parse_mapping(s: &str) -> Result<(String, String), String> {
     let (ours, theirs) = s.split_once('=').ok_or("expected OURS=THEIRS")?;
     Ok((ours.to_owned(), theirs.to_owned()))
@@ -349,16 +370,26 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
         split,
         source,
         seed: a.world.seed,
-        identity_buckets: a.identity_buckets,
+        identity_buckets: a.identity_buckets.0.unwrap_or(0),
         factor_dims: a.factor_dims,
         factor_alpha: a.factor_alpha,
     };
-    if a.identity_buckets > 0 && data.ids.iter().all(|k| *k == fitrank::features::IdentityKeys::default()) {
-        eprintln!("warning: --identity-buckets {} but the rows carry no user or host ids", a.identity_buckets);
+    let no_ids = data.ids.iter().all(|k| *k == fitrank::features::IdentityKeys::default());
+    if let Some(buckets) = a.identity_buckets.0.filter(|b| *b > 0 && no_ids) {
+        eprintln!("warning: --identity-buckets {buckets} but the rows carry no user or host ids");
     }
     let fitting = fitrank_lab::progress::spinner("fitting both heads");
     fitting.enable_steady_tick(std::time::Duration::from_millis(200));
-    let artifact = train::train(&data, &opts);
+    let artifact = match a.identity_buckets.0 {
+        Some(_) => train::train(&data, &opts),
+        None => train::train_choosing_identity(&data, &opts).map(|(artifact, trials)| {
+            let chosen = (artifact.manifest.identity_buckets, artifact.manifest.factor_dims);
+            if !trials.is_empty() {
+                eprintln!("identity chosen on validation: buckets {}, factor dimensions {}", chosen.0, chosen.1);
+            }
+            artifact
+        }),
+    };
     fitting.finish_and_clear();
     let artifact = artifact?;
     let dir = a.models.join(&a.name).join(&version);

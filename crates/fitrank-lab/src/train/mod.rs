@@ -261,6 +261,65 @@ fn fit_heads(
     Ok(Heads { engage, purchase })
 }
 
+/// Latent factors per slot tried by [`train_choosing_identity`].
+pub const AUTO_FACTOR_DIMS: u32 = 8;
+
+/// One identity setting [`train_choosing_identity`] tried, and its purchase head's log loss on
+/// the validation split.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IdentityTrial {
+    pub buckets: u32,
+    pub factor_dims: u32,
+    pub validation_logloss: f64,
+}
+
+/// Slots per kind for `data`: four per distinct user id, a power of two from 1,024 to the maximum.
+pub fn auto_buckets(data: &Dataset) -> u32 {
+    let users: std::collections::HashSet<u64> = data.ids.iter().map(|k| k.user).collect();
+    let wanted = (4 * users.len() as u64).next_power_of_two();
+    wanted.clamp(1024, u64::from(features::identity::MAX_BUCKETS)) as u32
+}
+
+/// Trains without the identity block, with it ([`auto_buckets`] slots), and with it and
+/// [`AUTO_FACTOR_DIMS`] latent factors (sparse solver), each on the same split, and keeps the model
+/// whose purchase head has the lowest log loss on the validation split, which is the latest
+/// rows under the time split: ids earn their place only where they predict what came after.
+/// Without validation rows, or when no row carries an id, trains without the block. Returns every
+/// trial with the model.
+pub fn train_choosing_identity(
+    data: &Dataset,
+    opts: &TrainOptions,
+) -> Result<(ModelArtifact, Vec<IdentityTrial>), TrainError> {
+    let without = TrainOptions { identity_buckets: 0, factor_dims: 0, ..opts.clone() };
+    let (_, valid_idx, _) = opts.split.indexes(data);
+    let has_ids = data.ids.iter().any(|k| *k != IdentityKeys::default());
+    if valid_idx.is_empty() || !has_ids {
+        return Ok((train(data, &without)?, Vec::new()));
+    }
+    let valid = data.select(&valid_idx);
+    let y = valid.purchased.as_slice().expect("contiguous");
+    let buckets = auto_buckets(data);
+    let mut candidates = vec![(0, 0), (buckets, 0)];
+    if opts.solver == fit::Solver::Sparse {
+        candidates.push((buckets, AUTO_FACTOR_DIMS));
+    }
+    let mut best: Option<(ModelArtifact, f64)> = None;
+    let mut trials = Vec::with_capacity(candidates.len());
+    for (buckets, factor_dims) in candidates {
+        let trial_opts = TrainOptions { identity_buckets: buckets, factor_dims, ..opts.clone() };
+        let artifact = train(data, &trial_opts)?;
+        let p = fit::predict(&artifact.heads.purchase, valid.x.view(), &valid.ids);
+        let loss = metrics::log_loss(&p, y);
+        eprintln!("  identity buckets {buckets}, factor dimensions {factor_dims}: validation log loss {loss:.5}");
+        trials.push(IdentityTrial { buckets, factor_dims, validation_logloss: loss });
+        if best.as_ref().is_none_or(|(_, l)| loss < *l) {
+            best = Some((artifact, loss));
+        }
+    }
+    let (artifact, _) = best.expect("at least one candidate");
+    Ok((artifact, trials))
+}
+
 /// Splits `data`, fits both heads (choosing alpha on validation when several are given), measures
 /// them on the test split, and returns the artifact.
 pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, TrainError> {
@@ -345,4 +404,58 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
         factor_dims: opts.factor_dims,
     };
     Ok(ModelArtifact { manifest, heads })
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::Rng;
+
+    use super::*;
+
+    fn options() -> TrainOptions {
+        TrainOptions {
+            name: "t".into(),
+            version: "20000101-000000".into(),
+            alphas: vec![1.0],
+            max_iterations: 100,
+            solver: fit::Solver::Sparse,
+            split: Split::Time { validation: 0.2, test: 0.2 },
+            source: "test".into(),
+            seed: 1,
+            identity_buckets: 0,
+            factor_dims: 0,
+            factor_alpha: DEFAULT_FACTOR_ALPHA,
+        }
+    }
+
+    /// Rows alike in every feature; a quarter of the hosts sell to 30% of impressions, the rest
+    /// to 2%. With `ids`, the rows name their user and host.
+    fn hosts_that_sell(ids: bool) -> Dataset {
+        let n = 4_000;
+        let mut data = Dataset::with_rows(n);
+        let mut rng = StdRng::seed_from_u64(9);
+        for i in 0..n {
+            let host = rng.gen_range(0..40u32);
+            let bought = rng.gen_bool(if host < 10 { 0.3 } else { 0.02 });
+            data.set(i, &[0.0; NUM_FEATURES], bought, bought, i as i64);
+            if ids {
+                data.ids[i] = IdentityKeys::of(&format!("u{}", i % 300), &format!("h{host}"));
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn the_identity_block_is_kept_where_the_validation_split_rewards_it() {
+        let (artifact, trials) = train_choosing_identity(&hosts_that_sell(true), &options()).unwrap();
+        assert_eq!(trials.len(), 3, "{trials:?}");
+        assert_eq!(trials[1].buckets, 2048, "four slots per user, a power of two");
+        let best = trials.iter().map(|t| t.validation_logloss).fold(f64::INFINITY, f64::min);
+        assert!(trials[0].validation_logloss > best + 0.01, "{trials:?}");
+        assert!(artifact.manifest.identity_buckets > 0);
+
+        let (artifact, trials) = train_choosing_identity(&hosts_that_sell(false), &options()).unwrap();
+        assert!(trials.is_empty(), "no ids, nothing to choose");
+        assert_eq!(artifact.manifest.identity_buckets, 0);
+    }
 }

@@ -369,6 +369,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_world_files_load() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("worlds");
+        let drift = WorldSpec::load(dir.join("shoppers-drift.toml").to_str().unwrap()).unwrap();
+        assert_eq!((drift.family, drift.taste_drift_hours), (Family::Shoppers, 2.0));
+    }
+
+    #[test]
     fn declarations_follow_their_shares_and_wrong_ones_miss_the_buyers() {
         let spec = WorldSpec { family: Family::Shoppers, ..WorldSpec::default() };
         let mut rng = StdRng::seed_from_u64(5);

@@ -12,9 +12,10 @@
 //! new sessions the model, from their content alone, expects this user to buy from, which is what
 //! gets a new host its first purchase soonest. Otherwise the slot takes the next session of the
 //! exploitation order. The recorded propensity is the probability of that placement at that slot
-//! given the slots before it: `e · w / Σw(open pool)` for an explored session (`e` the slot's
-//! exploration probability), `1 − e` (plus its draw probability when the session was also in the
-//! pool) for an exploited one.
+//! given the slots before it, whichever way it came about: `e · w / Σw(open pool)` for a session of
+//! the pool (`e` the slot's exploration probability), plus `1 − e` when it is also the session
+//! the exploitation order puts there. (A draw that picks the displaced session itself is the same
+//! placement as not exploring; both ways count.)
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -55,6 +56,7 @@ pub fn place(
             pool = open(&other);
         }
         let pool_weight: f64 = pool.iter().map(|c| weight(*c)).sum();
+        let drawn = |c: usize| if pool.contains(&c) { weight(c) / pool_weight } else { 0.0 };
         // Explore less where the best cold session is far behind the item it would displace.
         let explore = if pool.is_empty() {
             0.0
@@ -72,13 +74,13 @@ pub fn place(
                 })
                 .unwrap_or(pool.last().expect("pool is not empty"));
             placed[c] = true;
-            out.push((c, (explore * weight(c) / pool_weight) as f32));
+            let exploited = if displaced == Some(c) { 1.0 - explore } else { 0.0 };
+            out.push((c, (exploited + explore * drawn(c)) as f32));
             continue;
         }
         let Some(c) = displaced else { break };
         placed[c] = true;
-        let p = (1.0 - explore) + if pool.contains(&c) { explore * weight(c) / pool_weight } else { 0.0 };
-        out.push((c, p as f32));
+        out.push((c, ((1.0 - explore) + explore * drawn(c)) as f32));
     }
     out
 }
@@ -171,5 +173,18 @@ mod tests {
         }
         let rate = f64::from(explored) / f64::from(draws);
         assert!((rate - 0.05).abs() < 0.005, "explored {rate}");
+    }
+
+    #[test]
+    fn logged_propensities_are_the_frequencies_of_each_placement() {
+        // Cold sessions 0-3 compete with the exploitation order's head (0 is both the exploited
+        // top and a cold session: the placement an explored draw can also make).
+        let order = vec![0, 5, 1, 6, 2, 3, 4];
+        let score = |c: usize| [3.0, 1.0, 2.0, 0.5, 0.2, 4.0, 3.5][c];
+        let draws: Vec<Vec<(usize, f32)>> =
+            (0..40_000).map(|seed| place(&order, 7, 3, &[0, 1, 2, 3], |c| c < 3, score, 0.3, seed)).collect();
+        let (checked, worst) = crate::ranking::placement_check::check(&draws, 500);
+        assert!(checked >= 10, "only {checked} placements had enough draws");
+        assert!(worst < 4.5, "worst gap {worst}");
     }
 }

@@ -2,6 +2,10 @@
 //! request. In each round the team with fewer picks (a coin decides ties) adds its highest-ranked
 //! item not yet shown; every shown item is credited to the team that picked it, and engagement with
 //! it counts for that team ([`crate::experiment::report::interleaving`]).
+//!
+//! [`placement_probabilities`] gives each placed item's probability given the items before it,
+//! what the feature log records as its propensity: the coin makes the merge random, and the same
+//! items can come from different coin flips (two teams whose next item is the same).
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -61,6 +65,64 @@ pub fn team_draft(a: &[usize], b: &[usize], universe: usize, limit: usize, seed:
     out
 }
 
+/// The probability of each placement of `placed` (a [`team_draft`] of `a` and `b`) given the
+/// placements before it. A forward pass over the possible pick counts: after `k` placements the
+/// items shown are known, so each team's next item is its first one not shown, and the merge's
+/// only unknown state is how many of the `k` team A picked (coin flips that placed the same items
+/// can leave A with different counts). Each step multiplies the chance of every state by the
+/// chance that it places the observed item, and the propensity is the ratio of the totals.
+pub fn placement_probabilities(a: &[usize], b: &[usize], universe: usize, placed: &[usize]) -> Vec<f32> {
+    let mut shown = vec![false; universe];
+    let (mut next_a, mut next_b) = (0, 0);
+    // states[picks_a] = probability of the prefix and that count, for picks_a ≤ k.
+    let mut states = vec![1.0f64];
+    let mut out = Vec::with_capacity(placed.len());
+    for (k, &item) in placed.iter().enumerate() {
+        let first_unshown = |list: &[usize], next: &mut usize| {
+            while *next < list.len() && shown[list[*next]] {
+                *next += 1;
+            }
+            list.get(*next).copied()
+        };
+        let (top_a, top_b) = (first_unshown(a, &mut next_a), first_unshown(b, &mut next_b));
+        // The team that picks when `first` goes first: it, or the other when its list is spent.
+        let picker = |first: Team| {
+            let (own, other) = match first {
+                Team::A => ((top_a, Team::A), (top_b, Team::B)),
+                Team::B => ((top_b, Team::B), (top_a, Team::A)),
+            };
+            own.0.map(|x| (x, own.1)).or(other.0.map(|x| (x, other.1)))
+        };
+        let before: f64 = states.iter().sum();
+        let mut next_states = vec![0.0f64; k + 2];
+        for (picks_a, &p) in states.iter().enumerate() {
+            if p == 0.0 {
+                continue;
+            }
+            let picks_b = k - picks_a;
+            let firsts: &[(Team, f64)] = match picks_a.cmp(&picks_b) {
+                std::cmp::Ordering::Less => &[(Team::A, 1.0)],
+                std::cmp::Ordering::Greater => &[(Team::B, 1.0)],
+                std::cmp::Ordering::Equal => &[(Team::A, 0.5), (Team::B, 0.5)],
+            };
+            for &(first, chance) in firsts {
+                if let Some((x, team)) = picker(first)
+                    && x == item
+                {
+                    next_states[picks_a + usize::from(team == Team::A)] += p * chance;
+                }
+            }
+        }
+        let after: f64 = next_states.iter().sum();
+        out.push(if before > 0.0 { (after / before) as f32 } else { 0.0 });
+        states = next_states;
+        if let Some(s) = shown.get_mut(item) {
+            *s = true;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +164,27 @@ mod tests {
         let a: Vec<usize> = (0..10).collect();
         let out = team_draft(&a, &a, 10, 10, 7);
         assert_eq!(out.iter().map(|(i, _)| *i).collect::<Vec<_>>(), a);
+    }
+
+    #[test]
+    fn logged_propensities_are_the_frequencies_of_each_placement() {
+        // Lists that share items at different ranks, so the same prefix arises from different
+        // coin flips, and one list shorter than the other.
+        let a = vec![0, 1, 2, 3, 4, 5];
+        let b = vec![1, 0, 4, 6];
+        let draws: Vec<Vec<(usize, f32)>> = (0..40_000)
+            .map(|seed| {
+                let merged = team_draft(&a, &b, 7, 6, seed);
+                let items: Vec<usize> = merged.iter().map(|(c, _)| *c).collect();
+                items.iter().copied().zip(placement_probabilities(&a, &b, 7, &items)).collect()
+            })
+            .collect();
+        let (checked, worst) = crate::ranking::placement_check::check(&draws, 500);
+        assert!(checked >= 8, "only {checked} placements had enough draws");
+        assert!(worst < 4.5, "worst gap {worst}");
+        // Identical lists: one possible merge, every placement certain.
+        let merged = team_draft(&a, &a, 7, 6, 3);
+        let items: Vec<usize> = merged.iter().map(|(c, _)| *c).collect();
+        assert!(placement_probabilities(&a, &a, 7, &items).iter().all(|p| *p == 1.0));
     }
 }

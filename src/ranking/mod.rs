@@ -13,6 +13,8 @@ mod ranker;
 
 pub mod explore;
 pub mod interleave;
+#[cfg(test)]
+mod placement_check;
 
 pub use latency::{LatencySummary, RankLatency};
 pub use ranker::{RankError, RankQuery, Ranked, RankedItem, Ranker, UnrankedReason};

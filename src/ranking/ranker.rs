@@ -388,11 +388,14 @@ fn order(query: &RankQuery, fetched: &Fetched, treatment: Treatment, ranking_id:
                 (m.id.clone(), s)
             });
             let index = |s: &[Scored]| s.iter().map(|x| x.candidate).collect::<Vec<_>>();
-            let merged = interleave::team_draft(&index(&orders[0].1), &index(&orders[1].1), total, limit, seed);
+            let lists = [index(&orders[0].1), index(&orders[1].1)];
+            let merged = interleave::team_draft(&lists[0], &lists[1], total, limit, seed);
             let by_candidate = [
                 by_candidate(std::mem::take(&mut orders[0].1), total),
                 by_candidate(std::mem::take(&mut orders[1].1), total),
             ];
+            let placed: Vec<usize> = merged.iter().map(|(c, _)| *c).collect();
+            let propensities = interleave::placement_probabilities(&lists[0], &lists[1], total, &placed);
             let teams: String = merged.iter().map(|(_, t)| t.letter()).collect();
             let items = merged.iter().filter_map(|(c, team)| by_candidate[usize::from(*team == Team::B)][*c]).collect();
             exposures.push(Exposure { experiment: name, arm: format!("{TEAM_DRAFT_PREFIX}{teams}") });
@@ -401,7 +404,7 @@ fn order(query: &RankQuery, fetched: &Fetched, treatment: Treatment, ranking_id:
             } else {
                 format!("{}|{}", orders[0].0, orders[1].0)
             };
-            Ordered { items, propensities: Vec::new(), model_id, exposures }
+            Ordered { items, propensities, model_id, exposures }
         }
     }
 }

@@ -293,7 +293,13 @@ async fn exploration_places_cold_sessions_and_logs_their_probability() {
     server.stop().await.unwrap();
     let (mut explored, mut slots) = (0, 0);
     read_served(&[data_dir.join("featurelog")], |r| {
-        for item in &r.items {
+        // The returned items, then the best unreturned candidates (propensity 0) after them.
+        let returned = r.items.iter().take_while(|i| i.propensity > 0.0).count();
+        assert_eq!(returned, 5);
+        assert!(r.items[returned..].iter().all(|i| i.propensity == 0.0));
+        let positions: Vec<u32> = r.items.iter().map(|i| i.position).collect();
+        assert_eq!(positions, (0..r.items.len() as u32).collect::<Vec<_>>());
+        for item in &r.items[..returned] {
             slots += 1;
             if item.propensity < 0.5 {
                 explored += 1;

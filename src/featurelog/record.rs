@@ -70,13 +70,15 @@ pub struct ServedItem {
     pub session: Arc<LiveSession>,
     /// Its live stats when ranked.
     pub stats: LiveStats,
-    /// 0-based position in the response.
+    /// 0-based position in the response; for a candidate that was not returned (propensity 0),
+    /// its place after the returned items in the logging policy's score order.
     pub position: u32,
     pub score: f32,
     pub p_engage: f32,
     pub p_purchase: f32,
-    /// Probability that the policy placed this item at this position (1 for a deterministic
-    /// policy).
+    /// Probability that the policy placed this item at this position given the items placed
+    /// before it (1 for a deterministic policy); 0 for a scored candidate that was not returned
+    /// (`FeatureLogConfig::unreturned_candidates`).
     pub propensity: f32,
     /// The feature row the model scored. Filled by the feature-log writer thread
     /// ([`ServedRanking::extract_rows`]), not by the ranker.

@@ -37,6 +37,11 @@ pub struct FeatureLogConfig {
     pub fsync: bool,
     /// Rankings queued for the writer before new ones are dropped from the log.
     pub queue_capacity: usize,
+    /// Scored candidates that were not returned, logged per ranking (the best by the logging
+    /// policy's own score, after the returned items, with propensity 0): what lets a candidate
+    /// policy re-rank what the logging policy saw (`fitrank export --candidates`). 0 logs only
+    /// the returned items.
+    pub unreturned_candidates: usize,
 }
 
 impl Default for FeatureLogConfig {
@@ -49,6 +54,7 @@ impl Default for FeatureLogConfig {
             flush_interval_ms: 1_000,
             fsync: false,
             queue_capacity: 4_096,
+            unreturned_candidates: 50,
         }
     }
 }
@@ -67,6 +73,7 @@ pub struct FeatureLog {
     outcomes: Mutex<SegmentWriter>,
     dropped: AtomicU64,
     logged: AtomicU64,
+    unreturned_candidates: usize,
 }
 
 impl std::fmt::Debug for FeatureLog {
@@ -99,6 +106,7 @@ impl FeatureLog {
             outcomes: Mutex::new(outcomes),
             dropped: AtomicU64::new(0),
             logged: AtomicU64::new(0),
+            unreturned_candidates: config.unreturned_candidates,
         }))
     }
 
@@ -113,6 +121,12 @@ impl FeatureLog {
     /// less than encoding: a ranking of 500 with the log on went from 147.2 to 133.2 µs when the
     /// encoding moved, `cargo bench --bench ranking`). Never blocks; dropped (and counted) when the
     /// queue is full.
+    /// How many scored candidates that were not returned a ranking logs
+    /// ([`FeatureLogConfig::unreturned_candidates`]).
+    pub fn unreturned_candidates(&self) -> usize {
+        self.unreturned_candidates
+    }
+
     pub fn log_served(&self, ranking: ServedRanking) {
         self.send(Message::Served(Box::new(ranking)));
     }

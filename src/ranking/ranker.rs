@@ -193,7 +193,8 @@ impl Ranker {
         let mut fetched = self.fetch(&mut query).await?;
         let treatment = self.treatment(&query.user_id);
         let ranking_id = new_ranking_id();
-        let ordered = order(&query, &fetched, treatment, &ranking_id);
+        let unreturned = self.log.as_ref().map_or(0, |l| l.unreturned_candidates());
+        let ordered = order(&query, &fetched, treatment, &ranking_id, unreturned);
         // The profile goes to the log as it is; the response does not need it.
         let user = std::mem::take(&mut fetched.user);
         self.log(&query, user, &fetched, &ordered, &ranking_id);
@@ -247,12 +248,20 @@ impl Ranker {
         // Several layers: names joined by ',' in the same order in both fields.
         let experiment_names = ordered.exposures.iter().map(|e| e.experiment.as_str()).collect::<Vec<_>>().join(",");
         let arm_names = ordered.exposures.iter().map(|e| e.arm.as_str()).collect::<Vec<_>>().join(",");
+        // The returned items, then the unreturned candidates (propensity 0).
+        let returned = ordered.items.len();
         let items: Vec<ServedItem> = ordered
             .items
             .iter()
+            .chain(&ordered.unreturned)
             .enumerate()
             .map(|(position, s)| {
                 let c = &fetched.candidates[s.candidate];
+                let propensity = match ordered.propensities.get(position) {
+                    _ if position >= returned => 0.0,
+                    Some(p) => *p,
+                    None => 1.0,
+                };
                 ServedItem {
                     session: Arc::clone(&c.session),
                     stats: LiveStats::clone(&c.stats),
@@ -260,7 +269,7 @@ impl Ranker {
                     score: s.score,
                     p_engage: s.p_engage,
                     p_purchase: s.p_purchase,
-                    propensity: ordered.propensities.get(position).copied().unwrap_or(1.0),
+                    propensity,
                     features: SparseRow::default(),
                 }
             })
@@ -338,8 +347,9 @@ fn score(query: &RankQuery, fetched: &Fetched, model: &LoadedModel, policy: Poli
 
 /// Step 4, order: the top `limit` by the treatment's policy, with targeted exploration of cold
 /// sessions when the policy asks for it, or the team-draft merge of an interleaving experiment's
-/// two arms. Scores (step 3) are computed here, per arm.
-fn order(query: &RankQuery, fetched: &Fetched, treatment: Treatment, ranking_id: &str) -> Ordered {
+/// two arms. Scores (step 3) are computed here, per arm. Besides, up to `unreturned` of the
+/// candidates not placed, best first by the (first arm's) score, for the feature log.
+fn order(query: &RankQuery, fetched: &Fetched, treatment: Treatment, ranking_id: &str, unreturned: usize) -> Ordered {
     let Treatment { model, policy, mut exposures, interleave } = treatment;
     let candidates = &fetched.candidates;
     let total = candidates.len();
@@ -363,21 +373,25 @@ fn order(query: &RankQuery, fetched: &Fetched, treatment: Treatment, ranking_id:
             let score = |i: usize| by_candidate[i].as_ref().map_or(0.0, |s| s.score);
             let placed =
                 explore::place(&exploit, total, limit, &cold, in_audience, score, policy.exploration_share, seed);
+            let items: Vec<usize> = placed.iter().map(|(c, _)| *c).collect();
             Ordered {
                 propensities: placed.iter().map(|(_, p)| *p).collect(),
-                items: placed.iter().filter_map(|(c, _)| by_candidate[*c]).collect(),
+                items: items.iter().filter_map(|c| by_candidate[*c]).collect(),
+                unreturned: not_placed(&exploit, &items, total, unreturned, &by_candidate),
                 model_id: model.id.clone(),
                 exposures,
             }
         }
         None => {
             let mut scored = score(query, fetched, &model, policy);
-            if limit < total {
-                scored.select_nth_unstable_by(limit, by_score);
-                scored.truncate(limit);
+            let keep = limit.saturating_add(unreturned).min(total);
+            if keep < total {
+                scored.select_nth_unstable_by(keep, by_score);
+                scored.truncate(keep);
             }
             scored.sort_unstable_by(by_score);
-            Ordered { items: scored, propensities: Vec::new(), model_id: model.id.clone(), exposures }
+            let unreturned = scored.split_off(limit);
+            Ordered { items: scored, propensities: Vec::new(), unreturned, model_id: model.id.clone(), exposures }
         }
         Some((name, arms)) => {
             // Both arms rank everything; team-draft picks from the two orders.
@@ -404,7 +418,8 @@ fn order(query: &RankQuery, fetched: &Fetched, treatment: Treatment, ranking_id:
             } else {
                 format!("{}|{}", orders[0].0, orders[1].0)
             };
-            Ordered { items, propensities, model_id, exposures }
+            let unreturned = not_placed(&lists[0], &placed, total, unreturned, &by_candidate[0]);
+            Ordered { items, propensities, unreturned, model_id, exposures }
         }
     }
 }
@@ -450,6 +465,8 @@ struct Fetched {
 struct Ordered {
     items: Vec<Scored>,
     propensities: Vec<f32>,
+    /// The best scored candidates that were not returned, for the feature log.
+    unreturned: Vec<Scored>,
     /// `<name>/<version>` of the model that scored (both, `|`-joined, for an interleaving).
     model_id: String,
     exposures: Vec<Exposure>,
@@ -488,6 +505,18 @@ fn by_candidate(scored: Vec<Scored>, total: usize) -> Vec<Option<Scored>> {
         out[s.candidate] = Some(s);
     }
     out
+}
+
+/// The first `n` candidates of `order` not in `placed`, scored.
+fn not_placed(order: &[usize], placed: &[usize], total: usize, n: usize, scored: &[Option<Scored>]) -> Vec<Scored> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut is_placed = vec![false; total];
+    for &c in placed {
+        is_placed[c] = true;
+    }
+    order.iter().filter(|c| !is_placed[**c]).filter_map(|c| scored[*c]).take(n).collect()
 }
 
 /// 128 random bits as 32 hex digits.

@@ -64,6 +64,14 @@ struct ExportArgs {
     /// Keep served items that have no impression event (default: only items shown).
     #[arg(long)]
     all_served: bool,
+    /// Keep rows whose attribution window had not closed at the log's end (their labels may
+    /// still change; default: left out and counted as open_window_rows).
+    #[arg(long)]
+    include_open: bool,
+    /// Keep the logged candidates that were not returned (propensity 0), so a candidate policy
+    /// can re-rank everything the logging policy saw (`fitrank evaluate`'s off-policy estimates).
+    #[arg(long)]
+    candidates: bool,
 }
 
 fn parse_time_arg(s: &str) -> Result<i64, String> {
@@ -410,6 +418,8 @@ fn run_export(a: ExportArgs) -> Result<(), AnyError> {
         window_ms: a.window_minutes * 60_000,
         return_window_ms: a.return_window_days * 86_400_000,
         require_impression: !a.all_served,
+        include_open: a.include_open,
+        include_candidates: a.candidates,
     };
     let joining = fitrank_lab::progress::spinner("joining the feature log");
     joining.enable_steady_tick(std::time::Duration::from_millis(200));
@@ -419,6 +429,13 @@ fn run_export(a: ExportArgs) -> Result<(), AnyError> {
     fitrank_lab::export::write(&table, &a.out)?;
     println!("wrote {} rows x {} columns to {}", table.rows(), table.columns.len(), a.out.display());
     println!("{}", serde_json::to_string_pretty(&stats)?);
+    if stats.open_window_rows > 0 {
+        eprintln!(
+            "note: left out {} rows ranked in the last {} minutes of the log, whose attribution window was still open \
+             (--include-open keeps them)",
+            stats.open_window_rows, a.window_minutes
+        );
+    }
     if stats.skewed_rows > 0 {
         eprintln!("warning: {} rows' features differ from a recomputation (training/serving skew)", stats.skewed_rows);
     }

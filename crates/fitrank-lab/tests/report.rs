@@ -58,8 +58,8 @@ async fn the_report_counts_each_exposed_user_once_in_the_arm_served() {
     let data_dir = server.data_dir.clone();
     server.stop().await.unwrap();
 
-    // No events were sent, so every served item counts.
-    let options = export::JoinOptions { require_impression: false, ..Default::default() };
+    // No events were sent, so every served item counts; all were ranked just now (open windows).
+    let options = export::JoinOptions { require_impression: false, include_open: true, ..Default::default() };
     let (table, _) = export::export(&[data_dir.join("featurelog")], &options).unwrap();
     let weights = BTreeMap::from([("control".to_owned(), 1.0), ("fit".to_owned(), 1.0)]);
     let report = report::report(&table, "fit-weight", "control", &weights).unwrap();

@@ -34,7 +34,15 @@ async fn warm_up_export_train_serve_beats_the_baselines_on_fresh_traffic() {
     let served = tmp.path().join("served.parquet");
     let log_dir = warm.data_dir.join("featurelog");
     let models = warm.models_dir.to_str().unwrap().to_owned();
-    let exported = fitrank(&["export", "--log-dir", log_dir.to_str().unwrap(), "--out", served.to_str().unwrap()]);
+    // 4,000 requests are 22 simulated minutes: every attribution window is still open at the end.
+    let exported = fitrank(&[
+        "export",
+        "--log-dir",
+        log_dir.to_str().unwrap(),
+        "--include-open",
+        "--out",
+        served.to_str().unwrap(),
+    ]);
     assert!(exported.contains("wrote"), "{exported}");
     let trained = fitrank(&[
         "train",

@@ -11,6 +11,11 @@
 //! - An outcome without a ranking id is attributed to the latest ranking that served the same
 //!   (user, session) within `window_ms` before it (last touch); none → **unattributed**.
 //! - Returns use `return_window_ms` (returns come days later) instead of `window_ms`.
+//! - Rows whose attribution window (`window_ms`) had not closed at the log's end (its newest
+//!   ranking or event) are left out unless `include_open` is on: their labels may still change,
+//!   and they would read as "no purchase". (Return labels stay provisional for `return_window_ms`.)
+//! - Scored candidates that were not returned (propensity 0, `feature_log.unreturned_candidates`)
+//!   are left out unless `include_candidates` is on; outcomes are never attributed to them.
 //! - A return that names an order id the same user's purchase created is attributed to that
 //!   purchase's item, whatever its ranking id says.
 //!
@@ -40,6 +45,10 @@ pub struct JoinOptions {
     pub return_window_ms: i64,
     /// Keep only items with an impression event (default true).
     pub require_impression: bool,
+    /// Keep rows whose attribution window had not closed at the log's end (default false).
+    pub include_open: bool,
+    /// Keep the logged candidates that were not returned (default false).
+    pub include_candidates: bool,
 }
 
 impl Default for JoinOptions {
@@ -50,6 +59,8 @@ impl Default for JoinOptions {
             window_ms: 30 * 60_000,
             return_window_ms: 30 * 86_400_000,
             require_impression: true,
+            include_open: false,
+            include_candidates: false,
         }
     }
 }
@@ -74,6 +85,12 @@ pub struct JoinStats {
     pub unknown_ranking_events: u64,
     pub unattributed_events: u64,
     pub not_shown_items: u64,
+    /// The log's end: its newest ranking or event (ms).
+    pub log_end_ms: UnixMs,
+    /// Rows left out because their attribution window was still open at `log_end_ms`.
+    pub open_window_rows: u64,
+    /// Logged candidates that were not returned (kept only with `include_candidates`).
+    pub unreturned_candidates: u64,
     pub skewed_rows: u64,
     pub torn_segments: u64,
     pub damaged_segments: u64,
@@ -101,11 +118,14 @@ pub(super) fn join(dirs: &[PathBuf], opt: &JoinOptions) -> std::io::Result<(Tabl
     // A return comes after the purchase it reverses.
     events.sort_by_key(|e| e.time_ms);
 
-    // Index every served item: by ranking id and by (user, session) in time order.
+    let newest_event = events.last().map_or(UnixMs::MIN, |e| e.time_ms);
+    stats.log_end_ms = rankings.last().map_or(UnixMs::MIN, |r| r.context.time_ms).max(newest_event);
+
+    // Index every returned item: by ranking id and by (user, session) in time order.
     let by_id: HashMap<&str, usize> = rankings.iter().enumerate().map(|(i, r)| (r.ranking_id.as_str(), i)).collect();
     let mut by_pair: HashMap<(&str, &str), Vec<(UnixMs, usize)>> = HashMap::new();
     for (i, r) in rankings.iter().enumerate() {
-        for item in &r.items {
+        for item in r.items.iter().filter(|item| returned(item)) {
             by_pair
                 .entry((r.user_id.as_str(), item.session.session_id.as_str()))
                 .or_default()
@@ -139,7 +159,7 @@ pub(super) fn join(dirs: &[PathBuf], opt: &JoinOptions) -> std::io::Result<(Tabl
                 }
                 Some(&i) => {
                     let r = &rankings[i];
-                    if !r.items.iter().any(|it| it.session.session_id == e.session_id) {
+                    if !r.items.iter().any(|it| returned(it) && it.session.session_id == e.session_id) {
                         stats.unknown_ranking_events += 1;
                         continue;
                     }
@@ -203,11 +223,23 @@ pub(super) fn join(dirs: &[PathBuf], opt: &JoinOptions) -> std::io::Result<(Tabl
             continue;
         }
         stats.rankings += 1;
+        let open = r.context.time_ms.saturating_add(opt.window_ms) > stats.log_end_ms;
         for item in &r.items {
-            stats.served_items += 1;
             let key = (i, item.session.session_id.as_str());
-            if opt.require_impression && !shown.contains(&key) {
-                stats.not_shown_items += 1;
+            if returned(item) {
+                stats.served_items += 1;
+                if opt.require_impression && !shown.contains(&key) {
+                    stats.not_shown_items += 1;
+                    continue;
+                }
+            } else {
+                stats.unreturned_candidates += 1;
+                if !opt.include_candidates {
+                    continue;
+                }
+            }
+            if open && !opt.include_open {
+                stats.open_window_rows += 1;
                 continue;
             }
             let l = labels.get(&key).copied().unwrap_or_default();
@@ -239,4 +271,10 @@ pub(super) fn join(dirs: &[PathBuf], opt: &JoinOptions) -> std::io::Result<(Tabl
     }
     let table = if builder.table.columns.is_empty() { super::columns::empty_table() } else { builder.table };
     Ok((table, stats))
+}
+
+/// Whether a logged item was returned to the caller (a logged candidate that was not has
+/// propensity 0).
+fn returned(item: &fitrank::featurelog::ServedItem) -> bool {
+    item.propensity > 0.0
 }

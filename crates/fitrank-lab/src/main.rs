@@ -160,9 +160,13 @@ struct ReportArgs {
     /// Experiment name.
     #[arg(long)]
     experiment: String,
-    /// The experiments file, for the control arm and the weights of the SRM check.
-    #[arg(long, default_value = "data/experiments.json")]
-    experiments: PathBuf,
+    /// The service's experiments file (`<data_dir>/experiments.json`): the experiment's kind,
+    /// control arm and the arms' weights (for the sample-ratio check). Or `--url`.
+    #[arg(long, conflicts_with = "url")]
+    experiments: Option<PathBuf>,
+    /// A running service to read the experiment's definition from (`AdminService.ListExperiments`).
+    #[arg(long)]
+    url: Option<String>,
     /// Control arm (default: the experiment's control in the experiments file, else "control").
     #[arg(long)]
     control: Option<String>,
@@ -477,16 +481,8 @@ fn run_generate(a: GenerateArgs) -> Result<(), AnyError> {
 }
 
 fn run_report(a: ReportArgs) -> Result<(), AnyError> {
-    use fitrank::experiment::registry::ExperimentsFile;
-    let defined = match std::fs::read(&a.experiments) {
-        Ok(bytes) => {
-            let file: ExperimentsFile = serde_json::from_slice(&bytes)?;
-            file.experiments.into_iter().find(|e| e.name == a.experiment)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e.into()),
-    };
-    if defined.as_ref().is_some_and(|d| d.kind == fitrank::experiment::Kind::Interleave) {
+    let defined = experiment_definition(&a)?;
+    if defined.kind == fitrank::experiment::Kind::Interleave {
         let report = fitrank_lab::report::interleaving(&fitrank_lab::export::Table::read(&a.data)?, &a.experiment)?;
         if a.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -495,8 +491,8 @@ fn run_report(a: ReportArgs) -> Result<(), AnyError> {
         }
         return Ok(());
     }
-    let control = a.control.or_else(|| defined.as_ref().map(|d| d.control.clone())).unwrap_or_else(|| "control".into());
-    let weights = defined.map(|d| d.arms.into_iter().map(|arm| (arm.name, arm.weight)).collect()).unwrap_or_default();
+    let control = a.control.unwrap_or(defined.control);
+    let weights = defined.arms.into_iter().map(|arm| (arm.name, arm.weight)).collect();
     let report = fitrank_lab::report::report_file(&a.data, &a.experiment, &control, &weights)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -508,6 +504,44 @@ fn run_report(a: ReportArgs) -> Result<(), AnyError> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The definition of `--experiment`, from `--experiments FILE` or the service at `--url`; an error
+/// when neither is given or neither defines it (weights are never assumed: a wrong weight raises a
+/// false sample-ratio alert).
+fn experiment_definition(a: &ReportArgs) -> Result<fitrank::experiment::ExperimentDef, AnyError> {
+    let (defined, source) = match (&a.experiments, &a.url) {
+        (Some(path), _) => {
+            let bytes = std::fs::read(path).map_err(|e| format!("reading --experiments {}: {e}", path.display()))?;
+            let file: fitrank::experiment::registry::ExperimentsFile =
+                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            (file.experiments, path.display().to_string())
+        }
+        (None, Some(url)) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let listed = runtime.block_on(async {
+                let channel = tonic::transport::Channel::from_shared(url.clone())?.connect().await?;
+                let mut admin = fitrank::proto::v1::admin_service_client::AdminServiceClient::new(channel);
+                let r = admin.list_experiments(fitrank::proto::v1::ListExperimentsRequest {}).await?;
+                Ok::<_, AnyError>(r.into_inner().experiments)
+            })?;
+            let defs = listed
+                .into_iter()
+                .map(fitrank::api::convert::experiment_from_proto)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("the service at {url} listed an invalid experiment: {e}"))?;
+            (defs, url.clone())
+        }
+        (None, None) => {
+            return Err("fitrank report needs the experiment's definition (its kind, control arm and arm weights): \
+                 --experiments <data_dir>/experiments.json of the service, or --url of the running service"
+                .into());
+        }
+    };
+    defined
+        .into_iter()
+        .find(|e| e.name == a.experiment)
+        .ok_or_else(|| format!("{source} defines no experiment named {:?}", a.experiment).into())
 }
 
 fn run_simulate(a: SimulateArgs) -> Result<(), AnyError> {
@@ -622,5 +656,28 @@ mod tests {
         ] {
             assert!(Args::try_parse_from(words).is_ok(), "{words:?}");
         }
+    }
+
+    /// Weights are never assumed: without a definition, or with one that lacks the experiment,
+    /// the report refuses.
+    #[test]
+    fn the_report_refuses_without_the_experiments_definition() {
+        let args = |extra: &[&str]| {
+            let mut words = vec!["fitrank-lab", "report", "--data", "x.csv", "--experiment", "aa"];
+            words.extend_from_slice(extra);
+            match Args::try_parse_from(words).unwrap().command {
+                Command::Report(a) => a,
+                _ => unreachable!(),
+            }
+        };
+        let err = experiment_definition(&args(&[])).unwrap_err().to_string();
+        assert!(err.contains("--experiments") && err.contains("--url"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("experiments.json");
+        let err = experiment_definition(&args(&["--experiments", missing.to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains("reading --experiments"), "{err}");
+        std::fs::write(&missing, r#"{"experiments": []}"#).unwrap();
+        let err = experiment_definition(&args(&["--experiments", missing.to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains("defines no experiment named \"aa\""), "{err}");
     }
 }

@@ -161,6 +161,7 @@ pub fn evaluate(
                         propensity: table.f64("propensity", i)?,
                         reward: f64::from(u8::from(purchased[i])),
                         candidate_score: scores[i],
+                        candidate_p_purchase: pp[i],
                     });
                 }
                 rankings.push(items);
@@ -261,8 +262,9 @@ pub fn render_table(report: &EvaluationReport) -> String {
     for m in &report.models {
         if let Some(e) = &m.off_policy {
             out.push_str(&format!(
-                "{}: top-slot purchase rate, IPS {:.4} [{:.4}, {:.4}], SNIPS {:.4} [{:.4}, {:.4}] \
-                 ({} of {} rankings agree with the logged top; logged policy {:.4})\n",
+                "{}: top-slot purchase rate, IPS {:.4} [{:.4}, {:.4}], SNIPS {:.4} [{:.4}, {:.4}], \
+                 doubly robust {:.4} [{:.4}, {:.4}] ({} of {} rankings agree with the logged top, \
+                 effective sample size {:.0}; logged policy {:.4})\n",
                 m.model,
                 e.ips,
                 e.ips_ci.0,
@@ -270,10 +272,17 @@ pub fn render_table(report: &EvaluationReport) -> String {
                 e.snips,
                 e.snips_ci.0,
                 e.snips_ci.1,
+                e.doubly_robust,
+                e.doubly_robust_ci.0,
+                e.doubly_robust_ci.1,
                 e.matched,
                 e.rankings,
+                e.effective_sample_size,
                 e.logged
             ));
+            if let Some(w) = &e.warning {
+                out.push_str(&format!("  warning: {w}\n"));
+            }
         }
     }
     out.push_str(&format!(

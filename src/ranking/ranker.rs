@@ -257,11 +257,8 @@ impl Ranker {
             .enumerate()
             .map(|(position, s)| {
                 let c = &fetched.candidates[s.candidate];
-                let propensity = match ordered.propensities.get(position) {
-                    _ if position >= returned => 0.0,
-                    Some(p) => *p,
-                    None => 1.0,
-                };
+                let propensity =
+                    if position < returned { ordered.propensities.get(position).copied().unwrap_or(1.0) } else { 0.0 };
                 ServedItem {
                     session: Arc::clone(&c.session),
                     stats: LiveStats::clone(&c.stats),

@@ -70,6 +70,7 @@ struct ExportArgs {
     include_open: bool,
     /// Keep the logged candidates that were not returned (propensity 0), so a candidate policy
     /// can re-rank everything the logging policy saw (`fitrank evaluate`'s off-policy estimates).
+    /// Implies --all-served.
     #[arg(long)]
     candidates: bool,
 }

@@ -72,6 +72,11 @@ async fn the_export_joins_outcomes_and_recomputes_the_served_features_exactly() 
     assert_eq!(stats.skewed_rows, 0);
     assert_eq!((stats.purchased_rows, stats.returned_rows, stats.net_purchased_rows), (2, 2, 1));
     assert_eq!(stats.order_returns, 1);
+    // With the candidates, every returned item is a row, shown or not: a candidate policy
+    // re-ranks the whole list the logging policy chose from.
+    let options = JoinOptions { include_open: true, include_candidates: true, ..Default::default() };
+    let (_, all) = export::export(std::slice::from_ref(&log_dir), &options).unwrap();
+    assert_eq!((all.rows, all.not_shown_items), (9 + all.unreturned_candidates, 0));
 
     let find = |ranking: &str, session: &str| {
         (0..table.rows())

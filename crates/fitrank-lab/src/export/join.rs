@@ -16,6 +16,9 @@
 //!   and they would read as "no purchase". (Return labels stay provisional for `return_window_ms`.)
 //! - Scored candidates that were not returned (propensity 0, `feature_log.unreturned_candidates`)
 //!   are left out unless `include_candidates` is on; outcomes are never attributed to them.
+//!   `include_candidates` also keeps every returned item, shown or not: an off-policy estimate
+//!   needs the whole list the logging policy chose from, or the candidate's "choice" falls on
+//!   whatever was left.
 //! - A return that names an order id the same user's purchase created is attributed to that
 //!   purchase's item, whatever its ranking id says.
 //!
@@ -228,7 +231,9 @@ pub(super) fn join(dirs: &[PathBuf], opt: &JoinOptions) -> std::io::Result<(Tabl
             let key = (i, item.session.session_id.as_str());
             if returned(item) {
                 stats.served_items += 1;
-                if opt.require_impression && !shown.contains(&key) {
+                // A candidate policy re-ranks the whole served list, so `include_candidates`
+                // keeps returned items that were never shown as well.
+                if opt.require_impression && !opt.include_candidates && !shown.contains(&key) {
                     stats.not_shown_items += 1;
                     continue;
                 }

@@ -83,6 +83,10 @@ fn serve(a: ServeArgs) -> Result<(), AnyError> {
         store: a.store,
     };
     let config = config::Config::load(a.config.as_deref(), overrides)?;
+    // A write past a file size limit (`ulimit -f`, systemd's LimitFSIZE) must fail like a write
+    // to a full disk, which the stores answer and recover from, not kill the process.
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if config.worker_threads > 0 {
         builder.worker_threads(config.worker_threads);

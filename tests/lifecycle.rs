@@ -1,4 +1,5 @@
-//! Health, reflection, graceful shutdown, model refusal, and the real process.
+//! Health, reflection, graceful shutdown, model refusal, and the real process (kill -9, a full
+//! disk).
 
 mod common;
 
@@ -199,8 +200,31 @@ async fn the_server_refuses_to_start_on_a_mismatched_model() {
     assert!(err.to_string().contains("feature schema ffffffffffffffff"), "{err}");
 }
 
+/// A child process killed when dropped, so a failed test leaves none behind.
+struct Process(std::process::Child);
+
+impl std::ops::Deref for Process {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts the real binary and returns it with its address.
-fn spawn_binary(data_dir: &std::path::Path) -> (std::process::Child, String) {
+fn spawn_binary(data_dir: &std::path::Path) -> (Process, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_fitrank"))
@@ -211,7 +235,7 @@ fn spawn_binary(data_dir: &std::path::Path) -> (std::process::Child, String) {
         .env("FITRANK_LOG", "warn")
         .spawn()
         .unwrap();
-    (child, format!("http://{addr}"))
+    (Process(child), format!("http://{addr}"))
 }
 
 async fn connect(url: &str) -> tonic::transport::Channel {
@@ -255,4 +279,81 @@ async fn the_binary_stops_on_sigterm_and_keeps_acknowledged_writes_across_kill_9
     assert!(term.success());
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert!(status.success(), "graceful exit expected, got {status:?}");
+}
+
+/// Sets the soft limit on the size of any file `pid` writes (`None`: unlimited). A write past it
+/// fails with `EFBIG` after writing what fits, as a write to a full disk fails with `ENOSPC`.
+fn limit_file_size(pid: u32, bytes: Option<u64>) {
+    let mut now = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: prlimit reads `new` and writes `old`, both valid for the call.
+    let got = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_FSIZE, std::ptr::null(), &mut now) };
+    assert_eq!(got, 0, "prlimit get: {}", std::io::Error::last_os_error());
+    let new = libc::rlimit { rlim_cur: bytes.unwrap_or(now.rlim_max).min(now.rlim_max), rlim_max: now.rlim_max };
+    // SAFETY: as above.
+    let set = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_FSIZE, &new, std::ptr::null_mut()) };
+    assert_eq!(set, 0, "prlimit set: {}", std::io::Error::last_os_error());
+}
+
+async fn views(url: &str) -> u64 {
+    CatalogServiceClient::new(connect(url).await)
+        .get_session(pb::GetSessionRequest { session_id: "s".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap()
+        .views
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_and_loses_nothing_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, url) = spawn_binary(tmp.path());
+    let channel = connect(&url).await;
+    CatalogServiceClient::new(channel.clone())
+        .upsert_sessions(pb::UpsertSessionsRequest { sessions: vec![session("s", None)] })
+        .await
+        .unwrap();
+    let log_len = std::fs::metadata(tmp.path().join("state.log")).unwrap().len();
+    limit_file_size(child.id(), Some(log_len + 50_000));
+
+    let mut events = EventServiceClient::new(channel);
+    let batch = |b: usize| -> Vec<pb::Event> {
+        (0..100).map(|i| event(&format!("e{b}-{i}"), pb::EventType::View, &format!("u{i}"), "s")).collect()
+    };
+    let (mut acked, mut failed, mut log_refusals) = (0, Vec::new(), 0);
+    for b in 0..12 {
+        match events.ingest_batch(pb::IngestBatchRequest { events: batch(b) }).await {
+            Ok(r) => acked += r.into_inner().accepted,
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+                log_refusals += usize::from(status.message().contains("state.log"));
+                failed.push(b);
+            }
+        }
+    }
+    assert!(acked > 0 && log_refusals > 0, "acknowledged {acked}, store log refusals {log_refusals}");
+
+    // Space returns: the refused batches were not half kept, so retried they count in full.
+    limit_file_size(child.id(), None);
+    for b in failed.iter().copied().chain(12..15) {
+        let r = events.ingest_batch(pb::IngestBatchRequest { events: batch(b) }).await.unwrap().into_inner();
+        assert_eq!((r.accepted, r.duplicates), (100, 0), "batch {b}");
+        acked += r.accepted;
+    }
+    assert_eq!(acked, 1_500);
+    assert_eq!(views(&url).await, 1_500);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (mut child, url) = spawn_binary(tmp.path());
+    assert_eq!(views(&url).await, 1_500, "every acknowledged event survived the restart");
+    let damaged: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains("corrupt"))
+        .collect();
+    assert!(damaged.is_empty(), "the log was left as it was before each failed write: {damaged:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -56,7 +56,7 @@ impl Tally {
                 tokio::task::spawn_blocking(move || log.log_outcomes(&events).map(|()| events))
                     .await
                     .map_err(|e| Status::internal(format!("outcome log writer failed: {e}")))?
-                    .map_err(|e| Status::unavailable(format!("cannot write the outcome log: {e}")))?
+                    .map_err(super::status::outcome_log_failed)?
             }
             None => events,
         };

@@ -18,11 +18,26 @@ impl From<StoreError> for Status {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(_) => Status::unavailable(e.to_string()),
+            StoreError::Exhausted(_) => {
+                tracing::error!(error = %e, "store is out of space");
+                Status::resource_exhausted(e.to_string())
+            }
             StoreError::Io(_) | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "store failure");
                 Status::internal(e.to_string())
             }
         }
+    }
+}
+
+/// The outcome log could not take an `Ingest` batch: nothing was stored, a retry is safe.
+/// Out of space is `RESOURCE_EXHAUSTED`, anything else `UNAVAILABLE`.
+pub(super) fn outcome_log_failed(e: std::io::Error) -> Status {
+    use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+    let message = format!("cannot write the outcome log, nothing was stored: {e}");
+    match e.kind() {
+        StorageFull | QuotaExceeded | FileTooLarge => Status::resource_exhausted(message),
+        _ => Status::unavailable(message),
     }
 }
 

@@ -152,8 +152,13 @@ impl FeatureLog {
             return Ok(());
         }
         let mut w = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-        w.append(&events)?;
-        w.flush()
+        let result = w.append(&events).and_then(|()| w.flush());
+        if result.is_err() {
+            // A partly written frame ends its segment: later outcomes go to a new one, where a
+            // reader finds them (it reads a segment up to its first damaged frame).
+            let _ = w.close();
+        }
+        result
     }
 
     /// Rankings queued so far, and rankings dropped because the queue was full.

@@ -115,6 +115,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("store is unavailable: {0}")]
     Unavailable(String),
+    /// Out of space (a full disk, a quota, a file size limit): nothing was stored.
+    #[error("store is out of space: {0}")]
+    Exhausted(String),
 }
 
 /// Online state shared by ranking and ingestion.

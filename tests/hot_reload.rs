@@ -114,3 +114,64 @@ async fn rollback_without_history_is_refused() {
         AdminServiceClient::new(server.channel().await).rollback_model(pb::RollbackModelRequest {}).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
 }
+
+/// The shipped version's folder and its version name.
+fn shipped_version() -> (std::path::PathBuf, String) {
+    let base = common::shipped_models().join("default");
+    let path = std::fs::read_dir(&base).unwrap().map(|e| e.unwrap().path()).min().unwrap();
+    let version = path.file_name().unwrap().to_str().unwrap().to_owned();
+    (path, version)
+}
+
+/// Writes `manifest.json` for `version` (the shipped one's, renamed) into `dir`.
+fn write_manifest(dir: &std::path::Path, version: &str) {
+    let (shipped, _) = shipped_version();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shipped.join("manifest.json")).unwrap()).unwrap();
+    manifest["version"] = version.into();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn a_corrupt_newest_version_does_not_stop_a_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    copy_dir(&common::shipped_models(), &models);
+    let corrupt = models.join("default/29990101-000000");
+    write_manifest(&corrupt, "29990101-000000");
+    std::fs::write(corrupt.join("weights.json"), b"{\"engage\": {\"intercept\": 0.1, \"weig").unwrap();
+    let server = TestServer::start_with(|c| {
+        c.models_dir = models.clone();
+        c.model_poll_ms = 0;
+    })
+    .await;
+    let (_, shipped) = shipped_version();
+    assert_eq!(serving(&server).await, format!("default/{shipped}"), "the newest valid version serves");
+}
+
+#[tokio::test]
+async fn a_version_is_adopted_once_complete_whatever_order_its_files_land_in() {
+    let server = TestServer::start_with(|c| c.model_poll_ms = 20).await;
+    CatalogServiceClient::new(server.channel().await)
+        .upsert_sessions(pb::UpsertSessionsRequest { sessions: vec![session("s", None)] })
+        .await
+        .unwrap();
+    let (shipped, shipped_version) = shipped_version();
+    let base = server.models_dir.join("default");
+
+    // The manifest lands first: refused (no weights yet), then adopted when the weights arrive.
+    let late = base.join("29990101-000000");
+    write_manifest(&late, "29990101-000000");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(serving(&server).await, format!("default/{shipped_version}"));
+    std::fs::copy(shipped.join("weights.json"), late.join("weights.json")).unwrap();
+    assert!(wait_for(&server, "default/29990101-000000").await, "the completed version was not adopted");
+
+    // A corrupt newest beside a valid newer one: the valid one is adopted.
+    add_version(&server, "29990202-000000", |_| {});
+    let corrupt = base.join("29990303-000000");
+    write_manifest(&corrupt, "29990303-000000");
+    std::fs::write(corrupt.join("weights.json"), b"not json").unwrap();
+    assert!(wait_for(&server, "default/29990202-000000").await, "the valid newer version was not adopted");
+}

@@ -199,14 +199,14 @@ proptest! {
         }
     }
 
-    /// Every feature is finite and audience fit stays in [0, 1], whatever the stats.
+    /// Every feature is finite and bounded, and audience fit stays in [0, 1], whatever the stats.
     #[test]
     fn features_are_finite_and_fit_is_a_share(user in any_profile(), session in any_session(), stats in any_stats(),
                                               activity in any_activity(), time in 0i64..4_000_000_000_000) {
         let context = RequestContext { time_ms: time, surface: Surface::HomeFeed };
         let mut row = [f32::NAN; NUM_FEATURES];
         let fit = extract(&FeatureInput { user: &user, activity: &activity, session: &session, stats: &stats, context: &context }, &mut row);
-        prop_assert!(row.iter().all(|v| v.is_finite()));
+        prop_assert!(row.iter().all(|v| v.is_finite() && v.abs() <= fitrank::features::MAX_ABS_FEATURE));
         prop_assert!((0.0..=1.0).contains(&fit.overall()));
         prop_assert_eq!(fit, audience::fit(&user, &session.target));
     }

@@ -14,3 +14,8 @@ pub mod schema;
 pub use extract::{Active, CandidateRow, Extracted, FeatureInput, RequestFeatures, Row, extract, extract_candidate};
 pub use identity::IdentityKeys;
 pub use schema::{NUM_FEATURES, feature_names, schema_hash};
+
+/// No feature value exceeds this in magnitude, whatever the inputs (a property test checks it):
+/// every feature is a share, a logarithm or a ratio of counts. Model validation uses it to prove
+/// that a model's logits stay finite.
+pub const MAX_ABS_FEATURE: f32 = 1e20;

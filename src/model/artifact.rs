@@ -10,6 +10,11 @@ use crate::features::{self, Active, IdentityKeys, NUM_FEATURES, Row, identity, s
 /// Current artifact format.
 pub const FORMAT: u32 = 1;
 
+/// Largest accepted [`LinearHead::logit_bound`]: far below f32's 3.4e38, so no sum overflows and
+/// every score is finite. (A trained head's bound is near 1e20 × the sum of its weights; the
+/// limit allows a sum up to 1e16.)
+pub const MAX_LOGIT_BOUND: f64 = 1e36;
+
 /// One logistic-regression head: p = σ(intercept + identity weights + user factors · host factors
 /// + weights · row).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +66,19 @@ impl LinearHead {
             z += factor_dot(&self.factors[u..u + k], &self.factors[h..h + k]);
         }
         z
+    }
+
+    /// An upper bound on |logit| over every possible row and identity: the intercept, the
+    /// weights times [`features::MAX_ABS_FEATURE`], two identity weights and one factor product,
+    /// each at its largest. Every partial sum of the f32 logit is within it.
+    pub fn logit_bound(&self) -> f64 {
+        let max_abs = |v: &[f32]| v.iter().fold(0f64, |m, w| m.max(f64::from(w.abs())));
+        let weights: f64 = self.weights.iter().map(|w| f64::from(w.abs())).sum();
+        let factor = max_abs(&self.factors);
+        f64::from(self.intercept.abs())
+            + weights * f64::from(features::MAX_ABS_FEATURE)
+            + 2.0 * max_abs(&self.identity)
+            + self.factor_dims() as f64 * factor * factor
     }
 
     /// Probability for one feature row. `weights.len() == NUM_FEATURES` is checked at load.
@@ -317,6 +335,12 @@ impl ModelArtifact {
             {
                 return Err(invalid(format!("head {name} has non-finite weights")));
             }
+            let bound = head.logit_bound();
+            if bound > MAX_LOGIT_BOUND {
+                return Err(invalid(format!(
+                    "head {name}'s weights are too large: a logit could reach {bound:.3e}, beyond {MAX_LOGIT_BOUND:.0e}, and scores would overflow"
+                )));
+            }
         }
         Ok(())
     }
@@ -361,6 +385,25 @@ mod tests {
     }
 
     #[test]
+    fn weights_that_could_overflow_a_logit_are_refused_and_the_largest_accepted_score_finitely() {
+        let mut model = shipped();
+        model.validate().unwrap();
+        model.heads.purchase.weights[7] = -3e38;
+        model.heads.purchase.weights[8] = 3e38;
+        assert!(model.validate().unwrap_err().to_string().contains("too large"));
+        // Just inside the bound, against rows at the features' extremes of either sign.
+        let w = (MAX_LOGIT_BOUND / f64::from(features::MAX_ABS_FEATURE) / NUM_FEATURES as f64 * 0.99) as f32;
+        model.heads.purchase.weights = (0..NUM_FEATURES).map(|i| if i % 3 == 0 { -w } else { w }).collect();
+        model.validate().unwrap();
+        let head = &model.heads.purchase;
+        for sign in [1f32, -1.0] {
+            let row: Row = std::array::from_fn(|i| sign * if i % 2 == 0 { features::MAX_ABS_FEATURE } else { -1.0 });
+            let p = head.predict(&row);
+            assert!((0.0..=1.0).contains(&p), "{p}");
+        }
+    }
+
+    #[test]
     fn the_identity_block_adds_its_slots_and_must_match_the_manifest() {
         let mut model = shipped();
         assert_eq!(model.manifest.identity_buckets, 0, "the shipped model has no identity block");
@@ -386,6 +429,9 @@ mod tests {
 
         model.heads.engage.identity[3] = f32::NAN;
         assert!(model.validate().unwrap_err().to_string().contains("non-finite"));
+        // Finite but huge: ±3e38 would overflow the sums into inf − inf = NaN scores.
+        model.heads.engage.identity[3] = 3e38;
+        assert!(model.validate().unwrap_err().to_string().contains("too large"));
         model.heads.engage.identity[3] = 0.0;
         model.manifest.identity_buckets = identity::MAX_BUCKETS + 1;
         assert!(model.validate().is_err());

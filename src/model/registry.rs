@@ -5,10 +5,15 @@
 //!
 //! The registry follows the newest version of its model name ([`ModelRegistry::poll`], called by the
 //! server's watcher) unless a version was pinned: loading an explicit version or rolling back pins;
-//! [`ModelRegistry::unpin`] follows again. A newest version that cannot load is refused and logged
-//! once (again only if its manifest changes), while the current model keeps serving.
+//! [`ModelRegistry::unpin`] follows again. A version that cannot load is refused and logged once
+//! (again only when any of its files changes, so a version whose files land in any order is
+//! adopted once complete), while the current model keeps serving. Starting, or following the
+//! newest, takes the newest version that loads: one corrupt upload to a shared models folder does
+//! not stop a replica from starting.
 
 use std::{
+    collections::HashMap,
+    ffi::OsString,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, RwLock},
     time::SystemTime,
@@ -29,8 +34,26 @@ struct Control {
     pinned: bool,
     /// The model that served before the current one.
     previous: Option<Arc<LoadedModel>>,
-    /// The last version the watcher refused, with its manifest's modification time.
-    refused: Option<(PathBuf, Option<SystemTime>)>,
+    /// Versions the watcher refused, with the state of their files then.
+    refused: HashMap<PathBuf, FolderStamp>,
+}
+
+/// The names, sizes and modification times of a version folder's files: changes when any file
+/// lands, is replaced or grows.
+type FolderStamp = Vec<(OsString, u64, Option<SystemTime>)>;
+
+fn folder_stamp(path: &Path) -> FolderStamp {
+    let mut stamp: FolderStamp = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((e.file_name(), meta.len(), meta.modified().ok()))
+        })
+        .collect();
+    stamp.sort();
+    stamp
 }
 
 /// Holds the serving model and loads versions from the models folder.
@@ -131,8 +154,10 @@ impl ModelRegistry {
         self.load(None, None)
     }
 
-    /// Follows the newest version of the serving model's name unless pinned. Returns the new
-    /// model when it swapped, `None` when nothing changed or the newest was refused (logged).
+    /// Follows the newest version of the serving model's name unless pinned: swaps to the newest
+    /// version newer than the serving one that loads. Returns the new model when it swapped,
+    /// `None` when nothing changed or every newer version was refused (each logged once per
+    /// change of its files).
     pub fn poll(&self) -> Option<Arc<LoadedModel>> {
         let mut control = self.control.lock().unwrap_or_else(|e| e.into_inner());
         if control.pinned {
@@ -141,34 +166,35 @@ impl ModelRegistry {
         let current = self.current();
         let name = &current.artifact.manifest.name;
         let base = self.dir.join(name);
-        let newest = match newest_version(&base) {
+        let mut newer = match version_dirs(&base) {
             Ok(v) => v,
             Err(e) => {
                 tracing::debug!(error = %e, "model poll found no versions");
                 return None;
             }
         };
-        if newest == current.artifact.manifest.version {
-            return None;
-        }
-        let path = base.join(&newest);
-        let stamp = std::fs::metadata(path.join("manifest.json")).and_then(|m| m.modified()).ok();
-        if control.refused.as_ref() == Some(&(path.clone(), stamp)) {
-            return None;
-        }
-        match load(&self.dir, name, Some(&newest)) {
-            Ok(model) => {
-                control.refused = None;
-                let model = Arc::new(model);
-                self.swap(&mut control, model.clone());
-                Some(model)
+        newer.retain(|v| *v > current.artifact.manifest.version);
+        newer.sort_unstable_by(|a, b| b.cmp(a));
+        for version in newer {
+            let path = base.join(&version);
+            let stamp = folder_stamp(&path);
+            if control.refused.get(&path) == Some(&stamp) {
+                continue;
             }
-            Err(e) => {
-                tracing::warn!(version = %newest, error = %e, serving = %current.id, "newer model refused; current model keeps serving");
-                control.refused = Some((path, stamp));
-                None
+            match load(&self.dir, name, Some(&version)) {
+                Ok(model) => {
+                    control.refused.retain(|p, _| p.exists() && *p > path);
+                    let model = Arc::new(model);
+                    self.swap(&mut control, model.clone());
+                    return Some(model);
+                }
+                Err(e) => {
+                    tracing::warn!(version = %version, error = %e, serving = %current.id, "newer model refused; current model keeps serving");
+                    control.refused.insert(path, stamp);
+                }
             }
         }
+        None
     }
 
     /// The versions of `name` (default: the configured name) on disk, newest first.
@@ -198,7 +224,7 @@ fn load(dir: &Path, name: &str, version: Option<&str>) -> Result<LoadedModel, Mo
     let version = match version {
         Some(v) if !is_valid_version(v) => return Err(ModelError::BadName(v.to_owned())),
         Some(v) => v.to_owned(),
-        None => newest_version(&base)?,
+        None => return load_newest(dir, name),
     };
     let path = base.join(&version);
     if !path.is_dir() {
@@ -212,6 +238,30 @@ fn load(dir: &Path, name: &str, version: Option<&str>) -> Result<LoadedModel, Mo
         });
     }
     Ok(LoadedModel { id: artifact.id(), artifact })
+}
+
+/// The newest version of `name` that loads; each newer one refused is logged. With none loading,
+/// the newest's error.
+fn load_newest(dir: &Path, name: &str) -> Result<LoadedModel, ModelError> {
+    let base = dir.join(name);
+    let mut versions = version_dirs(&base)?;
+    versions.sort_unstable_by(|a, b| b.cmp(a));
+    let mut newest_error = None;
+    for version in versions {
+        match load(dir, name, Some(&version)) {
+            Ok(model) => {
+                if newest_error.is_some() {
+                    tracing::warn!(model = %model.id, "serving an older version: every newer one was refused");
+                }
+                return Ok(model);
+            }
+            Err(e) => {
+                tracing::warn!(model = %format!("{name}/{version}"), error = %e, "model version refused");
+                newest_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(newest_error.unwrap_or(ModelError::NoVersions(base)))
 }
 
 /// Version folders (with a manifest) under `base`.

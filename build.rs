@@ -23,7 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("fitrank_descriptor.bin"), fds.encode_to_vec())?;
 
-    let mut config = tonic_prost_build::configure().build_client(true).build_server(true);
+    // Our codec answers undecodable messages INVALID_ARGUMENT (src/proto/codec.rs).
+    let mut config =
+        tonic_prost_build::configure().build_client(true).build_server(true).codec_path("crate::proto::codec::Codec");
     config = config.message_attribute(".fitrank.v1", "#[derive(serde::Serialize)]");
     let mut names = String::new();
     for file in &fds.file {

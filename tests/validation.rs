@@ -156,3 +156,22 @@ async fn bad_events_are_rejected_one_by_one() {
         assert!(reason.starts_with(want), "{reason:?} vs {want:?}");
     }
 }
+
+#[tokio::test]
+async fn a_megabyte_value_is_refused_naming_its_field_in_a_short_answer() {
+    let server = TestServer::start().await;
+    let huge = "x".repeat(1 << 20);
+    let mut request = rank_req("u", vec![]);
+    request.user = Some(attrs(pb::AgeBand::AgeBand1824, pb::Gender::Female, &huge, "en"));
+    let status = RankingServiceClient::new(server.channel().await).rank(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().starts_with("user.region: \"xxxx"), "{}", status.message());
+    assert!(status.message().len() < 200, "{} bytes", status.message().len());
+
+    let status = fitrank::proto::v1::admin_service_client::AdminServiceClient::new(server.channel().await)
+        .load_model(pb::LoadModelRequest { name: String::new(), version: huge.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().len() <= 1024, "{} bytes", status.message().len());
+}

@@ -208,7 +208,7 @@ impl AdminService for AdminApi {
             .experiments
             .iter()
             .find(|e| e.name == name)
-            .ok_or_else(|| Status::not_found(format!("no experiment {name:?}")))?;
+            .ok_or_else(|| Status::not_found(format!("no experiment {}", convert::quote(&name))))?;
         let guardrails = self
             .experiments
             .guardrails(&name)

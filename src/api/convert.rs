@@ -24,6 +24,16 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// `value` quoted for an error text: its first 64 characters, then its length when longer, so a
+/// megabyte of input never comes back in an answer.
+pub fn quote(value: &str) -> String {
+    const SHOWN: usize = 64;
+    match value.char_indices().nth(SHOWN) {
+        None => format!("{value:?}"),
+        Some((end, _)) => format!("{:?}… ({} bytes)", &value[..end], value.len()),
+    }
+}
+
 fn err(field: impl Into<String>, message: impl Into<String>) -> FieldError {
     FieldError { field: field.into(), message: message.into() }
 }
@@ -76,7 +86,7 @@ fn code(field: &str, value: &str, required: bool) -> Result<String, FieldError> 
     if value.len() > MAX_CODE_CHARS || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(err(
             field,
-            format!("{value:?} is not a code of letters, digits and '-' (at most {MAX_CODE_CHARS})"),
+            format!("{} is not a code of letters, digits and '-' (at most {MAX_CODE_CHARS})", quote(value)),
         ));
     }
     Ok(value.to_owned())
@@ -280,7 +290,7 @@ pub fn batch<P, T>(
         let at = format!("{field}[{i}]");
         let value = one(&at, item)?;
         if let Some(first) = seen.insert(key(&value).to_owned(), i) {
-            return Err(err(at, format!("duplicate id {:?}, also at {field}[{first}]", key(&value))));
+            return Err(err(at, format!("duplicate id {}, also at {field}[{first}]", quote(key(&value)))));
         }
         out.push(value);
     }
@@ -502,7 +512,7 @@ pub fn experiment_from_proto(e: pb::Experiment) -> Result<ExperimentDef, FieldEr
     let kind = match e.kind.as_str() {
         "" | "ab" => crate::experiment::Kind::Ab,
         "interleave" => crate::experiment::Kind::Interleave,
-        other => return Err(err("experiment.kind", format!("{other:?} is not ab or interleave"))),
+        other => return Err(err("experiment.kind", format!("{} is not ab or interleave", quote(other)))),
     };
     Ok(ExperimentDef {
         name: e.name,

@@ -1,6 +1,7 @@
 //! Code generated from `proto/` by `build.rs` (prost messages, tonic clients and servers), and the
 //! conversions of domain values into its messages ([`convert`]).
 
+pub mod codec;
 pub mod convert;
 pub mod json;
 

@@ -16,8 +16,8 @@
 //! - [`experiment`]: deterministic assignment to experiments and arms, and each arm's guardrails.
 //! - [`proto`]: the generated messages, servers and clients, and the conversions between the
 //!   domain's types and the wire's that clients and handlers share.
-//! - [`config`], [`server`], [`cli`]: process concerns; [`hash`], [`frames`], [`metrics`]: small
-//!   shared tools.
+//! - [`config`], [`server`], [`cli`]: process concerns; [`hash`], [`frames`], [`metrics`], [`text`]:
+//!   small shared tools.
 //!
 //! The lab (training, export, evaluation, experiment reports, the simulator, MovieLens) is the
 //! crate `fitrank-lab` and the load generator is `fitrank-bench`, both in `crates/`: they use this
@@ -39,3 +39,4 @@ pub mod proto;
 pub mod ranking;
 pub mod server;
 pub mod store;
+pub mod text;

@@ -24,15 +24,7 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// `value` quoted for an error text: its first 64 characters, then its length when longer, so a
-/// megabyte of input never comes back in an answer.
-pub fn quote(value: &str) -> String {
-    const SHOWN: usize = 64;
-    match value.char_indices().nth(SHOWN) {
-        None => format!("{value:?}"),
-        Some((end, _)) => format!("{:?}… ({} bytes)", &value[..end], value.len()),
-    }
-}
+pub use crate::text::quote;
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> FieldError {
     FieldError { field: field.into(), message: message.into() }

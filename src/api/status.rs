@@ -83,6 +83,7 @@ impl From<ExperimentError> for Status {
             },
             ExperimentError::Shared(s) => s.into(),
             ExperimentError::Contended(_) => bounded(Code::Aborted, e.to_string()),
+            ExperimentError::TooMany(_) => bounded(Code::ResourceExhausted, e.to_string()),
             ExperimentError::Io { .. } | ExperimentError::Corrupt { .. } | ExperimentError::CorruptShared(_) => {
                 tracing::error!(error = %e, "experiments file failure");
                 bounded(Code::Internal, e.to_string())

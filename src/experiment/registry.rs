@@ -90,9 +90,50 @@ fn running() -> Status {
     Status::Running
 }
 
+/// Most experiments defined at once (running or stopped).
+pub const MAX_EXPERIMENTS: usize = 1_000;
+/// Most arms of one experiment.
+pub const MAX_ARMS: usize = 16;
+/// Longest name, layer, salt, control or arm name, in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+/// Longest arm model id (`<name>/<version>`), in bytes.
+pub const MAX_MODEL_ID_BYTES: usize = 128;
+
+/// A name-like field: at most `max` bytes, no control characters; empty only when not `required`.
+fn check_text(field: &'static str, value: &str, max: usize, required: bool) -> Result<(), ExperimentError> {
+    if value.is_empty() && required {
+        return Err(invalid(field, "is required"));
+    }
+    if value.len() > max || value.chars().any(char::is_control) {
+        return Err(invalid(
+            field,
+            format!("{} must be at most {max} bytes without control characters", crate::text::quote(value)),
+        ));
+    }
+    Ok(())
+}
+
 impl ExperimentDef {
+    /// Checks the sizes of the definition's fields: every definition's persisted size is bounded
+    /// (about 5 KB at most; with [`MAX_EXPERIMENTS`], the file stays under about 6 MB).
+    fn check_sizes(&self) -> Result<(), ExperimentError> {
+        check_text("name", &self.name, MAX_NAME_BYTES, true)?;
+        check_text("layer", &self.layer, MAX_NAME_BYTES, false)?;
+        check_text("salt", &self.salt, MAX_NAME_BYTES, false)?;
+        check_text("control", &self.control, MAX_NAME_BYTES, false)?;
+        if self.arms.len() > MAX_ARMS {
+            return Err(invalid("arms", format!("has {} arms, at most {MAX_ARMS}", self.arms.len())));
+        }
+        for arm in &self.arms {
+            check_text("arms.name", &arm.name, MAX_NAME_BYTES, true)?;
+            check_text("arms.model", arm.model.as_deref().unwrap_or(""), MAX_MODEL_ID_BYTES, false)?;
+        }
+        Ok(())
+    }
+
     /// Fills defaults (salt, control) and checks the definition.
     pub fn normalized(mut self) -> Result<Self, ExperimentError> {
+        self.check_sizes()?;
         if self.salt.is_empty() {
             self.salt = self.name.clone();
         }
@@ -104,16 +145,18 @@ impl ExperimentDef {
             return Err(invalid("arms", "an interleaving experiment compares exactly two arms"));
         }
         if !self.arms.iter().any(|a| a.name == self.control) {
-            return Err(invalid("control", format!("{:?} is not one of the arms", self.control)));
+            return Err(invalid("control", format!("{} is not one of the arms", crate::text::quote(&self.control))));
         }
         for arm in &self.arms {
             if let Some(m) = &arm.model
                 && m.split_once('/').is_none_or(|(n, v)| n.is_empty() || v.is_empty())
             {
-                return Err(invalid("arms.model", format!("{m:?} is not <name>/<version>")));
+                return Err(invalid("arms.model", format!("{} is not <name>/<version>", crate::text::quote(m))));
             }
             let policy = arm.policy.apply(Policy::default());
-            policy.validate().map_err(|why| invalid("arms.policy", format!("arm {:?}: {why}", arm.name)))?;
+            policy
+                .validate()
+                .map_err(|why| invalid("arms.policy", format!("arm {}: {why}", crate::text::quote(&arm.name))))?;
         }
         Ok(self)
     }
@@ -169,10 +212,12 @@ impl ExperimentsFile {
 pub enum ExperimentError {
     #[error(transparent)]
     Placement(#[from] PlacementError),
-    #[error("no experiment {0:?}")]
+    #[error("no experiment {}", crate::text::quote(.0))]
     NotFound(String),
-    #[error("experiment {0:?} exists")]
+    #[error("experiment {} exists", crate::text::quote(.0))]
     Exists(String),
+    #[error("{0} experiments are defined, at most {MAX_EXPERIMENTS}; remove stopped ones from the experiments file")]
+    TooMany(usize),
     #[error("arm model: {0}")]
     Model(#[from] crate::model::ModelError),
     #[error("cannot read or write {path}: {source}")]
@@ -403,6 +448,9 @@ impl Experiments {
             if file.experiments.iter().any(|e| e.name == def.name) {
                 return Err(ExperimentError::Exists(def.name.clone()));
             }
+            if file.experiments.len() >= MAX_EXPERIMENTS {
+                return Err(ExperimentError::TooMany(file.experiments.len()));
+            }
             file.experiments.push(def.clone());
             Ok(def.name.clone())
         })
@@ -545,5 +593,35 @@ mod tests {
         let mut d = def("a", "l");
         d.arms[1].policy.engage_weight = Some(-1.0);
         assert!(d.normalized().unwrap_err().to_string().starts_with("arms.policy:"));
+    }
+
+    #[test]
+    fn every_field_and_the_number_of_experiments_are_bounded() {
+        let refused = |f: &dyn Fn(&mut ExperimentDef)| {
+            let mut d = def("a", "l");
+            f(&mut d);
+            d.normalized().unwrap_err().to_string()
+        };
+        let huge = "x".repeat(1 << 20);
+        let message = refused(&|d| d.name = huge.clone());
+        assert!(message.starts_with("name:") && message.len() < 200, "{message}");
+        assert!(refused(&|d| d.name = String::new()).starts_with("name: is required"));
+        assert!(refused(&|d| d.layer = "a\u{7}b".into()).starts_with("layer:"));
+        assert!(refused(&|d| d.salt = "s".repeat(MAX_NAME_BYTES + 1)).starts_with("salt:"));
+        assert!(refused(&|d| d.arms[0].name = "\n".into()).starts_with("arms.name:"));
+        assert!(refused(&|d| d.arms[1].model = Some(format!("m/{huge}"))).starts_with("arms.model:"));
+        let arm = |name: String| ArmDef { name, weight: 1.0, model: None, policy: PolicyOverride::default() };
+        let message = refused(&|d| d.arms = (0..10_000).map(|i| arm(format!("a{i}"))).collect());
+        assert!(message.starts_with("arms: has 10000 arms, at most 16"), "{message}");
+        let mut d = def("a", "l");
+        d.name = "n".repeat(MAX_NAME_BYTES);
+        d.normalized().unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("experiments.json");
+        let full: Vec<_> = (0..MAX_EXPERIMENTS).map(|i| def(&format!("e{i}"), &format!("l{i}"))).collect();
+        let ex = Experiments::open(&path, full, None).unwrap();
+        assert!(matches!(ex.create(def("one-more", "new")), Err(ExperimentError::TooMany(MAX_EXPERIMENTS))));
+        assert!(std::fs::metadata(&path).unwrap().len() < 6_000_000);
     }
 }

@@ -39,7 +39,7 @@ pub enum ModelError {
     SchemaMismatch { model: String, expected: String, found: String },
     #[error("invalid model artifact {model}: {reason}")]
     Invalid { model: String, reason: String },
-    #[error("invalid model name or version {0:?}: use letters, digits, '.', '_' or '-'")]
+    #[error("invalid model name or version {}: use letters, digits, '.', '_' or '-'", crate::text::quote(.0))]
     BadName(String),
     #[error("no previous model to roll back to")]
     NoPrevious,

@@ -10,6 +10,12 @@ use fitrank::proto::v1::{
 };
 use tonic::Code;
 
+fn at_time(time_unix_ms: i64) -> pb::RankRequest {
+    let mut r = rank_req("u", vec![]);
+    r.context = Some(pb::RequestContext { time_unix_ms, surface: 0 });
+    r
+}
+
 fn rank_req(user: &str, candidates: Vec<String>) -> pb::RankRequest {
     pb::RankRequest { user_id: user.into(), candidate_session_ids: candidates, ..Default::default() }
 }
@@ -42,7 +48,9 @@ async fn rank_rejects_bad_requests_naming_the_field() {
         ("overlong id", rank_req(&"x".repeat(129), vec![]), "user_id: is 129 bytes"),
         ("unknown enum value", unknown_enum, "user.age_band: unknown enum value 99"),
         ("unknown surface", bad_surface, "context.surface: unknown enum value 42"),
-        ("negative time", negative_time, "context.time_unix_ms: must not be negative"),
+        ("negative time", negative_time, "context.time_unix_ms: -5 is before 2000-01-01"),
+        ("time in seconds", at_time(1_700_000_000), "context.time_unix_ms: 1700000000 is before 2000-01-01"),
+        ("an hour ahead", at_time(fitrank::domain::now_ms() + 3_600_000), "context.time_unix_ms:"),
         ("limit above max", big_limit, "limit: 5000 exceeds the maximum of 2000"),
         ("malformed region", bad_region, "user.region:"),
     ];
@@ -126,6 +134,12 @@ async fn bad_events_are_rejected_one_by_one() {
     no_ranking.ranking_id.clear();
     let mut bad_type = event("e-type", pb::EventType::View, "u", "s");
     bad_type.r#type = 1234;
+    let mut made_up_ranking = event("e-made-up", pb::EventType::Impression, "u", "s");
+    made_up_ranking.ranking_id = "r1".into();
+    let mut free_purchase = event("e-free", pb::EventType::Purchase, "u", "s");
+    free_purchase.amount = 0.0;
+    let mut ancient = event("e-1970", pb::EventType::View, "u", "s");
+    ancient.time_unix_ms = 5_000;
     let events = vec![
         event("good", pb::EventType::View, "u", "s"),
         nan_watch,
@@ -134,6 +148,9 @@ async fn bad_events_are_rejected_one_by_one() {
         bad_type,
         event("e-ghost", pb::EventType::View, "u", "ghost"),
         event("", pb::EventType::View, "u", "s"),
+        made_up_ranking,
+        free_purchase,
+        ancient,
     ];
     let r = EventServiceClient::new(server.channel().await)
         .ingest_batch(pb::IngestBatchRequest { events })
@@ -149,6 +166,9 @@ async fn bad_events_are_rejected_one_by_one() {
         (4, "event.type: unknown enum value 1234"),
         (5, "event.session_id: no such session"),
         (6, "event.event_id: is required"),
+        (7, "event.ranking_id: \"r1\" was not issued by this service"),
+        (8, "event.amount: is required for purchases"),
+        (9, "event.time_unix_ms: 5000 is before 2000-01-01"),
     ];
     assert_eq!(got.len(), expected_prefixes.len(), "{got:?}");
     for ((index, reason), (want_index, want)) in got.iter().zip(expected_prefixes) {

@@ -38,8 +38,11 @@ const MAX_TAG_CHARS: usize = 64;
 const MAX_WATCH_SECONDS: f64 = 86_400.0;
 const MAX_AMOUNT: f64 = 1_000_000.0;
 const MAX_AGE: u32 = 120;
-/// How far in the future an event time may be (clock skew), ms.
-pub const MAX_EVENT_SKEW_MS: i64 = 5 * 60_000;
+/// How far ahead of the server's clock an event's or a ranking's time may be (clock skew), ms.
+pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60_000;
+/// Earliest accepted event or ranking time: 2000-01-01T00:00:00Z, ms (earlier values are
+/// seconds, or a clock that was never set).
+pub const MIN_TIME_MS: i64 = 946_684_800_000;
 
 /// Why `value` is not a valid id (1 to 128 bytes, no control characters), if it is not.
 fn check_id(value: &str) -> Result<(), String> {
@@ -109,10 +112,14 @@ fn known<E: TryFrom<i32>>(field: &str, value: i32) -> Result<E, FieldError> {
 }
 
 /// A time in ms since the epoch; 0 means `now`.
+/// A time: 0 = `now`; otherwise from 2000-01-01 to [`MAX_CLOCK_SKEW_MS`] after `now`.
 fn time(field: &str, value: i64, now: UnixMs) -> Result<UnixMs, FieldError> {
     match value {
         0 => Ok(now),
-        v if v < 0 => Err(err(field, format!("must not be negative, got {v}"))),
+        v if v < MIN_TIME_MS => {
+            Err(err(field, format!("{v} is before 2000-01-01 (milliseconds since the Unix epoch expected)")))
+        }
+        v if v > now + MAX_CLOCK_SKEW_MS => Err(err(field, format!("{v} is more than 5 minutes in the future"))),
         v => Ok(v),
     }
 }
@@ -311,13 +318,20 @@ pub fn event(at: &str, e: &pb::Event, now: UnixMs) -> Result<Event, FieldError> 
             return Err(err(f("ranking_id"), "is required for impressions"));
         }
         (_, true) => String::new(),
-        (_, false) => id(&f("ranking_id"), &e.ranking_id)?,
+        (_, false) if !crate::ranking::id::is_issued(&e.ranking_id) => {
+            return Err(err(
+                f("ranking_id"),
+                format!("{} was not issued by this service (use a RankResponse.ranking_id)", quote(&e.ranking_id)),
+            ));
+        }
+        (_, false) => e.ranking_id.clone(),
     };
     let watch_seconds = match kind {
         EventKind::Watch => bounded(&f("watch_seconds"), e.watch_seconds, MAX_WATCH_SECONDS)?,
         _ => 0.0,
     };
     let amount = match kind {
+        EventKind::Purchase if e.amount == 0.0 => return Err(err(f("amount"), "is required for purchases (> 0)")),
         EventKind::Purchase | EventKind::Return => bounded(&f("amount"), e.amount, MAX_AMOUNT)?,
         _ => 0.0,
     };
@@ -331,12 +345,7 @@ pub fn event(at: &str, e: &pb::Event, now: UnixMs) -> Result<Event, FieldError> 
         kind,
         user_id: id(&f("user_id"), &e.user_id)?,
         session_id: id(&f("session_id"), &e.session_id)?,
-        time_ms: match time(&f("time_unix_ms"), e.time_unix_ms, now)? {
-            t if t > now + MAX_EVENT_SKEW_MS => {
-                return Err(err(f("time_unix_ms"), format!("{t} is more than 5 minutes in the future")));
-            }
-            t => t,
-        },
+        time_ms: time(&f("time_unix_ms"), e.time_unix_ms, now)?,
         ranking_id,
         position: e.position,
         watch_seconds,

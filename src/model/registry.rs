@@ -79,7 +79,10 @@ impl ModelRegistry {
     /// Opens the registry with the newest version of `name` under `dir`.
     pub fn open(dir: impl Into<PathBuf>, name: &str) -> Result<Self, ModelError> {
         let dir = dir.into();
-        let model = load(&dir, name, None)?;
+        if !is_valid_version(name) {
+            return Err(ModelError::BadName(name.to_owned()));
+        }
+        let model = load_newest(&dir, name)?;
         Ok(ModelRegistry {
             dir,
             default_name: name.to_owned(),
@@ -130,7 +133,8 @@ impl ModelRegistry {
     }
 
     /// Loads `name` (default: the configured name) at `version` and makes it the serving model. An
-    /// explicit version is pinned; `None` loads the newest and follows newer ones. On any error the
+    /// explicit version is pinned; `None` loads the newest (refused if it does not load: the operator
+    /// asked for it) and follows newer ones. On any error the
     /// serving model is unchanged.
     pub fn load(&self, name: Option<&str>, version: Option<&str>) -> Result<Arc<LoadedModel>, ModelError> {
         let model = Arc::new(load(&self.dir, name.unwrap_or(&self.default_name), version)?);
@@ -149,9 +153,14 @@ impl ModelRegistry {
         Ok(previous)
     }
 
-    /// Stops pinning and loads the newest version of the configured name.
+    /// Stops pinning and serves the newest version of the configured name that loads (as the
+    /// watcher would).
     pub fn unpin(&self) -> Result<Arc<LoadedModel>, ModelError> {
-        self.load(None, None)
+        let model = Arc::new(load_newest(&self.dir, &self.default_name)?);
+        let mut control = self.control.lock().unwrap_or_else(|e| e.into_inner());
+        control.pinned = false;
+        self.swap(&mut control, model.clone());
+        Ok(model)
     }
 
     /// Follows the newest version of the serving model's name unless pinned: swaps to the newest
@@ -224,7 +233,7 @@ fn load(dir: &Path, name: &str, version: Option<&str>) -> Result<LoadedModel, Mo
     let version = match version {
         Some(v) if !is_valid_version(v) => return Err(ModelError::BadName(v.to_owned())),
         Some(v) => v.to_owned(),
-        None => return load_newest(dir, name),
+        None => newest_version(&base)?,
     };
     let path = base.join(&version);
     if !path.is_dir() {

@@ -12,9 +12,11 @@ mod latency;
 mod ranker;
 
 pub mod explore;
+pub mod id;
 pub mod interleave;
 #[cfg(test)]
 mod placement_check;
 
+pub use id::new_ranking_id;
 pub use latency::{LatencySummary, RankLatency};
 pub use ranker::{RankError, RankQuery, Ranked, RankedItem, Ranker, UnrankedReason};

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::explore;
+use super::id::new_ranking_id;
 use super::interleave::{self, Team};
 use crate::domain::{LiveStats, RequestContext, SessionStatus, UserActivity, UserProfile};
 use crate::experiment::{ArmDef, ExperimentDef, Experiments, Kind, TEAM_DRAFT_PREFIX, arm_group};
@@ -514,9 +515,4 @@ fn not_placed(order: &[usize], placed: &[usize], total: usize, n: usize, scored:
         is_placed[c] = true;
     }
     order.iter().filter(|c| !is_placed[**c]).filter_map(|c| scored[*c]).take(n).collect()
-}
-
-/// 128 random bits as 32 hex digits.
-fn new_ranking_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
 }

@@ -167,7 +167,7 @@ pub fn event(id: &str, kind: pb::EventType, user: &str, session: &str) -> pb::Ev
         user_id: user.into(),
         session_id: session.into(),
         time_unix_ms: 0,
-        ranking_id: if kind == pb::EventType::Impression { "r1".into() } else { String::new() },
+        ranking_id: if kind == pb::EventType::Impression { fitrank::ranking::new_ranking_id() } else { String::new() },
         position: 0,
         watch_seconds: if kind == pb::EventType::Watch { 30.0 } else { 0.0 },
         amount: if matches!(kind, pb::EventType::Purchase | pb::EventType::Return) { 25.0 } else { 0.0 },

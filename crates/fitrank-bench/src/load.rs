@@ -460,6 +460,7 @@ impl Caller {
             }
             Target::Ingest => {
                 let base = n * self.batch as u64;
+                let ranking_id = fitrank::ranking::new_ranking_id();
                 let events = (0..self.batch as u64)
                     .map(|k| {
                         let id = base + k;
@@ -469,7 +470,7 @@ impl Caller {
                             user_id: format!("bench-u{}", id % USERS as u64),
                             session_id: format!("bench-s{}", id % SESSIONS as u64),
                             time_unix_ms: 0,
-                            ranking_id: "bench".into(),
+                            ranking_id: ranking_id.clone(),
                             position: 0,
                             watch_seconds: 0.0,
                             amount: 10.0,

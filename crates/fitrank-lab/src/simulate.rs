@@ -568,8 +568,9 @@ pub async fn run(
                     _ => order = oracle_order(&candidates, &inside, ev, options.oracle_on_target_weight),
                 }
                 order.truncate(slots);
-                let name = other.name().to_owned();
-                (format!("sim-{name}-{n}"), order, vec![name])
+                // The simulated feed reports what it showed like any feed service, with an id of
+                // the service's form (events must name one; see fitrank::ranking::id).
+                (fitrank::ranking::new_ranking_id(), order, vec![other.name().to_owned()])
             }
         };
         card.requests += 1;

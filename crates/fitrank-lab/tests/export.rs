@@ -44,8 +44,8 @@ async fn the_export_joins_outcomes_and_recomputes_the_served_features_exactly() 
     events.push(timed(order(event("ret3", T::Return, "w2", "A"), "o-1"), "", now - 20_000));
     // late: a purchase naming ranking 2, 40 minutes after it
     events.push(timed(event("late", T::Purchase, "m1", "C"), &id2, t0 + 1_000 + 40 * 60_000));
-    // unknown ranking id
-    events.push(timed(event("ghost", T::View, "w1", "C"), "no-such-ranking", now - 10_000));
+    // a ranking id of the service's form that no logged ranking has
+    events.push(timed(event("ghost", T::View, "w1", "C"), &fitrank::ranking::new_ranking_id(), now - 10_000));
     let first = send(&server, events.clone()).await;
     assert_eq!(first.accepted as usize, events.len());
     // a redelivered batch: duplicates, counted once

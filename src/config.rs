@@ -51,6 +51,8 @@ pub struct Config {
     pub shutdown_drain_ms: u64,
     /// Longest wait for in-flight calls after the listener closes.
     pub shutdown_timeout_secs: u64,
+    /// HTTP/2 and connection settings, load shedding.
+    pub connections: ConnectionConfig,
     /// How predictions combine into the ranking score.
     pub policy: Policy,
     /// What was served and what happened, for training.
@@ -83,12 +85,61 @@ impl Default for Config {
             max_batch: 10_000,
             shutdown_drain_ms: 500,
             shutdown_timeout_secs: 30,
+            connections: ConnectionConfig::default(),
             policy: Policy::default(),
             feature_log: FeatureLogConfig::default(),
             experiments_file: None,
             experiments_refresh_ms: 1_000,
             experiments: Vec::new(),
             holdout: None,
+        }
+    }
+}
+
+/// How connections and streams are kept, limited and closed (`[connections]`).
+///
+/// Feed services share few long-lived HTTP/2 connections among many callers, each call with a
+/// deadline: under load, many calls are cancelled (`RST_STREAM`) before the server accepted them,
+/// and hyper's defaults (20 such streams at once; 1,024 error resets over a connection's life)
+/// then close the whole shared connection, failing every call on it. The limits here stay bounded
+/// (they guard against rapid-reset floods) but fit that traffic.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionConfig {
+    /// HTTP/2 PING interval, ms (0 = none); a peer that does not answer within
+    /// `keepalive_timeout_ms` is disconnected, so dead clients' connections and streams close.
+    pub keepalive_interval_ms: u64,
+    /// How long a PING may go unanswered, ms.
+    pub keepalive_timeout_ms: u64,
+    /// Most concurrent calls (streams) on one connection.
+    pub max_concurrent_streams: u32,
+    /// Most streams cancelled by the client before the server accepted them, at once, before the
+    /// connection is closed (`ENHANCE_YOUR_CALM`).
+    pub max_pending_accept_reset_streams: usize,
+    /// Most streams the server's HTTP/2 layer may reset on errors over one connection's life.
+    pub max_local_error_reset_streams: usize,
+    /// An `Ingest` stream that sends nothing for this long is ended `UNAVAILABLE` (what it sent is
+    /// stored; resent events count once), secs.
+    pub stream_idle_timeout_secs: u64,
+    /// Connections older than this are asked to reconnect (GOAWAY, then `max_connection_age`'s
+    /// grace of `shutdown_timeout_secs`), so idle ones do not pile up, secs; 0 = never.
+    pub max_connection_age_secs: u64,
+    /// Most calls in progress at once over all connections; above it a call is refused at once
+    /// with `RESOURCE_EXHAUSTED` instead of queueing.
+    pub max_in_flight: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            keepalive_interval_ms: 30_000,
+            keepalive_timeout_ms: 10_000,
+            max_concurrent_streams: 1_024,
+            max_pending_accept_reset_streams: 1_024,
+            max_local_error_reset_streams: 1 << 20,
+            stream_idle_timeout_secs: 300,
+            max_connection_age_secs: 3_600,
+            max_in_flight: 4_096,
         }
     }
 }
@@ -167,6 +218,13 @@ impl Config {
                 "store must be \"embedded\", \"redis://HOST:PORT\" or \"redis+cluster://HOST:PORT,...\", not {:?}",
                 self.store
             ));
+        }
+        let c = &self.connections;
+        if c.max_concurrent_streams == 0 || c.max_in_flight == 0 || c.stream_idle_timeout_secs == 0 {
+            return invalid(
+                "connections.max_concurrent_streams, max_in_flight and stream_idle_timeout_secs must be at least 1"
+                    .into(),
+            );
         }
         if self.redis.read_timeout_ms == 0 || self.redis.write_timeout_ms == 0 {
             return invalid("redis.read_timeout_ms and redis.write_timeout_ms must be at least 1".into());

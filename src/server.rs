@@ -138,6 +138,8 @@ pub async fn run(
 
     let drain = Duration::from_millis(config.shutdown_drain_ms);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    // Set when the listener closes: open `Ingest` streams end then instead of holding shutdown.
+    let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
     let signal = {
         let health = health.clone();
         async move {
@@ -148,6 +150,7 @@ pub async fn run(
                 health.set_service_status(*name, ServingStatus::NotServing).await;
             }
             tokio::time::sleep(drain).await;
+            let _ = closing_tx.send(true);
             let _ = stopping_tx.send(());
         }
     };
@@ -155,8 +158,7 @@ pub async fn run(
     let latency = Arc::new(crate::ranking::RankLatency::new());
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "fitrank serving");
-    let serve = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
+    let serve = connection_settings(&config.connections)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -170,6 +172,8 @@ pub async fn run(
             store: store.clone(),
             limits,
             log: log.clone(),
+            stream_idle_timeout: Duration::from_secs(config.connections.stream_idle_timeout_secs),
+            closing: closing_rx,
         }))
         .add_service(pb::admin_service_server::AdminServiceServer::new(AdminApi {
             models,
@@ -205,6 +209,33 @@ pub async fn run(
         tracing::info!("feature log closed");
     }
     result
+}
+
+/// The server builder with `[connections]` applied: HTTP/2 keepalive and limits, connection age,
+/// and a global limit on calls in progress that sheds the excess with `RESOURCE_EXHAUSTED`
+/// (tower's load shedding over one semaphore shared by every connection).
+fn connection_settings(
+    c: &crate::config::ConnectionConfig,
+) -> tonic::transport::Server<
+    tower::layer::util::Stack<
+        tower::limit::GlobalConcurrencyLimitLayer,
+        tower::layer::util::Stack<tower::load_shed::LoadShedLayer, tower::layer::util::Identity>,
+    >,
+> {
+    let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
+    let mut builder = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(ms(c.keepalive_interval_ms))
+        .http2_keepalive_timeout(ms(c.keepalive_timeout_ms))
+        .max_concurrent_streams(c.max_concurrent_streams)
+        .http2_max_pending_accept_reset_streams(Some(c.max_pending_accept_reset_streams))
+        .http2_max_local_error_reset_streams(Some(c.max_local_error_reset_streams));
+    if c.max_connection_age_secs > 0 {
+        builder = builder.max_connection_age(Duration::from_secs(c.max_connection_age_secs));
+    }
+    builder
+        .layer(tower::load_shed::LoadShedLayer::new())
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(c.max_in_flight))
 }
 
 /// Loads the models named by arms of running experiments (a missing one is an error).

@@ -91,3 +91,50 @@ async fn a_large_stream_is_stored_in_chunks() {
         .unwrap();
     assert_eq!(stats.interactions, u64::from(n));
 }
+
+#[tokio::test]
+async fn a_stream_that_goes_quiet_is_ended_and_what_it_sent_is_stored() {
+    let server = TestServer::start_with(|c| c.connections.stream_idle_timeout_secs = 1).await;
+    let mut catalog = CatalogServiceClient::new(server.channel().await);
+    catalog.upsert_sessions(pb::UpsertSessionsRequest { sessions: vec![session("s", None)] }).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(event("quiet-1", T::View, "u", "s")).await.unwrap();
+    let started = std::time::Instant::now();
+    let status = EventServiceClient::new(server.channel().await)
+        .ingest(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("resend"), "{}", status.message());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    drop(tx);
+    let got = catalog.get_session(pb::GetSessionRequest { session_id: "s".into() }).await.unwrap().into_inner();
+    assert_eq!(got.stats.unwrap().views, 1);
+}
+
+#[tokio::test]
+async fn calls_above_the_in_flight_limit_are_shed_at_once() {
+    let server = TestServer::start_with(|c| c.connections.max_in_flight = 2).await;
+    // Two open streams hold both places.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut client = EventServiceClient::new(server.channel().await);
+        held.push(tokio::spawn(async move { client.ingest(futures_util::stream::pending::<pb::Event>()).await }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut ranking = fitrank::proto::v1::ranking_service_client::RankingServiceClient::new(server.channel().await);
+    let request = || pb::RankRequest { user_id: "u".into(), ..Default::default() };
+    let status = ranking.rank(request()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    for h in held {
+        h.abort();
+    }
+    // Once the streams are gone, calls are served again.
+    for _ in 0..100 {
+        if ranking.rank(request()).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("calls were still shed after the streams ended");
+}

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{TestServer, event, session};
 use fitrank::proto::v1::{
@@ -356,4 +356,60 @@ async fn a_full_disk_refuses_writes_and_loses_nothing_acknowledged() {
     assert!(damaged.is_empty(), "the log was left as it was before each failed write: {damaged:?}");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_ends_two_thousand_idle_streams_and_exits_zero_within_the_drain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, url) = spawn_binary(tmp.path());
+    let mut streams = Vec::new();
+    for c in 0..4 {
+        let channel = connect(&url).await;
+        if c == 0 {
+            CatalogServiceClient::new(channel.clone())
+                .upsert_sessions(pb::UpsertSessionsRequest { sessions: vec![session("s", None)] })
+                .await
+                .unwrap();
+        }
+        for _ in 0..500 {
+            let mut client = EventServiceClient::new(channel.clone());
+            // An open stream that sends nothing.
+            streams.push(tokio::spawn(async move {
+                client.ingest(futures_util::stream::pending::<pb::Event>()).await.map(drop)
+            }));
+        }
+    }
+    // One stream that sent an event before going quiet: the event is stored, not lost.
+    let mut sender = EventServiceClient::new(connect(&url).await);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(event("before-term", pb::EventType::View, "u", "s")).await.unwrap();
+    let sending = tokio::spawn(async move { sender.ingest(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let term = Instant::now();
+    // SAFETY: kill(2) with a child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = tokio::task::spawn_blocking(move || {
+        let status = child.wait().unwrap();
+        (status, child)
+    })
+    .await
+    .unwrap()
+    .0;
+    let took = term.elapsed();
+    assert!(status.success(), "graceful exit expected, got {status:?}");
+    // The drain is 500 ms by default; the goal is the drain plus 5 s.
+    assert!(took < Duration::from_millis(5_500), "took {took:?}");
+    let mut unavailable = 0;
+    for s in streams {
+        if s.await.unwrap().is_err_and(|e| e.code() == tonic::Code::Unavailable) {
+            unavailable += 1;
+        }
+    }
+    assert_eq!(unavailable, 2_000, "every idle stream was ended UNAVAILABLE (retry elsewhere)");
+    assert_eq!(sending.await.unwrap().unwrap_err().code(), tonic::Code::Unavailable);
+    drop(tx);
+
+    let (_child, url) = spawn_binary(tmp.path());
+    assert_eq!(views(&url).await, 1, "the event received before the shutdown was stored");
 }

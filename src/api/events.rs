@@ -13,12 +13,19 @@ use crate::store::{EventStatus, Store};
 /// Events buffered from a stream before they are written as one batch.
 const STREAM_CHUNK: usize = 1_024;
 
+/// Once the server is closing, how long a stream may stay quiet before it is ended.
+const CLOSING_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The `EventService` handler.
 pub struct EventApi {
     pub store: Arc<dyn Store>,
     pub limits: Limits,
     /// Receives every valid event before it is stored (the outcome stream of the feature log).
     pub log: Option<Arc<FeatureLog>>,
+    /// An `Ingest` stream silent for this long is ended.
+    pub stream_idle_timeout: std::time::Duration,
+    /// Becomes true when the server closes its listener: open streams end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Accumulates the outcome of one call.
@@ -81,18 +88,67 @@ impl Tally {
     }
 }
 
+/// What an `Ingest` stream did next.
+enum StreamStep {
+    Message(Result<Option<pb::Event>, Status>),
+    /// Nothing within the idle timeout.
+    Idle,
+    /// The server closed its listener.
+    Closing,
+}
+
+/// Resolves when the server starts closing (never, if the server is gone without closing).
+async fn server_closing(closing: &mut tokio::sync::watch::Receiver<bool>) {
+    if closing.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 #[tonic::async_trait]
 impl EventService for EventApi {
     async fn ingest(&self, request: Request<Streaming<pb::Event>>) -> Result<Response<pb::IngestResponse>, Status> {
         let mut stream = request.into_inner();
         let mut tally = Tally::default();
         let mut index: u32 = 0;
-        while let Some(event) = stream.message().await? {
-            tally.push(index, &event);
-            index = index.saturating_add(1);
-            if tally.pending.len() >= STREAM_CHUNK {
-                tally.flush(self.store.as_ref(), self.log.as_ref()).await?;
-            }
+        let mut closing = self.closing.clone();
+        let mut server_closes = false;
+        loop {
+            // Once the server closes its listener, a stream still sending may finish, but one
+            // that goes quiet is ended soon, so shutdown does not wait on it.
+            let idle =
+                if server_closes { self.stream_idle_timeout.min(CLOSING_IDLE) } else { self.stream_idle_timeout };
+            let next = tokio::select! {
+                next = tokio::time::timeout(idle, stream.message()) => {
+                    next.map_or(StreamStep::Idle, StreamStep::Message)
+                }
+                () = server_closing(&mut closing), if !server_closes => StreamStep::Closing,
+            };
+            let why = match next {
+                StreamStep::Message(message) => match message? {
+                    Some(event) => {
+                        tally.push(index, &event);
+                        index = index.saturating_add(1);
+                        if tally.pending.len() >= STREAM_CHUNK {
+                            tally.flush(self.store.as_ref(), self.log.as_ref()).await?;
+                        }
+                        continue;
+                    }
+                    None => break,
+                },
+                StreamStep::Closing => {
+                    server_closes = true;
+                    continue;
+                }
+                StreamStep::Idle if server_closes => "the server is shutting down".to_owned(),
+                StreamStep::Idle => {
+                    format!("the stream sent nothing for {} s and was ended", self.stream_idle_timeout.as_secs())
+                }
+            };
+            tally.flush(self.store.as_ref(), self.log.as_ref()).await?;
+            return Err(Status::unavailable(format!(
+                "{why}: the events received on this stream are stored; resend the rest on a new stream \
+                 (resent events count once)"
+            )));
         }
         tally.flush(self.store.as_ref(), self.log.as_ref()).await?;
         Ok(Response::new(tally.finish()))

@@ -56,6 +56,10 @@ pub enum Target {
     Ingest,
     /// grpc.health.v1.Health/Check (empty unary call).
     Floor,
+    /// A feed service's mix: every other call a Rank, the others an `Ingest` stream of `--batch`
+    /// events sent one message each (many small messages on a shared connection). Failures are
+    /// reported by gRPC code.
+    Mixed,
     /// Offline: this machine's stalls of running threads, no service involved (--probe-threads,
     /// --duty, --duration; `stalls`).
     Stalls,
@@ -91,6 +95,10 @@ pub struct BenchArgs {
     /// Items returned per Rank.
     #[arg(long, default_value_t = 50)]
     limit: u32,
+    /// The deadline every call carries (grpc-timeout), ms; none by default. A call past it is
+    /// cancelled by the client (HTTP/2 RST_STREAM), as a feed service does.
+    #[arg(long)]
+    pub deadline_ms: Option<u64>,
     /// Events per IngestBatch.
     #[arg(long, default_value_t = 1_000)]
     batch: usize,
@@ -122,6 +130,8 @@ pub struct BenchReport {
     pub candidates: usize,
     pub requests: u64,
     pub errors: u64,
+    /// Failed calls by gRPC code: how many, and the first one's message.
+    pub errors_by_code: std::collections::BTreeMap<String, (u64, String)>,
     pub seconds: f64,
     /// Answered requests per second.
     pub rps: f64,
@@ -362,6 +372,9 @@ pub fn bench(args: BenchArgs) -> BenchResult<()> {
             "  {} requests in {:.1}s ({} errors): {:.0} req/s, {:.0} items/s",
             report.requests, report.seconds, report.errors, report.rps, report.items_per_second
         );
+        for (code, (n, message)) in &report.errors_by_code {
+            println!("    {n} × {code}: {message}");
+        }
         println!(
             "  latency µs: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
             report.p50_us, report.p90_us, report.p99_us, report.p999_us, report.max_us
@@ -440,6 +453,7 @@ struct Caller {
     candidates: Arc<Vec<String>>,
     limit: u32,
     batch: usize,
+    deadline: Option<Duration>,
     next: Arc<AtomicU64>,
 }
 
@@ -447,38 +461,17 @@ impl Caller {
     async fn call(&self, channel: Channel) -> Result<u64, tonic::Status> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         match self.target {
-            Target::Rank => {
-                let request = pb::RankRequest {
-                    user_id: format!("bench-u{}", n % USERS as u64),
-                    user: None,
-                    context: None,
-                    candidate_session_ids: self.candidates.as_ref().clone(),
-                    limit: self.limit,
-                };
-                let r = RankingServiceClient::new(channel).rank(request).await?;
-                Ok(u64::from(r.into_inner().scored))
+            Target::Rank => self.rank(channel, n).await,
+            Target::Mixed if n % 2 == 0 => self.rank(channel, n).await,
+            Target::Mixed => {
+                let events = self.request(futures_util::stream::iter(self.events(n)));
+                let r = EventServiceClient::new(channel).ingest(events).await?;
+                let r = r.into_inner();
+                Ok(u64::from(r.accepted + r.duplicates))
             }
             Target::Ingest => {
-                let base = n * self.batch as u64;
-                let ranking_id = fitrank::ranking::new_ranking_id();
-                let events = (0..self.batch as u64)
-                    .map(|k| {
-                        let id = base + k;
-                        pb::Event {
-                            event_id: format!("bench-{}-{id}", std::process::id()),
-                            r#type: [1, 2, 4, 9][(id % 4) as usize],
-                            user_id: format!("bench-u{}", id % USERS as u64),
-                            session_id: format!("bench-s{}", id % SESSIONS as u64),
-                            time_unix_ms: 0,
-                            ranking_id: ranking_id.clone(),
-                            position: 0,
-                            watch_seconds: 0.0,
-                            amount: 10.0,
-                            order_id: String::new(),
-                        }
-                    })
-                    .collect();
-                let r = EventServiceClient::new(channel).ingest_batch(pb::IngestBatchRequest { events }).await?;
+                let events = self.request(pb::IngestBatchRequest { events: self.events(n) });
+                let r = EventServiceClient::new(channel).ingest_batch(events).await?;
                 let r = r.into_inner();
                 Ok(u64::from(r.accepted + r.duplicates))
             }
@@ -491,6 +484,50 @@ impl Caller {
             Target::Stalls => Err(tonic::Status::invalid_argument("movielens and stalls run offline, not over gRPC")),
         }
     }
+
+    async fn rank(&self, channel: Channel, n: u64) -> Result<u64, tonic::Status> {
+        let request = pb::RankRequest {
+            user_id: format!("bench-u{}", n % USERS as u64),
+            user: None,
+            context: None,
+            candidate_session_ids: self.candidates.as_ref().clone(),
+            limit: self.limit,
+        };
+        let r = RankingServiceClient::new(channel).rank(self.request(request)).await?;
+        Ok(u64::from(r.into_inner().scored))
+    }
+
+    /// `message` as a request with the `--deadline-ms` deadline, if any.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(d) = self.deadline {
+            request.set_timeout(d);
+        }
+        request
+    }
+
+    /// The `--batch` events of call `n`: unique ids, the benchmark's users and sessions.
+    fn events(&self, n: u64) -> Vec<pb::Event> {
+        let base = n * self.batch as u64;
+        let ranking_id = fitrank::ranking::new_ranking_id();
+        (0..self.batch as u64)
+            .map(|k| {
+                let id = base + k;
+                pb::Event {
+                    event_id: format!("bench-{}-{id}", std::process::id()),
+                    r#type: [1, 2, 4, 9][(id % 4) as usize],
+                    user_id: format!("bench-u{}", id % USERS as u64),
+                    session_id: format!("bench-s{}", id % SESSIONS as u64),
+                    time_unix_ms: 0,
+                    ranking_id: ranking_id.clone(),
+                    position: 0,
+                    watch_seconds: 0.0,
+                    amount: 10.0,
+                    order_id: String::new(),
+                }
+            })
+            .collect()
+    }
 }
 
 #[derive(Default)]
@@ -498,12 +535,21 @@ struct Tally {
     /// Answered requests' latencies, and the failed ones.
     latency: LatencyCounts,
     items: u64,
+    /// Failed calls by gRPC code, with one message of each.
+    errors: std::collections::BTreeMap<String, (u64, String)>,
 }
 
 impl Tally {
     fn record(&mut self, latency: Duration, result: Result<u64, tonic::Status>) {
-        if let Ok(items) = &result {
-            self.items += items;
+        match &result {
+            Ok(items) => self.items += items,
+            Err(status) => {
+                let entry = self.errors.entry(format!("{:?}", status.code())).or_insert((0, String::new()));
+                entry.0 += 1;
+                if entry.1.is_empty() {
+                    entry.1 = status.message().chars().take(200).collect();
+                }
+            }
         }
         self.latency.record(latency, result.is_ok());
     }
@@ -522,6 +568,7 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         candidates: Arc::new((0..args.candidates.min(SESSIONS)).map(|i| format!("bench-s{i}")).collect()),
         limit: args.limit,
         batch: args.batch,
+        deadline: args.deadline_ms.map(Duration::from_millis),
         next: Arc::new(AtomicU64::new(0)),
     };
     let tally = Arc::new(Mutex::new(Tally::default()));
@@ -631,6 +678,7 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         candidates: if args.target == Target::Rank { caller.candidates.len() } else { 0 },
         requests: h.ok(),
         errors: h.errors(),
+        errors_by_code: t.errors.clone(),
         seconds,
         rps: h.ok() as f64 / seconds,
         items_per_second: t.items as f64 / seconds,

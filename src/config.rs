@@ -127,6 +127,9 @@ pub struct ConnectionConfig {
     /// Most calls in progress at once over all connections; above it a call is refused at once
     /// with `RESOURCE_EXHAUSTED` instead of queueing.
     pub max_in_flight: usize,
+    /// Most connections open at once (also kept 256 below the file descriptor limit); a new
+    /// connection over it is closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for ConnectionConfig {
@@ -140,6 +143,7 @@ impl Default for ConnectionConfig {
             stream_idle_timeout_secs: 300,
             max_connection_age_secs: 3_600,
             max_in_flight: 4_096,
+            max_connections: 10_000,
         }
     }
 }
@@ -220,9 +224,12 @@ impl Config {
             ));
         }
         let c = &self.connections;
-        if c.max_concurrent_streams == 0 || c.max_in_flight == 0 || c.stream_idle_timeout_secs == 0 {
+        if [c.max_concurrent_streams as usize, c.max_in_flight, c.max_connections, c.stream_idle_timeout_secs as usize]
+            .contains(&0)
+        {
             return invalid(
-                "connections.max_concurrent_streams, max_in_flight and stream_idle_timeout_secs must be at least 1"
+                "connections.max_concurrent_streams, max_in_flight, max_connections and stream_idle_timeout_secs \
+                 must be at least 1"
                     .into(),
             );
         }

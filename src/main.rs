@@ -74,6 +74,19 @@ fn main() -> ExitCode {
 
 type AnyError = fitrank::cli::CommandError;
 
+/// Raises the soft limit on open files to the hard one: each connection is a descriptor, and the
+/// usual soft default (1,024) would cap the server far below `connections.max_connections`.
+fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read or write the struct they are given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 fn serve(a: ServeArgs) -> Result<(), AnyError> {
     let overrides = config::Overrides {
         addr: a.addr,
@@ -87,6 +100,7 @@ fn serve(a: ServeArgs) -> Result<(), AnyError> {
     // to a full disk, which the stores answer and recover from, not kill the process.
     // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    raise_descriptor_limit();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if config.worker_threads > 0 {
         builder.worker_threads(config.worker_threads);

@@ -138,3 +138,43 @@ async fn calls_above_the_in_flight_limit_are_shed_at_once() {
     }
     panic!("calls were still shed after the streams ended");
 }
+
+#[tokio::test]
+async fn connections_over_the_limit_are_closed_and_the_open_ones_keep_working() {
+    let server = TestServer::start_with(|c| c.connections.max_connections = 2).await;
+    let health = |channel: tonic::transport::Channel| async move {
+        tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+            .await
+    };
+    // Two connections in use (the readiness probe's has closed by now, or closes soon).
+    let mut open = Vec::new();
+    for _ in 0..100 {
+        let channel = server.channel().await;
+        if health(channel.clone()).await.is_ok() {
+            open.push(channel);
+            if open.len() == 2 {
+                break;
+            }
+        } else {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(open.len(), 2);
+    // A third is closed at once.
+    let third = tonic::transport::Channel::from_shared(server.url()).unwrap().connect_lazy();
+    assert!(health(third).await.is_err(), "a third connection was served");
+    for channel in &open {
+        assert!(health(channel.clone()).await.is_ok(), "an open connection stopped working");
+    }
+    // Closing one makes room.
+    open.pop();
+    for _ in 0..100 {
+        let channel = tonic::transport::Channel::from_shared(server.url()).unwrap().connect_lazy();
+        if health(channel).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no connection was accepted after one closed");
+}

@@ -10,6 +10,8 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+mod connections;
+
 use crate::api::{AdminApi, CatalogApi, EventApi, RankingApi};
 use crate::config::Config;
 use crate::experiment::Experiments;
@@ -18,6 +20,7 @@ use crate::model::{ModelError, ModelRegistry};
 use crate::proto::{FILE_DESCRIPTOR_SET, v1 as pb};
 use crate::ranking::Ranker;
 use crate::store::{EmbeddedStore, EmbeddedStoreConfig, RedisStore, Store, StoreError};
+use connections::{LimitedIncoming, connection_settings};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -182,7 +185,10 @@ pub async fn run(
             latency,
         }))
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(60))),
+            LimitedIncoming::new(
+                TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(60))),
+                config.connections.max_connections,
+            ),
             signal,
         );
 
@@ -209,33 +215,6 @@ pub async fn run(
         tracing::info!("feature log closed");
     }
     result
-}
-
-/// The server builder with `[connections]` applied: HTTP/2 keepalive and limits, connection age,
-/// and a global limit on calls in progress that sheds the excess with `RESOURCE_EXHAUSTED`
-/// (tower's load shedding over one semaphore shared by every connection).
-fn connection_settings(
-    c: &crate::config::ConnectionConfig,
-) -> tonic::transport::Server<
-    tower::layer::util::Stack<
-        tower::limit::GlobalConcurrencyLimitLayer,
-        tower::layer::util::Stack<tower::load_shed::LoadShedLayer, tower::layer::util::Identity>,
-    >,
-> {
-    let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
-    let mut builder = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .http2_keepalive_interval(ms(c.keepalive_interval_ms))
-        .http2_keepalive_timeout(ms(c.keepalive_timeout_ms))
-        .max_concurrent_streams(c.max_concurrent_streams)
-        .http2_max_pending_accept_reset_streams(Some(c.max_pending_accept_reset_streams))
-        .http2_max_local_error_reset_streams(Some(c.max_local_error_reset_streams));
-    if c.max_connection_age_secs > 0 {
-        builder = builder.max_connection_age(Duration::from_secs(c.max_connection_age_secs));
-    }
-    builder
-        .layer(tower::load_shed::LoadShedLayer::new())
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(c.max_in_flight))
 }
 
 /// Loads the models named by arms of running experiments (a missing one is an error).

@@ -26,7 +26,7 @@ cat > "$OUT/fitrank.toml" <<TOML
 worker_threads = ${WORKER_THREADS:-1}
 data_dir = "$OUT/data"
 TOML
-FITRANK_LOG=warn "$B" serve --config "$OUT/fitrank.toml" --addr 127.0.0.1:50090 > "$OUT/fitrank.log" 2>&1 &
+FITRANK_LOG=warn "$B" serve --http-addr 127.0.0.1:0 --config "$OUT/fitrank.toml" --addr 127.0.0.1:50090 > "$OUT/fitrank.log" 2>&1 &
 FR=$!
 python3 scripts/baseline/server.py --port 50091 --model "$MODEL" > "$OUT/baseline.log" 2>&1 &
 PY=$!

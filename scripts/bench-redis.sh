@@ -28,7 +28,7 @@ serve() { # store data-dir
 worker_threads = 1
 data_dir = "$2"
 TOML
-  FITRANK_LOG=warn "$B" serve --config "$OUT/fitrank.toml" --addr 127.0.0.1:50092 --store "$1" > "$OUT/fitrank-$(basename "$2").log" 2>&1 &
+  FITRANK_LOG=warn "$B" serve --http-addr 127.0.0.1:0 --config "$OUT/fitrank.toml" --addr 127.0.0.1:50092 --store "$1" > "$OUT/fitrank-$(basename "$2").log" 2>&1 &
   FR=$!
   sleep 2
 }

@@ -12,3 +12,5 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 # The Redis store's tests start their own redis-server on a free port.
 "$(dirname "$0")/install-redis.sh"
+# The metrics tests use promtool and a real Prometheus server.
+"$(dirname "$0")/install-prometheus.sh"

@@ -26,7 +26,7 @@ trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 run() { # name port share cold policy
   local dir="$OUT/$1"; rm -rf "$dir"; mkdir -p "$dir/models"; cp -r models/default "$dir/models/"
   printf '[policy]\nexploration_share = %s\ncold_impressions = %s\n' "$3" "$4" > "$dir/fitrank.toml"
-  FITRANK_LOG=warn "$B" serve --config "$dir/fitrank.toml" --addr "127.0.0.1:$2" --models "$dir/models" \
+  FITRANK_LOG=warn "$B" serve --http-addr 127.0.0.1:0 --config "$dir/fitrank.toml" --addr "127.0.0.1:$2" --models "$dir/models" \
     --data-dir "$dir/data" > "$dir/fitrank.log" 2>&1 &
   local pid=$!; PIDS+=("$pid")
   for _ in $(seq 100); do FITRANK_URL="http://127.0.0.1:$2" "$B" call health >/dev/null 2>&1 && break; sleep 0.2; done

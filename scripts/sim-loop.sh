@@ -26,7 +26,7 @@ export FITRANK_URL="http://$ADDR"
 
 serve() {  # $1 = extra TOML
   printf 'model_poll_ms = 1000\n%s\n[feature_log]\nflush_interval_ms = 200\n' "$1" > "$OUT/fitrank.toml"
-  FITRANK_LOG=warn "$B" serve --config "$OUT/fitrank.toml" --addr "$ADDR" --models "$OUT/models" --data-dir "$OUT/data" >> "$OUT/fitrank.log" 2>&1 &
+  FITRANK_LOG=warn "$B" serve --http-addr 127.0.0.1:0 --config "$OUT/fitrank.toml" --addr "$ADDR" --models "$OUT/models" --data-dir "$OUT/data" >> "$OUT/fitrank.log" 2>&1 &
   PID=$!
   for _ in $(seq 50); do "$B" call health >/dev/null 2>&1 && return; sleep 0.2; done
   echo "service did not start; see $OUT/fitrank.log" >&2; exit 1

@@ -21,7 +21,7 @@ PORT=50197
 export FITRANK_URL="http://127.0.0.1:$PORT"
 for SEED in $SEEDS; do
   printf 'model_poll_ms = 60000\n%s\n' "$POLICY" > "$W/fitrank.toml"
-  FITRANK_LOG=warn "$B" serve --config "$W/fitrank.toml" --addr "127.0.0.1:$PORT" --models "$MODELS" \
+  FITRANK_LOG=warn "$B" serve --http-addr 127.0.0.1:0 --config "$W/fitrank.toml" --addr "127.0.0.1:$PORT" --models "$MODELS" \
     --data-dir "$W/data$SEED" >> "$W/fitrank.log" 2>&1 &
   PID=$!
   for _ in $(seq 50); do "$B" call health >/dev/null 2>&1 && break; sleep 0.2; done

@@ -33,7 +33,7 @@ printf 'model_poll_ms = 60000\n[policy]\non_target_weight = 0.25\nexploration_sh
   > "$W/fitrank.toml"
 for SEED in 1 2; do
   echo "== 2. 300,000 logged requests, behaviour seed $SEED"
-  FITRANK_LOG=warn "$B" serve --config "$W/fitrank.toml" --addr "$ADDR" --models "$W/models" --data-dir "$W/data$SEED" \
+  FITRANK_LOG=warn "$B" serve --http-addr 127.0.0.1:0 --config "$W/fitrank.toml" --addr "$ADDR" --models "$W/models" --data-dir "$W/data$SEED" \
     >> "$W/fitrank.log" 2>&1 &
   PID=$!
   for _ in $(seq 50); do "$B" call health >/dev/null 2>&1 && break; sleep 0.2; done
@@ -43,7 +43,7 @@ for SEED in 1 2; do
 done
 for WORLD in 11 12 13 14; do
   echo "== 2b. 150,000 logged requests, shoppers world seed $WORLD"
-  FITRANK_LOG=warn "$B" serve --config "$W/fitrank.toml" --addr "$ADDR" --models "$W/models" --data-dir "$W/shoppers$WORLD" \
+  FITRANK_LOG=warn "$B" serve --http-addr 127.0.0.1:0 --config "$W/fitrank.toml" --addr "$ADDR" --models "$W/models" --data-dir "$W/shoppers$WORLD" \
     >> "$W/fitrank.log" 2>&1 &
   PID=$!
   for _ in $(seq 50); do "$B" call health >/dev/null 2>&1 && break; sleep 0.2; done

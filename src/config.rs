@@ -2,7 +2,7 @@
 //!
 //! The file is optional and strict (`deny_unknown_fields`: a misspelt key is an error, not a silent
 //! default). Environment variables and flags cover the settings operators change per deployment
-//! (`FITRANK_ADDR` / `--addr`, `FITRANK_MODELS` / `--models`, `FITRANK_DATA_DIR` / `--data-dir`,
+//! (`FITRANK_ADDR` / `--addr`, `FITRANK_HTTP_ADDR` / `--http-addr`, `FITRANK_MODELS` / `--models`, `FITRANK_DATA_DIR` / `--data-dir`,
 //! `FITRANK_MODEL_NAME` / `--model-name`); clap applies "flag over environment", and
 //! [`Config::apply`] puts both over the file.
 
@@ -20,6 +20,8 @@ use crate::policy::Policy;
 pub struct Config {
     /// Address to listen on.
     pub addr: SocketAddr,
+    /// Address of the HTTP port (`/metrics`, `/healthz`, `/readyz`); `None` = no HTTP port.
+    pub http_addr: Option<SocketAddr>,
     /// Request-serving threads; 0 = one per core.
     pub worker_threads: usize,
     /// Folder holding `<name>/<version>/` model artifacts.
@@ -71,6 +73,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             addr: "127.0.0.1:50051".parse().expect("valid default address"),
+            http_addr: Some("127.0.0.1:50052".parse().expect("valid default address")),
             worker_threads: 0,
             models_dir: "models".into(),
             model_name: "default".into(),
@@ -152,6 +155,7 @@ impl Default for ConnectionConfig {
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
     pub models_dir: Option<PathBuf>,
     pub model_name: Option<String>,
     pub data_dir: Option<PathBuf>,
@@ -189,6 +193,9 @@ impl Config {
     pub fn apply(mut self, o: Overrides) -> Self {
         if let Some(v) = o.addr {
             self.addr = v;
+        }
+        if let Some(v) = o.http_addr {
+            self.http_addr = Some(v);
         }
         if let Some(v) = o.models_dir {
             self.models_dir = v;

@@ -16,6 +16,7 @@
 //! - [`experiment`]: deterministic assignment to experiments and arms, and each arm's guardrails.
 //! - [`proto`]: the generated messages, servers and clients, and the conversions between the
 //!   domain's types and the wire's that clients and handlers share.
+//! - [`telemetry`]: the Prometheus metrics the HTTP port serves.
 //! - [`config`], [`server`], [`cli`]: process concerns; [`hash`], [`frames`], [`metrics`], [`text`]:
 //!   small shared tools.
 //!
@@ -39,4 +40,5 @@ pub mod proto;
 pub mod ranking;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod text;

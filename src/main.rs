@@ -44,6 +44,9 @@ struct ServeArgs {
     /// Address to listen on, HOST:PORT.
     #[arg(long, env = "FITRANK_ADDR")]
     addr: Option<std::net::SocketAddr>,
+    /// Address of the HTTP port (/metrics, /healthz, /readyz), HOST:PORT.
+    #[arg(long, env = "FITRANK_HTTP_ADDR")]
+    http_addr: Option<std::net::SocketAddr>,
     /// Models folder.
     #[arg(long, env = "FITRANK_MODELS")]
     models: Option<PathBuf>,
@@ -90,6 +93,7 @@ fn raise_descriptor_limit() {
 fn serve(a: ServeArgs) -> Result<(), AnyError> {
     let overrides = config::Overrides {
         addr: a.addr,
+        http_addr: a.http_addr,
         models_dir: a.models,
         model_name: a.model_name,
         data_dir: a.data_dir,
@@ -108,7 +112,13 @@ fn serve(a: ServeArgs) -> Result<(), AnyError> {
     let runtime = builder.enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
-        server::run(config, listener, server::shutdown_signal()).await?;
+        let http = match config.http_addr {
+            Some(addr) => {
+                Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("HTTP port {addr}: {e}"))?)
+            }
+            None => None,
+        };
+        server::run_with_http(config, listener, http, server::shutdown_signal()).await?;
         Ok(())
     })
 }

@@ -228,7 +228,7 @@ fn spawn_binary(data_dir: &std::path::Path) -> (Process, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_fitrank"))
-        .args(["serve", "--addr", &addr, "--models"])
+        .args(["serve", "--addr", &addr, "--http-addr", "127.0.0.1:0", "--models"])
         .arg(common::shipped_models())
         .arg("--data-dir")
         .arg(data_dir)

@@ -42,7 +42,7 @@ impl Replica {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_fitrank"))
             .arg("serve")
-            .args(["--addr", &format!("127.0.0.1:{port}"), "--store", store])
+            .args(["--addr", &format!("127.0.0.1:{port}"), "--http-addr", "127.0.0.1:0", "--store", store])
             .arg("--config")
             .arg(&config)
             .arg("--models")

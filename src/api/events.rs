@@ -26,6 +26,8 @@ pub struct EventApi {
     pub stream_idle_timeout: std::time::Duration,
     /// Becomes true when the server closes its listener: open streams end.
     pub closing: tokio::sync::watch::Receiver<bool>,
+    /// Events stored, duplicated and refused.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// Accumulates the outcome of one call.
@@ -34,27 +36,38 @@ struct Tally {
     response: pb::IngestResponse,
     /// Valid events not yet stored, with their index in the call.
     pending: Vec<(u32, Event)>,
+    /// Events refused as invalid.
+    invalid: u64,
 }
 
 impl Tally {
     fn push(&mut self, index: u32, event: &pb::Event) {
         match convert::event("event", event, now_ms()) {
             Ok(e) => self.pending.push((index, e)),
-            Err(e) => self.response.rejected.push(pb::RejectedEvent {
-                index,
-                event_id: event.event_id.clone(),
-                reason: e.to_string(),
-            }),
+            Err(e) => {
+                self.invalid += 1;
+                self.response.rejected.push(pb::RejectedEvent {
+                    index,
+                    event_id: event.event_id.clone(),
+                    reason: e.to_string(),
+                })
+            }
         }
     }
 
     /// Logs the pending events as outcomes, then stores them; returns once both are durable.
-    async fn flush(&mut self, store: &dyn Store, log: Option<&Arc<FeatureLog>>) -> Result<(), Status> {
+    async fn flush(
+        &mut self,
+        store: &dyn Store,
+        log: Option<&Arc<FeatureLog>>,
+        metrics: &crate::telemetry::Telemetry,
+    ) -> Result<(), Status> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let (indexes, events): (Vec<u32>, Vec<Event>) = std::mem::take(&mut self.pending).into_iter().unzip();
         let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+        let kinds: Vec<crate::domain::EventKind> = events.iter().map(|e| e.kind).collect();
         let events = match log {
             // Logged first: a crash between the two writes leaves the event un-acknowledged, the client
             // retries, and the join de-duplicates.
@@ -68,21 +81,34 @@ impl Tally {
             None => events,
         };
         let outcome = store.ingest(events).await?;
+        let m = &metrics.metrics;
         for (i, status) in outcome.statuses.iter().enumerate() {
             match status {
-                EventStatus::Accepted => self.response.accepted += 1,
-                EventStatus::Duplicate => self.response.duplicates += 1,
-                EventStatus::UnknownSession => self.response.rejected.push(pb::RejectedEvent {
-                    index: indexes[i],
-                    event_id: ids[i].clone(),
-                    reason: "event.session_id: no such session in the catalog".into(),
-                }),
+                EventStatus::Accepted => {
+                    self.response.accepted += 1;
+                    m.events_ingested.get_or_create(&[("type", kinds[i].name().to_owned())]).inc();
+                }
+                EventStatus::Duplicate => {
+                    self.response.duplicates += 1;
+                    m.events_duplicates.inc();
+                }
+                EventStatus::UnknownSession => {
+                    m.events_rejected.get_or_create(&[("reason", "unknown_session".to_owned())]).inc();
+                    self.response.rejected.push(pb::RejectedEvent {
+                        index: indexes[i],
+                        event_id: ids[i].clone(),
+                        reason: "event.session_id: no such session in the catalog".into(),
+                    })
+                }
             }
         }
         Ok(())
     }
 
-    fn finish(mut self) -> pb::IngestResponse {
+    fn finish(mut self, metrics: &crate::telemetry::Telemetry) -> pb::IngestResponse {
+        if self.invalid > 0 {
+            metrics.metrics.events_rejected.get_or_create(&[("reason", "invalid".to_owned())]).inc_by(self.invalid);
+        }
         self.response.rejected.sort_by_key(|r| r.index);
         self.response
     }
@@ -129,7 +155,7 @@ impl EventService for EventApi {
                         tally.push(index, &event);
                         index = index.saturating_add(1);
                         if tally.pending.len() >= STREAM_CHUNK {
-                            tally.flush(self.store.as_ref(), self.log.as_ref()).await?;
+                            tally.flush(self.store.as_ref(), self.log.as_ref(), &self.telemetry).await?;
                         }
                         continue;
                     }
@@ -144,14 +170,14 @@ impl EventService for EventApi {
                     format!("the stream sent nothing for {} s and was ended", self.stream_idle_timeout.as_secs())
                 }
             };
-            tally.flush(self.store.as_ref(), self.log.as_ref()).await?;
+            tally.flush(self.store.as_ref(), self.log.as_ref(), &self.telemetry).await?;
             return Err(Status::unavailable(format!(
                 "{why}: the events received on this stream are stored; resend the rest on a new stream \
                  (resent events count once)"
             )));
         }
-        tally.flush(self.store.as_ref(), self.log.as_ref()).await?;
-        Ok(Response::new(tally.finish()))
+        tally.flush(self.store.as_ref(), self.log.as_ref(), &self.telemetry).await?;
+        Ok(Response::new(tally.finish(&self.telemetry)))
     }
 
     async fn ingest_batch(
@@ -170,7 +196,7 @@ impl EventService for EventApi {
         for (i, event) in events.iter().enumerate() {
             tally.push(i as u32, event);
         }
-        tally.flush(self.store.as_ref(), self.log.as_ref()).await?;
-        Ok(Response::new(tally.finish()))
+        tally.flush(self.store.as_ref(), self.log.as_ref(), &self.telemetry).await?;
+        Ok(Response::new(tally.finish(&self.telemetry)))
     }
 }

@@ -16,6 +16,8 @@ pub struct RankingApi {
     pub limits: Limits,
     /// Server-side time of each ranking (read by `AdminService.GetRankLatency`).
     pub latency: Arc<RankLatency>,
+    /// Metrics of what each ranking did.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 #[tonic::async_trait]
@@ -35,6 +37,7 @@ impl RankingApi {
         let mut query = convert::rank_query(request.into_inner(), &self.limits, now_ms())?;
         query.deadline = deadline;
         let ranked = self.ranker.rank(query).await?;
+        self.telemetry.metrics.record_rank(&ranked);
         Ok(Response::new(convert::ranked_to_proto(ranked)))
     }
 }

@@ -55,6 +55,18 @@ pub enum UnrankedReason {
     Unavailable,
 }
 
+impl UnrankedReason {
+    /// Lower-case name, for metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnrankedReason::NotFound => "not_found",
+            UnrankedReason::Ended => "ended",
+            UnrankedReason::NotLive => "not_live",
+            UnrankedReason::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// The result of a ranking.
 #[derive(Debug, Clone)]
 pub struct Ranked {

@@ -16,18 +16,23 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_stream::Stream;
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
+use tower::layer::util::{Identity, Stack};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+
+use crate::telemetry::grpc::GrpcMetricsLayer;
+
+/// The layers every call passes, outermost first: metrics, load shedding, the in-flight limit.
+type Layers = Stack<GlobalConcurrencyLimitLayer, Stack<LoadShedLayer, Stack<GrpcMetricsLayer, Identity>>>;
 
 /// The server builder with `[connections]` applied: HTTP/2 keepalive and limits, connection age,
-/// and a global limit on calls in progress that sheds the excess with `RESOURCE_EXHAUSTED`
-/// (tower's load shedding over one semaphore shared by every connection).
+/// every call counted and timed ([`GrpcMetricsLayer`]), and a global limit on calls in progress
+/// that sheds the excess with `RESOURCE_EXHAUSTED` (tower's load shedding over one semaphore
+/// shared by every connection).
 pub(super) fn connection_settings(
     c: &crate::config::ConnectionConfig,
-) -> tonic::transport::Server<
-    tower::layer::util::Stack<
-        tower::limit::GlobalConcurrencyLimitLayer,
-        tower::layer::util::Stack<tower::load_shed::LoadShedLayer, tower::layer::util::Identity>,
-    >,
-> {
+    telemetry: Arc<crate::telemetry::Telemetry>,
+) -> tonic::transport::Server<Layers> {
     let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
     let mut builder = tonic::transport::Server::builder()
         .tcp_nodelay(true)
@@ -40,8 +45,29 @@ pub(super) fn connection_settings(
         builder = builder.max_connection_age(Duration::from_secs(c.max_connection_age_secs));
     }
     builder
-        .layer(tower::load_shed::LoadShedLayer::new())
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(c.max_in_flight))
+        .layer(GrpcMetricsLayer::new(telemetry, served_methods()))
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::new(c.max_in_flight))
+}
+
+/// The method paths this server serves (`/package.Service/Method`), from the descriptor sets.
+fn served_methods() -> std::collections::HashSet<String> {
+    use prost::Message;
+    let mut out = std::collections::HashSet::new();
+    for encoded in [crate::proto::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET] {
+        let Ok(set) = prost_types::FileDescriptorSet::decode(encoded) else { continue };
+        for file in &set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    out.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+                }
+            }
+        }
+    }
+    for version in ["v1", "v1alpha"] {
+        out.insert(format!("/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo"));
+    }
+    out
 }
 
 /// Accepted connections, at most `max` open at once.

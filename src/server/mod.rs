@@ -11,6 +11,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 mod connections;
+mod http;
 
 use crate::api::{AdminApi, CatalogApi, EventApi, RankingApi};
 use crate::config::Config;
@@ -45,10 +46,20 @@ pub enum ServeError {
 const SERVICES: &[&str] =
     &["fitrank.v1.RankingService", "fitrank.v1.CatalogService", "fitrank.v1.EventService", "fitrank.v1.AdminService"];
 
-/// Serves on `listener` until `shutdown` resolves, then drains and returns.
+/// Serves on `listener` until `shutdown` resolves, then drains and returns (no HTTP port).
 pub async fn run(
     config: Config,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    run_with_http(config, listener, None, shutdown).await
+}
+
+/// [`run`], with the HTTP port (`/metrics`, `/healthz`, `/readyz`) on `http` if given.
+pub async fn run_with_http(
+    config: Config,
+    listener: TcpListener,
+    http: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let dedup_window_ms = (config.dedup_window_secs as i64).saturating_mul(1000);
@@ -107,6 +118,11 @@ pub async fn run(
         })
     });
 
+    let telemetry = crate::telemetry::Telemetry::new(crate::telemetry::Sources {
+        store: store.clone(),
+        models: models.clone(),
+        feature_log: log.clone(),
+    });
     let limits = config.limits();
     let ranker = Ranker::new(store.clone(), models.clone(), config.policy, config.max_candidates, log.clone())
         .with_experiments(experiments.clone());
@@ -143,11 +159,21 @@ pub async fn run(
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     // Set when the listener closes: open `Ingest` streams end then instead of holding shutdown.
     let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+    // Set when shutdown begins: `/readyz` turns 503 with the health service.
+    let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);
+    let http_task = http.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "HTTP port serving /metrics, /healthz, /readyz");
+        }
+        let state = http::HttpState { telemetry: telemetry.clone(), store: store.clone(), draining: draining_rx };
+        tokio::spawn(http::serve(listener, state))
+    });
     let signal = {
         let health = health.clone();
         async move {
             shutdown.await;
             tracing::info!("shutdown requested: reporting NOT_SERVING and draining");
+            let _ = draining_tx.send(true);
             health.set_service_status("", ServingStatus::NotServing).await;
             for name in SERVICES {
                 health.set_service_status(*name, ServingStatus::NotServing).await;
@@ -161,7 +187,7 @@ pub async fn run(
     let latency = Arc::new(crate::ranking::RankLatency::new());
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "fitrank serving");
-    let serve = connection_settings(&config.connections)
+    let serve = connection_settings(&config.connections, telemetry.clone())
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -169,6 +195,7 @@ pub async fn run(
             ranker,
             limits,
             latency: latency.clone(),
+            telemetry: telemetry.clone(),
         }))
         .add_service(pb::catalog_service_server::CatalogServiceServer::new(CatalogApi { store: store.clone(), limits }))
         .add_service(pb::event_service_server::EventServiceServer::new(EventApi {
@@ -177,6 +204,7 @@ pub async fn run(
             log: log.clone(),
             stream_idle_timeout: Duration::from_secs(config.connections.stream_idle_timeout_secs),
             closing: closing_rx,
+            telemetry: telemetry.clone(),
         }))
         .add_service(pb::admin_service_server::AdminServiceServer::new(AdminApi {
             models,
@@ -206,6 +234,9 @@ pub async fn run(
     };
     if let Some(watcher) = watcher {
         watcher.abort();
+    }
+    if let Some(http) = http_task {
+        http.abort();
     }
     if let Some(follower) = follower {
         follower.abort();

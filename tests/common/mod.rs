@@ -19,6 +19,8 @@ use tonic::transport::Channel;
 /// A running server.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The HTTP port (`/metrics`, `/healthz`, `/readyz`).
+    pub http_addr: SocketAddr,
     pub models_dir: PathBuf,
     pub data_dir: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
@@ -73,11 +75,14 @@ impl TestServer {
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_addr = http.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(server::run(config, listener, async move {
+        let handle = tokio::spawn(server::run_with_http(config, listener, Some(http), async move {
             let _ = rx.await;
         }));
-        let server = TestServer { addr, models_dir, data_dir, shutdown: Some(tx), handle: Some(handle), _tmp: tmp };
+        let server =
+            TestServer { addr, http_addr, models_dir, data_dir, shutdown: Some(tx), handle: Some(handle), _tmp: tmp };
         server.wait_ready().await;
         server
     }
@@ -173,6 +178,35 @@ pub fn event(id: &str, kind: pb::EventType, user: &str, session: &str) -> pb::Ev
         amount: if matches!(kind, pb::EventType::Purchase | pb::EventType::Return) { 25.0 } else { 0.0 },
         order_id: String::new(),
     }
+}
+
+/// `GET path` on an HTTP/1.1 server: the status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { unchunk(body) } else { body.to_owned() };
+    (status, body)
+}
+
+/// The payload of a chunked HTTP/1.1 body.
+fn unchunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// Runs `binary` with `args` (logging at warn) and returns its standard output; panics with its

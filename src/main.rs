@@ -44,6 +44,9 @@ struct ServeArgs {
     /// Address to listen on, HOST:PORT.
     #[arg(long, env = "FITRANK_ADDR")]
     addr: Option<std::net::SocketAddr>,
+    /// Log lines as text (for people) or JSON (one object per line, with a call's trace id).
+    #[arg(long, env = "FITRANK_LOG_FORMAT", value_enum, default_value_t = cli::LogFormat::Text)]
+    log_format: cli::LogFormat,
     /// Address of the HTTP port (/metrics, /healthz, /readyz), HOST:PORT.
     #[arg(long, env = "FITRANK_HTTP_ADDR")]
     http_addr: Option<std::net::SocketAddr>,
@@ -66,7 +69,11 @@ fn main() -> ExitCode {
     if let Command::External(words) = args.command {
         return cli::external::run(&words);
     }
-    fitrank::cli::init_logging("info");
+    let format = match &args.command {
+        Command::Serve(a) => a.log_format,
+        _ => cli::LogFormat::Text,
+    };
+    fitrank::cli::init_logging_as("info", format);
     let result = match args.command {
         Command::Serve(a) => serve(a),
         Command::Call(a) => cli::call(a),

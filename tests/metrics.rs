@@ -146,3 +146,48 @@ async fn a_real_prometheus_scrapes_the_metrics() {
     let value = &parsed["data"]["result"][0]["value"][1];
     assert_eq!(value.as_str(), Some("3"), "Prometheus answered: {answer}");
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_callers_trace_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fitrank"))
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--http-addr", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--models")
+        .arg(common::shipped_models())
+        .arg("--data-dir")
+        .arg(tmp.path())
+        .env("FITRANK_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut channel = None;
+    for _ in 0..500 {
+        if let Ok(c) = tonic::transport::Channel::from_shared(url.clone()).unwrap().connect().await {
+            channel = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut request =
+        tonic::Request::new(pb::LoadModelRequest { name: String::new(), version: "no-such-version".into() });
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    request.metadata_mut().insert("traceparent", format!("00-{trace}-00f067aa0ba902b7-01").parse().unwrap());
+    let status = pb::admin_service_client::AdminServiceClient::new(channel.expect("binary started"))
+        .load_model(request)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let refused = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"].as_str().is_some_and(|m| m.contains("model change refused")))
+        .unwrap_or_else(|| panic!("no JSON line for the refusal in:\n{logs}"));
+    assert_eq!(refused["span"]["trace_id"].as_str(), Some(trace), "{refused}");
+    assert_eq!(refused["level"].as_str(), Some("WARN"));
+}

@@ -5,7 +5,8 @@
 //! response body is wrapped and watched until it ends. A call whose body is dropped before it
 //! ends (the client went away) counts as `CANCELLED`; a call refused before a response exists
 //! (load shedding) as `RESOURCE_EXHAUSTED`. Methods outside the served descriptor sets are
-//! counted under `other`, so no client can create label values.
+//! counted under `other`, so no client can create label values. A call that carries a W3C
+//! `traceparent` runs in a span holding its trace id, which JSON log lines include.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -68,20 +69,30 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let path = request.uri().path();
         let method = if self.known.contains(path) { path.to_owned() } else { "other".to_owned() };
+        let trace_id = request.headers().get("traceparent").and_then(trace_id).map(str::to_owned);
         let call = Call { telemetry: self.telemetry.clone(), method, started: Instant::now() };
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            match response.await {
-                Ok(response) => {
-                    let code = response.headers().get("grpc-status").and_then(code_of);
-                    Ok(response.map(|inner| MeteredBody { inner, call: Some(call), code }))
+        // A caller that sends a W3C traceparent gets its trace id on every log line of the call.
+        let span = match &trace_id {
+            // At the highest level, so that every enabled log line of the call finds it.
+            Some(id) => tracing::error_span!("call", trace_id = %id, method = %call.method),
+            None => tracing::Span::none(),
+        };
+        let response = span.in_scope(|| self.inner.call(request));
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                match response.await {
+                    Ok(response) => {
+                        let code = response.headers().get("grpc-status").and_then(code_of);
+                        Ok(response.map(|inner| MeteredBody { inner, call: Some(call), code }))
+                    }
+                    Err(e) => {
+                        call.finish(Code::ResourceExhausted);
+                        Err(e)
+                    }
                 }
-                Err(e) => {
-                    call.finish(Code::ResourceExhausted);
-                    Err(e)
-                }
-            }
-        })
+            },
+            span,
+        ))
     }
 }
 
@@ -98,6 +109,16 @@ impl Call {
         m.grpc_requests.get_or_create(&[("method", self.method.clone()), ("code", code_name(code).to_owned())]).inc();
         m.grpc_duration.get_or_create(&[("method", self.method)]).observe(self.started.elapsed().as_secs_f64());
     }
+}
+
+/// The trace id of a W3C `traceparent` (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`),
+/// if the header is well formed and the id is not all zeros.
+fn trace_id(value: &http::HeaderValue) -> Option<&str> {
+    let mut parts = value.to_str().ok()?.split('-');
+    let (version, id, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let valid = hex(version, 2) && version != "ff" && hex(id, 32) && hex(parent, 16) && hex(flags, 2);
+    (valid && id.bytes().any(|b| b != b'0')).then_some(id)
 }
 
 fn code_of(value: &http::HeaderValue) -> Option<Code> {
@@ -180,5 +201,23 @@ impl<B> Drop for MeteredBody<B> {
         // client that went away.
         let code = self.code.unwrap_or(Code::Cancelled);
         self.finish(code);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trace_id;
+
+    #[test]
+    fn reads_w3c_trace_ids() {
+        let id = |s: &str| trace_id(&http::HeaderValue::from_str(s).unwrap()).map(str::to_owned);
+        assert_eq!(
+            id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(id("00-00000000000000000000000000000000-00f067aa0ba902b7-01"), None);
+        assert_eq!(id("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"), None);
+        assert_eq!(id("00-4bf92f35-00f067aa0ba902b7-01"), None);
+        assert_eq!(id("garbage"), None);
     }
 }

@@ -135,7 +135,28 @@ fn whole_ranking(c: &mut Criterion) {
         store.upsert_users(vec![("alice".into(), user())]).await.unwrap();
     });
     let store: Arc<dyn Store> = Arc::new(store);
-    let ranker = Ranker::new(store.clone(), models(), Policy::default(), 2_000, None);
+    let ranker_models = models();
+    let ranker = Ranker::new(store.clone(), ranker_models.clone(), Policy::default(), 2_000, None);
+
+    // The handler's cost beyond the ranking: recording what it did for /metrics, side by side
+    // with the same ranking of 500 without it.
+    let telemetry = fitrank::telemetry::Telemetry::new(fitrank::telemetry::Sources {
+        store: store.clone(),
+        models: ranker_models.clone(),
+        feature_log: None,
+    });
+    let candidates: Vec<String> = (0..500).map(|i| format!("s{i}")).collect();
+    let mut group = c.benchmark_group("rank_with_metrics");
+    group.throughput(Throughput::Elements(500));
+    group.bench_function("without", |b| b.iter(|| black_box(rt.block_on(ranker.rank(query(&candidates))).unwrap())));
+    group.bench_function("with", |b| {
+        b.iter(|| {
+            let ranked = rt.block_on(ranker.rank(query(&candidates))).unwrap();
+            telemetry.metrics.record_rank(&ranked);
+            black_box(ranked)
+        })
+    });
+    group.finish();
 
     let mut group = c.benchmark_group("rank_in_process");
     for n in [100usize, 500, 2_000] {

@@ -41,6 +41,21 @@ async fn traffic(server: &TestServer) {
     EventServiceClient::new(server.channel().await).ingest_batch(pb::IngestBatchRequest { events }).await.unwrap();
 }
 
+/// Installs Prometheus and promtool (scripts/install-prometheus.sh) when they are missing, as the
+/// Redis tests install redis-server.
+fn ensure_prometheus() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let on_path = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+        if on_path("promtool") && on_path("prometheus") {
+            return;
+        }
+        let script = common::workspace_root().join("scripts/install-prometheus.sh");
+        let status = Command::new("bash").arg(script).status().expect("run scripts/install-prometheus.sh");
+        assert!(status.success(), "prometheus is missing and scripts/install-prometheus.sh failed");
+    });
+}
+
 fn line_value(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
@@ -70,6 +85,7 @@ async fn metrics_count_what_happened_and_promtool_finds_no_problem() {
     assert!(text.contains("fitrank_model_info{name=\"default\""), "{text}");
     assert!(text.contains("# TYPE fitrank_events_duplicates_total counter"), "{text}");
 
+    ensure_prometheus();
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -118,6 +134,7 @@ async fn a_real_prometheus_scrapes_the_metrics() {
         ),
     )
     .unwrap();
+    ensure_prometheus();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut prometheus = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))

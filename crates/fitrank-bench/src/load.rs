@@ -462,7 +462,7 @@ impl Caller {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         match self.target {
             Target::Rank => self.rank(channel, n).await,
-            Target::Mixed if n % 2 == 0 => self.rank(channel, n).await,
+            Target::Mixed if n.is_multiple_of(2) => self.rank(channel, n).await,
             Target::Mixed => {
                 let events = self.request(futures_util::stream::iter(self.events(n)));
                 let r = EventServiceClient::new(channel).ingest(events).await?;

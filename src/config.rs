@@ -55,6 +55,12 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// HTTP/2 and connection settings, load shedding.
     pub connections: ConnectionConfig,
+    /// TLS on the gRPC port (off unless a certificate and key are given).
+    pub tls: TlsConfig,
+    /// Who may call what (open unless an access file is given).
+    pub access: AccessConfig,
+    /// The audit log's file with the embedded store; default `<data_dir>/audit.jsonl`.
+    pub audit_file: Option<PathBuf>,
     /// How predictions combine into the ranking score.
     pub policy: Policy,
     /// What was served and what happened, for training.
@@ -89,6 +95,9 @@ impl Default for Config {
             shutdown_drain_ms: 500,
             shutdown_timeout_secs: 30,
             connections: ConnectionConfig::default(),
+            tls: TlsConfig::default(),
+            access: AccessConfig::default(),
+            audit_file: None,
             policy: Policy::default(),
             feature_log: FeatureLogConfig::default(),
             experiments_file: None,
@@ -151,6 +160,62 @@ impl Default for ConnectionConfig {
     }
 }
 
+/// TLS on the gRPC port (`[tls]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// The server's certificate chain (PEM), leaf first.
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// CA certificates (PEM) that sign client certificates: turns on client-certificate
+    /// verification (mTLS).
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: refuse clients without a certificate at the handshake (otherwise they
+    /// are let through and need a bearer token).
+    pub client_cert_required: bool,
+    /// How often the files are checked for a rotated certificate, ms.
+    pub reload_ms: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig { cert: None, key: None, client_ca: None, client_cert_required: true, reload_ms: 10_000 }
+    }
+}
+
+impl TlsConfig {
+    /// Whether TLS is on.
+    pub fn enabled(&self) -> bool {
+        self.cert.is_some() || self.key.is_some()
+    }
+
+    /// The certificate and key files, when both are set.
+    pub fn cert_and_key(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        Some((self.cert.as_deref()?, self.key.as_deref()?))
+    }
+}
+
+/// Who may call what (`[access]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// The access file: hashed bearer tokens and client-certificate names with their roles
+    /// ([`crate::access::file`]). Without it every caller may call everything.
+    pub file: Option<PathBuf>,
+    /// Serve without an access file on an address other than loopback. Without this, such a
+    /// start is refused: anyone who reaches the port could change experiments and models.
+    pub allow_open_admin: bool,
+    /// How often the access file is checked for changes, ms.
+    pub reload_ms: u64,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig { file: None, allow_open_admin: false, reload_ms: 2_000 }
+    }
+}
+
 /// Settings given by flags or environment; `None` keeps the file's or default value.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -160,6 +225,12 @@ pub struct Overrides {
     pub model_name: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub store: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+    pub access_file: Option<PathBuf>,
+    /// `Some(true)` allows an open `AdminService` on a non-loopback address.
+    pub allow_open_admin: Option<bool>,
 }
 
 /// Why the configuration is unusable.
@@ -209,6 +280,21 @@ impl Config {
         if let Some(v) = o.store {
             self.store = v;
         }
+        if let Some(v) = o.tls_cert {
+            self.tls.cert = Some(v);
+        }
+        if let Some(v) = o.tls_key {
+            self.tls.key = Some(v);
+        }
+        if let Some(v) = o.tls_client_ca {
+            self.tls.client_ca = Some(v);
+        }
+        if let Some(v) = o.access_file {
+            self.access.file = Some(v);
+        }
+        if let Some(v) = o.allow_open_admin {
+            self.access.allow_open_admin = v;
+        }
         self
     }
 
@@ -243,7 +329,33 @@ impl Config {
         if self.redis.read_timeout_ms == 0 || self.redis.write_timeout_ms == 0 {
             return invalid("redis.read_timeout_ms and redis.write_timeout_ms must be at least 1".into());
         }
+        if self.tls.enabled() && self.tls.cert_and_key().is_none() {
+            return invalid("tls.cert and tls.key must be given together".into());
+        }
+        if self.tls.client_ca.is_some() && !self.tls.enabled() {
+            return invalid("tls.client_ca needs tls.cert and tls.key".into());
+        }
+        if let Some(refusal) = self.open_admin_refusal(self.addr) {
+            return invalid(refusal);
+        }
         self.policy.validate().map_err(ConfigError::Invalid)
+    }
+
+    /// Why serving on `addr` with these settings is refused: without an access file, on an address
+    /// other than loopback, unless `access.allow_open_admin`.
+    pub fn open_admin_refusal(&self, addr: SocketAddr) -> Option<String> {
+        (self.access.file.is_none() && !self.access.allow_open_admin && !addr.ip().is_loopback()).then(|| {
+            format!(
+                "refusing to serve {addr} without access control: anyone who reaches it could change experiments \
+                 and models. Give an access file (--access-file, access.file), or allow an open AdminService \
+                 explicitly (--allow-open-admin, access.allow_open_admin = true)"
+            )
+        })
+    }
+
+    /// The audit log's file (embedded store).
+    pub fn audit_path(&self) -> PathBuf {
+        self.audit_file.clone().unwrap_or_else(|| self.data_dir.join("audit.jsonl"))
     }
 
     /// The Redis deployment named by `store`, if any.
@@ -291,7 +403,11 @@ mod tests {
     fn file_then_overrides() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fitrank.toml");
-        std::fs::write(&path, "addr = \"0.0.0.0:7000\"\nmodel_name = \"m\"\n[policy]\nengage_weight = 0.5\n").unwrap();
+        std::fs::write(
+            &path,
+            "addr = \"0.0.0.0:7000\"\nmodel_name = \"m\"\n[access]\nallow_open_admin = true\n[policy]\nengage_weight = 0.5\n",
+        )
+        .unwrap();
         let c =
             Config::load(Some(&path), Overrides { addr: Some("127.0.0.1:9".parse().unwrap()), ..Default::default() })
                 .unwrap();
@@ -300,6 +416,17 @@ mod tests {
         assert_eq!(c.policy.engage_weight, 0.5);
         assert_eq!(c.policy.purchase_weight, 1.0);
         assert_eq!(c.max_candidates, 2_000);
+    }
+
+    #[test]
+    fn an_open_admin_service_on_the_network_needs_saying_so() {
+        let network = Overrides { addr: Some("0.0.0.0:50051".parse().unwrap()), ..Default::default() };
+        let e = Config::load(None, network.clone()).unwrap_err().to_string();
+        assert!(e.contains("without access control") && e.contains("--allow-open-admin"), "{e}");
+        assert!(Config::load(None, Overrides { allow_open_admin: Some(true), ..network.clone() }).is_ok());
+        let with_file = Overrides { access_file: Some("access.toml".into()), ..network };
+        assert!(Config::load(None, with_file).is_ok());
+        assert!(Config::load(None, Overrides::default()).is_ok(), "loopback stays open for development");
     }
 
     #[test]

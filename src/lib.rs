@@ -17,6 +17,8 @@
 //! - [`proto`]: the generated messages, servers and clients, and the conversions between the
 //!   domain's types and the wire's that clients and handlers share.
 //! - [`telemetry`]: the Prometheus metrics the HTTP port serves.
+//! - [`access`]: roles, tokens and client certificates, the check every call passes; [`audit`]: the
+//!   log of every admin change.
 //! - [`config`], [`server`], [`cli`]: process concerns; [`hash`], [`frames`], [`metrics`], [`text`]:
 //!   small shared tools.
 //!
@@ -24,7 +26,9 @@
 //! crate `fitrank-lab` and the load generator is `fitrank-bench`, both in `crates/`: they use this
 //! crate's public types and its generated client; nothing here depends on them.
 
+pub mod access;
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -31,6 +31,8 @@ enum Command {
     Serve(ServeArgs),
     /// Call a running service (catalog, ranking, events, admin).
     Call(cli::CallArgs),
+    /// Make access tokens for the access file.
+    Access(cli::access::AccessArgs),
     /// A lab or instrument command, run by `fitrank-lab` or `fitrank-bench`.
     #[command(external_subcommand)]
     External(Vec<OsString>),
@@ -62,6 +64,23 @@ struct ServeArgs {
     /// Online state: `embedded`, `redis://HOST:PORT` or `redis+cluster://HOST:PORT,HOST:PORT,...`.
     #[arg(long, env = "FITRANK_STORE")]
     store: Option<String>,
+    /// TLS on the gRPC port: the server's certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "FITRANK_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "FITRANK_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) of client certificates: turns on mTLS.
+    #[arg(long, env = "FITRANK_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
+    /// Access file: hashed tokens and client-certificate names with their roles (feed, operator,
+    /// viewer). Without it, every caller may call everything.
+    #[arg(long, env = "FITRANK_ACCESS_FILE")]
+    access_file: Option<PathBuf>,
+    /// Serve without an access file on an address other than loopback (anyone who reaches the
+    /// port may then change experiments and models).
+    #[arg(long, env = "FITRANK_ALLOW_OPEN_ADMIN")]
+    allow_open_admin: bool,
 }
 
 fn main() -> ExitCode {
@@ -77,6 +96,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Serve(a) => serve(a),
         Command::Call(a) => cli::call(a),
+        Command::Access(a) => cli::access::access(a),
         Command::External(_) => unreachable!("dispatched above"),
     };
     fitrank::cli::exit_code(result)
@@ -105,6 +125,11 @@ fn serve(a: ServeArgs) -> Result<(), AnyError> {
         model_name: a.model_name,
         data_dir: a.data_dir,
         store: a.store,
+        tls_cert: a.tls_cert,
+        tls_key: a.tls_key,
+        tls_client_ca: a.tls_client_ca,
+        access_file: a.access_file,
+        allow_open_admin: a.allow_open_admin.then_some(true),
     };
     let config = config::Config::load(a.config.as_deref(), overrides)?;
     // A write past a file size limit (`ulimit -f`, systemd's LimitFSIZE) must fail like a write

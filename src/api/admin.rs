@@ -5,6 +5,8 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use crate::access::{Caller, Role};
+use crate::audit::{AuditEntry, AuditLog};
 use crate::experiment::{ExperimentDef, ExperimentError, Experiments};
 use crate::model::{LoadedModel, ModelError, ModelRegistry};
 use crate::proto::v1::{self as pb, admin_service_server::AdminService};
@@ -17,35 +19,83 @@ pub struct AdminApi {
     pub store: Arc<dyn crate::store::Store>,
     /// Server-side time of each ranking.
     pub latency: Arc<crate::ranking::RankLatency>,
+    /// Where every change is recorded.
+    pub audit: Arc<AuditLog>,
+    /// Counts failed audit writes.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+}
+
+/// What a change is: the caller, the method, and what it changes.
+struct Change {
+    caller: Option<Caller>,
+    action: &'static str,
+    target: String,
+}
+
+impl Change {
+    fn of<T>(request: &Request<T>, action: &'static str, target: impl Into<String>) -> Change {
+        Change { caller: request.extensions().get::<Caller>().cloned(), action, target: target.into() }
+    }
 }
 
 impl AdminApi {
-    /// Runs a registry operation on the blocking pool (it reads files) and describes the result.
+    /// Runs a registry operation on the blocking pool (it reads files), audits it and describes
+    /// the result.
     async fn swap(
         &self,
+        change: Change,
         op: impl FnOnce(&ModelRegistry) -> Result<Arc<LoadedModel>, ModelError> + Send + 'static,
     ) -> Result<Response<pb::LoadModelResponse>, Status> {
         let models = self.models.clone();
+        let before = model_state(&models);
         let loaded = tokio::task::spawn_blocking(move || op(&models))
             .await
             .map_err(|e| Status::internal(format!("model loader failed: {e}")))?
             .inspect_err(|e| tracing::warn!(error = %e, "model change refused; current model keeps serving"))?;
+        self.record(change, before, model_state(&self.models)).await;
         Ok(Response::new(pb::LoadModelResponse { model: Some(pb::ModelInfo::from(&loaded.artifact.manifest)) }))
     }
-}
 
-impl AdminApi {
-    /// Runs an experiment change on the blocking pool (it loads models and writes the file).
+    /// Runs an experiment change on the blocking pool (it loads models and writes the file),
+    /// audits it and describes the result.
     async fn experiment(
         &self,
+        change: Change,
         op: impl FnOnce(&Experiments, &ModelRegistry) -> Result<ExperimentDef, ExperimentError> + Send + 'static,
     ) -> Result<Response<pb::ExperimentResponse>, Status> {
+        let before = self
+            .experiments
+            .state()
+            .file
+            .experiments
+            .iter()
+            .find(|e| e.name == change.target)
+            .map_or(serde_json::Value::Null, |e| serde_json::to_value(e).unwrap_or_default());
         let (experiments, models) = (self.experiments.clone(), self.models.clone());
         let def = tokio::task::spawn_blocking(move || op(&experiments, &models))
             .await
             .map_err(|e| Status::internal(format!("experiment change failed: {e}")))??;
+        self.record(change, before, serde_json::to_value(&def).unwrap_or_default()).await;
         Ok(Response::new(pb::ExperimentResponse { experiment: Some(pb::Experiment::from(&def)) }))
     }
+
+    /// Writes a change that took effect into the audit log; a failure is logged, not returned (the
+    /// change stands).
+    async fn record(&self, change: Change, before: serde_json::Value, after: serde_json::Value) {
+        let entry = AuditEntry::new(change.caller.as_ref(), change.action, &change.target, before, after);
+        tracing::info!(actor = %entry.actor, action = entry.action, target = %entry.target, "admin change");
+        if let Err(e) = self.audit.record(&entry).await {
+            self.telemetry.metrics.audit_write_failures.inc();
+            let entry = serde_json::to_string(&entry).unwrap_or_default();
+            tracing::error!(error = %e, %entry, "the change took effect but the audit log could not record it");
+        }
+    }
+}
+
+/// The serving model as the audit log records it.
+fn model_state(models: &ModelRegistry) -> serde_json::Value {
+    let (pinned, previous) = models.state();
+    serde_json::json!({ "serving": models.current().id, "pinned": pinned, "previous": previous })
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -73,7 +123,11 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::GetRankLatencyRequest>,
     ) -> Result<Response<pb::GetRankLatencyResponse>, Status> {
-        let s = self.latency.summary(request.into_inner().reset);
+        let reset = request.get_ref().reset;
+        if reset && request.extensions().get::<Caller>().is_some_and(|c| !c.roles.allows(Role::Operator)) {
+            return Err(Status::permission_denied("reset: starting a new latency window needs the operator role"));
+        }
+        let s = self.latency.summary(reset);
         Ok(Response::new(pb::GetRankLatencyResponse {
             count: s.count,
             errors: s.errors,
@@ -90,9 +144,10 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::LoadModelRequest>,
     ) -> Result<Response<pb::LoadModelResponse>, Status> {
+        let change = Change::of(&request, "LoadModel", self.models.current().artifact.manifest.name.clone());
         let r = request.into_inner();
         let (name, version) = (non_empty(r.name), non_empty(r.version));
-        self.swap(move |m| m.load(name.as_deref(), version.as_deref())).await
+        self.swap(change, move |m| m.load(name.as_deref(), version.as_deref())).await
     }
 
     async fn get_active_model(
@@ -138,25 +193,29 @@ impl AdminService for AdminApi {
 
     async fn rollback_model(
         &self,
-        _request: Request<pb::RollbackModelRequest>,
+        request: Request<pb::RollbackModelRequest>,
     ) -> Result<Response<pb::LoadModelResponse>, Status> {
-        self.swap(|m| m.rollback()).await
+        let change = Change::of(&request, "RollbackModel", self.models.current().artifact.manifest.name.clone());
+        self.swap(change, |m| m.rollback()).await
     }
 
     async fn unpin_model(
         &self,
-        _request: Request<pb::UnpinModelRequest>,
+        request: Request<pb::UnpinModelRequest>,
     ) -> Result<Response<pb::LoadModelResponse>, Status> {
-        self.swap(|m| m.unpin()).await
+        let change = Change::of(&request, "UnpinModel", self.models.current().artifact.manifest.name.clone());
+        self.swap(change, |m| m.unpin()).await
     }
 
     async fn create_experiment(
         &self,
         request: Request<pb::CreateExperimentRequest>,
     ) -> Result<Response<pb::ExperimentResponse>, Status> {
+        let mut change = Change::of(&request, "CreateExperiment", "");
         let e = request.into_inner().experiment.ok_or_else(|| Status::invalid_argument("experiment: missing"))?;
         let def = convert::experiment_from_proto(e)?;
-        self.experiment(move |experiments, models| {
+        change.target = def.name.clone();
+        self.experiment(change, move |experiments, models| {
             let def = def.normalized()?;
             // Load arm models before the experiment can assign anyone.
             for model in def.arms.iter().filter_map(|a| a.model.as_deref()) {
@@ -171,19 +230,21 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::SetExperimentCoverageRequest>,
     ) -> Result<Response<pb::ExperimentResponse>, Status> {
+        let change = Change::of(&request, "SetExperimentCoverage", request.get_ref().name.clone());
         let r = request.into_inner();
         if !r.coverage.is_finite() {
             return Err(Status::invalid_argument("coverage: must be finite"));
         }
-        self.experiment(move |experiments, _| experiments.set_coverage(&r.name, r.coverage)).await
+        self.experiment(change, move |experiments, _| experiments.set_coverage(&r.name, r.coverage)).await
     }
 
     async fn stop_experiment(
         &self,
         request: Request<pb::StopExperimentRequest>,
     ) -> Result<Response<pb::ExperimentResponse>, Status> {
+        let change = Change::of(&request, "StopExperiment", request.get_ref().name.clone());
         let name = request.into_inner().name;
-        self.experiment(move |experiments, _| experiments.stop(&name)).await
+        self.experiment(change, move |experiments, _| experiments.stop(&name)).await
     }
 
     async fn list_experiments(
@@ -223,5 +284,33 @@ impl AdminService for AdminApi {
             })
             .collect();
         Ok(Response::new(pb::ExperimentStatusResponse { experiment: Some(pb::Experiment::from(def)), guardrails }))
+    }
+
+    async fn list_audit_log(
+        &self,
+        request: Request<pb::ListAuditLogRequest>,
+    ) -> Result<Response<pb::ListAuditLogResponse>, Status> {
+        let limit = match request.into_inner().limit {
+            0 => 100,
+            n @ 1..=10_000 => n as usize,
+            n => return Err(Status::invalid_argument(format!("limit: at most 10000, got {n}"))),
+        };
+        let entries = self.audit.recent(limit).await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let json = |v: &serde_json::Value| serde_json::to_string(v).unwrap_or_default();
+        Ok(Response::new(pb::ListAuditLogResponse {
+            entries: entries
+                .iter()
+                .map(|e| pb::AuditEntry {
+                    time_unix_ms: e.time_unix_ms,
+                    actor: e.actor.clone(),
+                    via: e.via.clone(),
+                    peer: e.peer.clone(),
+                    action: e.action.clone(),
+                    target: e.target.clone(),
+                    before_json: json(&e.before),
+                    after_json: json(&e.after),
+                })
+                .collect(),
+        }))
     }
 }

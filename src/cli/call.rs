@@ -5,7 +5,8 @@
 //! `--category sportswear`, `--type purchase`); `fitrank call <command> --help` lists them.
 
 use clap::{Args, Subcommand};
-use tonic::transport::Channel;
+
+use super::connect::{Conn, ConnectArgs, connect};
 
 use crate::domain::{AgeBand, Category, EventKind, Gender, PriceBand, now_ms};
 use crate::proto::v1::{
@@ -16,9 +17,8 @@ use crate::proto::v1::{
 /// Arguments of `fitrank call`.
 #[derive(Args, Debug)]
 pub struct CallArgs {
-    /// Service address.
-    #[arg(long, env = "FITRANK_URL", default_value = "http://127.0.0.1:50051")]
-    url: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// Print the response message as JSON (proto field names; enum values by name) instead of a
     /// table; works with every command.
     #[arg(long, global = true)]
@@ -207,6 +207,12 @@ enum CallCommand {
         #[arg(long)]
         reset: bool,
     },
+    /// The newest entries of the audit log: every admin change, who made it, before and after.
+    Audit {
+        /// Most entries, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
     /// Check health (overall, or one service).
     Health {
         #[arg(long, default_value = "")]
@@ -243,10 +249,7 @@ type CallResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 pub fn call(args: CallArgs) -> CallResult {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let channel = Channel::from_shared(args.url.clone())?
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect to {}: {e}", args.url))?;
+        let channel = connect(&args.connect).await?;
         run(channel, args.command, Output { json: args.json }).await
     })
 }
@@ -269,7 +272,7 @@ impl Output {
     }
 }
 
-async fn run(channel: Channel, command: CallCommand, out: Output) -> CallResult {
+async fn run(channel: Conn, command: CallCommand, out: Output) -> CallResult {
     let status = |s: tonic::Status| format!("{:?}: {}", s.code(), s.message());
     match command {
         CallCommand::UpsertUser { id, profile } => {
@@ -503,6 +506,22 @@ async fn run(channel: Channel, command: CallCommand, out: Output) -> CallResult 
                     "{} rankings ({} errors) in {:.1}s; µs inside Rank: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
                     r.count, r.errors, r.window_seconds, r.p50_us, r.p90_us, r.p99_us, r.p999_us, r.max_us
                 )
+            })?;
+        }
+        CallCommand::Audit { limit } => {
+            let r = AdminServiceClient::new(channel)
+                .list_audit_log(pb::ListAuditLogRequest { limit })
+                .await
+                .map_err(status)?
+                .into_inner();
+            out.print(&r, |r| {
+                for e in &r.entries {
+                    let time = chrono::DateTime::from_timestamp_millis(e.time_unix_ms)
+                        .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string());
+                    println!("{time}  {} ({}, {})  {} {}", e.actor, e.via, e.peer, e.action, e.target);
+                    println!("    before {}", e.before_json);
+                    println!("    after  {}", e.after_json);
+                }
             })?;
         }
         CallCommand::Health { service } => {

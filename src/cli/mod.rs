@@ -1,7 +1,9 @@
 //! The `fitrank` binary's commands beside `serve`: the gRPC client ([`call`]) and the hand-off of
 //! the lab's and the instruments' commands to their own binaries ([`external`]).
 
+pub mod access;
 mod call;
+pub mod connect;
 pub mod external;
 
 pub use call::{CallArgs, call};

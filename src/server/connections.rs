@@ -20,18 +20,23 @@ use tower::layer::util::{Identity, Stack};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 
+use crate::access::{Access, AccessLayer};
 use crate::telemetry::grpc::GrpcMetricsLayer;
 
-/// The layers every call passes, outermost first: metrics, load shedding, the in-flight limit.
-type Layers = Stack<GlobalConcurrencyLimitLayer, Stack<LoadShedLayer, Stack<GrpcMetricsLayer, Identity>>>;
+/// The layers every call passes, outermost first: metrics, load shedding, the in-flight limit,
+/// the access check.
+type Layers =
+    Stack<AccessLayer, Stack<GlobalConcurrencyLimitLayer, Stack<LoadShedLayer, Stack<GrpcMetricsLayer, Identity>>>>;
 
 /// The server builder with `[connections]` applied: HTTP/2 keepalive and limits, connection age,
 /// every call counted and timed ([`GrpcMetricsLayer`]), and a global limit on calls in progress
 /// that sheds the excess with `RESOURCE_EXHAUSTED` (tower's load shedding over one semaphore
-/// shared by every connection).
+/// shared by every connection), then the access check ([`AccessLayer`]), whose refusals are
+/// counted like any other answer.
 pub(super) fn connection_settings(
     c: &crate::config::ConnectionConfig,
     telemetry: Arc<crate::telemetry::Telemetry>,
+    access: Access,
 ) -> tonic::transport::Server<Layers> {
     let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
     let mut builder = tonic::transport::Server::builder()
@@ -48,6 +53,7 @@ pub(super) fn connection_settings(
         .layer(GrpcMetricsLayer::new(telemetry, served_methods()))
         .layer(LoadShedLayer::new())
         .layer(GlobalConcurrencyLimitLayer::new(c.max_in_flight))
+        .layer(AccessLayer::new(access))
 }
 
 /// The method paths this server serves (`/package.Service/Method`), from the descriptor sets.

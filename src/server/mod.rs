@@ -12,8 +12,11 @@ use tonic_health::ServingStatus;
 
 mod connections;
 mod http;
+pub mod tls;
 
+use crate::access::{Access, AccessError, AccessSource};
 use crate::api::{AdminApi, CatalogApi, EventApi, RankingApi};
+use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::experiment::Experiments;
 use crate::featurelog::FeatureLog;
@@ -40,6 +43,12 @@ pub enum ServeError {
     FeatureLog(std::io::Error),
     #[error("in-flight calls did not finish within {0:?} of shutdown")]
     ShutdownTimeout(Duration),
+    #[error("{0}")]
+    OpenAdmin(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("access control: {0}")]
+    Access(#[from] AccessError),
 }
 
 /// Names of the services whose health is reported.
@@ -62,19 +71,28 @@ pub async fn run_with_http(
     http: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    if let Some(refusal) = listener.local_addr().ok().and_then(|addr| config.open_admin_refusal(addr)) {
+        return Err(ServeError::OpenAdmin(refusal));
+    }
+    let access = match &config.access.file {
+        Some(path) => Access::Enforced(Arc::new(AccessSource::open(path)?)),
+        None => Access::Open,
+    };
+    let tls = if config.tls.enabled() { Some(Arc::new(tls::TlsReloader::load(&config.tls)?)) } else { None };
     let dedup_window_ms = (config.dedup_window_secs as i64).saturating_mul(1000);
-    let (store, shared_doc): (Arc<dyn Store>, _) = match config.redis_target() {
+    let (store, shared_doc, audit): (Arc<dyn Store>, _, _) = match config.redis_target() {
         Some(target) => {
             let redis = RedisStore::connect(&target, config.redis.clone(), dedup_window_ms).await?;
-            let doc = redis.shared_doc();
-            (Arc::new(redis), Some(doc))
+            let (doc, audit) = (redis.shared_doc(), AuditLog::Shared(redis.shared_list()));
+            (Arc::new(redis), Some(doc), audit)
         }
         None => {
             let store_config =
                 EmbeddedStoreConfig { data_dir: config.data_dir.clone(), fsync: config.fsync, dedup_window_ms };
-            (Arc::new(EmbeddedStore::open(&store_config)?), None)
+            (Arc::new(EmbeddedStore::open(&store_config)?), None, AuditLog::file(config.audit_path()))
         }
     };
+    let audit = Arc::new(audit);
     let models = Arc::new(ModelRegistry::open(&config.models_dir, &config.model_name)?);
     tracing::info!(model = %models.current().id, "model loaded");
 
@@ -142,6 +160,9 @@ pub async fn run_with_http(
         })
     });
 
+    // Re-read the access file and the TLS files when they change (rotated tokens, certificates).
+    let reloaders = reloaders(&config, &access, tls.as_ref());
+
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in SERVICES {
         health.set_service_status(*name, ServingStatus::Serving).await;
@@ -187,7 +208,7 @@ pub async fn run_with_http(
     let latency = Arc::new(crate::ranking::RankLatency::new());
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "fitrank serving");
-    let serve = connection_settings(&config.connections, telemetry.clone())
+    let router = connection_settings(&config.connections, telemetry.clone(), access)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -211,14 +232,20 @@ pub async fn run_with_http(
             experiments,
             store: store.clone(),
             latency,
-        }))
-        .serve_with_incoming_shutdown(
-            LimitedIncoming::new(
-                TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(60))),
-                config.connections.max_connections,
-            ),
-            signal,
-        );
+            audit,
+            telemetry: telemetry.clone(),
+        }));
+    let incoming = LimitedIncoming::new(
+        TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(60))),
+        config.connections.max_connections,
+    );
+    let serve: std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> = match tls {
+        Some(tls) => Box::pin(
+            router
+                .serve_with_incoming_shutdown(tls::incoming(incoming, tls, config.connections.max_connections), signal),
+        ),
+        None => Box::pin(router.serve_with_incoming_shutdown(incoming, signal)),
+    };
 
     let timeout = Duration::from_secs(config.shutdown_timeout_secs);
     tokio::pin!(serve);
@@ -235,6 +262,9 @@ pub async fn run_with_http(
     if let Some(watcher) = watcher {
         watcher.abort();
     }
+    for task in reloaders {
+        task.abort();
+    }
     if let Some(http) = http_task {
         http.abort();
     }
@@ -246,6 +276,43 @@ pub async fn run_with_http(
         tracing::info!("feature log closed");
     }
     result
+}
+
+/// Tasks that re-read the access file and the TLS files every so often.
+fn reloaders(
+    config: &Config,
+    access: &Access,
+    tls: Option<&Arc<tls::TlsReloader>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if let Access::Enforced(source) = access {
+        let source = source.clone();
+        tasks.push(every(config.access.reload_ms, move || {
+            source.reload_if_changed();
+        }));
+    }
+    if let Some(tls) = tls {
+        let tls = tls.clone();
+        tasks.push(every(config.tls.reload_ms, move || {
+            tls.reload_if_changed();
+        }));
+    }
+    tasks
+}
+
+/// Runs `f` on the blocking pool every `period_ms` (at least 100 ms).
+fn every(period_ms: u64, f: impl Fn() + Send + Sync + 'static) -> tokio::task::JoinHandle<()> {
+    let f = Arc::new(f);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(period_ms.max(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let f = f.clone();
+            let _ = tokio::task::spawn_blocking(move || f()).await;
+        }
+    })
 }
 
 /// Loads the models named by arms of running experiments (a missing one is an error).

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub events_rejected: Family<Labels<1>, Counter>,
     /// Rankings made under an experiment arm, by experiment and arm.
     pub experiment_exposures: Family<Labels<2>, Counter>,
+    /// Admin changes the audit log could not record.
+    pub audit_write_failures: Counter,
 }
 
 impl Metrics {
@@ -74,6 +76,7 @@ impl Metrics {
             events_duplicates: Counter::default(),
             events_rejected: Family::default(),
             experiment_exposures: Family::default(),
+            audit_write_failures: Counter::default(),
         }
     }
 
@@ -121,6 +124,11 @@ impl Metrics {
             "experiment_exposures",
             "Rankings made under an experiment arm, by experiment and arm",
             self.experiment_exposures.clone(),
+        );
+        r.register(
+            "audit_write_failures",
+            "Admin changes that took effect but could not be written to the audit log",
+            self.audit_write_failures.clone(),
         );
     }
 }

@@ -12,6 +12,7 @@
 //! | `P:{u:N:ID}:e:EVENT`             | string | marker: event applied to the user       | `dedup_window`               |
 //! | `P:live`                         | zset   | live session ids scored by start time   | none                         |
 //! | `P:experiments`                  | hash   | `doc` (experiments JSON), `v` (version) | none                         |
+//! | `P:audit`                        | list   | audit log entries (JSON), oldest first  | none; newest 1,000,000 kept  |
 //!
 //! `P` is the configured prefix (default `fr`), `N` the id's length in bytes.
 
@@ -52,6 +53,10 @@ impl Keys {
 
     pub fn user_event(&self, id: &str, event_id: &str) -> String {
         self.tagged('u', id, &format!("e:{event_id}"))
+    }
+
+    pub fn audit(&self) -> String {
+        format!("{}:audit", self.prefix)
     }
 
     pub fn live(&self) -> String {

@@ -538,6 +538,59 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// A handle on the list every replica appends its audit log entries to.
+    pub fn shared_list(&self) -> SharedList {
+        SharedList { store: self.clone(), key: self.inner.keys.audit() }
+    }
+}
+
+/// A list shared by every replica: entries appended at its end, the newest read back.
+#[derive(Clone, Debug)]
+pub struct SharedList {
+    store: RedisStore,
+    key: String,
+}
+
+impl SharedList {
+    /// Most entries kept; older ones are dropped as new ones arrive.
+    pub const KEEP: i64 = 1_000_000;
+
+    /// Appends `entry`.
+    pub async fn push(&self, entry: &[u8]) -> Result<(), StoreError> {
+        self.store
+            .call("append to list", async {
+                let mut c = self.store.conn();
+                let _: () = redis::pipe()
+                    .atomic()
+                    .rpush(&self.key, entry)
+                    .ignore()
+                    .ltrim(&self.key, -(Self::KEEP as isize), -1)
+                    .ignore()
+                    .query_async(&mut c)
+                    .await
+                    .map_err(|e| unavailable("RPUSH", e))?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The newest `n` entries, oldest first.
+    pub async fn tail(&self, n: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        self.store
+            .call("read list", async {
+                let mut c = self.store.conn();
+                c.lrange(&self.key, -(n.min(isize::MAX as usize) as isize), -1)
+                    .await
+                    .map_err(|e| unavailable("LRANGE", e))
+            })
+            .await
+    }
+}
+
 /// A JSON document shared by every replica, replaced by compare-and-set on its version.
 #[derive(Clone, Debug)]
 pub struct SharedDoc {

@@ -86,6 +86,24 @@ async fn metrics_count_what_happened_and_promtool_finds_no_problem() {
         assert_eq!(line_value(&text, series), Some(want), "{series} in\n{text}");
     }
     assert!(text.contains("fitrank_model_info{name=\"default\""), "{text}");
+    // Store latency, the breaker, the feature log's queue and bytes, model swaps and refusals.
+    let positive = [
+        "fitrank_store_operation_duration_seconds_count{operation=\"log_append\"}",
+        "fitrank_feature_log_written_bytes_total{stream=\"outcomes\"}",
+    ];
+    for series in positive {
+        assert!(line_value(&text, series).is_some_and(|v| v > 0.0), "{series} in\n{text}");
+    }
+    for series in ["fitrank_store_breaker_open", "fitrank_model_swaps_total", "fitrank_model_refusals_total"] {
+        assert_eq!(line_value(&text, series), Some(0.0), "{series} in\n{text}");
+    }
+    assert!(line_value(&text, "fitrank_feature_log_queue_depth").is_some(), "{text}");
+    let refused = fitrank::proto::v1::admin_service_client::AdminServiceClient::new(server.channel().await)
+        .load_model(pb::LoadModelRequest { name: String::new(), version: "0000-missing".into() })
+        .await;
+    assert!(refused.is_err());
+    let (_, text) = http_get(server.http_addr, "/metrics").await;
+    assert_eq!(line_value(&text, "fitrank_model_refusals_total"), Some(1.0), "{text}");
     assert!(text.contains("# TYPE fitrank_events_duplicates_total counter"), "{text}");
 
     ensure_prometheus();

@@ -203,6 +203,7 @@ async fn the_store_serves_degraded_while_redis_is_down_and_recovers() {
     assert!(matches!(err, fitrank::store::StoreError::Unavailable(_)), "{err}");
     let status = redis.status();
     assert!(!status.reachable && status.degraded_reads >= 3 && status.failures >= 1);
+    assert!(status.breaker_open, "reads skip Redis right after a failure");
 
     server.restart();
     let mut recovered = false;
@@ -220,4 +221,5 @@ async fn the_store_serves_degraded_while_redis_is_down_and_recovers() {
     assert!(!read.degraded);
     assert_eq!(read.value[0].as_ref().unwrap().stats.views, 2, "the acknowledged view survived the kill");
     assert!(redis.status().reachable);
+    assert!(!redis.status().breaker_open);
 }

@@ -50,6 +50,11 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Items waiting.
+    pub fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

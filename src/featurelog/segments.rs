@@ -57,6 +57,8 @@ pub(super) struct SegmentWriter {
     seq: u32,
     frame: Vec<u8>,
     payload: Vec<u8>,
+    /// Bytes of frames written over the writer's life, shared with whoever reports them.
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SegmentWriter {
@@ -76,7 +78,13 @@ impl SegmentWriter {
             seq: 0,
             frame: Vec::new(),
             payload: Vec::new(),
+            written: Default::default(),
         }
+    }
+
+    /// The count of bytes written, shared.
+    pub fn written(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.written.clone()
     }
 
     /// Encodes and appends one record (buffered; see [`Self::flush`]).
@@ -131,6 +139,7 @@ impl SegmentWriter {
         push_frame(&mut self.frame, payload);
         file.write_all(&self.frame)?;
         self.bytes += self.frame.len() as u64;
+        self.written.fetch_add(self.frame.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

@@ -74,6 +74,9 @@ pub struct FeatureLog {
     dropped: AtomicU64,
     logged: AtomicU64,
     unreturned_candidates: usize,
+    /// Bytes written to served-ranking and outcome segments.
+    served_bytes: Arc<AtomicU64>,
+    outcome_bytes: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for FeatureLog {
@@ -93,6 +96,7 @@ impl FeatureLog {
         };
         let served = SegmentWriter::new(&dir, SegmentKind::Served, &instance, rotation, config.fsync, 1 << 20);
         let outcomes = SegmentWriter::new(&dir, SegmentKind::Outcomes, &instance, rotation, config.fsync, 0);
+        let (served_bytes, outcome_bytes) = (served.written(), outcomes.written());
         let queue = Arc::new(Queue::new(config.queue_capacity));
         let interval = Duration::from_millis(config.flush_interval_ms.max(1));
         let consumer = Arc::clone(&queue);
@@ -107,6 +111,8 @@ impl FeatureLog {
             dropped: AtomicU64::new(0),
             logged: AtomicU64::new(0),
             unreturned_candidates: config.unreturned_candidates,
+            served_bytes,
+            outcome_bytes,
         }))
     }
 
@@ -159,6 +165,16 @@ impl FeatureLog {
             let _ = w.close();
         }
         result
+    }
+
+    /// Rankings waiting in the queue for the writer thread.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Bytes written to served-ranking segments and to outcome segments since start.
+    pub fn bytes_written(&self) -> (u64, u64) {
+        (self.served_bytes.load(Ordering::Relaxed), self.outcome_bytes.load(Ordering::Relaxed))
     }
 
     /// Rankings queued so far, and rankings dropped because the queue was full.

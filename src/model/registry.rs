@@ -65,6 +65,9 @@ pub struct ModelRegistry {
     control: Mutex<Control>,
     /// Versions loaded for experiment arms, by id; loaded once, never swapped.
     arms: Mutex<std::collections::HashMap<String, Arc<LoadedModel>>>,
+    /// Times the serving model changed, and versions refused (corrupt, wrong schema, missing).
+    swaps: std::sync::atomic::AtomicU64,
+    refusals: std::sync::atomic::AtomicU64,
 }
 
 /// One version found on disk.
@@ -89,7 +92,23 @@ impl ModelRegistry {
             arms: Mutex::default(),
             current: RwLock::new(Arc::new(model)),
             control: Mutex::new(Control::default()),
+            swaps: Default::default(),
+            refusals: Default::default(),
         })
+    }
+
+    /// Times the serving model changed since start, and model versions refused.
+    pub fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.swaps.load(Relaxed), self.refusals.load(Relaxed))
+    }
+
+    /// Counts a refused version.
+    fn counted<T>(&self, result: Result<T, ModelError>) -> Result<T, ModelError> {
+        if result.is_err() {
+            self.refusals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
     }
 
     /// The model `<name>/<version>` for an experiment arm, loaded from disk on first use and kept.
@@ -102,7 +121,7 @@ impl ModelRegistry {
         let Some((name, version)) = id.split_once('/') else {
             return Err(ModelError::NotFound(self.dir.join(id)));
         };
-        let model = Arc::new(load(&self.dir, name, Some(version))?);
+        let model = Arc::new(self.counted(load(&self.dir, name, Some(version)))?);
         self.arms.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned(), model.clone());
         Ok(model)
     }
@@ -127,6 +146,7 @@ impl ModelRegistry {
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         if current.id != model.id {
             control.previous = Some(current.clone());
+            self.swaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         *current = model;
         tracing::info!(model = %current.id, pinned = control.pinned, "serving model swapped");
@@ -137,7 +157,7 @@ impl ModelRegistry {
     /// asked for it) and follows newer ones. On any error the
     /// serving model is unchanged.
     pub fn load(&self, name: Option<&str>, version: Option<&str>) -> Result<Arc<LoadedModel>, ModelError> {
-        let model = Arc::new(load(&self.dir, name.unwrap_or(&self.default_name), version)?);
+        let model = Arc::new(self.counted(load(&self.dir, name.unwrap_or(&self.default_name), version))?);
         let mut control = self.control.lock().unwrap_or_else(|e| e.into_inner());
         control.pinned = version.is_some();
         self.swap(&mut control, model.clone());
@@ -156,7 +176,7 @@ impl ModelRegistry {
     /// Stops pinning and serves the newest version of the configured name that loads (as the
     /// watcher would).
     pub fn unpin(&self) -> Result<Arc<LoadedModel>, ModelError> {
-        let model = Arc::new(load_newest(&self.dir, &self.default_name)?);
+        let model = Arc::new(self.counted(load_newest(&self.dir, &self.default_name))?);
         let mut control = self.control.lock().unwrap_or_else(|e| e.into_inner());
         control.pinned = false;
         self.swap(&mut control, model.clone());
@@ -198,6 +218,7 @@ impl ModelRegistry {
                     return Some(model);
                 }
                 Err(e) => {
+                    self.refusals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(version = %version, error = %e, serving = %current.id, "newer model refused; current model keeps serving");
                     control.refused.insert(path, stamp);
                 }

@@ -143,6 +143,8 @@ struct Inner {
     state: RwLock<State>,
     wal: Mutex<wal::WalWriter>,
     dedup_window_ms: i64,
+    /// The log's append and fsync times.
+    timings: crate::telemetry::Timings,
 }
 
 /// In-memory state with a durable log. Cheap to clone (shared).
@@ -168,7 +170,12 @@ impl EmbeddedStore {
             "embedded store opened"
         );
         Ok(EmbeddedStore {
-            inner: Arc::new(Inner { state: RwLock::new(state), wal: Mutex::new(writer), dedup_window_ms: window }),
+            inner: Arc::new(Inner {
+                state: RwLock::new(state),
+                timings: writer.timings.clone(),
+                wal: Mutex::new(writer),
+                dedup_window_ms: window,
+            }),
         })
     }
 
@@ -289,6 +296,10 @@ impl Store for EmbeddedStore {
             cached_users: users,
             ..Default::default()
         }
+    }
+
+    fn timings(&self) -> Option<crate::telemetry::Timings> {
+        Some(self.inner.timings.clone())
     }
 }
 

@@ -80,6 +80,8 @@ pub struct StoreStatus {
     /// Sessions and users held in the local cache.
     pub cached_sessions: u64,
     pub cached_users: u64,
+    /// Whether reads skip the shared store after a recent failure (the circuit breaker is open).
+    pub breaker_open: bool,
 }
 
 /// What the store did with one event of a batch.
@@ -151,4 +153,9 @@ pub trait Store: Send + Sync + 'static {
     async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError>;
     /// Health and counters.
     fn status(&self) -> StoreStatus;
+
+    /// Times of the store's operations (log appends and fsyncs; Redis calls), if it keeps them.
+    fn timings(&self) -> Option<crate::telemetry::Timings> {
+        None
+    }
 }

@@ -39,6 +39,8 @@ pub struct WalWriter {
     dirty: bool,
     buf: Vec<u8>,
     payload: Vec<u8>,
+    /// Times of appends (`log_append`) and of fsyncs (`log_fsync`).
+    pub timings: crate::telemetry::Timings,
 }
 
 impl WalWriter {
@@ -55,8 +57,7 @@ impl WalWriter {
         if self.dirty {
             self.cut_back().map_err(|e| write_failed(&self.path, "repairing an earlier failed write", e))?;
         }
-        let written =
-            self.file.write_all(&self.buf).and_then(|()| if self.fsync { self.file.sync_data() } else { Ok(()) });
+        let written = self.write_and_sync();
         match written {
             Ok(()) => {
                 self.len += self.buf.len() as u64;
@@ -70,6 +71,19 @@ impl WalWriter {
                 Err(write_failed(&self.path, "appending", e))
             }
         }
+    }
+
+    /// Writes the frame in `buf` and fsyncs when configured, timing both.
+    fn write_and_sync(&mut self) -> std::io::Result<()> {
+        let started = std::time::Instant::now();
+        self.file.write_all(&self.buf)?;
+        self.timings.observe("log_append", started.elapsed());
+        if self.fsync {
+            let started = std::time::Instant::now();
+            self.file.sync_data()?;
+            self.timings.observe("log_fsync", started.elapsed());
+        }
+        Ok(())
     }
 
     /// Truncates the file back to its acknowledged length.
@@ -160,6 +174,7 @@ pub fn open<R: DeserializeOwned>(
         dirty: false,
         buf: Vec::with_capacity(4096),
         payload: Vec::new(),
+        timings: Default::default(),
     };
     Ok((writer, stats))
 }

@@ -133,6 +133,25 @@ impl Metrics {
     }
 }
 
+/// Durations by operation, kept by the component that times them (the store) and exposed at
+/// `/metrics`; clones share their series.
+#[derive(Clone, Debug)]
+pub struct Timings(Family<Labels<1>, Histogram>);
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings(Family::new_with_constructor(|| Histogram::new(latency_buckets())))
+    }
+}
+
+impl Timings {
+    /// Records one `operation` (a name from a fixed set, never a client's value) that took
+    /// `elapsed`.
+    pub fn observe(&self, operation: &str, elapsed: std::time::Duration) {
+        self.0.get_or_create(&[("operation", operation.replace(' ', "_"))]).observe(elapsed.as_secs_f64());
+    }
+}
+
 /// What `/metrics` reads at scrape time.
 #[derive(Clone)]
 pub struct Sources {
@@ -160,6 +179,15 @@ impl Telemetry {
         let metrics = Metrics::new();
         let mut registry = Registry::with_prefix("fitrank");
         metrics.register(&mut registry);
+        if let Some(timings) = sources.store.timings() {
+            registry.register_with_unit(
+                "store_operation_duration",
+                "Time of store operations: the embedded log's appends (log_append) and fsyncs (log_fsync), or \
+                 each kind of Redis call, answered or not",
+                Unit::Seconds,
+                timings.0,
+            );
+        }
         registry.register_collector(Box::new(sources));
         Arc::new(Telemetry { metrics, registry })
     }
@@ -247,6 +275,28 @@ impl Collector for Sources {
         }
         single(
             &mut encoder,
+            "store_breaker_open",
+            "Whether reads skip the shared store after a recent failure (1) or not (0)",
+            None,
+            &ConstGauge::new(i64::from(store.breaker_open)),
+        )?;
+        let (swaps, refusals) = self.models.counts();
+        single(
+            &mut encoder,
+            "model_swaps",
+            "Times the serving model changed (new version followed, loaded, rolled back or unpinned)",
+            None,
+            &ConstCounter::new(swaps),
+        )?;
+        single(
+            &mut encoder,
+            "model_refusals",
+            "Model versions refused at load (corrupt, another feature schema, missing files)",
+            None,
+            &ConstCounter::new(refusals),
+        )?;
+        single(
+            &mut encoder,
             "store_failures",
             "Store reads or writes that failed or timed out",
             None,
@@ -289,6 +339,22 @@ impl Collector for Sources {
                 None,
                 &ConstCounter::new(dropped),
             )?;
+            single(
+                &mut encoder,
+                "feature_log_queue_depth",
+                "Rankings waiting for the feature log's writer thread",
+                None,
+                &ConstGauge::new(log.queue_depth() as i64),
+            )?;
+            let (served, outcomes) = log.bytes_written();
+            let mut family = encoder.encode_descriptor(
+                "feature_log_written_bytes",
+                "Bytes written to feature log segments, by stream (served rankings, outcomes)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            ConstCounter::new(served).encode(family.encode_family(&[("stream", "served")])?)?;
+            ConstCounter::new(outcomes).encode(family.encode_family(&[("stream", "outcomes")])?)?;
         }
         Ok(())
     }

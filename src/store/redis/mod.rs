@@ -95,6 +95,8 @@ struct Health {
     reachable: AtomicBool,
     degraded_reads: AtomicU64,
     failures: AtomicU64,
+    /// Times of Redis calls by operation, answered or not.
+    timings: crate::telemetry::Timings,
 }
 
 struct Inner {
@@ -210,7 +212,9 @@ impl RedisStore {
         what: &str,
         f: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        let started = Instant::now();
         let result = within(what, Duration::from_millis(self.inner.config.write_timeout_ms), f).await;
+        self.inner.health.timings.observe(what, started.elapsed());
         match &result {
             Ok(_) => self.succeeded(),
             Err(e) => self.failed(what, e),
@@ -237,7 +241,10 @@ impl RedisStore {
             let half_left = request.saturating_duration_since(Instant::now()) / 2;
             deadline = deadline.min(half_left.max(Duration::from_millis(1)));
         }
-        match within(what, deadline, f).await {
+        let started = Instant::now();
+        let result = within(what, deadline, f).await;
+        h.timings.observe(what, started.elapsed());
+        match result {
             Ok(v) => {
                 self.succeeded();
                 Ok(Some(v))
@@ -732,6 +739,11 @@ impl Store for RedisStore {
             failures: h.failures.load(Ordering::Relaxed),
             cached_sessions,
             cached_users,
+            breaker_open: now_ms() < h.skip_reads_until_ms.load(Ordering::Relaxed),
         }
+    }
+
+    fn timings(&self) -> Option<crate::telemetry::Timings> {
+        Some(self.inner.health.timings.clone())
     }
 }

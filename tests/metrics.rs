@@ -121,6 +121,26 @@ async fn metrics_count_what_happened_and_promtool_finds_no_problem() {
     assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}");
 }
 
+/// The shipped alerting rules load, and their unit tests (series in, alerts out) pass.
+#[test]
+fn the_alerting_rules_pass_promtool() {
+    ensure_prometheus();
+    let dir = common::workspace_root().join("docs/deploy");
+    for args in [["check", "rules", "fitrank-alerts.yml"], ["test", "rules", "fitrank-alerts.test.yml"]] {
+        let out = Command::new("promtool").args(args).current_dir(&dir).output().unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "promtool {args:?}:\n{said}");
+    }
+}
+
+/// The sample configuration for a networked replica is one the server accepts.
+#[test]
+fn the_sample_deployment_config_loads() {
+    let path = common::workspace_root().join("docs/deploy/fitrank.toml");
+    let config = fitrank::config::Config::load(Some(&path), Default::default()).unwrap();
+    assert!(config.tls.enabled() && config.access.file.is_some() && config.tls.client_ca.is_some());
+}
+
 #[tokio::test]
 async fn health_and_readiness_and_not_ready_while_draining() {
     let mut server = TestServer::start_with(|c| c.shutdown_drain_ms = 1_000).await;

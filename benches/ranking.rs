@@ -2,7 +2,9 @@
 //! rankings of 100, 500 and 2,000 candidates through `Ranker::rank` (embedded store, shipped
 //! model, feature log off); and a ranking of 500 with the feature log on (its cost on the
 //! request thread: the returned items' rows recomputed, the record encoded and queued; the
-//! writer thread runs beside it).
+//! writer thread runs beside it). And `Rank` through the generated gRPC service in process
+//! (protobuf in and out, the handler, its metrics), bare and behind the layers a server with access
+//! control runs (metrics by method and code, the access check of a bearer token), side by side.
 //!
 //! `cargo bench --bench ranking`
 
@@ -158,6 +160,8 @@ fn whole_ranking(c: &mut Criterion) {
     });
     group.finish();
 
+    rank_handler(c, &rt, &ranker, &telemetry);
+
     let mut group = c.benchmark_group("rank_in_process");
     for n in [100usize, 500, 2_000] {
         let candidates: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
@@ -176,6 +180,91 @@ fn whole_ranking(c: &mut Criterion) {
     let mut group = c.benchmark_group("rank_in_process_logged");
     group.throughput(Throughput::Elements(500));
     group.bench_function("500", |b| b.iter(|| black_box(rt.block_on(logged.rank(query(&candidates))).unwrap())));
+    group.finish();
+}
+
+/// One `Rank` request of 500 candidates as the gRPC service receives it: framed protobuf.
+fn rank_call(token: Option<&str>) -> http::Request<tonic::body::Body> {
+    use prost::Message;
+    let request = fitrank::proto::v1::RankRequest {
+        user_id: "alice".into(),
+        candidate_session_ids: (0..500).map(|i| format!("s{i}")).collect(),
+        limit: 50,
+        ..Default::default()
+    };
+    let message = request.encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&message);
+    let mut builder = http::Request::post("/fitrank.v1.RankingService/Rank")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    builder.body(tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(framed)))).unwrap()
+}
+
+/// Calls `service` with `request` and reads the whole response (body and trailers).
+async fn call<S, B>(service: &mut S, request: http::Request<tonic::body::Body>) -> usize
+where
+    S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let response = service.ready().await.unwrap().call(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap();
+    assert!(body.trailers().is_some_and(|t| t.get("grpc-status").is_some_and(|s| s == "0")), "Rank answered OK");
+    body.to_bytes().len()
+}
+
+fn rank_handler(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    ranker: &Ranker,
+    telemetry: &Arc<fitrank::telemetry::Telemetry>,
+) {
+    use fitrank::access::{Access, AccessLayer, AccessSource};
+    use fitrank::proto::v1::ranking_service_server::RankingServiceServer;
+    let service = || {
+        RankingServiceServer::new(fitrank::api::RankingApi {
+            ranker: ranker.clone(),
+            limits: Default::default(),
+            latency: Arc::new(fitrank::ranking::RankLatency::new()),
+            telemetry: telemetry.clone(),
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let access_file = dir.path().join("access.toml");
+    let hash: String =
+        fitrank::access::hash_token("feed-token-0123456789abcdef").iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&access_file, format!("[[token]]\nname = \"feed\"\nroles = [\"feed\"]\nsha256 = \"{hash}\"\n"))
+        .unwrap();
+    let access = Access::Enforced(Arc::new(AccessSource::open(&access_file).unwrap()));
+    let known = ["/fitrank.v1.RankingService/Rank".to_owned()].into_iter().collect();
+    let mut bare = service();
+    let mut layered = tower::ServiceBuilder::new()
+        .layer(fitrank::telemetry::grpc::GrpcMetricsLayer::new(telemetry.clone(), known))
+        .layer(AccessLayer::new(access))
+        .service(service());
+    // Both answer in full, and the layered one passed the access check.
+    let (a, b) = rt.block_on(async {
+        (
+            call(&mut bare, rank_call(None)).await,
+            call(&mut layered, rank_call(Some("feed-token-0123456789abcdef"))).await,
+        )
+    });
+    assert!(a > 1_000 && a == b, "bare {a} bytes, layered {b} bytes");
+
+    let mut group = c.benchmark_group("rank_handler");
+    group.throughput(Throughput::Elements(500));
+    group.bench_function("bare", |b| b.iter(|| black_box(rt.block_on(call(&mut bare, rank_call(None))))));
+    group.bench_function("metrics_and_access", |b| {
+        b.iter(|| black_box(rt.block_on(call(&mut layered, rank_call(Some("feed-token-0123456789abcdef"))))))
+    });
     group.finish();
 }
 

@@ -280,7 +280,19 @@ mod tests {
             // Appending straight after it, as the old writer did.
             let file = OpenOptions::new().read(true).append(true).open(&path).unwrap();
             let len = file.metadata().unwrap().len();
-            (WalWriter { file, path: path.clone(), fsync: false, len, dirty: false, buf: vec![], payload: vec![] }, ())
+            (
+                WalWriter {
+                    file,
+                    path: path.clone(),
+                    fsync: false,
+                    len,
+                    dirty: false,
+                    buf: vec![],
+                    payload: vec![],
+                    timings: Default::default(),
+                },
+                (),
+            )
         };
         w.append(&"later".to_owned()).unwrap();
         drop(w);

@@ -172,3 +172,50 @@ async fn a_rotated_certificate_is_served_without_a_restart() {
     // A connection opened before the rotation keeps working.
     assert_eq!(list_experiments(kept).await, Code::Ok);
 }
+
+/// Runs the `fitrank` binary; its exit status, standard output and standard error.
+async fn fitrank(args: Vec<String>) -> (bool, String, String) {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fitrank")).args(&args).env("FITRANK_LOG", "warn").output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_makes_tokens_and_calls_over_verified_tls() {
+    let s = setup();
+    // `fitrank access token` prints the access-file entry (stdout) and the token (stderr).
+    let (ok, entry, said) =
+        fitrank(["access", "token", "--name", "ops-cli", "--role", "operator"].map(String::from).to_vec()).await;
+    assert!(ok, "{said}");
+    let token = said.lines().find(|l| l.starts_with("fr_")).expect("the token on stderr").to_owned();
+    let access = s.dir.path().join("access.toml");
+    let mut text = std::fs::read_to_string(&access).unwrap();
+    text.push('\n');
+    text.push_str(&entry);
+    std::fs::write(&access, text).unwrap();
+    let server = start(&s, false).await;
+
+    let ca = s.dir.path().join("ca.pem").display().to_string();
+    let call = |extra: &[&str]| {
+        let mut args: Vec<String> = ["call", "--url", &https(&server)].map(String::from).to_vec();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    let (ok, _, said) = fitrank(call(&["--ca", &ca, "--token", &token, "load-model"])).await;
+    assert!(ok, "{said}");
+    let (ok, out, said) = fitrank(call(&["--ca", &ca, "--token", &token, "--json", "audit"])).await;
+    assert!(ok, "{said}");
+    let audit: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(audit["entries"][0]["action"], "LoadModel");
+    assert_eq!(audit["entries"][0]["actor"], "ops-cli");
+
+    // Without the CA the server's certificate is not trusted, and nothing goes in plaintext.
+    let (ok, _, said) = fitrank(call(&["--token", &token, "experiments"])).await;
+    assert!(!ok && said.contains("cannot connect"), "{said}");
+    let (ok, _, said) = fitrank(call(&["--ca", &ca, "experiments"])).await;
+    assert!(!ok && said.contains("Unauthenticated"), "{said}");
+}

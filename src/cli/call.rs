@@ -220,6 +220,47 @@ enum CallCommand {
     },
 }
 
+/// A Unix-ms time as `YYYY-MM-DD HH:MM` UTC, or `?` when unknown.
+fn minute(ms: i64) -> String {
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) if ms > 0 => t.format("%Y-%m-%d %H:%M").to_string(),
+        _ => "?".into(),
+    }
+}
+
+/// The versions with their metrics and the rows those metrics come from.
+fn print_versions(r: &pb::ListModelsResponse) {
+    println!("  {:<20} {:<22} {:>12}  metrics measured on", "version", "created", "purchase_auc");
+    let mut sources = std::collections::BTreeSet::new();
+    for v in &r.versions {
+        let m = v.model.clone().unwrap_or_default();
+        let mark = if v.serving { "*" } else { " " };
+        let auc = m.metrics.get("purchase_auc").map_or(String::new(), |a| format!("{a:.4}"));
+        let on = if !v.error.is_empty() {
+            format!("(cannot serve: {})", v.error)
+        } else if m.metrics_data.is_empty() {
+            "(not recorded)".to_owned()
+        } else {
+            sources.insert((m.metrics_data.clone(), m.metrics_from_unix_ms, m.metrics_to_unix_ms));
+            format!(
+                "{} rows, {} to {}: {}",
+                m.metrics_rows,
+                minute(m.metrics_from_unix_ms),
+                minute(m.metrics_to_unix_ms),
+                m.metrics_data
+            )
+        };
+        println!("{mark} {:<20} {:<22} {auc:>12}  {on}", m.version, m.created_at);
+    }
+    let unrecorded = r.versions.iter().any(|v| v.model.as_ref().is_some_and(|m| m.metrics_data.is_empty()));
+    if sources.len() > 1 || (unrecorded && !sources.is_empty()) {
+        println!(
+            "\nThese metrics come from different rows and are not comparable. Score the versions on the same,\n\
+             later rows: fitrank evaluate --data LATER_EXPORT --model NAME/V1 --model NAME/V2"
+        );
+    }
+}
+
 fn parse_with<T>(s: &str, from: fn(&str) -> Option<T>, all: &[&str]) -> Result<T, String> {
     from(s).ok_or_else(|| format!("expected one of: {}", all.join(", ")))
 }
@@ -393,15 +434,7 @@ async fn run(channel: Conn, command: CallCommand, out: Output) -> CallResult {
                 .await
                 .map_err(status)?
                 .into_inner();
-            out.print(&r, |r| {
-                println!("  {:<20} {:<22} {:>12}  error", "version", "created", "purchase_auc");
-                for v in &r.versions {
-                    let m = v.model.clone().unwrap_or_default();
-                    let mark = if v.serving { "*" } else { " " };
-                    let auc = m.metrics.get("purchase_auc").map_or(String::new(), |a| format!("{a:.4}"));
-                    println!("{mark} {:<20} {:<22} {auc:>12}  {}", m.version, m.created_at, v.error);
-                }
-            })?;
+            out.print(&r, print_versions)?;
         }
         CallCommand::Rollback => {
             let r = AdminServiceClient::new(channel)

@@ -222,6 +222,19 @@ pub struct TrainingInfo {
     pub data_to_ms: i64,
 }
 
+/// The rows a manifest's `metrics` were measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsData {
+    /// The data they come from (as `TrainingInfo::source`) and which part of it, e.g. "the
+    /// latest 20% by time (held out)".
+    pub source: String,
+    pub rows: u64,
+    /// First and last event time of those rows, ms since the epoch (0 when not timed).
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
 /// What a model is and how it was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -239,6 +252,11 @@ pub struct Manifest {
     pub hyperparameters: BTreeMap<String, f64>,
     /// Held-out metrics, e.g. "purchase_auc".
     pub metrics: BTreeMap<String, f64>,
+    /// The rows `metrics` were measured on (absent in older manifests). Versions trained on
+    /// different data have metrics from different rows: compare them on the same rows with
+    /// `fitrank evaluate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_data: Option<MetricsData>,
     /// Slots per kind of the identity block ([`crate::features::identity`]); 0 (absent in older
     /// manifests) for a model without one.
     #[serde(default, skip_serializing_if = "is_zero")]

@@ -16,7 +16,7 @@ mod artifact;
 mod registry;
 
 pub use artifact::{
-    FORMAT as ARTIFACT_FORMAT, Heads, LinearHead, Manifest, ModelArtifact, TrainingInfo, is_valid_version,
+    FORMAT as ARTIFACT_FORMAT, Heads, LinearHead, Manifest, MetricsData, ModelArtifact, TrainingInfo, is_valid_version,
 };
 pub use registry::{ListedVersion, LoadedModel, ModelRegistry, newest_version as registry_newest};
 

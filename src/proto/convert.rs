@@ -121,6 +121,13 @@ impl From<&Manifest> for pb::ModelInfo {
             metrics: manifest.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             identity_buckets: manifest.identity_buckets,
             factor_dims: manifest.factor_dims,
+            metrics_data: manifest.metrics_data.as_ref().map_or_else(String::new, |d| d.source.clone()),
+            metrics_rows: manifest.metrics_data.as_ref().map_or(0, |d| d.rows),
+            metrics_from_unix_ms: manifest.metrics_data.as_ref().map_or(0, |d| d.from_ms),
+            metrics_to_unix_ms: manifest.metrics_data.as_ref().map_or(0, |d| d.to_ms),
+            training_data: manifest.training.source.clone(),
+            training_from_unix_ms: manifest.training.data_from_ms,
+            training_to_unix_ms: manifest.training.data_to_ms,
         }
     }
 }

@@ -287,6 +287,10 @@ struct EvaluateArgs {
     /// Recompute features from raw-input columns.
     #[arg(long)]
     recompute: bool,
+    /// Also score rows at or before the end of a version's training data (by default only the
+    /// rows after every evaluated version's training data are scored, the same rows for each).
+    #[arg(long)]
+    include_training_rows: bool,
     /// Cut-off of NDCG.
     #[arg(long, default_value_t = 5)]
     k: usize,
@@ -457,6 +461,29 @@ fn run_evaluate(a: EvaluateArgs) -> Result<(), AnyError> {
         .iter()
         .map(|spec| fitrank_lab::evaluate::load_model(&a.models_dir, spec))
         .collect::<Result<Vec<_>, _>>()?;
+    let (table, data) = if a.include_training_rows {
+        (table, data)
+    } else {
+        let common = fitrank_lab::evaluate::common_later_rows(&data, &models);
+        if common.rows.is_empty() {
+            return Err(format!(
+                "every row of {} is at or before the end of a version's training data ({}): score later data, \
+                 or pass --include-training-rows to score the versions on rows they may have learned from",
+                a.data.display(),
+                fitrank::domain::rfc3339(common.after_ms)
+            )
+            .into());
+        }
+        if common.left_out > 0 {
+            eprintln!(
+                "scoring the {} rows after every version's training data (after {}); {} earlier rows left out",
+                common.rows.len(),
+                fitrank::domain::rfc3339(common.after_ms),
+                common.left_out
+            );
+        }
+        (table.select(&common.rows), data.select(&common.rows))
+    };
     let report = fitrank_lab::evaluate::evaluate(&table, &data, &models, &fitrank::policy::Policy::default(), a.k)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

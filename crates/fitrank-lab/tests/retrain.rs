@@ -101,10 +101,21 @@ async fn a_model_trained_on_the_export_serves_without_a_restart() {
     ]);
     assert!(printed.contains("purchase_auc"), "{printed}");
 
+    // Every row of the export is training data of the new version: by default evaluate refuses
+    // to score versions on rows one of them learned from.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_fitrank-lab"))
+        .args(["evaluate", "--data", parquet.to_str().unwrap(), "--models-dir", &models])
+        .args(["--model", "default/20261205-090000", "--model", "default/29991231-000000"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("--include-training-rows"), "{said}");
+
     // Both versions side by side on the export, with plots.
     let plots = dir.path().join("plots");
     let printed = fitrank(&[
         "evaluate",
+        "--include-training-rows",
         "--data",
         parquet.to_str().unwrap(),
         "--models-dir",
@@ -133,6 +144,11 @@ async fn a_model_trained_on_the_export_serves_without_a_restart() {
     let loaded = admin.load_model(pb::LoadModelRequest::default()).await.unwrap().into_inner().model.unwrap();
     assert_eq!(loaded.version, "29991231-000000");
     assert_eq!(loaded.metrics["holdout_rows"], 72.0);
+    // The manifest says which rows its metrics come from, and the training data's time range.
+    assert_eq!(loaded.metrics_rows, 72);
+    assert!(loaded.metrics_data.contains("random 10% (seed 3)") && loaded.metrics_data.contains("train.parquet"));
+    assert!(loaded.metrics_from_unix_ms > 0 && loaded.metrics_from_unix_ms <= loaded.metrics_to_unix_ms);
+    assert!(loaded.training_to_unix_ms >= loaded.metrics_to_unix_ms);
     let r = ranking.rank(pb::RankRequest { user_id: "u0".into(), ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(r.model_version, "default/29991231-000000");
     assert_eq!(r.items[0].session_id, "A", "the retrained model learned that women buy in A: {r:?}");

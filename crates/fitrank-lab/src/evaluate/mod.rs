@@ -74,6 +74,31 @@ pub enum EvaluateError {
     Plot { path: PathBuf, reason: String },
 }
 
+/// The rows every evaluated version can be scored on fairly: those after the end of every
+/// version's training data, so that no version is measured on rows it learned from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommonRows {
+    /// Row indexes kept.
+    pub rows: Vec<usize>,
+    /// The latest end of the versions' training data, ms (0 when none is timed).
+    pub after_ms: i64,
+    /// Rows left out because they are not after `after_ms`.
+    pub left_out: usize,
+}
+
+/// The rows of `data` later than every model's training data. Untimed data, or models whose
+/// training data is untimed, keep every row.
+pub fn common_later_rows(data: &Dataset, models: &[ModelArtifact]) -> CommonRows {
+    let after_ms = models.iter().map(|m| m.manifest.training.data_to_ms).max().unwrap_or(0);
+    let timed = data.time_ms.iter().any(|t| *t > 0);
+    let rows: Vec<usize> = if after_ms > 0 && timed {
+        (0..data.len()).filter(|i| data.time_ms[*i] > after_ms).collect()
+    } else {
+        (0..data.len()).collect()
+    };
+    CommonRows { left_out: data.len() - rows.len(), rows, after_ms }
+}
+
 /// Loads `spec` (`name` for the newest version, or `name/version`) from `models_dir`.
 pub fn load_model(models_dir: &Path, spec: &str) -> Result<ModelArtifact, ModelError> {
     let (name, version) = match spec.split_once('/') {
@@ -293,4 +318,29 @@ pub fn render_table(report: &EvaluationReport) -> String {
         report.requests_with_engagement
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped_trained_until(to_ms: i64) -> ModelArtifact {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+        let mut model = load_model(&models, "default").unwrap();
+        model.manifest.training.data_to_ms = to_ms;
+        model
+    }
+
+    #[test]
+    fn versions_are_scored_on_the_rows_after_all_their_training_data() {
+        let mut data = Dataset::with_rows(6);
+        data.time_ms = vec![100, 200, 300, 400, 500, 600];
+        let (early, late) = (shipped_trained_until(250), shipped_trained_until(450));
+        let common = common_later_rows(&data, &[early.clone(), late.clone()]);
+        assert_eq!(common, CommonRows { rows: vec![4, 5], after_ms: 450, left_out: 4 });
+        assert_eq!(common_later_rows(&data, &[early]).rows, vec![2, 3, 4, 5]);
+        // Untimed data, or untimed training data, cannot be split: every row stays.
+        assert_eq!(common_later_rows(&Dataset::with_rows(3), &[late]).rows, vec![0, 1, 2]);
+        assert_eq!(common_later_rows(&data, &[shipped_trained_until(0)]).left_out, 0);
+    }
 }

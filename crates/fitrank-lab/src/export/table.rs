@@ -21,6 +21,15 @@ impl Values {
         }
     }
 
+    fn select(&self, rows: &[usize]) -> Values {
+        match self {
+            Values::I64(v) => Values::I64(rows.iter().map(|r| v[*r]).collect()),
+            Values::F64(v) => Values::F64(rows.iter().map(|r| v[*r]).collect()),
+            Values::F32(v) => Values::F32(rows.iter().map(|r| v[*r]).collect()),
+            Values::Str(v) => Values::Str(rows.iter().map(|r| v[*r].clone()).collect()),
+        }
+    }
+
     fn empty_like(&self) -> Values {
         match self {
             Values::I64(_) => Values::I64(Vec::new()),
@@ -116,6 +125,17 @@ impl Table {
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, |c| c.values.len())
+    }
+
+    /// The rows `rows` (in that order) of every column.
+    pub fn select(&self, rows: &[usize]) -> Table {
+        Table {
+            columns: self
+                .columns
+                .iter()
+                .map(|c| Column { name: c.name.clone(), values: c.values.select(rows) })
+                .collect(),
+        }
     }
 
     /// A table with the same columns and no rows.

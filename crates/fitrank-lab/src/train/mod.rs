@@ -149,6 +149,21 @@ impl Split {
     }
 }
 
+/// Describes the test rows a model's metrics come from.
+fn held_out(data: &Dataset, test_idx: &[usize], split: &Split, source: &str) -> fitrank::model::MetricsData {
+    let part = match *split {
+        Split::Time { test, .. } => format!("the latest {:.0}% by time", test * 100.0),
+        Split::Random { seed, test, .. } => format!("a random {:.0}% (seed {seed})", test * 100.0),
+    };
+    let times = test_idx.iter().map(|i| data.time_ms[*i]).filter(|t| *t > 0);
+    fitrank::model::MetricsData {
+        source: format!("{part} of {source}, held out"),
+        rows: test_idx.len() as u64,
+        from_ms: times.clone().min().unwrap_or(0),
+        to_ms: times.max().unwrap_or(0),
+    }
+}
+
 /// Settings of one training run.
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -381,6 +396,7 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
         metrics.insert(format!("{name}_base_rate"), y.iter().filter(|v| **v).count() as f64 / y.len() as f64);
     }
     metrics.insert("holdout_rows".into(), test_idx.len() as f64);
+    let metrics_data = held_out(data, &test_idx, &opts.split, &opts.source);
 
     let known_times = data.time_ms.iter().filter(|t| **t > 0);
     let manifest = Manifest {
@@ -400,6 +416,7 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
         },
         hyperparameters: hyper,
         metrics,
+        metrics_data: Some(metrics_data),
         identity_buckets: opts.identity_buckets,
         factor_dims: opts.factor_dims,
     };

@@ -47,6 +47,9 @@ pub struct ModelReport {
     /// IPS / SNIPS estimate of this model's top-slot purchase rate from the logged placement
     /// probabilities (needs `ranking_id`, `position` and `propensity` columns).
     pub off_policy: Option<offpolicy::OffPolicyEstimate>,
+    /// The candidate's purchases per ranking over the first `k` positions of its slate, under a
+    /// position model (same columns needed).
+    pub off_policy_slate: Option<offpolicy::SlateEstimate>,
 }
 
 /// The whole evaluation.
@@ -176,7 +179,7 @@ pub fn evaluate(
                 f64::from(policy.score(pe[i] as f32, pp[i] as f32, fit, credit))
             })
             .collect();
-        let off_policy = if table.has("position") && table.has("propensity") && !groups.is_empty() {
+        let (off_policy, off_policy_slate) = if table.has("position") && table.has("propensity") && !groups.is_empty() {
             let mut rankings = Vec::with_capacity(groups.len());
             for g in &groups {
                 let mut items = Vec::with_capacity(g.len());
@@ -191,9 +194,9 @@ pub fn evaluate(
                 }
                 rankings.push(items);
             }
-            offpolicy::top_slot(&rankings)
+            (offpolicy::top_slot(&rankings), offpolicy::slate(&rankings, k))
         } else {
-            None
+            (None, None)
         };
         let (ndcg_purchase, n_p) = mean_ndcg(&groups, &scores, purchased, k);
         let (ndcg_engage, n_e) = mean_ndcg(&groups, &scores, engaged, k);
@@ -206,6 +209,7 @@ pub fn evaluate(
             ndcg_purchase,
             ndcg_engage,
             off_policy,
+            off_policy_slate,
         });
     }
     Ok(EvaluationReport {
@@ -304,6 +308,25 @@ pub fn render_table(report: &EvaluationReport) -> String {
                 e.rankings,
                 e.effective_sample_size,
                 e.logged
+            ));
+            if let Some(w) = &e.warning {
+                out.push_str(&format!("  warning: {w}\n"));
+            }
+        }
+        if let Some(e) = &m.off_policy_slate {
+            out.push_str(&format!(
+                "{}: purchases per ranking in the first {} positions, IPS {:.4} [{:.4}, {:.4}], SNIPS {:.4} \
+                 [{:.4}, {:.4}] (logged policy {:.4}; rankings matching the candidate's prefix per position: {})\n",
+                m.model,
+                e.depth,
+                e.ips,
+                e.ips_ci.0,
+                e.ips_ci.1,
+                e.snips,
+                e.snips_ci.0,
+                e.snips_ci.1,
+                e.logged,
+                e.positions.iter().map(|p| p.1.to_string()).collect::<Vec<_>>().join(", ")
             ));
             if let Some(w) = &e.warning {
                 out.push_str(&format!("  warning: {w}\n"));

@@ -180,6 +180,8 @@ pub fn evaluate(
             })
             .collect();
         let (off_policy, off_policy_slate) = if table.has("position") && table.has("propensity") && !groups.is_empty() {
+            // The reward model reads the serving model's probabilities when the log has them.
+            let served_p = table.has("p_purchase");
             let mut rankings = Vec::with_capacity(groups.len());
             for g in &groups {
                 let mut items = Vec::with_capacity(g.len());
@@ -189,7 +191,7 @@ pub fn evaluate(
                         propensity: table.f64("propensity", i)?,
                         reward: f64::from(u8::from(purchased[i])),
                         candidate_score: scores[i],
-                        candidate_p_purchase: pp[i],
+                        reward_p_purchase: if served_p { table.f64("p_purchase", i)? } else { pp[i] },
                     });
                 }
                 rankings.push(items);

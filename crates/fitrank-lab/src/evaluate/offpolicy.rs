@@ -10,10 +10,13 @@
 //! - **IPS**: (1/N) Σ wᵢ·rᵢ, with a normal 95% interval from the per-ranking terms;
 //! - **SNIPS**: Σ wᵢ·rᵢ / Σ wᵢ, with a delta-method 95% interval;
 //! - **doubly robust**: (1/N) Σ [ρ̂(choiceᵢ) + wᵢ·(rᵢ − ρ̂(topᵢ))], where the reward model ρ̂ is the
-//!   candidate's own purchase probability recalibrated to top-slot purchases (a logistic fit of
-//!   the logged tops' rewards on its logit) on the other four of five folds of rankings, so no
-//!   ranking's reward fits its own correction. Unbiased when the propensities are right, and of
-//!   lower variance the better ρ̂ is.
+//!   *serving* model's purchase probability of the item (logged for every scored candidate)
+//!   recalibrated to top-slot purchases (a logistic fit of the logged tops' rewards on its logit)
+//!   on the other four of five folds of rankings, so no ranking's reward fits its own correction.
+//!   Unbiased when the propensities are right, and of lower variance the better ρ̂ is. The
+//!   candidate's own probabilities are not used for ρ̂: a candidate that disagrees with the
+//!   logging policy would extrapolate its calibration where no logged top lies (a model with
+//!   negated weights was estimated at 0.15–0.26 against a truth of 0.014 that way).
 //!
 //! For the whole slate, [`slate`] sums per-position estimates under a position model: position
 //! k counts in the rankings whose first k+1 logged items are the candidate's first k+1, weighted
@@ -61,8 +64,9 @@ pub struct LoggedItem {
     pub reward: f64,
     /// The candidate policy's score of this item.
     pub candidate_score: f64,
-    /// The candidate model's purchase probability of this item (the reward model's input).
-    pub candidate_p_purchase: f64,
+    /// A purchase probability of this item for the reward model: the serving model's, logged
+    /// with the item (the candidate's own when the data has none).
+    pub reward_p_purchase: f64,
 }
 
 /// Below this share of the rankings, the effective sample size draws a warning.
@@ -82,7 +86,9 @@ const FOLDS: usize = 5;
 #[derive(Debug, Clone, Serialize)]
 pub struct SlateEstimate {
     pub rankings: usize,
-    /// Positions summed (the candidate's slate is cut to this depth).
+    /// Positions summed: the leading positions where some logged ranking matches the candidate's
+    /// prefix (at most the depth asked for). A position without a single match cannot be
+    /// estimated; it is left out, not counted as no purchases, and `warning` says so.
     pub depth: usize,
     /// Purchases per ranking over the first `depth` positions.
     pub ips: f64,
@@ -94,6 +100,8 @@ pub struct SlateEstimate {
     pub positions: Vec<(f64, usize, f64)>,
     /// The logging policy's own purchases per ranking over the first `depth` positions.
     pub logged: f64,
+    /// The logging policy's own purchases per ranking at each position asked for.
+    pub logged_positions: Vec<f64>,
     /// Set when a position's effective sample size is below 100 rankings.
     pub warning: Option<String>,
 }
@@ -104,7 +112,7 @@ pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate
     // weights[i][k], rewards[i][k] for ranking i at position k.
     let mut weights: Vec<Vec<f64>> = Vec::new();
     let mut rewards: Vec<Vec<f64>> = Vec::new();
-    let mut logged_total = 0.0;
+    let mut logged_positions = vec![0.0; depth];
     for items in rankings {
         let mut shown: Vec<&LoggedItem> = items.iter().filter(|i| i.propensity > 0.0 && i.propensity <= 1.0).collect();
         shown.sort_by_key(|i| i.position);
@@ -114,7 +122,9 @@ pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate
         let mut candidate: Vec<&LoggedItem> = items.iter().collect();
         candidate.sort_by(|a, b| b.candidate_score.total_cmp(&a.candidate_score));
         let (mut w, mut r) = (vec![0.0; depth], vec![0.0; depth]);
-        logged_total += shown.iter().take(depth).map(|i| i.reward).sum::<f64>();
+        for (k, item) in shown.iter().take(depth).enumerate() {
+            logged_positions[k] += item.reward;
+        }
         let mut prefix_probability = 1.0;
         for k in 0..depth.min(shown.len()) {
             let agrees = candidate.get(k).is_some_and(|c| std::ptr::eq(*c, shown[k]));
@@ -133,6 +143,14 @@ pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate
         return None;
     }
     let nf = n as f64;
+    for v in &mut logged_positions {
+        *v /= nf;
+    }
+    let asked = depth;
+    let depth = (0..asked).take_while(|k| weights.iter().any(|w| w[*k] > 0.0)).count();
+    if depth == 0 {
+        return None;
+    }
     // IPS: the per-ranking sum over positions of w·r.
     let totals: Vec<f64> = (0..n).map(|i| (0..depth).map(|k| weights[i][k] * rewards[i][k]).sum()).collect();
     let (ips, var, _) = stats::moments(&totals);
@@ -167,6 +185,12 @@ pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate
         snips += value;
         positions.push((value, matched, ess));
     }
+    if depth < asked {
+        warning = Some(format!(
+            "no logged ranking matches the candidate's first {} items: the estimate covers positions 1 to {depth} only",
+            depth + 1
+        ));
+    }
     let (_, var_phi, _) = stats::moments(&influence);
     let snips_half = Z_95 * (var_phi / nf).sqrt();
     Some(SlateEstimate {
@@ -177,7 +201,8 @@ pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate
         snips,
         snips_ci: (snips - snips_half, snips + snips_half),
         positions,
-        logged: logged_total / nf,
+        logged: logged_positions[..depth].iter().sum(),
+        logged_positions,
         warning,
     })
 }
@@ -202,8 +227,8 @@ pub fn top_slot(rankings: &[Vec<LoggedItem>]) -> Option<OffPolicyEstimate> {
         terms.push(Term {
             weight: if agrees { 1.0 / top.propensity } else { 0.0 },
             reward: top.reward,
-            p_choice: choice.candidate_p_purchase,
-            p_top: top.candidate_p_purchase,
+            p_choice: choice.reward_p_purchase,
+            p_top: top.reward_p_purchase,
         });
     }
     let n = terms.len();
@@ -322,14 +347,14 @@ mod tests {
                         propensity: 0.5,
                         reward,
                         candidate_score: score(good_first),
-                        candidate_p_purchase: if good_first { 0.5 } else { 0.3 },
+                        reward_p_purchase: if good_first { 0.5 } else { 0.3 },
                     },
                     LoggedItem {
                         position: 1,
                         propensity: 0.5,
                         reward: 0.0,
                         candidate_score: score(!good_first),
-                        candidate_p_purchase: if good_first { 0.3 } else { 0.5 },
+                        reward_p_purchase: if good_first { 0.3 } else { 0.5 },
                     },
                 ]
             })
@@ -364,7 +389,7 @@ mod tests {
                     propensity,
                     reward: 0.0,
                     candidate_score: score,
-                    candidate_p_purchase: 0.1,
+                    reward_p_purchase: 0.1,
                 };
                 vec![item(0, 1.0, 0.2), item(1, 1.0, 0.1), item(2, 0.0, 0.9)]
             })
@@ -389,7 +414,7 @@ mod tests {
                     propensity: if position == 0 { 0.5 } else { 1.0 },
                     reward: f64::from(u8::from(rng.gen_bool(rate(good, position)))),
                     candidate_score: if good == candidate_prefers_good { 1.0 } else { 0.0 },
-                    candidate_p_purchase: 0.3,
+                    reward_p_purchase: 0.3,
                 };
                 vec![item(good_first, 0, &mut rng), item(!good_first, 1, &mut rng)]
             })
@@ -408,10 +433,10 @@ mod tests {
             assert!(e.warning.is_none());
         }
         assert!((good.positions[0].0 - 0.6).abs() < 0.02 && (good.positions[1].0 - 0.1).abs() < 0.02, "{good:?}");
-        // Deeper than anything logged: no ranking supports position 3.
+        // Deeper than anything logged: no ranking supports position 3, which is left out.
         let deep = slate(&slates(1_000, 9, true), 3).unwrap();
-        assert_eq!(deep.positions[2].1, 0);
-        assert!(deep.warning.is_some_and(|w| w.contains("position 3")));
+        assert_eq!((deep.depth, deep.positions.len(), deep.logged_positions.len()), (2, 2, 3));
+        assert!(deep.warning.is_some_and(|w| w.contains("positions 1 to 2 only")));
     }
 
     #[test]

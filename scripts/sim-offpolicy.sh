@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Do offline estimates predict what serving does? The protocol of the offline-evaluation goals:
+#   0. make the candidates: the shipped model, one retrained on a warm-up of another world seed,
+#      and a deliberately worse one (the shipped model with its weights negated: it ranks the
+#      least likely buyers first)
+#   per run r = 1..RUNS (its own behaviour seed):
+#   1. log: serve the shipped model with exploration 0.1, simulate REQUESTS feeds, export every
+#      scored candidate (fitrank export --candidates)
+#   2. estimate: fitrank evaluate each candidate on that log (IPS, SNIPS, doubly robust, slate)
+#   3. truth: serve each candidate alone, no exploration, on the same world and seed, and measure
+#      its own top-slot purchase rate and purchases per ranking (evaluate's `logged` on its log)
+# Then per estimator: how often the 95% interval holds the truth, the mean absolute bias as a
+# share of the truth, and whether the estimates order the candidates as serving them does.
+# Exports keep rows whose attribution window is open at the log's end (--include-open): the
+# simulator sends each impression's outcomes at once, so nothing arrives after a run.
+# Usage: scripts/sim-offpolicy.sh [RUNS] [REQUESTS]         (default 5 15000)
+# RESCORE=1 OUT=DIR: only re-estimate and summarise the logs and truths already in DIR (after a
+# change to the estimators).
+# WORLD=shoppers SEED=101 SLOTS=8 by default (the smoke protocol's world); WARMUP_SEED=201.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${1:-5}"; REQUESTS="${2:-15000}"
+WORLD="${WORLD:-shoppers}"; SEED="${SEED:-101}"; SLOTS="${SLOTS:-8}"; WARMUP_SEED="${WARMUP_SEED:-201}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
+cargo build --release --workspace --quiet
+B="$CARGO_TARGET_DIR/release/fitrank"
+OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT/models/default"
+[ -n "${RESCORE:-}" ] || cp -r models/default/* "$OUT/models/default/"
+SHIPPED="default/$(ls models/default | sort | tail -1)"
+ADDR=127.0.0.1:50191
+export FITRANK_URL="http://$ADDR"
+echo "results in $OUT"
+
+serve() {  # $1 = data dir, $2 = extra TOML
+  rm -rf "$1"
+  printf 'model_poll_ms = 0\n%s\n[feature_log]\nflush_interval_ms = 200\n' "$2" > "$OUT/fitrank.toml"
+  FITRANK_LOG=warn "$B" serve --http-addr 127.0.0.1:0 --config "$OUT/fitrank.toml" --addr "$ADDR" \
+    --models "$OUT/models" --data-dir "$1" >> "$OUT/fitrank.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 50); do "$B" call health >/dev/null 2>&1 && return; sleep 0.2; done
+  echo "service did not start; see $OUT/fitrank.log" >&2; exit 1
+}
+stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
+trap 'kill ${PID:-} 2>/dev/null || true' EXIT
+simulate() {  # $1 = world seed, $2 = behaviour seed, $3 = requests
+  "$B" simulate --world "$WORLD" --seed "$1" --slots "$SLOTS" --requests "$3" --policies fitrank \
+    --behaviour-seed "$2" --rows 0 > /dev/null
+}
+
+CANDIDATES=("$SHIPPED" default/29990101-000000 default/29990101-000001)
+NAMES=(shipped retrained worse)
+estimate() {  # $1 = run
+  args=(); for c in "${CANDIDATES[@]}"; do args+=(--model "$c"); done
+  "$B" evaluate --data "$OUT/log-$1.parquet" --models-dir "$OUT/models" "${args[@]}" --k "$SLOTS" \
+    --include-training-rows --json > "$OUT/estimate-$1.json" 2> /dev/null
+}
+truth() {  # $1 = run, $2 = candidate index
+  "$B" evaluate --data "$OUT/truth-$1-$2.parquet" --models-dir "$OUT/models" --model "${CANDIDATES[$2]}" \
+    --k "$SLOTS" --include-training-rows --json > "$OUT/truth-$1-$2.json" 2> /dev/null
+}
+if [ -n "${RESCORE:-}" ]; then
+  for r in $(seq "$RUNS"); do
+    estimate "$r"
+    for i in "${!CANDIDATES[@]}"; do truth "$r" "$i"; done
+  done
+else
+echo "== 0. candidates"
+serve "$OUT/warmup" $'[policy]\nexploration_share = 0.2'
+simulate "$WARMUP_SEED" 1 "$REQUESTS"
+stop
+"$B" export --log-dir "$OUT/warmup/featurelog" --include-open --out "$OUT/warmup.parquet" > /dev/null
+"$B" train --data "$OUT/warmup.parquet" --name default --version 29990101-000000 --models "$OUT/models" 2>&1 | grep -E "purchase_auc" || true
+python3 - "$OUT/models/default" "${SHIPPED#default/}" 29990101-000001 <<'PY'
+import json, os, sys
+base, shipped, worse = sys.argv[1:]
+os.makedirs(f"{base}/{worse}", exist_ok=True)
+weights = json.load(open(f"{base}/{shipped}/weights.json"))
+for head in weights.values():
+    head["weights"] = [-w for w in head["weights"]]
+json.dump(weights, open(f"{base}/{worse}/weights.json", "w"))
+manifest = json.load(open(f"{base}/{shipped}/manifest.json"))
+manifest["version"] = worse
+json.dump(manifest, open(f"{base}/{worse}/manifest.json", "w"))
+PY
+
+for r in $(seq "$RUNS"); do
+  echo "== run $r: log with exploration, estimate, then serve each candidate"
+  serve "$OUT/log-$r" $'[policy]\nexploration_share = 0.1'
+  "$B" call load-model --name default --version "${SHIPPED#default/}" > /dev/null
+  simulate "$SEED" "$r" "$REQUESTS"
+  stop
+  "$B" export --log-dir "$OUT/log-$r/featurelog" --candidates --include-open --out "$OUT/log-$r.parquet" > /dev/null
+  estimate "$r"
+  for i in "${!CANDIDATES[@]}"; do
+    c="${CANDIDATES[$i]}"
+    serve "$OUT/truth-$r-$i" ""
+    "$B" call load-model --name default --version "${c#default/}" > /dev/null
+    simulate "$SEED" "$r" "$REQUESTS"
+    stop
+    "$B" export --log-dir "$OUT/truth-$r-$i/featurelog" --all-served --include-open --out "$OUT/truth-$r-$i.parquet" > /dev/null
+    truth "$r" "$i"
+  done
+done
+fi
+
+python3 - "$OUT" "$RUNS" "${NAMES[@]}" <<'PY'
+import json, sys
+out, runs, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+rows = []
+for r in range(1, runs + 1):
+    est = json.load(open(f"{out}/estimate-{r}.json"))["models"]
+    for i, name in enumerate(names):
+        truth = json.load(open(f"{out}/truth-{r}-{i}.json"))["models"][0]
+        rows.append((r, name, est[i], truth))
+def summary(label, get_est, get_truth):
+    covered, bias, n = 0, [], 0
+    for r, name, e, t in rows:
+        v, (lo, hi) = get_est(e)
+        truth = get_truth(e, t)
+        if v is None or truth is None or truth == 0:
+            continue
+        n += 1
+        covered += lo <= truth <= hi
+        bias.append(abs(v - truth) / truth)
+    if n:
+        print(f"{label:<28} interval holds the truth in {covered}/{n} ({100*covered/n:.0f}%), "
+              f"mean |bias| {100*sum(bias)/n:.1f}% of the truth")
+top = lambda key: (lambda e: (e["off_policy"][key], e["off_policy"][key + "_ci"]) if e.get("off_policy") else (None, (0, 0)))
+slate = lambda key: (lambda e: (e["off_policy_slate"][key], e["off_policy_slate"][key + "_ci"]) if e.get("off_policy_slate") else (None, (0, 0)))
+top_truth = lambda e, t: t["off_policy"]["logged"] if t.get("off_policy") else None
+# The slate's truth over the positions the estimate covers (it leaves out unsupported ones).
+def slate_truth_at(e, t):
+    s, d = t.get("off_policy_slate"), (e.get("off_policy_slate") or {}).get("depth")
+    return sum(s["logged_positions"][:d]) if s and d else None
+print("\nper run and candidate: top-slot truth | SNIPS | DR ; slate truth | slate SNIPS")
+for r, name, e, t in rows:
+    o, s = e.get("off_policy") or {}, e.get("off_policy_slate") or {}
+    print(f"  run {r} {name:<10} {top_truth(e, t) or 0:.4f} | {o.get('snips', 0):.4f} | {o.get('doubly_robust', 0):.4f} ;"
+          f" {slate_truth_at(e, t) or 0:.4f} | {s.get('snips', 0):.4f} over {s.get('depth', 0)} positions"
+          f"   (ESS {o.get('effective_sample_size', 0):.0f})")
+print()
+def bias(label, get_est, get_truth):
+    # Bias: the mean over runs of (estimate - truth), per candidate, as a share of its mean truth;
+    # the runs' noise averages out of it, unlike a per-run |error|.
+    shares = []
+    for name in names:
+        pairs = [(get_est(e)[0], get_truth(e, t)) for (_, n, e, t) in rows if n == name]
+        pairs = [(v, t) for v, t in pairs if v is not None and t]
+        if pairs:
+            mean_truth = sum(t for _, t in pairs) / len(pairs)
+            shares.append(abs(sum(v - t for v, t in pairs) / len(pairs)) / mean_truth)
+            print(f"  {label:<26} {name:<10} bias {100 * (sum(v - t for v, t in pairs) / len(pairs)) / mean_truth:+.1f}% of {mean_truth:.4f}")
+    if shares:
+        print(f"{label:<28} mean absolute bias over candidates {100 * sum(shares) / len(shares):.1f}%")
+summary("top slot, IPS", top("ips"), top_truth)
+summary("top slot, SNIPS", top("snips"), top_truth)
+summary("top slot, doubly robust", top("doubly_robust"), top_truth)
+summary("slate, IPS", slate("ips"), slate_truth_at)
+summary("slate, SNIPS", slate("snips"), slate_truth_at)
+print()
+bias("top slot, SNIPS", top("snips"), top_truth)
+bias("top slot, doubly robust", top("doubly_robust"), top_truth)
+bias("slate, SNIPS", slate("snips"), slate_truth_at)
+agree = 0
+for r in range(1, runs + 1):
+    rr = [(name, e, t) for (q, name, e, t) in rows if q == r]
+    by_truth = [n for n, e, t in sorted(rr, key=lambda x: -(top_truth(x[1], x[2]) or 0))]
+    by_dr = [n for n, e, t in sorted(rr, key=lambda x: -((x[1].get("off_policy") or {}).get("doubly_robust", 0)))]
+    agree += by_truth == by_dr
+print(f"doubly robust orders the candidates as serving does in {agree}/{runs} runs")
+agree = 0
+for r in range(1, runs + 1):
+    rr = [(name, e, t) for (q, name, e, t) in rows if q == r]
+    by_truth = [n for n, e, t in sorted(rr, key=lambda x: -(top_truth(x[1], x[2]) or 0))]
+    by_snips = [n for n, e, t in sorted(rr, key=lambda x: -((x[1].get("off_policy") or {}).get("snips", 0)))]
+    agree += by_truth == by_snips
+print(f"SNIPS orders the candidates as serving does in {agree}/{runs} runs")
+PY

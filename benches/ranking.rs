@@ -172,14 +172,19 @@ fn whole_ranking(c: &mut Criterion) {
     }
     group.finish();
 
-    // The same ranking of 500 with the feature log on (50 items logged per ranking).
+    // The same ranking of 500 with the feature log on: 50 items returned and logged, plus the 50
+    // best unreturned candidates (the default, for off-policy evaluation), or none.
     let log_dir = tempfile::tempdir().unwrap();
-    let log = fitrank::featurelog::FeatureLog::open(log_dir.path().to_owned(), &Default::default()).unwrap();
-    let logged = Ranker::new(store, models(), Policy::default(), 2_000, Some(log));
     let candidates: Vec<String> = (0..500).map(|i| format!("s{i}")).collect();
     let mut group = c.benchmark_group("rank_in_process_logged");
     group.throughput(Throughput::Elements(500));
-    group.bench_function("500", |b| b.iter(|| black_box(rt.block_on(logged.rank(query(&candidates))).unwrap())));
+    for unreturned in [50usize, 0] {
+        let config = fitrank::featurelog::FeatureLogConfig { unreturned_candidates: unreturned, ..Default::default() };
+        let log = fitrank::featurelog::FeatureLog::open(log_dir.path().join(unreturned.to_string()), &config).unwrap();
+        let logged = Ranker::new(store.clone(), models(), Policy::default(), 2_000, Some(log));
+        let name = if unreturned == 0 { "500".to_owned() } else { format!("500_with_{unreturned}_unreturned") };
+        group.bench_function(name, |b| b.iter(|| black_box(rt.block_on(logged.rank(query(&candidates))).unwrap())));
+    }
     group.finish();
 }
 

@@ -175,4 +175,17 @@ for r in range(1, runs + 1):
     by_snips = [n for n, e, t in sorted(rr, key=lambda x: -((x[1].get("off_policy") or {}).get("snips", 0)))]
     agree += by_truth == by_snips
 print(f"SNIPS orders the candidates as serving does in {agree}/{runs} runs")
+# Pairwise: does the offline difference of two candidates have the sign of their served one?
+pairs, agree_dr, agree_snips = 0, 0, 0
+for r in range(1, runs + 1):
+    rr = [(name, e, t) for (q, name, e, t) in rows if q == r]
+    for a in range(len(rr)):
+        for b in range(a + 1, len(rr)):
+            truth = (top_truth(rr[a][1], rr[a][2]) or 0) - (top_truth(rr[b][1], rr[b][2]) or 0)
+            dr = (rr[a][1].get("off_policy") or {}).get("doubly_robust", 0) - (rr[b][1].get("off_policy") or {}).get("doubly_robust", 0)
+            sn = (rr[a][1].get("off_policy") or {}).get("snips", 0) - (rr[b][1].get("off_policy") or {}).get("snips", 0)
+            pairs += 1
+            agree_dr += (truth > 0) == (dr > 0)
+            agree_snips += (truth > 0) == (sn > 0)
+print(f"pairs of candidates whose offline difference has the served sign: DR {agree_dr}/{pairs}, SNIPS {agree_snips}/{pairs}")
 PY

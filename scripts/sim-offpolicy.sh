@@ -16,10 +16,12 @@
 # Usage: scripts/sim-offpolicy.sh [RUNS] [REQUESTS]         (default 5 15000)
 # RESCORE=1 OUT=DIR: only re-estimate and summarise the logs and truths already in DIR (after a
 # change to the estimators).
+# TRUTH_REPEATS=N serves each candidate N times per run (behaviour seeds r, r+100, ...) over the
+# same simulated hours and averages them: a truth less noisy than the estimate it judges.
 # WORLD=shoppers SEED=101 SLOTS=8 by default (the smoke protocol's world); WARMUP_SEED=201.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS="${1:-5}"; REQUESTS="${2:-15000}"
+RUNS="${1:-5}"; REQUESTS="${2:-15000}"; TRUTH_REPEATS="${TRUTH_REPEATS:-1}"
 WORLD="${WORLD:-shoppers}"; SEED="${SEED:-101}"; SLOTS="${SLOTS:-8}"; WARMUP_SEED="${WARMUP_SEED:-201}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
 cargo build --release --workspace --quiet
@@ -54,14 +56,16 @@ estimate() {  # $1 = run
   "$B" evaluate --data "$OUT/log-$1.parquet" --models-dir "$OUT/models" "${args[@]}" --k "$SLOTS" \
     --include-training-rows --json > "$OUT/estimate-$1.json" 2> /dev/null
 }
-truth() {  # $1 = run, $2 = candidate index
-  "$B" evaluate --data "$OUT/truth-$1-$2.parquet" --models-dir "$OUT/models" --model "${CANDIDATES[$2]}" \
-    --k "$SLOTS" --include-training-rows --json > "$OUT/truth-$1-$2.json" 2> /dev/null
+truth() {  # $1 = run, $2 = candidate index, $3 = repeat
+  "$B" evaluate --data "$OUT/truth-$1-$2-$3.parquet" --models-dir "$OUT/models" --model "${CANDIDATES[$2]}" \
+    --k "$SLOTS" --include-training-rows --json > "$OUT/truth-$1-$2-$3.json" 2> /dev/null
 }
 if [ -n "${RESCORE:-}" ]; then
   for r in $(seq "$RUNS"); do
     estimate "$r"
-    for i in "${!CANDIDATES[@]}"; do truth "$r" "$i"; done
+    for i in "${!CANDIDATES[@]}"; do
+      for k in $(seq "$TRUTH_REPEATS"); do truth "$r" "$i" "$k"; done
+    done
   done
 else
 echo "== 0. candidates"
@@ -93,25 +97,49 @@ for r in $(seq "$RUNS"); do
   estimate "$r"
   for i in "${!CANDIDATES[@]}"; do
     c="${CANDIDATES[$i]}"
-    serve "$OUT/truth-$r-$i" ""
-    "$B" call load-model --name default --version "${c#default/}" > /dev/null
-    simulate "$SEED" "$r" "$REQUESTS"
-    stop
-    "$B" export --log-dir "$OUT/truth-$r-$i/featurelog" --all-served --include-open --out "$OUT/truth-$r-$i.parquet" > /dev/null
-    truth "$r" "$i"
+    for k in $(seq "$TRUTH_REPEATS"); do
+      serve "$OUT/truth-$r-$i-$k" ""
+      "$B" call load-model --name default --version "${c#default/}" > /dev/null
+      simulate "$SEED" "$((r + 100 * (k - 1)))" "$REQUESTS"
+      stop
+      "$B" export --log-dir "$OUT/truth-$r-$i-$k/featurelog" --all-served --include-open \
+        --out "$OUT/truth-$r-$i-$k.parquet" > /dev/null
+      truth "$r" "$i" "$k"
+      rm -rf "$OUT/truth-$r-$i-$k"
+    done
   done
 done
 fi
 
-python3 - "$OUT" "$RUNS" "${NAMES[@]}" <<'PY'
+python3 - "$OUT" "$RUNS" "$TRUTH_REPEATS" "${NAMES[@]}" <<'PY'
 import json, sys
-out, runs, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+out, runs, repeats, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+
+def merged_truth(r, i):
+    # The repeats' truths pooled: rates weighted by their rankings.
+    parts = [json.load(open(f"{out}/truth-{r}-{i}-{k}.json"))["models"][0] for k in range(1, repeats + 1)]
+    total = sum((p.get("off_policy") or {}).get("rankings", 0) for p in parts)
+    merged = dict(parts[0])
+    if total:
+        merged["off_policy"] = {
+            "rankings": total,
+            "logged": sum(p["off_policy"]["logged"] * p["off_policy"]["rankings"] for p in parts) / total,
+        }
+        slates = [p["off_policy_slate"] for p in parts if p.get("off_policy_slate")]
+        n = sum(s["rankings"] for s in slates)
+        merged["off_policy_slate"] = {
+            "logged_positions": [
+                sum(s["logged_positions"][k] * s["rankings"] for s in slates) / n
+                for k in range(len(slates[0]["logged_positions"]))
+            ]
+        }
+    return merged
+
 rows = []
 for r in range(1, runs + 1):
     est = json.load(open(f"{out}/estimate-{r}.json"))["models"]
     for i, name in enumerate(names):
-        truth = json.load(open(f"{out}/truth-{r}-{i}.json"))["models"][0]
-        rows.append((r, name, est[i], truth))
+        rows.append((r, name, est[i], merged_truth(r, i)))
 def summary(label, get_est, get_truth):
     covered, bias, n = 0, [], 0
     for r, name, e, t in rows:

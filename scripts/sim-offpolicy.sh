@@ -211,20 +211,16 @@ print()
 bias("top slot, SNIPS", top("snips"), top_truth)
 bias("top slot, doubly robust", top("doubly_robust"), top_truth)
 bias("slate, SNIPS", slate("snips"), slate_truth_at)
-agree = 0
-for r in range(1, runs + 1):
-    rr = [(name, e, t) for (q, name, e, t) in rows if q == r]
-    by_truth = [n for n, e, t in sorted(rr, key=lambda x: -(top_truth(x[1], x[2]) or 0))]
-    by_dr = [n for n, e, t in sorted(rr, key=lambda x: -((x[1].get("off_policy") or {}).get("doubly_robust", 0)))]
-    agree += by_truth == by_dr
-print(f"doubly robust orders the candidates as serving does in {agree}/{runs} runs")
-agree = 0
-for r in range(1, runs + 1):
-    rr = [(name, e, t) for (q, name, e, t) in rows if q == r]
-    by_truth = [n for n, e, t in sorted(rr, key=lambda x: -(top_truth(x[1], x[2]) or 0))]
-    by_snips = [n for n, e, t in sorted(rr, key=lambda x: -((x[1].get("off_policy") or {}).get("snips", 0)))]
-    agree += by_truth == by_snips
-print(f"SNIPS orders the candidates as serving does in {agree}/{runs} runs")
+def ordering(label, key):
+    agree = 0
+    for r in range(1, runs + 1):
+        rr = [(name, e, t) for (q, name, e, t) in rows if q == r]
+        by_truth = [n for n, e, t in sorted(rr, key=lambda x: -(top_truth(x[1], x[2]) or 0))]
+        by_estimate = [n for n, e, t in sorted(rr, key=lambda x: -((x[1].get("off_policy") or {}).get(key, 0)))]
+        agree += by_truth == by_estimate
+    print(f"{label} orders the candidates as serving does in {agree}/{runs} runs")
+ordering("doubly robust", "doubly_robust")
+ordering("SNIPS", "snips")
 # Pairwise: does the offline difference of two candidates have the sign of their served one?
 pairs, agree_dr, agree_snips = 0, 0, 0
 for r in range(1, runs + 1):

@@ -36,8 +36,8 @@ use std::{
 };
 
 use clap::{Args, ValueEnum};
+use fitrank::cli::connect::{Conn as Channel, ConnectArgs};
 use serde::Serialize;
-use tonic::transport::Channel;
 
 use fitrank::domain::now_ms;
 use fitrank::metrics::LatencyCounts;
@@ -71,9 +71,10 @@ pub struct BenchArgs {
     /// What to call.
     #[arg(value_enum)]
     target: Target,
-    /// Service address.
-    #[arg(long, env = "FITRANK_URL", default_value = "http://127.0.0.1:50051")]
-    url: String,
+    /// Service address, TLS and credentials (`--url`, `--ca`, `--cert`/`--key`, `--token`): a
+    /// secured deployment is measured as its clients call it.
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// HTTP/2 connections; calls are spread round-robin.
     #[arg(long, default_value_t = 4)]
     connections: usize,
@@ -558,7 +559,7 @@ impl Tally {
 async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
     let mut channels: Vec<Channel> = Vec::with_capacity(args.connections.max(1));
     for _ in 0..args.connections.max(1) {
-        channels.push(Channel::from_shared(args.url.clone())?.tcp_nodelay(true).connect().await?);
+        channels.push(fitrank::cli::connect::connect(&args.connect).await?);
     }
     if !args.no_setup && args.target != Target::Floor {
         setup(channels[0].clone()).await?;

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Deserialize;
+use tokio_rustls::rustls;
 
 use super::{Role, Roles};
 
@@ -82,8 +83,6 @@ struct RawCertificate {
     dns_name: String,
     roles: Vec<Role>,
 }
-
-use tokio_rustls::rustls;
 
 impl AccessFile {
     /// Parses and checks the file at `path`.

@@ -176,13 +176,6 @@ pub enum Access {
     Enforced(Arc<AccessSource>),
 }
 
-impl Access {
-    /// Whether callers are checked.
-    pub fn is_enforced(&self) -> bool {
-        matches!(self, Access::Enforced(_))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,8 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("client CA: {0}")]
     ClientCa(String),
+    #[error("tls.cert and tls.key are both needed")]
+    Incomplete,
 }
 
 /// The files one server configuration is built from.
@@ -117,7 +119,7 @@ fn read_files(s: &TlsConfig) -> Result<Files, TlsError> {
 fn build(s: &TlsConfig, files: &Files) -> Result<ServerConfig, TlsError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let (cert_path, key_path) = s.cert_and_key().expect("read_files checked both");
+    let (cert_path, key_path) = s.cert_and_key().ok_or(TlsError::Incomplete)?;
     let pem =
         |path: &Path, e: rustls::pki_types::pem::Error| TlsError::Pem { path: path.to_owned(), message: e.to_string() };
     let chain =

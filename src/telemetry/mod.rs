@@ -232,14 +232,8 @@ fn to_prometheus_text(open_metrics: &str) -> String {
 }
 
 /// Encodes one metric without labels.
-fn single(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    unit: Option<&Unit>,
-    metric: &impl EncodeMetric,
-) -> std::fmt::Result {
-    metric.encode(encoder.encode_descriptor(name, help, unit, metric.metric_type())?)
+fn single(encoder: &mut DescriptorEncoder, name: &str, help: &str, metric: &impl EncodeMetric) -> std::fmt::Result {
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
 impl Collector for Sources {
@@ -277,7 +271,6 @@ impl Collector for Sources {
             &mut encoder,
             "store_breaker_open",
             "Whether reads skip the shared store after a recent failure (1) or not (0)",
-            None,
             &ConstGauge::new(i64::from(store.breaker_open)),
         )?;
         let (swaps, refusals) = self.models.counts();
@@ -285,42 +278,36 @@ impl Collector for Sources {
             &mut encoder,
             "model_swaps",
             "Times the serving model changed (new version followed, loaded, rolled back or unpinned)",
-            None,
             &ConstCounter::new(swaps),
         )?;
         single(
             &mut encoder,
             "model_refusals",
             "Model versions refused at load (corrupt, another feature schema, missing files)",
-            None,
             &ConstCounter::new(refusals),
         )?;
         single(
             &mut encoder,
             "store_failures",
             "Store reads or writes that failed or timed out",
-            None,
             &ConstCounter::new(store.failures),
         )?;
         single(
             &mut encoder,
             "store_degraded_reads",
             "Reads answered from local copies because the store failed or was slow",
-            None,
             &ConstCounter::new(store.degraded_reads),
         )?;
         single(
             &mut encoder,
             "store_cached_sessions",
             "Sessions held in memory (the embedded store) or in the local cache (Redis)",
-            None,
             &ConstGauge::new(store.cached_sessions as i64),
         )?;
         single(
             &mut encoder,
             "store_cached_users",
             "Users held in memory (the embedded store) or in the local cache (Redis)",
-            None,
             &ConstGauge::new(store.cached_users as i64),
         )?;
         if let Some(log) = &self.feature_log {
@@ -329,21 +316,18 @@ impl Collector for Sources {
                 &mut encoder,
                 "feature_log_rankings",
                 "Rankings handed to the feature log",
-                None,
                 &ConstCounter::new(logged),
             )?;
             single(
                 &mut encoder,
                 "feature_log_dropped_rankings",
                 "Rankings dropped from the feature log because its queue was full",
-                None,
                 &ConstCounter::new(dropped),
             )?;
             single(
                 &mut encoder,
                 "feature_log_queue_depth",
                 "Rankings waiting for the feature log's writer thread",
-                None,
                 &ConstGauge::new(log.queue_depth() as i64),
             )?;
             let (served, outcomes) = log.bytes_written();

@@ -496,34 +496,13 @@ async fn ingest_until_acknowledged(
     }
 }
 
-/// Starts a Redis Cluster of three primaries.
-fn start_cluster() -> Vec<RedisServer> {
-    let nodes: Vec<RedisServer> = (0..3)
-        .map(|_| RedisServer::start_with(&["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]))
-        .collect();
-    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-    let out = Command::new("redis-cli")
-        .args(["--cluster", "create"])
-        .args(&addrs)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .output()
-        .expect("redis-cli --cluster create");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    let start = Instant::now();
-    while !nodes.iter().all(|n| n.cli(&["CLUSTER", "INFO"]).is_some_and(|i| i.contains("cluster_state:ok"))) {
-        assert!(start.elapsed() < Duration::from_secs(20), "cluster did not become ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    nodes
-}
-
 fn keys_on(node: &RedisServer) -> usize {
     node.cli(&["DBSIZE"]).and_then(|s| s.trim().parse().ok()).unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_cluster_holds_the_state_across_its_nodes() {
-    let nodes = start_cluster();
+    let nodes = common::redis::start_cluster();
     let store = format!(
         "redis+cluster://{}",
         nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",")

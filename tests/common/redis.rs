@@ -147,3 +147,24 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// Starts a Redis Cluster of three primaries.
+pub fn start_cluster() -> Vec<RedisServer> {
+    let nodes: Vec<RedisServer> = (0..3)
+        .map(|_| RedisServer::start_with(&["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]))
+        .collect();
+    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    let out = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("redis-cli --cluster create");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let start = Instant::now();
+    while !nodes.iter().all(|n| n.cli(&["CLUSTER", "INFO"]).is_some_and(|i| i.contains("cluster_state:ok"))) {
+        assert!(start.elapsed() < Duration::from_secs(20), "cluster did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nodes
+}

@@ -2,9 +2,12 @@
 //! the same layout.
 //!
 //! Both are stored as packed little-endian `f64` arrays (integers are exact below 2^53): first
-//! plain counters, which an event adds to; then one reference time and decayed counters, one per
-//! (counter, half-life), which [`super::script::APPLY`] decays and adds to exactly as
-//! [`crate::domain::window::Decayed::add`] and [`UserActivity::apply`] do.
+//! plain counters, which an event adds to; then a reference time and decayed counters as of that
+//! time, one per (counter, half-life); last the latest event's time. `script::APPLY_EVENTS` (`APPLY_GROUP` on a cluster)
+//! adds each event's amounts scaled to the reference time, and moves the reference only now and
+//! then; reading decays the counters from the reference to the latest event, which gives what
+//! [`crate::domain::window::Decayed::add`] and [`UserActivity::apply`] give folding the events in
+//! order.
 //!
 //! What an event adds is still decided in one place: the delta of an event is the state that
 //! [`LiveStats::apply`] (or [`UserActivity::apply`]) produces from empty. Redis only sums deltas,
@@ -25,9 +28,42 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Number of `f64`s in a blob.
+    /// Number of `f64`s in a blob: plain counters, reference time, decayed counters, latest time.
     pub const fn values(&self) -> usize {
+        self.legacy_values() + 1
+    }
+
+    /// Number of `f64`s in a blob written before the latest event time was kept (until
+    /// 2026-12-06): there the reference time was the latest event's.
+    const fn legacy_values(&self) -> usize {
         self.plain + 1 + self.counters * self.half_lives_ms.len()
+    }
+
+    /// The values of a blob of this layout with the decayed counters as of the latest event
+    /// (the reference time then is the latest event's, and the trailing latest time is dropped);
+    /// `None` when the blob is of another layout.
+    fn settled(&self, bytes: &[u8]) -> Option<Vec<f64>> {
+        let mut v = unpack(bytes)?;
+        if v.len() == self.legacy_values() {
+            return Some(v);
+        }
+        if v.len() != self.values() {
+            return None;
+        }
+        let latest = v.pop().expect("a blob has values");
+        let at = self.plain;
+        let dt = latest - v[at];
+        if dt != 0.0 {
+            let k = self.half_lives_ms.len();
+            for (w, h) in self.half_lives_ms.iter().enumerate() {
+                let f = (-dt / *h as f64).exp2();
+                for j in (at + 1 + w..v.len()).step_by(k) {
+                    v[j] *= f;
+                }
+            }
+            v[at] = latest;
+        }
+        Some(v)
     }
 }
 
@@ -53,11 +89,35 @@ pub fn pack(values: &[f64]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-fn unpack(bytes: &[u8], layout: Layout) -> Result<Vec<f64>, String> {
-    if bytes.len() != layout.values() * 8 {
-        return Err(format!("blob of {} bytes, expected {}", bytes.len(), layout.values() * 8));
+fn unpack(bytes: &[u8]) -> Option<Vec<f64>> {
+    bytes
+        .len()
+        .is_multiple_of(8)
+        .then(|| bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+}
+
+/// The blob's values by the first of `layouts` it is of, settled ([`Layout::settled`]), and
+/// which layout that was.
+fn settled(bytes: &[u8], layouts: &[Layout]) -> Result<(Vec<f64>, usize), String> {
+    layouts
+        .iter()
+        .enumerate()
+        .find_map(|(i, l)| l.settled(bytes).map(|v| (v, i)))
+        .ok_or_else(|| format!("blob of {} bytes, expected {}", bytes.len(), layouts[0].values() * 8))
+}
+
+/// A packed dense delta (the event applied to nothing, `values` of its layout) as the apply
+/// script takes it: the event's time, then the 1-based position and amount of every non-zero
+/// counter (the reference and latest times left out).
+pub fn sparse_delta(dense: &[f64], layout: Layout) -> Vec<u8> {
+    let at = layout.plain;
+    let mut v = vec![dense[at]];
+    for (j, x) in dense[..layout.values() - 1].iter().enumerate() {
+        if j != at && *x != 0.0 {
+            v.extend([(j + 1) as f64, *x]);
+        }
     }
-    Ok(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+    pack(&v)
 }
 
 /// Live stats as a blob's values.
@@ -83,19 +143,17 @@ pub fn stats_values(s: &LiveStats) -> Vec<f64> {
     for c in &s.windows.values {
         v.extend(c.iter().map(|x| f64::from(*x)));
     }
+    v.push(s.windows.at_ms as f64);
     v
 }
 
 /// Live stats from a blob.
 pub fn stats_from_bytes(bytes: &[u8]) -> Result<LiveStats, String> {
-    let v = if bytes.len() == STATS_WITHOUT_SEGMENT_PURCHASES.values() * 8 {
-        let mut v = unpack(bytes, STATS_WITHOUT_SEGMENT_PURCHASES)?;
+    let (mut v, layout) = settled(bytes, &[STATS, STATS_WITHOUT_SEGMENT_PURCHASES])?;
+    if layout == 1 {
         let at = STATS_TOTALS + SEGMENTS;
         v.splice(at..at, [0.0; SEGMENTS]);
-        v
-    } else {
-        unpack(bytes, STATS)?
-    };
+    }
     let n = |x: f64| x.max(0.0).round() as u64;
     let mut s = LiveStats {
         impressions: n(v[0]),
@@ -138,17 +196,14 @@ pub fn activity_values(a: &UserActivity) -> Vec<f64> {
     v.push(f64::from(a.views));
     v.extend(a.category_impressions.iter().map(|x| f64::from(*x)));
     v.extend(a.category_views.iter().map(|x| f64::from(*x)));
+    v.push(a.at_ms as f64);
     v
 }
 
 /// User activity from a blob.
 pub fn activity_from_bytes(bytes: &[u8]) -> Result<UserActivity, String> {
-    let mut v = if bytes.len() == ACTIVITY_WITHOUT_CATEGORY_VIEWS.values() * 8 {
-        unpack(bytes, ACTIVITY_WITHOUT_CATEGORY_VIEWS)?
-    } else {
-        unpack(bytes, ACTIVITY)?
-    };
-    v.resize(ACTIVITY.values(), 0.0);
+    let (mut v, _) = settled(bytes, &[ACTIVITY, ACTIVITY_WITHOUT_CATEGORY_VIEWS])?;
+    v.resize(ACTIVITY.legacy_values(), 0.0);
     let n = Category::COUNT;
     let mut a = UserActivity { at_ms: v[0] as i64, ..Default::default() };
     for i in 0..n {
@@ -161,18 +216,19 @@ pub fn activity_from_bytes(bytes: &[u8]) -> Result<UserActivity, String> {
     Ok(a)
 }
 
-/// What `event` by `viewer` adds to a session's stats, packed.
-pub fn stats_delta(event: &Event, viewer: Viewer) -> Vec<u8> {
+/// What `event` by `viewer` adds to a session's stats, as a dense layout's values.
+pub fn stats_delta(event: &Event, viewer: Viewer) -> Vec<f64> {
     let mut s = LiveStats::default();
     s.apply(event, viewer);
-    pack(&stats_values(&s))
+    stats_values(&s)
 }
 
-/// What `event` on a session of `category` adds to the user's activity, packed.
-pub fn activity_delta(category: Category, event: &Event) -> Vec<u8> {
+/// What `event` on a session of `category` adds to the user's activity, as a dense layout's
+/// values.
+pub fn activity_delta(category: Category, event: &Event) -> Vec<f64> {
     let mut a = UserActivity::default();
     a.apply(category, event);
-    pack(&activity_values(&a))
+    activity_values(&a)
 }
 
 #[cfg(test)]
@@ -222,7 +278,7 @@ mod tests {
         a.apply(Category::Beauty, &event(EventKind::View, 6_000));
         assert!(a.category_views[Category::Beauty.index()] > 0.0);
         let mut old = activity_values(&a);
-        old.truncate(ACTIVITY_WITHOUT_CATEGORY_VIEWS.values());
+        old.truncate(ACTIVITY_WITHOUT_CATEGORY_VIEWS.legacy_values());
         let back = activity_from_bytes(&pack(&old)).unwrap();
         let expected =
             UserActivity { category_impressions: [0.0; Category::COUNT], category_views: [0.0; Category::COUNT], ..a };
@@ -238,6 +294,7 @@ mod tests {
         }
         assert_eq!(s.segment_purchases[5], 1);
         let mut old = stats_values(&s);
+        old.pop();
         old.drain(STATS_TOTALS + SEGMENTS..STATS_TOTALS + 2 * SEGMENTS);
         let back = stats_from_bytes(&pack(&old)).unwrap();
         assert_eq!(back, LiveStats { segment_purchases: [0; SEGMENTS], ..s });
@@ -245,7 +302,7 @@ mod tests {
 
     #[test]
     fn a_delta_is_the_event_applied_to_nothing() {
-        let delta = stats_from_bytes(&stats_delta(&event(EventKind::Purchase, 77), Viewer::default())).unwrap();
+        let delta = stats_from_bytes(&pack(&stats_delta(&event(EventKind::Purchase, 77), Viewer::default()))).unwrap();
         assert_eq!((delta.purchases, delta.revenue, delta.windows.at_ms), (1, 19.5, 77));
         assert_eq!(delta.windows.values[counter::PURCHASES], [1.0; 3]);
     }

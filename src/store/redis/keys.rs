@@ -6,10 +6,10 @@
 //! |----------------------------------|--------|-----------------------------------------|------------------------------|
 //! | `P:{s:N:ID}:a`                   | string | session attributes (postcard)           | none; `session_retention` after it ends |
 //! | `P:{s:N:ID}:st`                  | string | live stats, packed f64 (see `codec`)    | as the attributes            |
-//! | `P:{s:N:ID}:e:EVENT`             | string | marker: event applied to the session    | `dedup_window`               |
+//! | `P:{s:N:ID}:e:EVENT`             | string | marker: event applied to the session (and, on standalone Redis, to its user) | `dedup_window` |
 //! | `P:{u:N:ID}:p`                   | string | user profile (postcard)                 | none                         |
 //! | `P:{u:N:ID}:act`                 | string | user activity, packed f64               | `activity_retention`, renewed by each event |
-//! | `P:{u:N:ID}:e:EVENT`             | string | marker: event applied to the user       | `dedup_window`               |
+//! | `P:{u:N:ID}:e:EVENT`             | string | marker: event applied to the user (cluster only; standalone marks an event once, with the session's marker) | `dedup_window` |
 //! | `P:live`                         | zset   | live session ids scored by start time   | none                         |
 //! | `P:experiments`                  | hash   | `doc` (experiments JSON), `v` (version) | none                         |
 //! | `P:audit`                        | list   | audit log entries (JSON), oldest first  | none; newest 1,000,000 kept  |

@@ -6,10 +6,16 @@
 //! - **Reads** on the ranking path: one `MGET` of the user's profile and activity, and, at the
 //!   same time, one `MGET` (split by slot on a cluster) of the stats of candidates whose local copy
 //!   is older than `stats_ttl_ms`, plus attributes older than `cache_ttl_ms` ([`cache`]).
-//! - **Writes** of events go through one Lua script per session and one per user
-//!   ([`script::APPLY`]), which de-duplicates each event id and adds the event's delta atomically,
-//!   so counters are exact whichever replica received the event, and a retried batch never counts
-//!   twice. Scripts of one batch are sent concurrently on the multiplexed connection.
+//! - **Writes** of events are Lua scripts that de-duplicate each event id and add the event's
+//!   delta atomically, so counters are exact whichever replica received the event, and a retried
+//!   batch never counts twice. A delta lists only the counters the event changes, and the script
+//!   patches those in the stored blob ([`script::PRELUDE`]). On standalone Redis one call of
+//!   [`script::APPLY_EVENTS`] applies up to [`EVENTS_PER_CALL`] events to their sessions and
+//!   users together, with one marker per event; a batch's calls go out at once (one round
+//!   trip). On a cluster a session's and a user's keys live on different nodes, so
+//!   [`script::APPLY_GROUP`] runs once per session and per user, each blob with its own markers.
+//! - **Two connections**: ranking reads have their own, so that they never queue behind writes
+//!   pipelined on the writers' connection; in Redis they wait at most for the script running.
 //! - **Faults**: reads have a short deadline (`read_timeout_ms`). A failed or late read is
 //!   answered from the local cache and marked degraded, and reads skip Redis for `breaker_ms`
 //!   before trying again, so an outage costs one deadline, not one per request. Writes have their
@@ -24,7 +30,7 @@ mod conn;
 pub mod keys;
 mod script;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -100,7 +106,11 @@ struct Health {
 }
 
 struct Inner {
+    /// Writes (ingest, catalog, documents).
     conn: Conn,
+    /// Reads on the ranking path, on a connection of their own: on a shared multiplexed
+    /// connection they would wait behind every write pipelined before them.
+    reader: Conn,
     keys: Keys,
     config: RedisStoreConfig,
     dedup_window_ms: i64,
@@ -143,14 +153,24 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).expect("postcard encodes domain types")
 }
 
-/// Events of one blob (a session or a user) in a batch: marker keys and packed deltas.
-#[derive(Default)]
-struct Group {
-    markers: Vec<String>,
-    deltas: Vec<Vec<u8>>,
-    /// Position of each event in the batch (sessions' groups only: they decide the statuses).
-    positions: Vec<usize>,
+/// Most events one apply script call carries on standalone Redis: enough to make the per-call
+/// cost small, few enough that a call holds Redis for about a millisecond, so that rankings'
+/// reads queued behind it stay within their deadline.
+const EVENTS_PER_CALL: usize = 200;
+
+/// An event of a batch whose session is known, with what it adds to its session's stats and its
+/// user's activity (packed sparse deltas, `codec::sparse_delta`).
+struct Applied<'a> {
+    /// Position in the batch.
+    position: usize,
+    event: &'a Event,
+    stats: Vec<u8>,
+    activity: Vec<u8>,
 }
+
+/// The layouts of blobs events apply to (numbered from 1 in the apply scripts): sessions'
+/// stats, users' activity.
+const LAYOUTS: [Layout; 2] = [codec::STATS, codec::ACTIVITY];
 
 impl RedisStore {
     /// Connects to `target`. Fails when Redis cannot be reached now.
@@ -160,11 +180,12 @@ impl RedisStore {
         dedup_window_ms: i64,
     ) -> Result<RedisStore, StoreError> {
         let conn = Conn::open(target).await.map_err(|e| unavailable("connect", e))?;
+        let reader = Conn::open(target).await.map_err(|e| unavailable("connect", e))?;
         let mut probe = conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut probe).await.map_err(|e| unavailable("ping", e))?;
         // Loaded now so that the first concurrent batches do not all miss (NOSCRIPT) and load them;
         // after a Redis restart the invocations reload them by themselves.
-        for s in [&*script::APPLY, &*script::CAS_DOC, &*script::PUT_SESSION] {
+        for s in [&*script::APPLY_EVENTS, &*script::APPLY_GROUP, &*script::CAS_DOC, &*script::PUT_SESSION] {
             s.load_async(&mut probe).await.map_err(|e| unavailable("load scripts", e))?;
         }
         tracing::info!(backend = conn.backend(), ?target, "redis store connected");
@@ -179,6 +200,7 @@ impl RedisStore {
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 conn,
+                reader,
                 keys: Keys::new(&config.key_prefix),
                 config,
                 dedup_window_ms,
@@ -190,6 +212,10 @@ impl RedisStore {
 
     fn conn(&self) -> Conn {
         self.inner.conn.clone()
+    }
+
+    fn reader(&self) -> Conn {
+        self.inner.reader.clone()
     }
 
     fn succeeded(&self) {
@@ -261,11 +287,11 @@ impl RedisStore {
         }
     }
 
-    async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    /// `MGET` on `c` (the reader on the ranking path, the writer for ingest).
+    async fn mget(&self, mut c: Conn, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut c = self.conn();
         c.mget(keys).await.map_err(|e| unavailable("MGET", e))
     }
 
@@ -288,7 +314,7 @@ impl RedisStore {
             .map(|id| keys.session_stats(id))
             .chain(stale.iter().map(|id| keys.session_attrs(id)))
             .collect();
-        let mut values = self.mget(&names).await?;
+        let mut values = self.mget(self.reader(), &names).await?;
         let mut read = self.cache_attrs(&stale, values.split_off(wanted.len()), now)?.into_iter();
         for a in attrs.iter_mut().filter(|a| a.is_none()) {
             *a = read.next().flatten();
@@ -339,7 +365,7 @@ impl RedisStore {
         if let Some(ids) = self.inner.cache.fresh_live(now) {
             return Ok(ids);
         }
-        let mut c = self.conn();
+        let mut c = self.reader();
         let ids: Vec<String> =
             c.zrevrange(self.inner.keys.live(), 0, -1).await.map_err(|e| unavailable("ZREVRANGE", e))?;
         Ok(self.inner.cache.put_live(ids, now))
@@ -354,7 +380,7 @@ impl RedisStore {
             return Ok(());
         }
         let names: Vec<String> = missing.iter().map(|id| self.inner.keys.session_attrs(id)).collect();
-        let values = self.mget(&names).await?;
+        let values = self.mget(self.reader(), &names).await?;
         self.cache_attrs(&missing, values, now)?;
         Ok(())
     }
@@ -385,7 +411,7 @@ impl RedisStore {
     async fn fetch_users(&self, ids: &[&str]) -> Result<Vec<UserRecord>, StoreError> {
         let keys = &self.inner.keys;
         let names: Vec<String> = ids.iter().flat_map(|id| [keys.user_profile(id), keys.user_activity(id)]).collect();
-        let values = self.mget(&names).await?;
+        let values = self.mget(self.reader(), &names).await?;
         let mut out = Vec::with_capacity(ids.len());
         let mut values = values.into_iter();
         for _ in ids {
@@ -434,33 +460,115 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Invokes the apply script for each group; results per group, in order.
-    async fn apply_groups(
-        &self,
-        groups: Vec<(String, Option<String>, Layout, i64, Group)>,
-    ) -> Result<Vec<(Group, Vec<i64>)>, StoreError> {
-        let dedup = self.inner.dedup_window_ms.max(1);
-        let calls = groups.into_iter().map(|(blob, must_exist, layout, blob_ms, group)| {
-            let mut c = self.conn();
-            let mut inv = script::APPLY.key(&blob);
-            inv.key(must_exist.as_deref().unwrap_or(blob.as_str()));
-            for m in &group.markers {
-                inv.key(m);
-            }
+    /// The arguments every apply script starts with: the dedup TTL and the layouts.
+    fn apply_invocation(&self, script: &'static redis::Script) -> redis::ScriptInvocation<'static> {
+        let mut inv = script.prepare_invoke();
+        inv.arg(self.inner.dedup_window_ms.max(1)).arg(LAYOUTS.len());
+        for layout in LAYOUTS {
             inv.arg(layout.plain).arg(layout.counters).arg(layout.half_lives_ms.len());
             for h in layout.half_lives_ms {
                 inv.arg(*h);
             }
-            inv.arg(dedup).arg(blob_ms).arg(if must_exist.is_some() { "1" } else { "0" });
-            for d in &group.deltas {
-                inv.arg(d.as_slice());
+        }
+        inv
+    }
+
+    fn activity_ttl_ms(&self) -> i64 {
+        (self.inner.config.activity_retention_secs as i64).saturating_mul(1000).max(1)
+    }
+
+    /// Standalone Redis: one [`script::APPLY_EVENTS`] call per chunk of up to
+    /// [`EVENTS_PER_CALL`] events, all sent at once (one round trip for the batch). Each event
+    /// applies to its session and its user together, marked once. Codes in the events' order.
+    async fn apply_events(&self, applied: &[Applied<'_>]) -> Result<Vec<i64>, StoreError> {
+        let keys = &self.inner.keys;
+        let calls = applied.chunks(EVENTS_PER_CALL).map(|chunk| {
+            let mut blobs: Vec<(String, String, usize, i64, bool)> = Vec::new();
+            let mut index: HashMap<String, usize> = HashMap::new();
+            let mut number = |blob: String, must: String, layout: usize, ttl: i64, check: bool| {
+                *index.entry(blob.clone()).or_insert_with(|| {
+                    blobs.push((blob, must, layout, ttl, check));
+                    blobs.len()
+                })
+            };
+            let mut refs = Vec::with_capacity(chunk.len());
+            for a in chunk {
+                let e = a.event;
+                let s = number(keys.session_stats(&e.session_id), keys.session_attrs(&e.session_id), 0, 0, true);
+                let user = keys.user_activity(&e.user_id);
+                let u = number(user.clone(), user, 1, self.activity_ttl_ms(), false);
+                refs.push((s, u));
             }
+            let mut inv = self.apply_invocation(&script::APPLY_EVENTS);
+            inv.arg(blobs.len());
+            for (blob, must, layout, ttl, check) in &blobs {
+                inv.key(blob).key(must).arg(layout + 1).arg(*ttl).arg(if *check { "1" } else { "0" });
+            }
+            for (a, (s, u)) in chunk.iter().zip(refs) {
+                inv.key(keys.session_event(&a.event.session_id, &a.event.event_id));
+                inv.arg(s).arg(u).arg(a.stats.as_slice()).arg(a.activity.as_slice());
+            }
+            let mut c = self.conn();
             async move {
                 let r: Vec<i64> = inv.invoke_async(&mut c).await.map_err(|e| unavailable("apply events", e))?;
-                Ok::<_, StoreError>((group, r))
+                if r.len() != chunk.len() {
+                    return Err(unavailable("apply events", format!("{} results for {} events", r.len(), chunk.len())));
+                }
+                Ok::<_, StoreError>(r)
             }
         });
-        join_all(calls).await.into_iter().collect()
+        let mut codes = Vec::with_capacity(applied.len());
+        for r in join_all(calls).await {
+            codes.extend(r?);
+        }
+        Ok(codes)
+    }
+
+    /// Redis Cluster: one [`script::APPLY_GROUP`] call per session and per user (their keys
+    /// share a hash tag, so each call runs on one node, and the calls spread over the nodes),
+    /// each blob with its own markers. Codes in the events' order, from the sessions' calls.
+    async fn apply_by_blob(&self, applied: &[Applied<'_>]) -> Result<Vec<i64>, StoreError> {
+        let keys = &self.inner.keys;
+        let mut by_session: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let mut by_user: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, a) in applied.iter().enumerate() {
+            by_session.entry(&a.event.session_id).or_default().push(i);
+            by_user.entry(&a.event.user_id).or_default().push(i);
+        }
+        let activity_ttl = self.activity_ttl_ms();
+        let sessions = by_session
+            .into_iter()
+            .map(|(id, members)| (keys.session_stats(id), Some(keys.session_attrs(id)), 0, 0, members, true));
+        let users =
+            by_user.into_iter().map(|(id, members)| (keys.user_activity(id), None, 1, activity_ttl, members, false));
+        let calls = sessions.chain(users).map(|(blob, must, layout, ttl, members, session)| {
+            let mut inv = self.apply_invocation(&script::APPLY_GROUP);
+            inv.arg(layout + 1).arg(ttl).arg(if must.is_some() { "1" } else { "0" });
+            inv.key(&blob).key(must.as_deref().unwrap_or(&blob));
+            for &i in &members {
+                let (a, e) = (&applied[i], applied[i].event);
+                if session {
+                    inv.key(keys.session_event(&e.session_id, &e.event_id)).arg(a.stats.as_slice());
+                } else {
+                    inv.key(keys.user_event(&e.user_id, &e.event_id)).arg(a.activity.as_slice());
+                }
+            }
+            let mut c = self.conn();
+            async move {
+                let r: Vec<i64> = inv.invoke_async(&mut c).await.map_err(|e| unavailable("apply events", e))?;
+                Ok::<_, StoreError>((members, r, session))
+            }
+        });
+        let mut codes = vec![-1; applied.len()];
+        for r in join_all(calls).await {
+            let (members, r, session) = r?;
+            if session {
+                for (i, code) in members.into_iter().zip(r) {
+                    codes[i] = code;
+                }
+            }
+        }
+        Ok(codes)
     }
 
     async fn ingest_inner(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError> {
@@ -477,7 +585,7 @@ impl RedisStore {
             session_ids.iter().copied().filter(|id| self.inner.cache.fresh_attrs(id, now).is_none()).collect();
         let mut names: Vec<String> = user_ids.iter().map(|id| keys.user_profile(id)).collect();
         names.extend(stale.iter().map(|id| keys.session_attrs(id)));
-        let mut values = self.mget(&names).await?;
+        let mut values = self.mget(self.conn(), &names).await?;
         let attrs = values.split_off(user_ids.len());
         let mut profiles = BTreeMap::new();
         for (id, bytes) in user_ids.iter().zip(values) {
@@ -499,41 +607,35 @@ impl RedisStore {
             }
         }
 
-        // 2. Deltas per session and per user, decided by the domain's own folding code.
+        // 2. Each event's deltas to its session's stats and its user's activity, decided by the
+        //    domain's own folding code.
         let mut statuses = vec![EventStatus::UnknownSession; events.len()];
-        let mut by_session: BTreeMap<&str, Group> = BTreeMap::new();
-        let mut by_user: BTreeMap<&str, Group> = BTreeMap::new();
-        for (i, e) in events.iter().enumerate() {
-            let Some(session) = sessions.get(e.session_id.as_str()) else { continue };
-            let viewer = Viewer::of(profiles.get(e.user_id.as_str()), &session.target);
-            let g = by_session.entry(&e.session_id).or_default();
-            g.markers.push(keys.session_event(&e.session_id, &e.event_id));
-            g.deltas.push(codec::stats_delta(e, viewer));
-            g.positions.push(i);
-            let g = by_user.entry(&e.user_id).or_default();
-            g.markers.push(keys.user_event(&e.user_id, &e.event_id));
-            g.deltas.push(codec::activity_delta(session.category, e));
-        }
+        let applied: Vec<Applied> = events
+            .iter()
+            .enumerate()
+            .filter_map(|(position, e)| {
+                let session = sessions.get(e.session_id.as_str())?;
+                let viewer = Viewer::of(profiles.get(e.user_id.as_str()), &session.target);
+                Some(Applied {
+                    position,
+                    event: e,
+                    stats: codec::sparse_delta(&codec::stats_delta(e, viewer), codec::STATS),
+                    activity: codec::sparse_delta(&codec::activity_delta(session.category, e), codec::ACTIVITY),
+                })
+            })
+            .collect();
 
-        // 3. One script per session and per user; each event applies once per blob.
-        let activity_ms = (self.inner.config.activity_retention_secs as i64).saturating_mul(1000).max(1);
-        let mut groups = Vec::with_capacity(by_session.len() + by_user.len());
-        let n_sessions = by_session.len();
-        for (id, g) in by_session {
-            groups.push((keys.session_stats(id), Some(keys.session_attrs(id)), codec::STATS, 0, g));
-        }
-        for (id, g) in by_user {
-            groups.push((keys.user_activity(id), None, codec::ACTIVITY, activity_ms, g));
-        }
-        let results = self.apply_groups(groups).await?;
-        for (group, r) in results.into_iter().take(n_sessions) {
-            for (pos, code) in group.positions.iter().zip(r) {
-                statuses[*pos] = match code {
-                    1 => EventStatus::Accepted,
-                    0 => EventStatus::Duplicate,
-                    _ => EventStatus::UnknownSession,
-                };
-            }
+        // 3. Applied in Redis, each event once.
+        let codes = match self.inner.conn {
+            Conn::Standalone(_) => self.apply_events(&applied).await?,
+            Conn::Cluster(_) => self.apply_by_blob(&applied).await?,
+        };
+        for (a, code) in applied.iter().zip(codes) {
+            statuses[a.position] = match code {
+                1 => EventStatus::Accepted,
+                0 => EventStatus::Duplicate,
+                _ => EventStatus::UnknownSession,
+            };
         }
         // A second copy of an id within the batch shows as applied-before in the script.
         Ok(IngestOutcome { statuses })

@@ -1,91 +1,232 @@
-//! The Lua scripts Redis runs. Each touches keys of one hash tag only, so it runs atomically on
-//! one node of a cluster.
+//! The Lua scripts Redis runs. On a cluster each call touches keys of one hash tag only, so it
+//! runs atomically on one node; on standalone Redis [`APPLY_EVENTS`] applies a chunk of a batch
+//! across sessions and users in one call.
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Applies events to one blob (a session's stats or a user's activity), each event once.
+/// The Lua both apply scripts share: reading the layouts from ARGV, and loading, changing and
+/// storing a blob.
+///
+/// A blob is plain counters, a reference time `ref`, decayed counters *as of `ref`*, and the
+/// latest event time. An event at time t adds amount · 2^((t − ref) / half-life) to a decayed
+/// counter, so applying it touches only the values it changes: `store` splices them into the
+/// stored bytes instead of unpacking, decaying and repacking the whole blob. When t runs more than
+/// `REBASE` shortest half-lives past `ref` (so that those factors stay far from overflow), the
+/// blob is decayed to t in full and t becomes `ref`. Readers (`codec`) decay the counters from
+/// `ref` to the latest event time: the same values as `Decayed::add` folding the events in order.
+/// A blob of the layout before the latest time was kept (its `ref` was the latest event's) is
+/// read as one whose latest time is its `ref`.
+///
+/// ARGV from 2: number of layouts L, then per layout: plain, counters, k, k half-lives (ms).
+/// Deltas are `codec::sparse_delta`s: packed f64s, the event's time, then (1-based index, amount)
+/// pairs.
+pub(super) const PRELUDE: &str = r#"
+local REBASE = 32
+local layouts = {}
+local a = 3
+for l = 1, tonumber(ARGV[2]) do
+  local lay = { plain = tonumber(ARGV[a]), counters = tonumber(ARGV[a + 1]), k = tonumber(ARGV[a + 2]), hl = {} }
+  a = a + 3
+  lay.hlmin = math.huge
+  for w = 1, lay.k do
+    lay.hl[w] = tonumber(ARGV[a]); a = a + 1
+    if lay.hl[w] < lay.hlmin then lay.hlmin = lay.hl[w] end
+  end
+  lay.at = lay.plain + 1
+  lay.n = lay.plain + 2 + lay.counters * lay.k
+  lay.fmt = '<' .. string.rep('d', lay.n)
+  layouts[l] = lay
+end
+local fmts = {}
+local function values(s)
+  local m = #s / 8
+  local f = fmts[m]
+  if not f then f = '<' .. string.rep('d', m); fmts[m] = f end
+  local v = { struct.unpack(f, s) }
+  v[m + 1] = nil
+  return v, m
+end
+local function load(key, lay, ttl_ms)
+  local b = { key = key, lay = lay, ttl_ms = ttl_ms, acc = {}, changed = false }
+  local cur = redis.call('GET', key)
+  if cur and #cur == 8 * (lay.n - 1) then
+    cur = cur .. string.sub(cur, 8 * lay.at - 7, 8 * lay.at)
+  elseif cur and #cur ~= 8 * lay.n then
+    cur = false
+  end
+  if cur then
+    b.cur = cur
+    b.ref = struct.unpack('<d', cur, 8 * lay.at - 7)
+    b.latest = struct.unpack('<d', cur, 8 * lay.n - 7)
+  end
+  return b
+end
+local function decay(lay, v, to)
+  for w = 1, lay.k do
+    local f = 2 ^ (-(to - v[lay.at]) / lay.hl[w])
+    for j = lay.at + w, lay.n - 1, lay.k do v[j] = v[j] * f end
+  end
+  v[lay.at] = to
+end
+local function apply(b, delta)
+  local lay = b.lay
+  local d, len = values(delta)
+  local t = d[1]
+  if not b.dense and (not b.cur or (t - b.ref) / lay.hlmin > REBASE) then
+    local dense
+    if b.cur then
+      dense = values(b.cur)
+    else
+      dense = {}
+      for j = 1, lay.n do dense[j] = 0 end
+      dense[lay.at] = t
+      b.latest = t
+    end
+    for j, x in pairs(b.acc) do dense[j] = dense[j] + x end
+    b.dense = dense
+    b.ref = dense[lay.at]
+  end
+  if b.dense and (t - b.ref) / lay.hlmin > REBASE then decay(lay, b.dense, t); b.ref = t end
+  if t > b.latest then b.latest = t end
+  local dense, acc, ref, at, k, hl = b.dense, b.acc, b.ref, lay.at, lay.k, lay.hl
+  for i = 2, len - 1, 2 do
+    local j, x = d[i], d[i + 1]
+    if j > at then x = x * 2 ^ ((t - ref) / hl[(j - at - 1) % k + 1]) end
+    if dense then dense[j] = dense[j] + x else acc[j] = (acc[j] or 0) + x end
+  end
+  b.changed = true
+end
+local function store(b)
+  if not b.changed then return end
+  local lay, blob = b.lay, nil
+  if b.dense then
+    b.dense[lay.n] = b.latest
+    blob = struct.pack(lay.fmt, unpack(b.dense))
+  else
+    local acc, cur = b.acc, b.cur
+    acc[lay.n] = b.latest
+    local idx = {}
+    for j in pairs(acc) do idx[#idx + 1] = j end
+    table.sort(idx)
+    local parts, pos = {}, 1
+    for _, j in ipairs(idx) do
+      local off = 8 * j - 7
+      parts[#parts + 1] = string.sub(cur, pos, off - 1)
+      local x = acc[j]
+      if j ~= lay.n then x = x + struct.unpack('<d', cur, off) end
+      parts[#parts + 1] = struct.pack('<d', x)
+      pos = off + 8
+    end
+    parts[#parts + 1] = string.sub(cur, pos)
+    blob = table.concat(parts)
+  end
+  if b.ttl_ms > 0 then
+    redis.call('SET', b.key, blob, 'PX', b.ttl_ms)
+  else
+    redis.call('SET', b.key, blob, 'KEEPTTL')
+  end
+end
+"#;
+
+/// Applies a batch's events to their sessions' stats and users' activity on standalone Redis,
+/// each event once, to both blobs or to neither: one call for a chunk of a batch (one round trip,
+/// one script run), one de-duplication marker per event.
+///
+/// KEYS: per blob: the blob, and the key that must exist for events to apply (a session's
+/// attributes; the blob itself for a user); then one marker per event (the session's marker key
+/// of the event id).
+/// ARGV: 1 = dedup ttl (ms), the layouts (see [`PRELUDE`]), number of blobs B, then per blob:
+/// layout number (1-based), blob ttl (ms, 0 = keep the key's TTL), must-exist flag ("1"/"0");
+/// then per event: its session's blob number, its user's blob number (1-based), the session
+/// delta, the user delta.
+/// Returns one integer per event: 1 applied now, 0 applied before (marker present), -1 the
+/// session's attributes are missing (nothing applied).
+pub static APPLY_EVENTS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{PRELUDE}{}",
+        r#"
+local dedup_ms = tonumber(ARGV[1])
+local nblobs = tonumber(ARGV[a]); a = a + 1
+local spec, blobs = {}, {}
+for i = 1, nblobs do
+  spec[i] = { layouts[tonumber(ARGV[a])], tonumber(ARGV[a + 1]), ARGV[a + 2] == '1' }
+  a = a + 3
+end
+local function blob(i)
+  local b = blobs[i]
+  if b == nil then
+    local s = spec[i]
+    if s[3] and redis.call('EXISTS', KEYS[2 * i]) == 0 then
+      b = false
+    else
+      b = load(KEYS[2 * i - 1], s[1], s[2])
+    end
+    blobs[i] = b
+  end
+  return b
+end
+local out = {}
+local e = 0
+while a <= #ARGV do
+  e = e + 1
+  local sb = blob(tonumber(ARGV[a]))
+  if not sb then
+    out[e] = -1
+  elseif redis.call('SET', KEYS[2 * nblobs + e], '1', 'NX', 'PX', dedup_ms) then
+    apply(sb, ARGV[a + 2])
+    apply(blob(tonumber(ARGV[a + 1])), ARGV[a + 3])
+    out[e] = 1
+  else
+    out[e] = 0
+  end
+  a = a + 4
+end
+for _, b in pairs(blobs) do
+  if b then store(b) end
+end
+return out
+"#
+    ))
+});
+
+/// Applies events to one blob on Redis Cluster (whose keys, sharing a hash tag, are on one
+/// node), each event once per blob: a session's and a user's blob are on different nodes, so
+/// each keeps its own markers.
 ///
 /// KEYS: 1 = blob, 2 = key that must exist (the session's attributes; checked when ARGV says so),
 /// 3.. = one de-duplication marker per event.
-/// ARGV: plain, counters, k, k half-lives (ms), dedup ttl (ms), blob ttl (ms, 0 = keep the key's
-/// TTL), must-exist flag ("1"/"0"), then one packed delta per event (the layout of `codec`).
+/// ARGV: 1 = dedup ttl (ms), the layouts (see [`PRELUDE`]), layout number (1-based), blob ttl
+/// (ms, 0 = keep the key's TTL), must-exist flag ("1"/"0"), then one delta per event.
 /// Returns one integer per event: 1 applied now, 0 applied before (marker present), -1 the
 /// must-exist key is missing (nothing applied).
-///
-/// The decayed part is `Decayed::add` in Lua: move the reference time forward (decaying every
-/// counter) when the event is newer, then add the event's amounts decayed from its own time.
-pub static APPLY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+pub static APPLY_GROUP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{PRELUDE}{}",
         r#"
-local plain = tonumber(ARGV[1])
-local counters = tonumber(ARGV[2])
-local k = tonumber(ARGV[3])
-local hl = {}
-for w = 1, k do hl[w] = tonumber(ARGV[3 + w]) end
-local dedup_ms = tonumber(ARGV[4 + k])
-local blob_ms = tonumber(ARGV[5 + k])
-local must_exist = ARGV[6 + k] == '1'
-local first = 7 + k
-local events = #KEYS - 2
+local dedup_ms = tonumber(ARGV[1])
+local lay, ttl_ms, must = layouts[tonumber(ARGV[a])], tonumber(ARGV[a + 1]), ARGV[a + 2] == '1'
+a = a + 3
 local out = {}
-if must_exist and redis.call('EXISTS', KEYS[2]) == 0 then
+local events = #KEYS - 2
+if must and redis.call('EXISTS', KEYS[2]) == 0 then
   for e = 1, events do out[e] = -1 end
   return out
 end
-local n = plain + 1 + counters * k
-local fmt = '<' .. string.rep('d', n)
-local v
-local cur = redis.call('GET', KEYS[1])
-if cur and #cur == 8 * n then
-  v = { struct.unpack(fmt, cur) }
-  v[n + 1] = nil
-else
-  v = {}
-  for j = 1, n do v[j] = 0 end
-end
-local at = plain + 1
-local changed = false
+local b = load(KEYS[1], lay, ttl_ms)
 for e = 1, events do
   if redis.call('SET', KEYS[2 + e], '1', 'NX', 'PX', dedup_ms) then
-    local d = { struct.unpack(fmt, ARGV[first + e - 1]) }
-    for j = 1, plain do v[j] = v[j] + d[j] end
-    local t = d[at]
-    if t > v[at] then
-      for w = 1, k do
-        local f = 2 ^ (-(t - v[at]) / hl[w])
-        for c = 0, counters - 1 do
-          local j = at + 1 + c * k + (w - 1)
-          v[j] = v[j] * f
-        end
-      end
-      v[at] = t
-    end
-    for w = 1, k do
-      local g = 2 ^ (-(v[at] - t) / hl[w])
-      for c = 0, counters - 1 do
-        local j = at + 1 + c * k + (w - 1)
-        v[j] = v[j] + d[j] * g
-      end
-    end
+    apply(b, ARGV[a + e - 1])
     out[e] = 1
-    changed = true
   else
     out[e] = 0
   end
 end
-if changed then
-  local blob = struct.pack(fmt, unpack(v))
-  if blob_ms > 0 then
-    redis.call('SET', KEYS[1], blob, 'PX', blob_ms)
-  else
-    redis.call('SET', KEYS[1], blob, 'KEEPTTL')
-  end
-end
+store(b)
 return out
-"#,
-    )
+"#
+    ))
 });
 
 /// Replaces a versioned document if its version is still the expected one.

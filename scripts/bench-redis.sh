@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Rank p99 on the Redis store next to the embedded store at the same load, Ingest on Redis, and
-# Redis memory per user, per live session and per remembered event id.
+# Rank p99 on the Redis store next to the embedded store at the same load, Ingest on Redis, rankings
+# under write load, and Redis memory per user, per live session and per remembered event id.
 #   1. embedded store: closed-loop maximum of Rank (500 candidates), then a fixed rate of half of it;
 #   2. Redis store (a redis-server of this script's own, AOF on, appendfsync everysec), same fixed
-#      rate, then its own closed-loop maximum, then Ingest;
-#   3. MEMORY USAGE of the keys the run created, averaged per kind (see src/store/redis/keys.rs).
+#      rate, then its own closed-loop maximum, then Ingest's maximum (batches of 1,000 events);
+#   3. under write load: Ingest at half of Redis's maximum while Rank runs at the same fixed rate,
+#      on Redis, then on the embedded store (rankings marked degraded, and Rank p99, side by side);
+#   4. MEMORY USAGE of the keys the run created, averaged per kind (see src/store/redis/keys.rs).
 # Usage: scripts/bench-redis.sh [SECONDS]   Output: a markdown table on stdout, logs in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,8 +47,22 @@ serve "redis://127.0.0.1:$RPORT" "$OUT/redis"
 red_half=$(bench rank --url $URL --rate "$RATE" --candidates 500)
 red_max=$(bench rank --url $URL --concurrency 64 --candidates 500 --no-setup)
 red_ingest=$(bench ingest --url $URL --concurrency 8 --batch 1000 --no-setup)
+IRATE=$(python3 -c "print(round($(field "$red_ingest" rps) / 2, 1))")
+under_load() { # label: Ingest at IRATE batches/s in the background, Rank at RATE
+  bench ingest --url $URL --rate "$IRATE" --batch 1000 --no-setup > "$OUT/ingest-$1.json" &
+  local ingest=$!
+  bench rank --url $URL --rate "$RATE" --candidates 500 --no-setup
+  wait "$ingest"
+}
+red_loaded=$(under_load redis)
+red_loaded_ingest=$(cat "$OUT/ingest-redis.json")
 stop
-echo "$emb_max $emb_half $red_half $red_max $red_ingest" > "$OUT/raw.json"
+serve embedded "$OUT/embedded-loaded"
+"$B" bench rank --url $URL --rate 1 --candidates 500 --duration 0.5 --warmup 0 --json > /dev/null  # the catalog
+emb_loaded=$(under_load embedded)
+emb_loaded_ingest=$(cat "$OUT/ingest-embedded.json")
+stop
+echo "$emb_max $emb_half $red_half $red_max $red_ingest $red_loaded $red_loaded_ingest $emb_loaded $emb_loaded_ingest" > "$OUT/raw.json"
 
 echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u +%F); ${SECONDS_PER_RUN}s per run;" \
   "fitrank worker_threads 1; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on the same machine; logs in $OUT"
@@ -58,10 +74,17 @@ row "embedded store: Rank, 500 candidates, half of its max" "$emb_half"
 row "Redis store: Rank, 500 candidates, same rate" "$red_half"
 row "Redis store: Rank, 500 candidates" "$red_max"
 row "Redis store: Ingest (events)" "$red_ingest"
-python3 - "$emb_half" "$red_half" <<'PY'
+row "Redis store: Rank, same rate, under Ingest at half of its max" "$red_loaded"
+row "Redis store: that Ingest (events)" "$red_loaded_ingest"
+row "embedded store: Rank, same rate, under the same Ingest" "$emb_loaded"
+row "embedded store: that Ingest (events)" "$emb_loaded_ingest"
+python3 - "$emb_half" "$red_half" "$red_loaded" "$emb_loaded" <<'PY'
 import json, sys
-e, r = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+e, r, rl, el = (json.loads(a) for a in sys.argv[1:5])
 print(f"\np99 at the same rate ({e['rps']:.0f} req/s): Redis / embedded = {r['p99_us'] / e['p99_us']:.2f}")
+print(f"under write load: Redis / embedded p99 = {rl['p99_us'] / el['p99_us']:.2f}; rankings degraded:"
+      f" Redis {rl['degraded_rankings']} of {rl['rankings']} ({100 * rl['degraded_rankings'] / max(1, rl['rankings']):.2f}%),"
+      f" embedded {el['degraded_rankings']} of {el['rankings']}")
 PY
 
 # Memory: average MEMORY USAGE per key kind (key names in src/store/redis/keys.rs).

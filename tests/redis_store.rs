@@ -291,3 +291,32 @@ async fn stats_of_the_previous_blob_layout_keep_their_counts() {
         assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{a:?} vs {b:?}");
     }
 }
+
+/// A read late behind a short stall (a burst of writes) degrades its own answer only; reads late
+/// for longer than two deadlines open the breaker, and the next answered read after it closes.
+#[tokio::test]
+async fn one_late_read_degrades_one_answer_and_a_stall_opens_the_breaker() {
+    let server = RedisServer::start();
+    // Every read goes to Redis (no reuse of fresh local copies).
+    let config = RedisStoreConfig { key_prefix: "late".into(), stats_ttl_ms: 0, cache_ttl_ms: 0, ..Default::default() };
+    let store = RedisStore::connect(&Target::parse(&server.url()).unwrap(), config, 86_400_000).await.unwrap();
+    let t0 = 1_800_000_000_000;
+    store.upsert_sessions(vec![session("s", Category::Beauty, t0)]).await.unwrap();
+    assert!(!store.get_sessions(&["s"], None).await.unwrap().degraded);
+
+    server.pause();
+    let late = store.get_sessions(&["s"], None).await.unwrap();
+    server.resume();
+    assert!(late.degraded, "a read past read_timeout_ms is answered from the local copy");
+    assert!(!store.status().breaker_open, "one late read does not open the breaker");
+    assert!(!store.get_sessions(&["s"], None).await.unwrap().degraded);
+
+    server.pause();
+    let started = std::time::Instant::now();
+    while !store.status().breaker_open {
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "reads late for long open the breaker");
+        assert!(store.get_sessions(&["s"], None).await.unwrap().degraded);
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_millis(50), "{:?}", started.elapsed());
+    server.resume();
+}

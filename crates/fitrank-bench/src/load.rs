@@ -138,6 +138,10 @@ pub struct BenchReport {
     pub rps: f64,
     /// Items per second: candidates scored (rank), events stored (ingest), calls (floor).
     pub items_per_second: f64,
+    /// Answered rankings (`rank`, `mixed`), and those the service marked `degraded` (served
+    /// from its local copy because the store did not answer in time).
+    pub rankings: u64,
+    pub degraded_rankings: u64,
     pub p50_us: u64,
     pub p90_us: u64,
     pub p99_us: u64,
@@ -373,6 +377,9 @@ pub fn bench(args: BenchArgs) -> BenchResult<()> {
             "  {} requests in {:.1}s ({} errors): {:.0} req/s, {:.0} items/s",
             report.requests, report.seconds, report.errors, report.rps, report.items_per_second
         );
+        if report.rankings > 0 {
+            println!("  {} of {} rankings degraded", report.degraded_rankings, report.rankings);
+        }
         for (code, (n, message)) in &report.errors_by_code {
             println!("    {n} × {code}: {message}");
         }
@@ -459,7 +466,7 @@ struct Caller {
 }
 
 impl Caller {
-    async fn call(&self, channel: Channel) -> Result<u64, tonic::Status> {
+    async fn call(&self, channel: Channel) -> Result<Answer, tonic::Status> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         match self.target {
             Target::Rank => self.rank(channel, n).await,
@@ -468,25 +475,25 @@ impl Caller {
                 let events = self.request(futures_util::stream::iter(self.events(n)));
                 let r = EventServiceClient::new(channel).ingest(events).await?;
                 let r = r.into_inner();
-                Ok(u64::from(r.accepted + r.duplicates))
+                Ok(Answer::items(u64::from(r.accepted + r.duplicates)))
             }
             Target::Ingest => {
                 let events = self.request(pb::IngestBatchRequest { events: self.events(n) });
                 let r = EventServiceClient::new(channel).ingest_batch(events).await?;
                 let r = r.into_inner();
-                Ok(u64::from(r.accepted + r.duplicates))
+                Ok(Answer::items(u64::from(r.accepted + r.duplicates)))
             }
             Target::Floor => {
                 tonic_health::pb::health_client::HealthClient::new(channel)
                     .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
                     .await?;
-                Ok(1)
+                Ok(Answer::items(1))
             }
             Target::Stalls => Err(tonic::Status::invalid_argument("movielens and stalls run offline, not over gRPC")),
         }
     }
 
-    async fn rank(&self, channel: Channel, n: u64) -> Result<u64, tonic::Status> {
+    async fn rank(&self, channel: Channel, n: u64) -> Result<Answer, tonic::Status> {
         let request = pb::RankRequest {
             user_id: format!("bench-u{}", n % USERS as u64),
             user: None,
@@ -494,8 +501,8 @@ impl Caller {
             candidate_session_ids: self.candidates.as_ref().clone(),
             limit: self.limit,
         };
-        let r = RankingServiceClient::new(channel).rank(self.request(request)).await?;
-        Ok(u64::from(r.into_inner().scored))
+        let r = RankingServiceClient::new(channel).rank(self.request(request)).await?.into_inner();
+        Ok(Answer { items: u64::from(r.scored), ranking: Some(r.degraded) })
     }
 
     /// `message` as a request with the `--deadline-ms` deadline, if any.
@@ -531,8 +538,24 @@ impl Caller {
     }
 }
 
+/// What one answered call covered.
+struct Answer {
+    items: u64,
+    /// For a ranking: whether the service marked it degraded (served from stale local state).
+    ranking: Option<bool>,
+}
+
+impl Answer {
+    fn items(items: u64) -> Self {
+        Answer { items, ranking: None }
+    }
+}
+
 #[derive(Default)]
 struct Tally {
+    /// Answered rankings, and those marked degraded.
+    rankings: u64,
+    degraded: u64,
     /// Answered requests' latencies, and the failed ones.
     latency: LatencyCounts,
     items: u64,
@@ -541,9 +564,15 @@ struct Tally {
 }
 
 impl Tally {
-    fn record(&mut self, latency: Duration, result: Result<u64, tonic::Status>) {
+    fn record(&mut self, latency: Duration, result: Result<Answer, tonic::Status>) {
         match &result {
-            Ok(items) => self.items += items,
+            Ok(answer) => {
+                self.items += answer.items;
+                if let Some(degraded) = answer.ranking {
+                    self.rankings += 1;
+                    self.degraded += u64::from(degraded);
+                }
+            }
             Err(status) => {
                 let entry = self.errors.entry(format!("{:?}", status.code())).or_insert((0, String::new()));
                 entry.0 += 1;
@@ -683,6 +712,8 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         seconds,
         rps: h.ok() as f64 / seconds,
         items_per_second: t.items as f64 / seconds,
+        rankings: t.rankings,
+        degraded_rankings: t.degraded,
         p50_us: h.quantile_us(0.5),
         p90_us: h.quantile_us(0.9),
         p99_us: h.quantile_us(0.99),

@@ -11,14 +11,16 @@
 //!   batch never counts twice. A delta lists only the counters the event changes, and the script
 //!   patches those in the stored blob ([`script::PRELUDE`]). On standalone Redis one call of
 //!   [`script::APPLY_EVENTS`] applies up to [`EVENTS_PER_CALL`] events to their sessions and
-//!   users together, with one marker per event; a batch's calls go out at once (one round
-//!   trip). On a cluster a session's and a user's keys live on different nodes, so
+//!   users together, with one marker per event; a batch's calls run one after the other, so
+//!   that Redis never holds a ranking's read for more than one of them. On a cluster a session's and a user's keys live on different nodes, so
 //!   [`script::APPLY_GROUP`] runs once per session and per user, each blob with its own markers.
 //! - **Two connections**: ranking reads have their own, so that they never queue behind writes
-//!   pipelined on the writers' connection; in Redis they wait at most for the script running.
+//!   pipelined on the writers' connection.
 //! - **Faults**: reads have a short deadline (`read_timeout_ms`). A failed or late read is
-//!   answered from the local cache and marked degraded, and reads skip Redis for `breaker_ms`
-//!   before trying again, so an outage costs one deadline, not one per request. Writes have their
+//!   answered from the local cache and marked degraded. After a failed read, or reads late for
+//!   two deadlines with no answer between, reads skip Redis for `breaker_ms` before trying
+//!   again, so an outage costs one deadline, not one per request; a read late behind a burst of
+//!   writes costs its own ranking only. Writes have their
 //!   own deadline and fail with [`StoreError::Unavailable`] (`UNAVAILABLE`): nothing is
 //!   acknowledged that Redis did not store. The connection reconnects by itself.
 //! - **Durability** of an acknowledged write is Redis's: run it with AOF (`appendonly yes`;
@@ -99,6 +101,9 @@ struct Health {
     /// Reads skip Redis until this time (ms since the Unix epoch).
     skip_reads_until_ms: AtomicI64,
     reachable: AtomicBool,
+    /// Since when (ms since the Unix epoch) reads have missed their deadline with no answer in
+    /// between; 0 while they answer.
+    late_since_ms: AtomicI64,
     degraded_reads: AtomicU64,
     failures: AtomicU64,
     /// Times of Redis calls by operation, answered or not.
@@ -156,7 +161,7 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 /// Most events one apply script call carries on standalone Redis: enough to make the per-call
 /// cost small, few enough that a call holds Redis for about a millisecond, so that rankings'
 /// reads queued behind it stay within their deadline.
-const EVENTS_PER_CALL: usize = 200;
+const EVENTS_PER_CALL: usize = 64;
 
 /// An event of a batch whose session is known, with what it adds to its session's stats and its
 /// user's activity (packed sparse deltas, `codec::sparse_delta`).
@@ -268,19 +273,37 @@ impl RedisStore {
             deadline = deadline.min(half_left.max(Duration::from_millis(1)));
         }
         let started = Instant::now();
-        let result = within(what, deadline, f).await;
+        let result = tokio::time::timeout(deadline, f).await;
         h.timings.observe(what, started.elapsed());
         match result {
-            Ok(v) => {
+            Ok(Ok(v)) => {
+                h.late_since_ms.store(0, Ordering::Relaxed);
                 self.succeeded();
                 Ok(Some(v))
             }
-            Err(e @ StoreError::Corrupt(_)) => {
+            Ok(Err(e @ StoreError::Corrupt(_))) => {
                 tracing::error!(what, error = %e, "corrupt value in redis");
                 Err(e)
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 self.failed(what, &e);
+                h.degraded_reads.fetch_add(1, Ordering::Relaxed);
+                Ok(None)
+            }
+            Err(_) => {
+                // A late read degrades its ranking only (it may have queued behind a burst of
+                // writes); reads late for longer than two deadlines with no answer in between
+                // open the breaker (a stalled Redis), so that rankings stop paying the deadline.
+                let now = now_ms();
+                let since = match h.late_since_ms.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => now,
+                    Err(since) => since,
+                };
+                if now - since >= 2 * self.inner.config.read_timeout_ms.max(1) as i64 {
+                    h.late_since_ms.store(0, Ordering::Relaxed);
+                    let e = StoreError::Unavailable(format!("redis {what}: reads late for {} ms", now - since));
+                    self.failed(what, &e);
+                }
                 h.degraded_reads.fetch_add(1, Ordering::Relaxed);
                 Ok(None)
             }
@@ -478,8 +501,8 @@ impl RedisStore {
     }
 
     /// Standalone Redis: one [`script::APPLY_EVENTS`] call per chunk of up to
-    /// [`EVENTS_PER_CALL`] events, all sent at once (one round trip for the batch). Each event
-    /// applies to its session and its user together, marked once. Codes in the events' order.
+    /// [`EVENTS_PER_CALL`] events, one after the other. Each event applies to its session and its
+    /// user together, marked once. Codes in the events' order.
     async fn apply_events(&self, applied: &[Applied<'_>]) -> Result<Vec<i64>, StoreError> {
         let keys = &self.inner.keys;
         let calls = applied.chunks(EVENTS_PER_CALL).map(|chunk| {
@@ -517,9 +540,11 @@ impl RedisStore {
                 Ok::<_, StoreError>(r)
             }
         });
+        // One chunk after the other: Redis runs a connection's pipelined commands back to back,
+        // so a batch's chunks sent at once would hold rankings' reads for the whole batch.
         let mut codes = Vec::with_capacity(applied.len());
-        for r in join_all(calls).await {
-            codes.extend(r?);
+        for call in calls {
+            codes.extend(call.await?);
         }
         Ok(codes)
     }

@@ -90,10 +90,7 @@ async fn redis_folds_events_exactly_like_the_embedded_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_cluster_folds_events_exactly_like_the_embedded_store() {
     let nodes = common::redis::start_cluster();
-    let url = format!(
-        "redis+cluster://{}",
-        nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",")
-    );
+    let url = common::redis::cluster_url(&nodes);
     folds_like_the_embedded_store(connect(&url, "parity").await).await;
 }
 

@@ -503,10 +503,7 @@ fn keys_on(node: &RedisServer) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_cluster_holds_the_state_across_its_nodes() {
     let nodes = common::redis::start_cluster();
-    let store = format!(
-        "redis+cluster://{}",
-        nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",")
-    );
+    let store = common::redis::cluster_url(&nodes);
     let server = TestServer::start_with(move |c| c.store = store).await;
     let mut catalog = CatalogServiceClient::new(server.channel().await);
     let sessions: Vec<pb::LiveSession> = (0..30).map(|i| session(&format!("c{i}"), None)).collect();

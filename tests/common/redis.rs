@@ -168,3 +168,9 @@ pub fn start_cluster() -> Vec<RedisServer> {
     }
     nodes
 }
+
+/// The `--store` value of a cluster's nodes.
+pub fn cluster_url(nodes: &[RedisServer]) -> String {
+    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    format!("redis+cluster://{}", addrs.join(","))
+}

@@ -3,11 +3,11 @@
 //!
 //! Both are stored as packed little-endian `f64` arrays (integers are exact below 2^53): first
 //! plain counters, which an event adds to; then a reference time and decayed counters as of that
-//! time, one per (counter, half-life); last the latest event's time. `script::APPLY_EVENTS` (`APPLY_GROUP` on a cluster)
-//! adds each event's amounts scaled to the reference time, and moves the reference only now and
-//! then; reading decays the counters from the reference to the latest event, which gives what
-//! [`crate::domain::window::Decayed::add`] and [`UserActivity::apply`] give folding the events in
-//! order.
+//! time, one per (counter, half-life); last the latest event's time. The apply scripts
+//! (`script::PRELUDE`) add each event's amounts scaled to the reference time, and move the
+//! reference only now and then; reading decays the counters from the reference to the latest
+//! event, which gives what [`crate::domain::window::Decayed::add`] and [`UserActivity::apply`]
+//! give folding the events in order.
 //!
 //! What an event adds is still decided in one place: the delta of an event is the state that
 //! [`LiveStats::apply`] (or [`UserActivity::apply`]) produces from empty. Redis only sums deltas,

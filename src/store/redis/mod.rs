@@ -12,17 +12,18 @@
 //!   patches those in the stored blob ([`script::PRELUDE`]). On standalone Redis one call of
 //!   [`script::APPLY_EVENTS`] applies up to [`EVENTS_PER_CALL`] events to their sessions and
 //!   users together, with one marker per event; a batch's calls run one after the other, so
-//!   that Redis never holds a ranking's read for more than one of them. On a cluster a session's and a user's keys live on different nodes, so
-//!   [`script::APPLY_GROUP`] runs once per session and per user, each blob with its own markers.
+//!   that Redis never holds a ranking's read for more than one of them. On a cluster a
+//!   session's and a user's keys live on different nodes, so [`script::APPLY_GROUP`] runs once
+//!   per session and per user, each blob with its own markers.
 //! - **Two connections**: ranking reads have their own, so that they never queue behind writes
 //!   pipelined on the writers' connection.
 //! - **Faults**: reads have a short deadline (`read_timeout_ms`). A failed or late read is
 //!   answered from the local cache and marked degraded. After a failed read, or reads late for
 //!   two deadlines with no answer between, reads skip Redis for `breaker_ms` before trying
 //!   again, so an outage costs one deadline, not one per request; a read late behind a burst of
-//!   writes costs its own ranking only. Writes have their
-//!   own deadline and fail with [`StoreError::Unavailable`] (`UNAVAILABLE`): nothing is
-//!   acknowledged that Redis did not store. The connection reconnects by itself.
+//!   writes costs its own ranking only. Writes have their own deadline and fail with
+//!   [`StoreError::Unavailable`] (`UNAVAILABLE`): nothing is acknowledged that Redis did not
+//!   store. The connection reconnects by itself.
 //! - **Durability** of an acknowledged write is Redis's: run it with AOF (`appendonly yes`;
 //!   `appendfsync always` to survive power loss) — see docs/DEPLOYMENT.md.
 
@@ -176,6 +177,26 @@ struct Applied<'a> {
 /// The layouts of blobs events apply to (numbered from 1 in the apply scripts): sessions'
 /// stats, users' activity.
 const LAYOUTS: [Layout; 2] = [codec::STATS, codec::ACTIVITY];
+
+/// A blob events apply to, as both apply scripts take it.
+struct Blob {
+    key: String,
+    /// The key that must exist for events to apply (a session's attributes).
+    must_exist: Option<String>,
+    /// Index in [`LAYOUTS`].
+    layout: usize,
+    /// TTL set on each write, ms (0 = keep the key's).
+    ttl_ms: i64,
+}
+
+impl Blob {
+    /// Adds the blob to `inv`: KEYS blob and must-exist key (the blob itself when there is
+    /// none), ARGV layout number (1-based), TTL, must-exist flag.
+    fn add_to(&self, inv: &mut redis::ScriptInvocation<'_>) {
+        inv.key(&self.key).key(self.must_exist.as_deref().unwrap_or(&self.key));
+        inv.arg(self.layout + 1).arg(self.ttl_ms).arg(if self.must_exist.is_some() { "1" } else { "0" });
+    }
+}
 
 impl RedisStore {
     /// Connects to `target`. Fails when Redis cannot be reached now.
@@ -496,8 +517,16 @@ impl RedisStore {
         inv
     }
 
-    fn activity_ttl_ms(&self) -> i64 {
-        (self.inner.config.activity_retention_secs as i64).saturating_mul(1000).max(1)
+    /// A session's stats, which apply only while its attributes exist.
+    fn session_blob(&self, id: &str) -> Blob {
+        let keys = &self.inner.keys;
+        Blob { key: keys.session_stats(id), must_exist: Some(keys.session_attrs(id)), layout: 0, ttl_ms: 0 }
+    }
+
+    /// A user's activity, kept `activity_retention_secs` after its last event.
+    fn user_blob(&self, id: &str) -> Blob {
+        let ttl_ms = (self.inner.config.activity_retention_secs as i64).saturating_mul(1000).max(1);
+        Blob { key: self.inner.keys.user_activity(id), must_exist: None, layout: 1, ttl_ms }
     }
 
     /// Standalone Redis: one [`script::APPLY_EVENTS`] call per chunk of up to
@@ -506,26 +535,22 @@ impl RedisStore {
     async fn apply_events(&self, applied: &[Applied<'_>]) -> Result<Vec<i64>, StoreError> {
         let keys = &self.inner.keys;
         let calls = applied.chunks(EVENTS_PER_CALL).map(|chunk| {
-            let mut blobs: Vec<(String, String, usize, i64, bool)> = Vec::new();
+            let mut blobs: Vec<Blob> = Vec::new();
             let mut index: HashMap<String, usize> = HashMap::new();
-            let mut number = |blob: String, must: String, layout: usize, ttl: i64, check: bool| {
-                *index.entry(blob.clone()).or_insert_with(|| {
-                    blobs.push((blob, must, layout, ttl, check));
+            let mut number = |blob: Blob| {
+                *index.entry(blob.key.clone()).or_insert_with(|| {
+                    blobs.push(blob);
                     blobs.len()
                 })
             };
-            let mut refs = Vec::with_capacity(chunk.len());
-            for a in chunk {
-                let e = a.event;
-                let s = number(keys.session_stats(&e.session_id), keys.session_attrs(&e.session_id), 0, 0, true);
-                let user = keys.user_activity(&e.user_id);
-                let u = number(user.clone(), user, 1, self.activity_ttl_ms(), false);
-                refs.push((s, u));
-            }
+            let refs: Vec<(usize, usize)> = chunk
+                .iter()
+                .map(|a| (number(self.session_blob(&a.event.session_id)), number(self.user_blob(&a.event.user_id))))
+                .collect();
             let mut inv = self.apply_invocation(&script::APPLY_EVENTS);
             inv.arg(blobs.len());
-            for (blob, must, layout, ttl, check) in &blobs {
-                inv.key(blob).key(must).arg(layout + 1).arg(*ttl).arg(if *check { "1" } else { "0" });
+            for blob in &blobs {
+                blob.add_to(&mut inv);
             }
             for (a, (s, u)) in chunk.iter().zip(refs) {
                 inv.key(keys.session_event(&a.event.session_id, &a.event.event_id));
@@ -560,16 +585,11 @@ impl RedisStore {
             by_session.entry(&a.event.session_id).or_default().push(i);
             by_user.entry(&a.event.user_id).or_default().push(i);
         }
-        let activity_ttl = self.activity_ttl_ms();
-        let sessions = by_session
-            .into_iter()
-            .map(|(id, members)| (keys.session_stats(id), Some(keys.session_attrs(id)), 0, 0, members, true));
-        let users =
-            by_user.into_iter().map(|(id, members)| (keys.user_activity(id), None, 1, activity_ttl, members, false));
-        let calls = sessions.chain(users).map(|(blob, must, layout, ttl, members, session)| {
+        let sessions = by_session.into_iter().map(|(id, members)| (self.session_blob(id), members, true));
+        let users = by_user.into_iter().map(|(id, members)| (self.user_blob(id), members, false));
+        let calls = sessions.chain(users).map(|(blob, members, session)| {
             let mut inv = self.apply_invocation(&script::APPLY_GROUP);
-            inv.arg(layout + 1).arg(ttl).arg(if must.is_some() { "1" } else { "0" });
-            inv.key(&blob).key(must.as_deref().unwrap_or(&blob));
+            blob.add_to(&mut inv);
             for &i in &members {
                 let (a, e) = (&applied[i], applied[i].event);
                 if session {

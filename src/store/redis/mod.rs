@@ -248,12 +248,20 @@ impl RedisStore {
         self.inner.health.reachable.store(true, Ordering::Relaxed);
     }
 
+    /// Counts a failed call. A write's failure leaves reads alone: they have a connection of
+    /// their own, and find an outage by themselves within one deadline.
     fn failed(&self, what: &str, e: &StoreError) {
         let h = &self.inner.health;
         h.failures.fetch_add(1, Ordering::Relaxed);
         if h.reachable.swap(false, Ordering::Relaxed) {
             tracing::warn!(error = %e, what, "redis failed; reads are served degraded from the local cache");
         }
+    }
+
+    /// Counts a failed read and makes reads skip Redis for `breaker_ms`.
+    fn read_failed(&self, what: &str, e: &StoreError) {
+        self.failed(what, e);
+        let h = &self.inner.health;
         h.skip_reads_until_ms.store(now_ms() + self.inner.config.breaker_ms as i64, Ordering::Relaxed);
     }
 
@@ -307,7 +315,7 @@ impl RedisStore {
                 Err(e)
             }
             Ok(Err(e)) => {
-                self.failed(what, &e);
+                self.read_failed(what, &e);
                 h.degraded_reads.fetch_add(1, Ordering::Relaxed);
                 Ok(None)
             }
@@ -323,7 +331,7 @@ impl RedisStore {
                 if now - since >= 2 * self.inner.config.read_timeout_ms.max(1) as i64 {
                     h.late_since_ms.store(0, Ordering::Relaxed);
                     let e = StoreError::Unavailable(format!("redis {what}: reads late for {} ms", now - since));
-                    self.failed(what, &e);
+                    self.read_failed(what, &e);
                 }
                 h.degraded_reads.fetch_add(1, Ordering::Relaxed);
                 Ok(None)

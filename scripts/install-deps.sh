@@ -14,3 +14,5 @@ fi
 "$(dirname "$0")/install-redis.sh"
 # The metrics tests use promtool and a real Prometheus server.
 "$(dirname "$0")/install-prometheus.sh"
+# The console's end-to-end tests drive a headless Chromium through ChromeDriver.
+"$(dirname "$0")/install-chromium.sh"

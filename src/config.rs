@@ -73,6 +73,29 @@ pub struct Config {
     pub experiments: Vec<crate::experiment::ExperimentDef>,
     /// The global holdout, applied when the experiments file has none.
     pub holdout: Option<crate::experiment::Holdout>,
+    /// The operator console on the HTTP port.
+    pub console: ConsoleConfig,
+}
+
+/// The operator console (`[console]`), served on the HTTP port under `/console/`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve the console (it needs the HTTP port).
+    pub enabled: bool,
+    /// How long a login lasts, minutes.
+    pub login_minutes: u64,
+    /// How often open pages refresh, ms.
+    pub refresh_ms: u64,
+    /// How often the console samples the service's counters for its charts, ms; live sessions are
+    /// sampled every fifth time.
+    pub sample_ms: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig { enabled: true, login_minutes: 720, refresh_ms: 2_000, sample_ms: 2_000 }
+    }
 }
 
 impl Default for Config {
@@ -104,6 +127,7 @@ impl Default for Config {
             experiments_refresh_ms: 1_000,
             experiments: Vec::new(),
             holdout: None,
+            console: ConsoleConfig::default(),
         }
     }
 }

@@ -16,7 +16,8 @@
 //! - [`experiment`]: deterministic assignment to experiments and arms, and each arm's guardrails.
 //! - [`proto`]: the generated messages, servers and clients, and the conversions between the
 //!   domain's types and the wire's that clients and handlers share.
-//! - [`telemetry`]: the Prometheus metrics the HTTP port serves.
+//! - [`telemetry`]: the Prometheus metrics the HTTP port serves; [`console`]: the operator console
+//!   it serves (audience, experiments, models, service), behind a login.
 //! - [`access`]: roles, tokens and client certificates, the check every call passes; [`audit`]: the
 //!   log of every admin change.
 //! - [`config`], [`server`], [`cli`]: process concerns; [`hash`], [`frames`], [`metrics`], [`text`]:
@@ -31,6 +32,7 @@ pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod experiment;
 pub mod featurelog;

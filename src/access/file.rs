@@ -122,6 +122,11 @@ impl AccessFile {
         self.tokens.get(&hash_token(token))
     }
 
+    /// The entry of the token whose SHA-256 is `hash`, if the file lists it.
+    pub fn token_hash(&self, hash: &[u8; 32]) -> Option<&Entry> {
+        self.tokens.get(hash)
+    }
+
     /// The entry of a client certificate (DER), if the file lists one of its DNS names. The
     /// certificate has already been verified against the client CA by the TLS handshake.
     pub fn certificate(&self, der: &[u8]) -> Option<Entry> {

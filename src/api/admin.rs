@@ -33,9 +33,13 @@ struct Change {
 }
 
 impl Change {
-    fn of<T>(request: &Request<T>, action: &'static str, target: impl Into<String>) -> Change {
-        Change { caller: request.extensions().get::<Caller>().cloned(), action, target: target.into() }
+    fn by(caller: Option<Caller>, action: &'static str, target: impl Into<String>) -> Change {
+        Change { caller, action, target: target.into() }
     }
+}
+
+fn caller<T>(request: &Request<T>) -> Option<Caller> {
+    request.extensions().get::<Caller>().cloned()
 }
 
 impl AdminApi {
@@ -45,7 +49,7 @@ impl AdminApi {
         &self,
         change: Change,
         op: impl FnOnce(&ModelRegistry) -> Result<Arc<LoadedModel>, ModelError> + Send + 'static,
-    ) -> Result<Response<pb::LoadModelResponse>, Status> {
+    ) -> Result<Arc<LoadedModel>, Status> {
         let models = self.models.clone();
         let before = model_state(&models);
         let loaded = tokio::task::spawn_blocking(move || op(&models))
@@ -53,7 +57,7 @@ impl AdminApi {
             .map_err(|e| Status::internal(format!("model loader failed: {e}")))?
             .inspect_err(|e| tracing::warn!(error = %e, "model change refused; current model keeps serving"))?;
         self.record(change, before, model_state(&self.models)).await;
-        Ok(Response::new(pb::LoadModelResponse { model: Some(pb::ModelInfo::from(&loaded.artifact.manifest)) }))
+        Ok(loaded)
     }
 
     /// Runs an experiment change on the blocking pool (it loads models and writes the file),
@@ -62,7 +66,7 @@ impl AdminApi {
         &self,
         change: Change,
         op: impl FnOnce(&Experiments, &ModelRegistry) -> Result<ExperimentDef, ExperimentError> + Send + 'static,
-    ) -> Result<Response<pb::ExperimentResponse>, Status> {
+    ) -> Result<ExperimentDef, Status> {
         let before = self
             .experiments
             .state()
@@ -76,7 +80,71 @@ impl AdminApi {
             .await
             .map_err(|e| Status::internal(format!("experiment change failed: {e}")))??;
         self.record(change, before, serde_json::to_value(&def).unwrap_or_default()).await;
-        Ok(Response::new(pb::ExperimentResponse { experiment: Some(pb::Experiment::from(&def)) }))
+        Ok(def)
+    }
+
+    /// The serving model's name, the target of model changes in the audit log.
+    fn serving_name(&self) -> String {
+        self.models.current().artifact.manifest.name.clone()
+    }
+
+    /// Serves `name`/`version` (the newest when absent) and pins it; audited as `caller`'s.
+    pub async fn load_model_as(
+        &self,
+        caller: Option<Caller>,
+        name: Option<String>,
+        version: Option<String>,
+    ) -> Result<Arc<LoadedModel>, Status> {
+        let change = Change::by(caller, "LoadModel", self.serving_name());
+        self.swap(change, move |m| m.load(name.as_deref(), version.as_deref())).await
+    }
+
+    /// Serves the previous model again; audited as `caller`'s.
+    pub async fn rollback_model_as(&self, caller: Option<Caller>) -> Result<Arc<LoadedModel>, Status> {
+        self.swap(Change::by(caller, "RollbackModel", self.serving_name()), |m| m.rollback()).await
+    }
+
+    /// Follows the newest version again; audited as `caller`'s.
+    pub async fn unpin_model_as(&self, caller: Option<Caller>) -> Result<Arc<LoadedModel>, Status> {
+        self.swap(Change::by(caller, "UnpinModel", self.serving_name()), |m| m.unpin()).await
+    }
+
+    /// Starts the experiment `def` (its arm models loaded first); audited as `caller`'s.
+    pub async fn create_experiment_as(
+        &self,
+        caller: Option<Caller>,
+        def: ExperimentDef,
+    ) -> Result<ExperimentDef, Status> {
+        let change = Change::by(caller, "CreateExperiment", def.name.clone());
+        self.experiment(change, move |experiments, models| {
+            let def = def.normalized()?;
+            // Load arm models before the experiment can assign anyone.
+            for model in def.arms.iter().filter_map(|a| a.model.as_deref()) {
+                models.arm_model(model)?;
+            }
+            experiments.create(def)
+        })
+        .await
+    }
+
+    /// Ramps `name` to `coverage` of its range; audited as `caller`'s.
+    pub async fn set_experiment_coverage_as(
+        &self,
+        caller: Option<Caller>,
+        name: String,
+        coverage: f64,
+    ) -> Result<ExperimentDef, Status> {
+        if !coverage.is_finite() {
+            return Err(Status::invalid_argument("coverage: must be finite"));
+        }
+        let change = Change::by(caller, "SetExperimentCoverage", name.clone());
+        self.experiment(change, move |experiments, _| experiments.set_coverage(&name, coverage)).await
+    }
+
+    /// Stops `name`; audited as `caller`'s.
+    pub async fn stop_experiment_as(&self, caller: Option<Caller>, name: String) -> Result<ExperimentDef, Status> {
+        let change = Change::by(caller, "StopExperiment", name.clone());
+        self.experiment(change, move |experiments, _| experiments.stop(&name)).await
     }
 
     /// Writes a change that took effect into the audit log; a failure is logged, not returned (the
@@ -96,6 +164,14 @@ impl AdminApi {
 fn model_state(models: &ModelRegistry) -> serde_json::Value {
     let (pinned, previous) = models.state();
     serde_json::json!({ "serving": models.current().id, "pinned": pinned, "previous": previous })
+}
+
+fn model_response(loaded: Result<Arc<LoadedModel>, Status>) -> Result<Response<pb::LoadModelResponse>, Status> {
+    Ok(Response::new(pb::LoadModelResponse { model: Some(pb::ModelInfo::from(&loaded?.artifact.manifest)) }))
+}
+
+fn experiment_response(def: Result<ExperimentDef, Status>) -> Result<Response<pb::ExperimentResponse>, Status> {
+    Ok(Response::new(pb::ExperimentResponse { experiment: Some(pb::Experiment::from(&def?)) }))
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -144,10 +220,9 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::LoadModelRequest>,
     ) -> Result<Response<pb::LoadModelResponse>, Status> {
-        let change = Change::of(&request, "LoadModel", self.models.current().artifact.manifest.name.clone());
+        let caller = caller(&request);
         let r = request.into_inner();
-        let (name, version) = (non_empty(r.name), non_empty(r.version));
-        self.swap(change, move |m| m.load(name.as_deref(), version.as_deref())).await
+        model_response(self.load_model_as(caller, non_empty(r.name), non_empty(r.version)).await)
     }
 
     async fn get_active_model(
@@ -195,56 +270,41 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::RollbackModelRequest>,
     ) -> Result<Response<pb::LoadModelResponse>, Status> {
-        let change = Change::of(&request, "RollbackModel", self.models.current().artifact.manifest.name.clone());
-        self.swap(change, |m| m.rollback()).await
+        model_response(self.rollback_model_as(caller(&request)).await)
     }
 
     async fn unpin_model(
         &self,
         request: Request<pb::UnpinModelRequest>,
     ) -> Result<Response<pb::LoadModelResponse>, Status> {
-        let change = Change::of(&request, "UnpinModel", self.models.current().artifact.manifest.name.clone());
-        self.swap(change, |m| m.unpin()).await
+        model_response(self.unpin_model_as(caller(&request)).await)
     }
 
     async fn create_experiment(
         &self,
         request: Request<pb::CreateExperimentRequest>,
     ) -> Result<Response<pb::ExperimentResponse>, Status> {
-        let mut change = Change::of(&request, "CreateExperiment", "");
+        let caller = caller(&request);
         let e = request.into_inner().experiment.ok_or_else(|| Status::invalid_argument("experiment: missing"))?;
         let def = convert::experiment_from_proto(e)?;
-        change.target = def.name.clone();
-        self.experiment(change, move |experiments, models| {
-            let def = def.normalized()?;
-            // Load arm models before the experiment can assign anyone.
-            for model in def.arms.iter().filter_map(|a| a.model.as_deref()) {
-                models.arm_model(model)?;
-            }
-            experiments.create(def)
-        })
-        .await
+        experiment_response(self.create_experiment_as(caller, def).await)
     }
 
     async fn set_experiment_coverage(
         &self,
         request: Request<pb::SetExperimentCoverageRequest>,
     ) -> Result<Response<pb::ExperimentResponse>, Status> {
-        let change = Change::of(&request, "SetExperimentCoverage", request.get_ref().name.clone());
+        let caller = caller(&request);
         let r = request.into_inner();
-        if !r.coverage.is_finite() {
-            return Err(Status::invalid_argument("coverage: must be finite"));
-        }
-        self.experiment(change, move |experiments, _| experiments.set_coverage(&r.name, r.coverage)).await
+        experiment_response(self.set_experiment_coverage_as(caller, r.name, r.coverage).await)
     }
 
     async fn stop_experiment(
         &self,
         request: Request<pb::StopExperimentRequest>,
     ) -> Result<Response<pb::ExperimentResponse>, Status> {
-        let change = Change::of(&request, "StopExperiment", request.get_ref().name.clone());
-        let name = request.into_inner().name;
-        self.experiment(change, move |experiments, _| experiments.stop(&name)).await
+        let caller = caller(&request);
+        experiment_response(self.stop_experiment_as(caller, request.into_inner().name).await)
     }
 
     async fn list_experiments(

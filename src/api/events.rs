@@ -28,6 +28,8 @@ pub struct EventApi {
     pub closing: tokio::sync::watch::Receiver<bool>,
     /// Events stored, duplicated and refused.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Running experiments, whose live readouts count stored purchases.
+    pub experiments: Option<Arc<crate::experiment::Experiments>>,
 }
 
 /// Accumulates the outcome of one call.
@@ -56,18 +58,23 @@ impl Tally {
     }
 
     /// Logs the pending events as outcomes, then stores them; returns once both are durable.
-    async fn flush(
-        &mut self,
-        store: &dyn Store,
-        log: Option<&Arc<FeatureLog>>,
-        metrics: &crate::telemetry::Telemetry,
-    ) -> Result<(), Status> {
+    async fn flush(&mut self, api: &EventApi) -> Result<(), Status> {
+        let (store, log, metrics) = (api.store.as_ref(), api.log.as_ref(), api.telemetry.as_ref());
         if self.pending.is_empty() {
             return Ok(());
         }
         let (indexes, events): (Vec<u32>, Vec<Event>) = std::mem::take(&mut self.pending).into_iter().unzip();
         let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
         let kinds: Vec<crate::domain::EventKind> = events.iter().map(|e| e.kind).collect();
+        let buyers: Vec<(usize, String)> = match &api.experiments {
+            Some(_) => events
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.kind == crate::domain::EventKind::Purchase)
+                .map(|(i, e)| (i, e.user_id.clone()))
+                .collect(),
+            None => Vec::new(),
+        };
         let events = match log {
             // Logged first: a crash between the two writes leaves the event un-acknowledged, the client
             // retries, and the join de-duplicates.
@@ -99,6 +106,13 @@ impl Tally {
                         event_id: ids[i].clone(),
                         reason: "event.session_id: no such session in the catalog".into(),
                     })
+                }
+            }
+        }
+        if let Some(experiments) = &api.experiments {
+            for (i, user_id) in &buyers {
+                if outcome.statuses[*i] == EventStatus::Accepted {
+                    experiments.purchased(user_id);
                 }
             }
         }
@@ -155,7 +169,7 @@ impl EventService for EventApi {
                         tally.push(index, &event);
                         index = index.saturating_add(1);
                         if tally.pending.len() >= STREAM_CHUNK {
-                            tally.flush(self.store.as_ref(), self.log.as_ref(), &self.telemetry).await?;
+                            tally.flush(self).await?;
                         }
                         continue;
                     }
@@ -170,13 +184,13 @@ impl EventService for EventApi {
                     format!("the stream sent nothing for {} s and was ended", self.stream_idle_timeout.as_secs())
                 }
             };
-            tally.flush(self.store.as_ref(), self.log.as_ref(), &self.telemetry).await?;
+            tally.flush(self).await?;
             return Err(Status::unavailable(format!(
                 "{why}: the events received on this stream are stored; resend the rest on a new stream \
                  (resent events count once)"
             )));
         }
-        tally.flush(self.store.as_ref(), self.log.as_ref(), &self.telemetry).await?;
+        tally.flush(self).await?;
         Ok(Response::new(tally.finish(&self.telemetry)))
     }
 
@@ -196,7 +210,7 @@ impl EventService for EventApi {
         for (i, event) in events.iter().enumerate() {
             tally.push(i as u32, event);
         }
-        tally.flush(self.store.as_ref(), self.log.as_ref(), &self.telemetry).await?;
+        tally.flush(self).await?;
         Ok(Response::new(tally.finish(&self.telemetry)))
     }
 }

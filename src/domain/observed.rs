@@ -134,6 +134,11 @@ fn top_groups(counts: &[u32; SEGMENTS]) -> Vec<GroupShare> {
     out
 }
 
+/// The largest groups in words: "62% men 55–64, 21% women 45–54"; empty without any.
+pub fn describe_shares(groups: &[GroupShare]) -> String {
+    groups.iter().map(describe_group).collect::<Vec<_>>().join(", ")
+}
+
 /// "80% men 55–64".
 fn describe_group(g: &GroupShare) -> String {
     let who = match g.gender {

@@ -6,7 +6,9 @@
 //! shared state.
 
 pub mod assign;
+pub mod readout;
 pub mod registry;
+pub mod stats;
 
 /// Prefix of an interleaved ranking's arm: `team-draft:` then each position's team, 'a' or 'b'.
 pub const TEAM_DRAFT_PREFIX: &str = "team-draft:";

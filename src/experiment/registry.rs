@@ -283,6 +283,8 @@ pub struct Experiments {
     writer: Mutex<()>,
     /// Guardrail counters per (experiment, arm), since the process started.
     guardrails: Mutex<std::collections::HashMap<(String, String), ArmGuardrail>>,
+    /// Users and buyers per (experiment, arm), since the process started.
+    readouts: super::readout::Readouts,
 }
 
 /// Ranking time and failures of one arm, in this process since it started.
@@ -331,6 +333,7 @@ impl Experiments {
             state: RwLock::new(Arc::new(state)),
             writer: Mutex::new(()),
             guardrails: Mutex::default(),
+            readouts: super::readout::Readouts::default(),
         }
     }
 
@@ -416,6 +419,38 @@ impl Experiments {
             let arm = super::arm_group(arm);
             g.entry(((*experiment).to_owned(), arm.to_owned())).or_default().latency.record(elapsed, ok);
         }
+    }
+
+    /// Counts a ranking of `user_id` served under `arms` ((experiment, arm) pairs of A/B arms) in
+    /// the arms' live readouts.
+    pub fn ranked(&self, user_id: &str, arms: &[(&str, &str)]) {
+        if !arms.is_empty() {
+            self.readouts.ranked(user_id, arms);
+        }
+    }
+
+    /// Counts a stored purchase by `user_id` in the readouts of the A/B arms the user is in.
+    pub fn purchased(&self, user_id: &str) {
+        let state = self.state();
+        let arms: Vec<(&str, &str)> = state
+            .treatments(user_id)
+            .into_iter()
+            .filter(|(e, _)| e.kind == Kind::Ab)
+            .map(|(e, a)| (e.name.as_str(), a.name.as_str()))
+            .collect();
+        if !arms.is_empty() {
+            self.readouts.purchased(user_id, &arms);
+        }
+    }
+
+    /// The live readout of an A/B experiment's arms (`None` for an interleaving one, whose
+    /// preferences only the offline report counts).
+    pub fn readout(&self, def: &ExperimentDef) -> Option<super::readout::Readout> {
+        if def.kind != Kind::Ab {
+            return None;
+        }
+        let arms: Vec<(&str, f64)> = def.arms.iter().map(|a| (a.name.as_str(), a.weight)).collect();
+        Some(self.readouts.readout(&def.name, &arms, &def.control))
     }
 
     /// Guardrail figures of `experiment`'s arms.

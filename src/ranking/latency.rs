@@ -24,6 +24,17 @@ pub struct RankLatency {
 struct Window {
     counts: LatencyCounts,
     started: Instant,
+    /// Since the console's sampler last read it ([`RankLatency::sample`]).
+    since_sample: LatencyCounts,
+}
+
+/// The rankings since the previous [`RankLatency::sample`].
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct LatencySample {
+    pub count: u64,
+    pub errors: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
 }
 
 /// A summary of one window of [`RankLatency`].
@@ -45,12 +56,35 @@ pub struct LatencySummary {
 impl RankLatency {
     /// An empty histogram whose window starts now.
     pub fn new() -> Self {
-        RankLatency { inner: Mutex::new(Window { counts: LatencyCounts::new(), started: Instant::now() }) }
+        RankLatency {
+            inner: Mutex::new(Window {
+                counts: LatencyCounts::new(),
+                started: Instant::now(),
+                since_sample: LatencyCounts::new(),
+            }),
+        }
     }
 
     /// Records one ranking that took `elapsed`; `ok` is false when it ended in an error.
     pub fn record(&self, elapsed: Duration, ok: bool) {
-        self.lock().counts.record(elapsed, ok);
+        let mut w = self.lock();
+        w.counts.record(elapsed, ok);
+        w.since_sample.record(elapsed, ok);
+    }
+
+    /// The rankings since the previous call, which starts a new interval: the points of the
+    /// console's latency chart. Independent of [`Self::summary`]'s window.
+    pub fn sample(&self) -> LatencySample {
+        let mut w = self.lock();
+        let c = &w.since_sample;
+        let sample = LatencySample {
+            count: c.ok(),
+            errors: c.errors(),
+            p50_us: c.quantile_us(0.5),
+            p99_us: c.quantile_us(0.99),
+        };
+        w.since_sample.reset();
+        sample
     }
 
     /// The current window's summary; with `reset`, a new empty window starts after it is read.

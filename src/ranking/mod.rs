@@ -10,6 +10,7 @@
 
 mod latency;
 mod ranker;
+pub mod shown;
 
 pub mod explore;
 pub mod id;
@@ -18,5 +19,6 @@ pub mod interleave;
 mod placement_check;
 
 pub use id::new_ranking_id;
-pub use latency::{LatencySummary, RankLatency};
+pub use latency::{LatencySample, LatencySummary, RankLatency};
 pub use ranker::{RankError, RankQuery, Ranked, RankedItem, Ranker, UnrankedReason};
+pub use shown::Shown;

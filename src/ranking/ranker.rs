@@ -110,6 +110,8 @@ pub struct Ranker {
     log: Option<Arc<FeatureLog>>,
     /// Running experiments, if any.
     experiments: Option<Arc<Experiments>>,
+    /// Whom each returned session was placed in front of, if counted.
+    shown: Option<Arc<super::Shown>>,
 }
 
 impl Ranker {
@@ -121,12 +123,18 @@ impl Ranker {
         max_catalog_candidates: usize,
         log: Option<Arc<FeatureLog>>,
     ) -> Self {
-        Ranker { store, models, policy, max_catalog_candidates, log, experiments: None }
+        Ranker { store, models, policy, max_catalog_candidates, log, experiments: None, shown: None }
     }
 
     /// Applies the arms of running experiments to the users they assign.
     pub fn with_experiments(mut self, experiments: Arc<Experiments>) -> Self {
         self.experiments = Some(experiments);
+        self
+    }
+
+    /// Counts every returned session under the user's audience segment in `shown`.
+    pub fn with_shown(mut self, shown: Arc<super::Shown>) -> Self {
+        self.shown = Some(shown);
         self
     }
 
@@ -182,6 +190,9 @@ impl Ranker {
                 let arms: Vec<(&str, &str)> =
                     r.exposures.iter().map(|e| (e.experiment.as_str(), e.arm.as_str())).collect();
                 experiments.record(&arms, elapsed, true);
+                let ab: Vec<(&str, &str)> =
+                    arms.iter().copied().filter(|(_, arm)| !arm.starts_with(TEAM_DRAFT_PREFIX)).collect();
+                experiments.ranked(&user_id, &ab);
             }
             Err(_) => {
                 let state = experiments.state();
@@ -209,9 +220,14 @@ impl Ranker {
         let unreturned = self.log.as_ref().map_or(0, |l| l.unreturned_candidates());
         let ordered = order(&query, &fetched, treatment, &ranking_id, unreturned);
         // The profile goes to the log as it is; the response does not need it.
+        let segment = crate::domain::segment(&fetched.user);
         let user = std::mem::take(&mut fetched.user);
         self.log(&query, user, &fetched, &ordered, &ranking_id);
-        Ok(respond(ranking_id, fetched, ordered))
+        let ranked = respond(ranking_id, fetched, ordered);
+        if let Some(shown) = &self.shown {
+            shown.record(segment, ranked.items.iter().map(|i| i.session_id.as_str()));
+        }
+        Ok(ranked)
     }
 
     /// Step 1, fetch: the user and the candidates (named, or the live catalog filtered by the

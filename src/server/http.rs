@@ -1,7 +1,8 @@
 //! The HTTP port, for people and scrapers: `GET /metrics` (Prometheus' text format),
-//! `GET /healthz` (the process answers) and `GET /readyz` (it should get traffic: a model serves,
-//! the store is reachable, shutdown has not begun). HTTP/1.1, a handful of routes: hyper's own
-//! connection builder, no web framework.
+//! `GET /healthz` (the process answers), `GET /readyz` (it should get traffic: a model serves,
+//! the store is reachable, shutdown has not begun) and the operator console under `/console`
+//! ([`crate::console`]). HTTP/1.1, a handful of routes: hyper's own connection builder, no web
+//! framework.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,12 +23,14 @@ pub(super) struct HttpState {
     pub store: Arc<dyn Store>,
     /// True once shutdown has begun.
     pub draining: tokio::sync::watch::Receiver<bool>,
+    /// The operator console, when enabled.
+    pub console: Option<Arc<crate::console::Console>>,
 }
 
 /// Serves `listener` until the task is dropped.
 pub(super) async fn serve(listener: TcpListener, state: HttpState) {
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, "HTTP port: accept failed");
@@ -39,7 +42,7 @@ pub(super) async fn serve(listener: TcpListener, state: HttpState) {
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, &request)) }
+                async move { Ok::<_, Infallible>(route(&state, request, peer).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -53,7 +56,19 @@ pub(super) async fn serve(listener: TcpListener, state: HttpState) {
     }
 }
 
-fn route(state: &HttpState, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(state: &HttpState, request: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    if path == "/console" || path.starts_with("/console/") {
+        return match &state.console {
+            Some(console) => console.handle(request, Some(peer)).await,
+            None => text(StatusCode::NOT_FOUND, "the console is disabled ([console] enabled = false)\n"),
+        };
+    }
+    if path == "/" {
+        let mut response = text(StatusCode::FOUND, "the console is at /console/\n");
+        response.headers_mut().insert(hyper::header::LOCATION, hyper::header::HeaderValue::from_static("/console/"));
+        return response;
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
     }
@@ -71,7 +86,7 @@ fn route(state: &HttpState, request: &Request<Incoming>) -> Response<Full<Bytes>
             None => text(StatusCode::OK, "ready\n"),
             Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {why}\n")),
         },
-        _ => text(StatusCode::NOT_FOUND, "not found: try /metrics, /healthz or /readyz\n"),
+        _ => text(StatusCode::NOT_FOUND, "not found: try /console/, /metrics, /healthz or /readyz\n"),
     }
 }
 

@@ -142,8 +142,10 @@ pub async fn run_with_http(
         feature_log: log.clone(),
     });
     let limits = config.limits();
+    let shown = Arc::new(crate::ranking::Shown::default());
     let ranker = Ranker::new(store.clone(), models.clone(), config.policy, config.max_candidates, log.clone())
-        .with_experiments(experiments.clone());
+        .with_experiments(experiments.clone())
+        .with_shown(shown.clone());
 
     // Follow newer model versions (unless pinned); a refused artifact leaves the current one serving.
     let watcher = (config.model_poll_ms > 0).then(|| {
@@ -182,11 +184,38 @@ pub async fn run_with_http(
     let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
     // Set when shutdown begins: `/readyz` turns 503 with the health service.
     let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);
+    let latency = Arc::new(crate::ranking::RankLatency::new());
+    let admin = Arc::new(AdminApi {
+        models,
+        experiments: experiments.clone(),
+        store: store.clone(),
+        latency: latency.clone(),
+        audit,
+        telemetry: telemetry.clone(),
+    });
+    let console = (http.is_some() && config.console.enabled).then(|| {
+        let history =
+            Arc::new(crate::console::History::new(telemetry.clone(), store.clone(), latency.clone(), shown.clone()));
+        let sampler = tokio::spawn(history.clone().run(Duration::from_millis(config.console.sample_ms.max(100))));
+        let console = Arc::new(crate::console::Console {
+            admin: admin.clone(),
+            shown,
+            history,
+            logins: crate::console::Logins::new(access.clone(), Duration::from_secs(60 * config.console.login_minutes)),
+            refresh_ms: config.console.refresh_ms.max(250),
+        });
+        (console, sampler)
+    });
     let http_task = http.map(|listener| {
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "HTTP port serving /metrics, /healthz, /readyz");
+            tracing::info!(%addr, console = console.is_some(), "HTTP port serving /metrics, /healthz, /readyz, /console/");
         }
-        let state = http::HttpState { telemetry: telemetry.clone(), store: store.clone(), draining: draining_rx };
+        let state = http::HttpState {
+            telemetry: telemetry.clone(),
+            store: store.clone(),
+            draining: draining_rx,
+            console: console.as_ref().map(|(c, _)| c.clone()),
+        };
         tokio::spawn(http::serve(listener, state))
     });
     let signal = {
@@ -205,7 +234,6 @@ pub async fn run_with_http(
         }
     };
 
-    let latency = Arc::new(crate::ranking::RankLatency::new());
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "fitrank serving");
     let router = connection_settings(&config.connections, telemetry.clone(), access)
@@ -226,15 +254,9 @@ pub async fn run_with_http(
             stream_idle_timeout: Duration::from_secs(config.connections.stream_idle_timeout_secs),
             closing: closing_rx,
             telemetry: telemetry.clone(),
+            experiments: Some(experiments.clone()),
         }))
-        .add_service(pb::admin_service_server::AdminServiceServer::new(AdminApi {
-            models,
-            experiments,
-            store: store.clone(),
-            latency,
-            audit,
-            telemetry: telemetry.clone(),
-        }));
+        .add_service(pb::admin_service_server::AdminServiceServer::from_arc(admin));
     let incoming = LimitedIncoming::new(
         TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(Duration::from_secs(60))),
         config.connections.max_connections,
@@ -267,6 +289,9 @@ pub async fn run_with_http(
     }
     if let Some(http) = http_task {
         http.abort();
+    }
+    if let Some((_, sampler)) = console {
+        sampler.abort();
     }
     if let Some(follower) = follower {
         follower.abort();

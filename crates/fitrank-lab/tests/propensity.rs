@@ -14,7 +14,6 @@ use fitrank::proto::v1::{
     catalog_service_client::CatalogServiceClient, event_service_client::EventServiceClient,
     ranking_service_client::RankingServiceClient,
 };
-use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 /// Rankings served per test.
 const RANKINGS: usize = 3_000;
@@ -151,7 +150,7 @@ fn chi_square(placements: &BTreeMap<(usize, Vec<String>), Slot>) -> (f64, f64, f
         }
     }
     assert!(df >= 3.0, "too few placements to compare ({df} degrees of freedom)");
-    let p = 1.0 - ChiSquared::new(df).unwrap().cdf(stat);
+    let p = fitrank::experiment::stats::chi_square_sf(stat, df);
     (stat, df, p, cells)
 }
 

@@ -22,7 +22,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-pub mod stats;
+/// The statistics live beside the experiments in the product, which reads arms out online with
+/// the same tests.
+pub use fitrank::experiment::stats;
 
 use self::stats::{Comparison, Srm};
 use crate::export::{Table, TableError};

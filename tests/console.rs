@@ -1,0 +1,126 @@
+//! The operator console over plain HTTP: login and its cookie, what a viewer may not do, changes
+//! audited under the operator's name, the audience page's mismatch flag, revocation, and pages
+//! that fetch nothing from elsewhere. The browser test (tests/console_browser.rs) drives the
+//! same console through Chromium.
+
+mod common;
+#[path = "common/console.rs"]
+mod world;
+
+use fitrank::proto::v1 as pb;
+use serde_json::json;
+use world::{ConsoleWorld, FEED, GRANTS, Http, MISMATCHED, OPERATOR, VIEWER, write_access};
+
+/// Runs blocking HTTP calls without holding up the server's tasks on this worker.
+fn sync<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_read_operators_change_and_every_change_is_audited() {
+    let world = ConsoleWorld::start().await;
+    let addr = world.server.http_addr;
+
+    // The page and its files come from the binary, with a policy that forbids fetching elsewhere.
+    let http = Http::new(addr);
+    let (page, script) = sync(|| (http.get("/console/"), http.get("/console/assets/console.js")));
+    assert_eq!(page.status, 200);
+    assert!(page.csp.as_deref().unwrap().contains("default-src 'none'"), "{:?}", page.csp);
+    for asset in [&page.text, &script.text] {
+        assert!(!asset.contains("http://") && !asset.contains("https://"), "an asset names another origin");
+    }
+
+    // Logins: unknown tokens and tokens without a console role are refused.
+    let (mut operator, mut viewer, mut other) = (Http::new(addr), Http::new(addr), Http::new(addr));
+    let (unknown, feed, op, anonymous) = sync(|| {
+        let unknown = other.login("no-such-token");
+        let feed = other.login(FEED);
+        let op = operator.login(OPERATOR);
+        assert_eq!(viewer.login(VIEWER).status, 200);
+        (unknown, feed, op, Http::new(addr).get("/console/api/me"))
+    });
+    assert_eq!((unknown.status, feed.status, op.status, anonymous.status), (401, 401, 200, 401));
+    assert!(feed.json["error"].as_str().unwrap().contains("viewer or operator"), "{}", feed.text);
+    let cookie = op.set_cookie.unwrap();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/console"] {
+        assert!(cookie.contains(attribute), "cookie without {attribute}: {cookie}");
+    }
+
+    // The audience page flags the session whose buyers contradict its declaration.
+    let audience = sync(|| viewer.get("/console/api/audience?mismatch=1"));
+    assert_eq!(audience.status, 200, "{}", audience.text);
+    let rows = audience.json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{}", audience.text);
+    assert_eq!(rows[0]["session_id"], MISMATCHED);
+    let flag = rows[0]["mismatch"].as_str().unwrap();
+    assert!(flag.contains("declared women 20–30") && flag.contains("men 55–64"), "{flag}");
+    assert!(rows[0]["shown"].as_u64().unwrap() > 0, "placements are counted: {}", audience.text);
+
+    // A viewer changes nothing, whatever it sends; an operator's change needs the console header.
+    let create = json!({ "name": "console-ab", "layer": "policy", "coverage": 1.0,
+        "arms": [{ "name": "control", "weight": 1.0 }, { "name": "treatment", "weight": 1.0 }] });
+    let (refused, unmarked, created) = sync(|| {
+        let refused = [
+            viewer.post("/console/api/experiments", create.clone(), true).status,
+            viewer.post("/console/api/models/rollback", json!({}), true).status,
+            viewer.post("/console/api/models/unpin", json!({}), true).status,
+        ];
+        let unmarked = operator.post("/console/api/experiments", create.clone(), false).status;
+        (refused, unmarked, operator.post("/console/api/experiments", create.clone(), true))
+    });
+    assert_eq!(refused, [403, 403, 403]);
+    assert_eq!(unmarked, 403);
+    assert_eq!(created.status, 200, "{}", created.text);
+
+    // Users ranked under the experiment, some of whom buy, show up in its live readout.
+    let mut ranking = pb::ranking_service_client::RankingServiceClient::new(world.conn(FEED).await);
+    for i in 0..30 {
+        ranking.rank(pb::RankRequest { user_id: format!("w{i}"), limit: 3, ..Default::default() }).await.unwrap();
+    }
+    let buys: Vec<pb::Event> = (0..10)
+        .map(|i| common::event(&format!("exp-buy-{i}"), pb::EventType::Purchase, &format!("w{i}"), "open-live"))
+        .collect();
+    let mut events = pb::event_service_client::EventServiceClient::new(world.conn(FEED).await);
+    events.ingest_batch(pb::IngestBatchRequest { events: buys }).await.unwrap();
+
+    let (ramped, experiments, stopped) = sync(|| {
+        let ramped = operator.post("/console/api/experiments/console-ab/coverage", json!({ "coverage": 0.5 }), true);
+        let experiments = operator.get("/console/api/experiments");
+        (ramped.status, experiments, operator.post("/console/api/experiments/console-ab/stop", json!({}), true).status)
+    });
+    assert_eq!((ramped, stopped), (200, 200));
+    let listed = experiments.json["experiments"].as_array().unwrap();
+    let e = listed.iter().find(|e| e["definition"]["name"] == "console-ab").unwrap();
+    assert_eq!(e["definition"]["coverage"], 0.5);
+    let arms = e["readout"]["arms"].as_array().unwrap();
+    let users: u64 = arms.iter().map(|a| a["users"].as_u64().unwrap()).sum();
+    let buyers: u64 = arms.iter().map(|a| a["buyers"].as_u64().unwrap()).sum();
+    assert_eq!((users, buyers), (30, 10), "{e}");
+
+    // The service saw each change, and the audit log (newest first) names the operator.
+    let mut admin = world.admin().await;
+    let listed = admin.list_experiments(pb::ListExperimentsRequest::default()).await.unwrap().into_inner();
+    let def = listed.experiments.iter().find(|e| e.name == "console-ab").unwrap();
+    assert_eq!((def.coverage, def.status.as_str()), (0.5, "stopped"));
+    let log = admin.list_audit_log(pb::ListAuditLogRequest { limit: 20 }).await.unwrap().into_inner().entries;
+    let ours: Vec<(&str, &str)> =
+        log.iter().filter(|e| e.target == "console-ab").map(|e| (e.actor.as_str(), e.action.as_str())).collect();
+    assert_eq!(
+        ours,
+        [("olivia", "StopExperiment"), ("olivia", "SetExperimentCoverage"), ("olivia", "CreateExperiment")],
+        "{log:?}"
+    );
+
+    // Revoking the viewer's token ends its login; logging out ends the operator's.
+    write_access(&world.access, &[GRANTS[0], GRANTS[2]]);
+    sync(|| {
+        let started = std::time::Instant::now();
+        while viewer.get("/console/api/me").status != 401 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "the revoked token still logs in");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let cleared = operator.post("/console/logout", json!({}), false).set_cookie.unwrap();
+        assert!(cleared.contains("Max-Age=0"), "{cleared}");
+        assert_eq!(operator.get("/console/api/me").status, 401);
+    });
+}

@@ -200,11 +200,16 @@ pub struct TlsConfig {
     pub client_cert_required: bool,
     /// How often the files are checked for a rotated certificate, ms.
     pub reload_ms: u64,
+    /// Serve the HTTP port (the console, `/metrics`, health) over TLS too, with the same
+    /// certificate and without client certificates. Browsers keep the console's `Secure` login
+    /// cookie only over HTTPS (or from `localhost`), so a console reached over the network needs
+    /// this or a TLS-terminating proxy in front.
+    pub http: bool,
 }
 
 impl Default for TlsConfig {
     fn default() -> Self {
-        TlsConfig { cert: None, key: None, client_ca: None, client_cert_required: true, reload_ms: 10_000 }
+        TlsConfig { cert: None, key: None, client_ca: None, client_cert_required: true, reload_ms: 10_000, http: false }
     }
 }
 

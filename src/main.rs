@@ -49,7 +49,7 @@ struct ServeArgs {
     /// Log lines as text (for people) or JSON (one object per line, with a call's trace id).
     #[arg(long, env = "FITRANK_LOG_FORMAT", value_enum, default_value_t = cli::LogFormat::Text)]
     log_format: cli::LogFormat,
-    /// Address of the HTTP port (/metrics, /healthz, /readyz), HOST:PORT.
+    /// Address of the HTTP port (/metrics, /healthz, /readyz, the console at /console/), HOST:PORT.
     #[arg(long, env = "FITRANK_HTTP_ADDR")]
     http_addr: Option<std::net::SocketAddr>,
     /// Models folder.

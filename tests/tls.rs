@@ -219,3 +219,62 @@ async fn the_cli_makes_tokens_and_calls_over_verified_tls() {
     let (ok, _, said) = fitrank(call(&["--ca", &ca, "experiments"])).await;
     assert!(!ok && said.contains("Unauthenticated"), "{said}");
 }
+
+/// `GET path` over TLS to `addr` as `localhost`, trusting the test CA in `ca`: status and body.
+async fn https_get(addr: std::net::SocketAddr, ca: &std::path::Path, path: &str) -> std::io::Result<(u16, String)> {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await?;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    // A peer closing without close_notify after a complete response is fine here.
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    Ok((head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), body.to_owned()))
+}
+
+#[tokio::test]
+async fn the_http_port_serves_the_console_over_tls_with_tls_http() {
+    let s = setup();
+    let (dir, server_pem) = (s.dir.path().to_owned(), s.server_pem.clone());
+    let server = TestServer::start_with(move |c| {
+        c.tls.cert = Some(server_pem.cert);
+        c.tls.key = Some(server_pem.key);
+        // The gRPC port wants client certificates; the HTTP port never asks browsers for one.
+        c.tls.client_ca = Some(dir.join("ca.pem"));
+        c.tls.http = true;
+        c.access.file = Some(dir.join("access.toml"));
+    })
+    .await;
+    let ca = s.dir.path().join("ca.pem");
+    let (status, body) = https_get(server.http_addr, &ca, "/healthz").await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (status, body) = https_get(server.http_addr, &ca, "/console/").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("fitrank console"), "{body}");
+    // Plaintext gets no HTTP answer from a TLS port.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut plain = tokio::net::TcpStream::connect(server.http_addr).await.unwrap();
+    plain.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer).await;
+    assert!(!answer.starts_with(b"HTTP/"), "{}", String::from_utf8_lossy(&answer));
+}

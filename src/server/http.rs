@@ -25,6 +25,8 @@ pub(super) struct HttpState {
     pub draining: tokio::sync::watch::Receiver<bool>,
     /// The operator console, when enabled.
     pub console: Option<Arc<crate::console::Console>>,
+    /// TLS on this port (`tls.http`), if on.
+    pub tls: Option<Arc<super::tls::TlsReloader>>,
 }
 
 /// Serves `listener` until the task is dropped.
@@ -40,19 +42,37 @@ pub(super) async fn serve(listener: TcpListener, state: HttpState) {
         };
         let state = state.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, request, peer).await) }
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "HTTP port: connection ended with an error");
+            match state.tls.clone() {
+                None => connection(stream, peer, state).await,
+                Some(tls) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+                    match tokio::time::timeout(super::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => connection(stream, peer, state).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "HTTP port: TLS handshake failed"),
+                        Err(_) => tracing::debug!("HTTP port: TLS handshake timed out"),
+                    }
+                }
             }
         });
+    }
+}
+
+/// Serves one connection, plain or after its TLS handshake.
+async fn connection<S>(stream: S, peer: std::net::SocketAddr, state: HttpState)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(route(&state, request, peer).await) }
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(10))
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(error = %e, "HTTP port: connection ended with an error");
     }
 }
 

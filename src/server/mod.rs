@@ -79,6 +79,11 @@ pub async fn run_with_http(
         None => Access::Open,
     };
     let tls = if config.tls.enabled() { Some(Arc::new(tls::TlsReloader::load(&config.tls)?)) } else { None };
+    let http_tls = if config.tls.enabled() && config.tls.http {
+        Some(Arc::new(tls::TlsReloader::load_for_http(&config.tls)?))
+    } else {
+        None
+    };
     let dedup_window_ms = (config.dedup_window_secs as i64).saturating_mul(1000);
     let (store, shared_doc, audit): (Arc<dyn Store>, _, _) = match config.redis_target() {
         Some(target) => {
@@ -163,7 +168,7 @@ pub async fn run_with_http(
     });
 
     // Re-read the access file and the TLS files when they change (rotated tokens, certificates).
-    let reloaders = reloaders(&config, &access, tls.as_ref());
+    let reloaders = reloaders(&config, &access, [tls.as_ref(), http_tls.as_ref()]);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in SERVICES {
@@ -215,6 +220,7 @@ pub async fn run_with_http(
             store: store.clone(),
             draining: draining_rx,
             console: console.as_ref().map(|(c, _)| c.clone()),
+            tls: http_tls,
         };
         tokio::spawn(http::serve(listener, state))
     });
@@ -307,7 +313,7 @@ pub async fn run_with_http(
 fn reloaders(
     config: &Config,
     access: &Access,
-    tls: Option<&Arc<tls::TlsReloader>>,
+    tls: [Option<&Arc<tls::TlsReloader>>; 2],
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     if let Access::Enforced(source) = access {
@@ -316,7 +322,7 @@ fn reloaders(
             source.reload_if_changed();
         }));
     }
-    if let Some(tls) = tls {
+    for tls in tls.into_iter().flatten() {
         let tls = tls.clone();
         tasks.push(every(config.tls.reload_ms, move || {
             tls.reload_if_changed();

@@ -1,4 +1,6 @@
-//! TLS and mTLS on the gRPC port (`[tls]`), with certificates re-read when they are rotated.
+//! TLS and mTLS on the gRPC port (`[tls]`), with certificates re-read when they are rotated; and,
+//! with `tls.http`, TLS on the HTTP port too (the same certificate, HTTP/1.1, no client
+//! certificates: the console's users sign in with tokens).
 //!
 //! Each accepted connection is handed to a TLS handshake of its own task (bounded by
 //! [`HANDSHAKE_TIMEOUT`]), so a slow or silent client never holds up the others. A handshake uses
@@ -56,6 +58,8 @@ struct Files {
 #[derive(Debug)]
 pub struct TlsReloader {
     settings: TlsConfig,
+    /// The protocol offered by ALPN: `h2` on the gRPC port, `http/1.1` on the HTTP port.
+    alpn: &'static [u8],
     current: RwLock<Arc<ServerConfig>>,
     /// The files in force, and the last ones refused.
     files: Mutex<(Files, Option<Files>)>,
@@ -64,13 +68,18 @@ pub struct TlsReloader {
 impl TlsReloader {
     /// Builds the configuration; an unusable one is an error.
     pub fn load(settings: &TlsConfig) -> Result<TlsReloader, TlsError> {
-        let files = read_files(settings)?;
-        let config = build(settings, &files)?;
-        Ok(TlsReloader {
-            settings: settings.clone(),
-            current: RwLock::new(Arc::new(config)),
-            files: Mutex::new((files, None)),
-        })
+        Self::load_with(settings.clone(), b"h2")
+    }
+
+    /// The HTTP port's configuration: the same certificate, HTTP/1.1, no client certificates.
+    pub fn load_for_http(settings: &TlsConfig) -> Result<TlsReloader, TlsError> {
+        Self::load_with(TlsConfig { client_ca: None, ..settings.clone() }, b"http/1.1")
+    }
+
+    fn load_with(settings: TlsConfig, alpn: &'static [u8]) -> Result<TlsReloader, TlsError> {
+        let files = read_files(&settings)?;
+        let config = build(&settings, &files, alpn)?;
+        Ok(TlsReloader { alpn, settings, current: RwLock::new(Arc::new(config)), files: Mutex::new((files, None)) })
     }
 
     /// The configuration new handshakes use.
@@ -88,7 +97,7 @@ impl TlsReloader {
         if files == held.0 || held.1.as_ref() == Some(&files) {
             return false;
         }
-        match build(&self.settings, &files) {
+        match build(&self.settings, &files, self.alpn) {
             Ok(config) => {
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
                 *held = (files, None);
@@ -114,9 +123,9 @@ fn read_files(s: &TlsConfig) -> Result<Files, TlsError> {
     Ok(Files { cert: read(cert)?, key: read(key)?, client_ca: s.client_ca.as_deref().map(read).transpose()? })
 }
 
-/// The rustls server configuration of `files`: HTTP/2 by ALPN, and client certificates checked
+/// The rustls server configuration of `files`: `alpn` offered, and client certificates checked
 /// against the client CA when there is one.
-fn build(s: &TlsConfig, files: &Files) -> Result<ServerConfig, TlsError> {
+fn build(s: &TlsConfig, files: &Files, alpn: &[u8]) -> Result<ServerConfig, TlsError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let (cert_path, key_path) = s.cert_and_key().ok_or(TlsError::Incomplete)?;
@@ -147,7 +156,7 @@ fn build(s: &TlsConfig, files: &Files) -> Result<ServerConfig, TlsError> {
         _ => builder.with_no_client_auth(),
     };
     let mut config = builder.with_single_cert(chain, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     Ok(config)
 }
 

@@ -2,6 +2,8 @@
 //! for the console's end-to-end tests. Installs Debian's `chromium` and `chromium-driver`
 //! (scripts/install-chromium.sh) when they are missing.
 
+#![allow(dead_code)]
+
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 /// The W3C WebDriver element key.
-const ELEMENT: &str = "element-6066-11e4-a6aa-4e1bb6b1f6b5";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// One browser session, closed (with its driver) on drop.
 pub struct Browser {
@@ -30,7 +32,7 @@ fn free_port() -> u16 {
 }
 
 impl Browser {
-    /// Starts ChromeDriver on a free port and opens a headless Chromium window of 1400×1000.
+    /// Starts ChromeDriver on a free port and opens a headless Chromium window of 1400×1300.
     pub fn start() -> Browser {
         install();
         let port = free_port();
@@ -57,7 +59,7 @@ impl Browser {
             "--no-sandbox",
             "--disable-gpu",
             "--disable-dev-shm-usage",
-            "--window-size=1400,1000",
+            "--window-size=1400,1300",
             "--force-device-scale-factor=1",
             "--no-first-run",
             "--lang=en-US",
@@ -162,6 +164,11 @@ impl Browser {
     /// Runs `script` (a function body; `return` gives the value) in the page.
     pub fn script(&self, script: &str) -> Value {
         self.call("POST", "/execute/sync", Some(json!({ "script": script, "args": [] })))
+    }
+
+    /// Runs `script`, which calls its last argument with the value when done (`/execute/async`).
+    pub fn script_async(&self, script: &str) -> Value {
+        self.call("POST", "/execute/async", Some(json!({ "script": script, "args": [] })))
     }
 
     /// Forgets every cookie (a new visitor).

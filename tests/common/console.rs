@@ -3,6 +3,8 @@
 //! and a feed), three live sessions with evidence, a second model version, and plain HTTP calls
 //! to the console's API.
 
+#![allow(dead_code)]
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 

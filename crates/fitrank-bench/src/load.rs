@@ -103,6 +103,9 @@ pub struct BenchArgs {
     /// Events per IngestBatch.
     #[arg(long, default_value_t = 1_000)]
     batch: usize,
+    /// Users of the benchmark catalog (rankings and events cycle through them).
+    #[arg(long, default_value_t = 1_000)]
+    users: usize,
     /// Do not upsert the benchmark catalog first.
     #[arg(long)]
     no_setup: bool,
@@ -333,7 +336,6 @@ async fn server_latency(channel: Channel, reset: bool) -> Option<ServerLatency> 
 }
 
 const SESSIONS: usize = 2_000;
-const USERS: usize = 1_000;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -434,11 +436,21 @@ fn session(i: usize) -> pb::LiveSession {
     }
 }
 
-/// Upserts the benchmark catalog: 2,000 live sessions and 1,000 users.
-pub async fn setup(channel: Channel) -> BenchResult<()> {
+/// Users per `UpsertUsers` call of the setup.
+const USER_BATCH: usize = 10_000;
+
+/// Upserts the benchmark catalog: 2,000 live sessions and `users` users.
+pub async fn setup(channel: Channel, users: usize) -> BenchResult<()> {
     let mut catalog = CatalogServiceClient::new(channel);
     catalog.upsert_sessions(pb::UpsertSessionsRequest { sessions: (0..SESSIONS).map(session).collect() }).await?;
-    let users = (0..USERS)
+    for first in (0..users).step_by(USER_BATCH) {
+        upsert_users(&mut catalog, first..(first + USER_BATCH).min(users)).await?;
+    }
+    Ok(())
+}
+
+async fn upsert_users(catalog: &mut CatalogServiceClient<Channel>, ids: std::ops::Range<usize>) -> BenchResult<()> {
+    let users = ids
         .map(|i| pb::User {
             user_id: format!("bench-u{i}"),
             attributes: Some(pb::UserAttributes {
@@ -463,6 +475,7 @@ struct Caller {
     batch: usize,
     deadline: Option<Duration>,
     next: Arc<AtomicU64>,
+    users: u64,
 }
 
 impl Caller {
@@ -495,7 +508,7 @@ impl Caller {
 
     async fn rank(&self, channel: Channel, n: u64) -> Result<Answer, tonic::Status> {
         let request = pb::RankRequest {
-            user_id: format!("bench-u{}", n % USERS as u64),
+            user_id: format!("bench-u{}", n % self.users),
             user: None,
             context: None,
             candidate_session_ids: self.candidates.as_ref().clone(),
@@ -524,7 +537,7 @@ impl Caller {
                 pb::Event {
                     event_id: format!("bench-{}-{id}", std::process::id()),
                     r#type: [1, 2, 4, 9][(id % 4) as usize],
-                    user_id: format!("bench-u{}", id % USERS as u64),
+                    user_id: format!("bench-u{}", id % self.users),
                     session_id: format!("bench-s{}", id % SESSIONS as u64),
                     time_unix_ms: 0,
                     ranking_id: ranking_id.clone(),
@@ -591,7 +604,7 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         channels.push(fitrank::cli::connect::connect(&args.connect).await?);
     }
     if !args.no_setup && args.target != Target::Floor {
-        setup(channels[0].clone()).await?;
+        setup(channels[0].clone(), args.users.max(1)).await?;
     }
     let caller = Caller {
         target: args.target,
@@ -600,6 +613,7 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         batch: args.batch,
         deadline: args.deadline_ms.map(Duration::from_millis),
         next: Arc::new(AtomicU64::new(0)),
+        users: args.users.max(1) as u64,
     };
     let tally = Arc::new(Mutex::new(Tally::default()));
     let warmup = Duration::from_secs_f64(args.warmup);

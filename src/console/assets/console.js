@@ -1,6 +1,8 @@
 // The fitrank console: four pages over the JSON API under /console/api/. No framework; charts
 // are uPlot's (vendored). Each open page fetches its data again every `refresh_ms` (while the tab
-// is visible), and records how long each render took in `window.__fitrank.renders`.
+// is visible), and records how long each render took in `window.__fitrank.renders`: from the
+// request for its data to the first frame painted after the page changed (`total_ms`), and the
+// time since the document started loading (`since_load_ms`).
 "use strict";
 (() => {
   const $ = (sel, root = document) => root.querySelector(sel);
@@ -146,7 +148,7 @@
       await new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
       const t2 = performance.now();
       const renders = window.__fitrank.renders;
-      renders.push({ page: p.name, fetch_ms: t1 - t0, render_ms: t2 - t1, total_ms: t2 - t0 });
+      renders.push({ page: p.name, fetch_ms: t1 - t0, render_ms: t2 - t1, total_ms: t2 - t0, since_load_ms: t2 });
       if (renders.length > 200) renders.shift();
       $("#updated").textContent = "updated " + clock();
     } catch (e) {
@@ -236,10 +238,19 @@
         {
           width: Math.max(320, this.el.clientWidth - 24),
           height: 220,
-          scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, Math.max(hi * 1.1, 1e-9)] } },
+          tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+          scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, hi > 0 ? hi * 1.15 : 1] } },
           axes: [
             { label: "time (UTC)" },
-            { label: unit, size: 70, values: (u, vals) => vals.map((v) => fix(v, v < 10 ? 1 : 0)) },
+            {
+              label: unit,
+              size: 70,
+              values: (u, vals) => {
+                const step = vals.length > 1 ? Math.abs(vals[1] - vals[0]) : 1;
+                const digits = step >= 1 ? 0 : Math.min(4, Math.ceil(-Math.log10(step)));
+                return vals.map((v) => fix(v, digits));
+              },
+            },
           ],
           series: [{ label: "time", value: (u, v) => (v == null ? "–" : utc(v * 1000)) }].concat(
             this.series.map((s) => ({ label: s.label, stroke: s.color, width: 2, value: fmt, spanGaps: true })),
@@ -604,7 +615,7 @@ treatment 1</textarea></label>
   class Models {
     constructor(main) {
       main.innerHTML = `<h2>Models</h2><div id="flash" hidden></div><div class="panel" id="serving"></div>
-        <div class="panel"><h3>Versions</h3><table class="grid" id="versions"></table>
+        <div class="panel"><h3>Versions</h3><div style="overflow:auto"><table class="grid" id="versions"></table></div>
         <p class="muted" id="metrics-note"></p></div><div class="panel" id="audit"></div>`;
       main.addEventListener("click", (ev) => {
         const btn = ev.target.closest("button[data-action]");
@@ -623,7 +634,9 @@ treatment 1</textarea></label>
       $("#serving").innerHTML = `<h3>Serving <code id="serving-id">${esc(d.serving)}</code> ${d.pinned ? '<span class="pill">pinned</span>' : '<span class="pill on">follows the newest version</span>'}</h3>
         <p class="muted">Before it: ${esc(d.previous || "none")}</p>
         ${op ? `<div class="actions" style="display:flex;gap:8px">${d.previous ? '<button data-action="rollback" id="rollback">Roll back…</button>' : ""}${d.pinned ? '<button data-action="unpin" id="unpin">Unpin…</button>' : ""}</div>` : ""}`;
-      const keys = [...new Set(d.versions.flatMap((v) => (v.manifest ? Object.keys(v.manifest.metrics) : [])))].sort();
+      // The held-out AUCs and log losses; every metric is in the row's tooltip.
+      const shown = (k) => /_auc$/.test(k) || /^(engage|purchase)_logloss$/.test(k);
+      const keys = [...new Set(d.versions.flatMap((v) => (v.manifest ? Object.keys(v.manifest.metrics) : [])))].filter(shown).sort();
       const sources = new Set(d.versions.filter((v) => v.manifest && v.manifest.metrics_data).map((v) => JSON.stringify(v.manifest.metrics_data)));
       $("#versions").innerHTML =
         `<tr><th class="l">version</th><th class="l">created</th><th>trained on rows</th>${keys.map((k) => `<th>${esc(k)}</th>`).join("")}<th class="l">metrics measured on</th><th></th></tr>` +
@@ -632,16 +645,18 @@ treatment 1</textarea></label>
             if (!v.manifest) return `<tr data-version="${esc(v.version)}"><td class="l">${esc(v.version)}</td><td class="l bad" colspan="${keys.length + 4}">cannot serve: ${esc(v.error)}</td></tr>`;
             const m = v.manifest;
             const md = m.metrics_data;
-            return `<tr data-version="${esc(v.version)}" class="${v.serving ? "serving" : ""}"><td class="l">${esc(v.version)} ${v.serving ? '<span class="pill on">serving</span>' : ""}</td>
+            const all = Object.entries(m.metrics).map(([k, x]) => `${k} ${fix(x, 4)}`).join("\n");
+            return `<tr data-version="${esc(v.version)}" class="${v.serving ? "serving" : ""}" title="${esc(all)}"><td class="l">${esc(v.version)} ${v.serving ? '<span class="pill on">serving</span>' : ""}</td>
               <td class="l">${esc(m.created_at)}</td><td>${num(m.training.rows)}</td>${keys.map((k) => `<td>${fix(m.metrics[k], 4)}</td>`).join("")}
               <td class="l">${md ? `${esc(md.source)}: ${num(md.rows)} rows${md.from_ms ? `, ${esc(utc(md.from_ms))} – ${esc(utc(md.to_ms))}` : ""}` : '<span class="muted">not recorded</span>'}</td>
               <td>${op && !v.serving ? `<button data-action="pin" data-version="${esc(v.version)}">Serve…</button>` : ""}</td></tr>`;
           })
           .join("");
+      const unrecorded = d.versions.some((v) => v.manifest && !v.manifest.metrics_data);
       $("#metrics-note").textContent =
-        sources.size > 1
-          ? "These versions' metrics come from different rows, so they do not compare: compare them on the same later rows with `fitrank evaluate`."
-          : "Each version's metrics are measured on the rows named beside them.";
+        sources.size > 1 || (unrecorded && d.versions.length > 1)
+          ? "Each version's metrics come from its own held-out rows (or rows it does not record), so they do not compare across versions: compare versions on the same later rows with `fitrank evaluate`."
+          : "The versions' metrics are measured on the same rows, named beside them.";
       auditPanel($("#audit"));
     }
   }

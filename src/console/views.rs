@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::domain::audience::segment_in_target;
-use crate::domain::observed::{MIN_BUYERS, describe_shares};
+use crate::domain::observed::{MIN_BUYERS, describe_shares, groups};
 use crate::domain::{AgeBand, Gender, LiveSession, LiveStats, SEGMENTS, UnixMs, observed};
 
 /// Views by a group without a purchase that make its placements "wasted".
@@ -48,7 +48,7 @@ pub fn audience_of(session: &LiveSession, stats: &LiveStats, shown: &[u32; SEGME
     let o = observed(&session.target, stats);
     let target = &session.target;
     let (mut inside, mut decided, mut total, mut buyer_groups, mut wasted) = (0u64, 0u64, 0u64, 0u64, 0u64);
-    for (band, gender, s) in cells() {
+    for (band, gender, s) in groups() {
         let n = u64::from(shown[s]);
         total += n;
         if let Some(on) = segment_in_target(target, band, gender) {
@@ -79,11 +79,6 @@ pub fn audience_of(session: &LiveSession, stats: &LiveStats, shown: &[u32; SEGME
         mismatch: o.mismatch,
         declared: o.declared,
     }
-}
-
-/// Every (age band, gender, segment index).
-fn cells() -> impl Iterator<Item = (AgeBand, Gender, usize)> {
-    AgeBand::ALL.iter().flat_map(|a| Gender::ALL.iter().map(move |g| (*a, *g, a.index() * Gender::COUNT + g.index())))
 }
 
 /// One row of the audience page.
@@ -277,7 +272,7 @@ impl Heat {
     pub fn of(session: &LiveSession, stats: &LiveStats, shown: &[u32; SEGMENTS]) -> Self {
         let mut heat = Heat::empty();
         heat.add(shown, stats);
-        heat.declared = Some(cells().map(|(a, g, _)| segment_in_target(&session.target, a, g)).collect());
+        heat.declared = Some(groups().map(|(a, g, _)| segment_in_target(&session.target, a, g)).collect());
         heat
     }
 }
@@ -355,5 +350,90 @@ fn sort(rows: &mut [AudienceRow], by: &str, descending: bool) {
     }
     if descending {
         rows.reverse();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Category, PriceBand, SessionStatus, TargetAudience};
+
+    fn session(id: &str, target: TargetAudience) -> LiveSession {
+        LiveSession {
+            session_id: id.into(),
+            host_id: format!("host-{id}"),
+            category: Category::default(),
+            price_band: PriceBand::default(),
+            language: "en".into(),
+            region: "US".into(),
+            start_time_ms: 0,
+            status: SessionStatus::default(),
+            end_time_ms: 0,
+            target,
+        }
+    }
+
+    fn seg(age: AgeBand, gender: Gender) -> usize {
+        age.index() * Gender::COUNT + gender.index()
+    }
+
+    #[test]
+    fn figures_follow_placements_into_the_target_the_buyers_and_the_browsers() {
+        let women_20_30 =
+            TargetAudience { min_age: 20, max_age: 30, genders: vec![Gender::Female], ..Default::default() };
+        let s = session("yoga", women_20_30);
+        let (women, men, browsers) = (
+            seg(AgeBand::A25To34, Gender::Female),
+            seg(AgeBand::A55To64, Gender::Male),
+            seg(AgeBand::A45To54, Gender::Male),
+        );
+        let mut stats = LiveStats::default();
+        stats.segment_views[women] = 5;
+        stats.segment_views[men] = 30;
+        stats.segment_purchases[men] = 12;
+        stats.segment_views[browsers] = WASTE_VIEWS;
+        let mut shown = [0u32; SEGMENTS];
+        shown[women] = 20;
+        shown[men] = 50;
+        shown[browsers] = 30;
+        let a = audience_of(&s, &stats, &shown);
+        assert_eq!(a.shown, 100);
+        assert_eq!(a.shown_inside, Some(0.2));
+        assert_eq!(a.true_audience, Some(0.5));
+        assert_eq!(a.wasted, Some(0.3));
+        assert!(a.mismatch.as_deref().is_some_and(|m| m.contains("men 55–64")), "{a:?}");
+        assert!(a.declares);
+
+        // Without enough buyers there is no evidence for the true audience or the waste.
+        stats.segment_purchases[men] = MIN_BUYERS as u32 - 1;
+        let a = audience_of(&s, &stats, &shown);
+        assert_eq!((a.true_audience, a.wasted), (None, None));
+        // A session that declares nothing has no inside share.
+        let open = audience_of(&session("open", TargetAudience::default()), &stats, &shown);
+        assert_eq!((open.shown_inside, open.declares), (None, false));
+    }
+
+    #[test]
+    fn filters_sort_and_page() {
+        let sessions: Vec<LiveSession> =
+            (0..30).map(|i| session(&format!("s{i:02}"), TargetAudience::default())).collect();
+        let stats: Vec<LiveStats> =
+            (0..30).map(|i| LiveStats { purchases: i, views: 100 - i, ..Default::default() }).collect();
+        let live: Vec<_> = sessions.iter().zip(&stats).map(|(s, st)| (s, st, [0u32; SEGMENTS])).collect();
+        let page = audience_page(&live, &HashMap::new(), &AudienceQuery::parse(Some("limit=10&offset=5")));
+        assert_eq!((page.live, page.matched, page.rows.len()), (30, 30, 10));
+        assert_eq!(page.rows[0].purchases, 24, "by purchases, most first, from the sixth");
+        let page = audience_page(&live, &HashMap::new(), &AudienceQuery::parse(Some("sort=views&desc=0&q=s2")));
+        let ids: Vec<&str> = page.rows.iter().map(|r| r.session_id.as_str()).collect();
+        assert_eq!(ids, ["s29", "s28", "s27", "s26", "s25", "s24", "s23", "s22", "s21", "s20"]);
+        assert_eq!(page.categories.len(), 1);
+    }
+
+    #[test]
+    fn decodes_query_strings() {
+        let q = AudienceQuery::parse(Some("q=host%2Dyoga+live&category=beauty&mismatch=1&limit=99999&offset=x"));
+        assert_eq!((q.text.as_str(), q.category.as_str(), q.mismatch_only), ("host-yoga live", "beauty", true));
+        assert_eq!((q.limit, q.offset), (1_000, 0));
+        assert_eq!(pairs(Some("a=%zz&b=%4")), [("a".to_owned(), "%zz".to_owned()), ("b".to_owned(), "%4".to_owned())]);
     }
 }

@@ -108,7 +108,7 @@ fn mismatch(o: &ObservedAudience, declares: bool) -> Option<String> {
 }
 
 /// Every (age band, gender, segment index) a profile can have, unknown values included.
-fn groups() -> impl Iterator<Item = (AgeBand, Gender, usize)> {
+pub fn groups() -> impl Iterator<Item = (AgeBand, Gender, usize)> {
     AgeBand::ALL.iter().flat_map(|a| Gender::ALL.iter().map(move |g| (*a, *g, a.index() * Gender::COUNT + g.index())))
 }
 

@@ -111,6 +111,27 @@ async fn viewers_read_operators_change_and_every_change_is_audited() {
         "{log:?}"
     );
 
+    // The models page shows the versions, and the newest comparison recorded beside them.
+    let shipped = admin.get_active_model(pb::GetActiveModelRequest {}).await.unwrap().into_inner().model.unwrap();
+    let comparison = fitrank::model::comparison::Comparison {
+        created_at: "2026-12-06T04:00:00Z".into(),
+        data: "later.parquet".into(),
+        rows: 5_000,
+        from_ms: 1,
+        to_ms: 2,
+        versions: vec![fitrank::model::comparison::ComparedVersion {
+            model: format!("default/{}", shipped.version),
+            metrics: [("purchase_auc".to_owned(), 0.81)].into(),
+        }],
+    };
+    fitrank::model::comparison::record(&world.server.models_dir, "default", &comparison).unwrap();
+    let models = sync(|| viewer.get("/console/api/models"));
+    assert_eq!(models.status, 200, "{}", models.text);
+    let versions: Vec<&str> =
+        models.json["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, [shipped.version.as_str(), world::OLDER_VERSION], "the comparisons folder is no version");
+    assert_eq!(models.json["comparison"]["versions"][0]["metrics"]["purchase_auc"], 0.81);
+
     // Revoking the viewer's token ends its login; logging out ends the operator's.
     write_access(&world.access, &[GRANTS[0], GRANTS[2]]);
     sync(|| {

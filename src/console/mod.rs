@@ -243,11 +243,18 @@ impl Console {
             .await
             .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
             .map_err(|e| Refusal::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        let registry = self.admin.models.clone();
+        let comparison = tokio::task::spawn_blocking(move || registry.latest_comparison())
+            .await
+            .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "console: cannot read the latest comparison of versions");
+                None
+            });
         let serving = self.admin.models.current();
         let (pinned, previous) = self.admin.models.state();
         let versions: Vec<serde_json::Value> = listed
             .into_iter()
-            .rev()
             .map(|v| match v.manifest {
                 Ok(m) => serde_json::json!({
                     "version": v.version,
@@ -263,6 +270,7 @@ impl Console {
             "pinned": pinned,
             "previous": previous,
             "versions": versions,
+            "comparison": comparison,
         })))
     }
 

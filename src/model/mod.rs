@@ -13,6 +13,7 @@
 //! is the newest.
 
 mod artifact;
+pub mod comparison;
 mod registry;
 
 pub use artifact::{

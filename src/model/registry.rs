@@ -227,6 +227,13 @@ impl ModelRegistry {
         None
     }
 
+    /// The newest comparison of the served model name's versions on the same rows, if recorded.
+    pub fn latest_comparison(
+        &self,
+    ) -> Result<Option<super::comparison::Comparison>, super::comparison::ComparisonError> {
+        super::comparison::latest(&self.dir, &self.default_name)
+    }
+
     /// The versions of `name` (default: the configured name) on disk, newest first.
     pub fn list(&self, name: Option<&str>) -> Result<Vec<ListedVersion>, ModelError> {
         let name = name.unwrap_or(&self.default_name);

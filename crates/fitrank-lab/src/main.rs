@@ -300,6 +300,10 @@ struct EvaluateArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also record the comparison beside the versions (`<models>/<name>/comparisons/`), where the
+    /// service's console shows the newest one.
+    #[arg(long)]
+    record: bool,
 }
 
 /// `--identity-buckets`: `auto` (None) or a number of slots.
@@ -485,6 +489,15 @@ fn run_evaluate(a: EvaluateArgs) -> Result<(), AnyError> {
         (table.select(&common.rows), data.select(&common.rows))
     };
     let report = fitrank_lab::evaluate::evaluate(&table, &data, &models, &fitrank::policy::Policy::default(), a.k)?;
+    if a.record {
+        let comparison = fitrank_lab::evaluate::comparison(&report, &a.data.display().to_string(), &data.time_ms);
+        let mut names: Vec<&str> = models.iter().map(|m| m.manifest.name.as_str()).collect();
+        names.dedup();
+        for name in names {
+            let path = fitrank::model::comparison::record(&a.models_dir, name, &comparison)?;
+            eprintln!("recorded the comparison in {}", path.display());
+        }
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

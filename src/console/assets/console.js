@@ -615,6 +615,7 @@ treatment 1</textarea></label>
   class Models {
     constructor(main) {
       main.innerHTML = `<h2>Models</h2><div id="flash" hidden></div><div class="panel" id="serving"></div>
+        <div class="panel" id="comparison"></div>
         <div class="panel"><h3>Versions</h3><div style="overflow:auto"><table class="grid" id="versions"></table></div>
         <p class="muted" id="metrics-note"></p></div><div class="panel" id="audit"></div>`;
       main.addEventListener("click", (ev) => {
@@ -652,13 +653,38 @@ treatment 1</textarea></label>
               <td>${op && !v.serving ? `<button data-action="pin" data-version="${esc(v.version)}">Serve…</button>` : ""}</td></tr>`;
           })
           .join("");
+      $("#comparison").innerHTML = comparisonTable(d.comparison, d.serving);
       const unrecorded = d.versions.some((v) => v.manifest && !v.manifest.metrics_data);
       $("#metrics-note").textContent =
         sources.size > 1 || (unrecorded && d.versions.length > 1)
-          ? "Each version's metrics come from its own held-out rows (or rows it does not record), so they do not compare across versions: compare versions on the same later rows with `fitrank evaluate`."
+          ? "Each version's metrics here come from its own held-out rows (or rows it does not record), so they do not compare across versions: the comparison above scores them on the same rows."
           : "The versions' metrics are measured on the same rows, named beside them.";
       auditPanel($("#audit"));
     }
+  }
+
+  // Versions scored on the same rows (`fitrank evaluate --record`), best of each metric in bold.
+  function comparisonTable(c, serving) {
+    if (!c)
+      return `<h3>Compared on the same rows</h3><p class="muted">No comparison recorded yet: <code>fitrank evaluate --data EXPORT --model default/A --model default/B --record</code> scores versions on the same later rows and records the result here.</p>`;
+    const keys = [...new Set(c.versions.flatMap((v) => Object.keys(v.metrics)))].sort();
+    const lower = (k) => /logloss/.test(k);
+    const best = {};
+    keys.forEach((k) => {
+      const xs = c.versions.map((v) => v.metrics[k]).filter((x) => x != null);
+      best[k] = lower(k) ? Math.min(...xs) : Math.max(...xs);
+    });
+    const span = c.from_ms ? `, events ${esc(utc(c.from_ms))} – ${esc(utc(c.to_ms))}` : "";
+    return `<h3>Compared on the same rows</h3>
+      <p class="muted">${num(c.rows)} rows of ${esc(c.data)}${span}; recorded ${esc(c.created_at)}. Higher AUC and NDCG are better, lower log loss.</p>
+      <table class="grid" id="comparison-table"><tr><th class="l">version</th>${keys.map((k) => `<th>${esc(k)}</th>`).join("")}</tr>${c.versions
+        .map(
+          (v) =>
+            `<tr><td class="l">${esc(v.model)} ${v.model === serving ? '<span class="pill on">serving</span>' : ""}</td>${keys
+              .map((k) => `<td>${v.metrics[k] === best[k] ? `<b>${fix(v.metrics[k], 4)}</b>` : fix(v.metrics[k], 4)}</td>`)
+              .join("")}</tr>`,
+        )
+        .join("")}</table>`;
   }
 
   // ---- Service --------------------------------------------------------------------------------

@@ -66,6 +66,37 @@ pub struct EvaluationReport {
     pub models: Vec<ModelReport>,
 }
 
+/// The report as the comparison `--record` writes beside the versions: every version's metrics on
+/// the same rows, which came from `data` at the event times `times_ms`.
+pub fn comparison(report: &EvaluationReport, data: &str, times_ms: &[i64]) -> fitrank::model::comparison::Comparison {
+    use fitrank::model::comparison::{ComparedVersion, Comparison};
+    let timed = || times_ms.iter().copied().filter(|t| *t > 0);
+    let versions = report
+        .models
+        .iter()
+        .map(|m| {
+            let mut metrics = std::collections::BTreeMap::from([
+                ("purchase_auc".to_owned(), m.purchase.auc),
+                ("purchase_logloss".to_owned(), m.purchase.logloss),
+                ("engage_auc".to_owned(), m.engage.auc),
+                ("engage_logloss".to_owned(), m.engage.logloss),
+            ]);
+            let ndcg = [("ndcg_purchase", m.ndcg_purchase), ("ndcg_engage", m.ndcg_engage)];
+            metrics.extend(ndcg.into_iter().filter_map(|(k, v)| Some((k.to_owned(), v?))));
+            metrics.retain(|_, v| v.is_finite());
+            ComparedVersion { model: m.model.clone(), metrics }
+        })
+        .collect();
+    Comparison {
+        created_at: fitrank::domain::rfc3339(fitrank::domain::now_ms()),
+        data: data.to_owned(),
+        rows: report.rows as u64,
+        from_ms: timed().min().unwrap_or(0),
+        to_ms: timed().max().unwrap_or(0),
+        versions,
+    }
+}
+
 /// Why an evaluation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {

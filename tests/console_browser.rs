@@ -131,10 +131,31 @@ async fn an_operator_and_a_viewer_use_the_console_in_chromium() {
             "the card shows the new coverage",
             "return document.querySelector('div[data-experiment=\"banner-test\"] .coverage').textContent === '50.0%'",
         );
-        screenshot(&browser, "experiments");
     });
     let listed = admin.list_experiments(pb::ListExperimentsRequest::default()).await.unwrap().into_inner();
     assert_eq!(coverage(listed), (0.5, "running".to_owned()));
+
+    // Users ranked under it and their purchases reach its live readout on the open page.
+    let mut ranking = pb::ranking_service_client::RankingServiceClient::new(world.conn(FEED).await);
+    for i in 0..30 {
+        for user in [format!("m{i}"), format!("w{i}")] {
+            ranking.rank(pb::RankRequest { user_id: user, limit: 3, ..Default::default() }).await.unwrap();
+        }
+    }
+    let buys: Vec<pb::Event> = (0..30)
+        .filter(|i| i % 3 == 0)
+        .flat_map(|i| [format!("m{i}"), format!("w{i}")])
+        .map(|u| common::event(&format!("arm-buy-{u}"), pb::EventType::Purchase, &u, "open-live"))
+        .collect();
+    events.ingest_batch(pb::IngestBatchRequest { events: buys }).await.unwrap();
+    sync(|| {
+        browser.wait_until(
+            "the readout compares the arms",
+            "const lifts = document.querySelector('div[data-experiment=\"banner-test\"] table.lifts');
+             return !!lifts && lifts.textContent.includes('conversion') && !lifts.textContent.includes('not enough users');",
+        );
+        screenshot(&browser, "experiments");
+    });
     sync(|| {
         browser.click("button[data-action=stop][data-experiment=\"banner-test\"]");
         confirm(&browser);

@@ -66,12 +66,12 @@ impl Tally {
         let (indexes, events): (Vec<u32>, Vec<Event>) = std::mem::take(&mut self.pending).into_iter().unzip();
         let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
         let kinds: Vec<crate::domain::EventKind> = events.iter().map(|e| e.kind).collect();
-        let buyers: Vec<(usize, String)> = match &api.experiments {
+        let buyers: Vec<(usize, String, f64)> = match &api.experiments {
             Some(_) => events
                 .iter()
                 .enumerate()
                 .filter(|(_, e)| e.kind == crate::domain::EventKind::Purchase)
-                .map(|(i, e)| (i, e.user_id.clone()))
+                .map(|(i, e)| (i, e.user_id.clone(), e.amount))
                 .collect(),
             None => Vec::new(),
         };
@@ -110,9 +110,9 @@ impl Tally {
             }
         }
         if let Some(experiments) = &api.experiments {
-            for (i, user_id) in &buyers {
+            for (i, user_id, amount) in &buyers {
                 if outcome.statuses[*i] == EventStatus::Accepted {
-                    experiments.purchased(user_id);
+                    experiments.purchased(user_id, *amount);
                 }
             }
         }

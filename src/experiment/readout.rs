@@ -2,37 +2,51 @@
 //! console shows beside the guardrails.
 //!
 //! The unit is the user, as in the offline report (`fitrank report`): an arm's users are the ones
-//! this replica ranked under it, its buyers those of them with a purchase stored since. Lift is
-//! the two-proportion comparison of conversion (buyers / users) with the control arm, with its
-//! 95% interval ([`stats::two_proportions`]); the sample-ratio check compares users per arm with
-//! the arms' weights ([`stats::srm`]). Both are the report's own statistics, so the two agree on
-//! the same users.
+//! this replica ranked under it, its buyers those of them with a purchase stored since. Each
+//! metric is compared with the control arm with its 95% interval, by the report's own tests:
+//! conversion (buyers / users) by two proportions ([`stats::two_proportions`]), purchases and
+//! revenue per user by Welch's t-test ([`stats::welch`]); the sample-ratio check compares users
+//! per arm with the arms' weights ([`stats::srm`]). So the two agree on the same users.
 //!
 //! What this replica sees is all it counts: behind a load balancer each replica reads out its
 //! share of the traffic, and a restart starts over. The offline report over the export is the
 //! number to decide on; the readout says, while it runs, whether an arm is going wrong.
 //!
-//! Memory is bounded: an arm remembers at most [`MAX_USERS_PER_ARM`] users (8 bytes each, a hash
-//! of the id); past that it stops admitting new users and says so (`saturated`).
+//! Memory is bounded: an arm remembers at most [`MAX_USERS_PER_ARM`] users (a hash of the id, their
+//! purchases and revenue: about 32 bytes each in the table); past that it stops admitting new
+//! users and says so (`saturated`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde::Serialize;
 
 use super::stats::{self, Comparison, Srm};
 
-/// Users an arm remembers at most (8 MB per arm at 1,000,000).
+/// Users an arm remembers at most (about 32 MB per arm when full).
 pub const MAX_USERS_PER_ARM: usize = 1_000_000;
+
+/// What one user of an arm did since it was ranked under it.
+#[derive(Debug, Default, Clone, Copy)]
+struct UserOutcome {
+    purchases: u32,
+    revenue: f32,
+}
 
 /// What one arm counted.
 #[derive(Debug, Default)]
 struct Tally {
     rankings: u64,
-    users: HashSet<u64>,
-    buyers: HashSet<u64>,
+    users: HashMap<u64, UserOutcome>,
+    buyers: u64,
     purchases: u64,
     saturated: bool,
+}
+
+impl Tally {
+    fn per_user(&self, f: impl Fn(&UserOutcome) -> f64) -> Vec<f64> {
+        self.users.values().map(f).collect()
+    }
 }
 
 /// The readouts of every experiment's arms, since the process started.
@@ -52,10 +66,17 @@ pub struct ArmReadout {
     /// Of them, users with at least one purchase since.
     pub buyers: u64,
     pub purchases: u64,
+    /// Sum of the purchases' amounts.
+    pub revenue: f64,
     /// buyers / users.
     pub conversion: f64,
-    /// Against the control arm (absent for the control itself and before both have users).
+    pub purchases_per_user: f64,
+    pub revenue_per_user: f64,
+    /// Against the control arm (absent for the control itself and before both have users):
+    /// conversion, purchases per user, revenue per user.
     pub vs_control: Option<Comparison>,
+    pub purchases_vs_control: Option<Comparison>,
+    pub revenue_vs_control: Option<Comparison>,
     /// The arm stopped admitting new users at [`MAX_USERS_PER_ARM`].
     pub saturated: bool,
 }
@@ -81,24 +102,27 @@ impl Readouts {
             let t = tallies.entry(((*experiment).to_owned(), (*arm).to_owned())).or_default();
             t.rankings += 1;
             if t.users.len() < MAX_USERS_PER_ARM {
-                t.users.insert(key);
-            } else if !t.users.contains(&key) {
+                t.users.entry(key).or_default();
+            } else if !t.users.contains_key(&key) {
                 t.saturated = true;
             }
         }
     }
 
-    /// Counts a stored purchase by `user_id`, in each (experiment, arm) of `arms` that ranked them.
-    pub fn purchased(&self, user_id: &str, arms: &[(&str, &str)]) {
+    /// Counts a stored purchase of `amount` by `user_id`, in each (experiment, arm) of `arms` that
+    /// ranked them.
+    pub fn purchased(&self, user_id: &str, amount: f64, arms: &[(&str, &str)]) {
         let key = user_key(user_id);
         let mut tallies = self.lock();
         for (experiment, arm) in arms {
-            if let Some(t) = tallies.get_mut(&((*experiment).to_owned(), (*arm).to_owned()))
-                && t.users.contains(&key)
-            {
-                t.purchases += 1;
-                t.buyers.insert(key);
+            let Some(t) = tallies.get_mut(&((*experiment).to_owned(), (*arm).to_owned())) else { continue };
+            let Some(user) = t.users.get_mut(&key) else { continue };
+            if user.purchases == 0 {
+                t.buyers += 1;
             }
+            user.purchases = user.purchases.saturating_add(1);
+            user.revenue += amount as f32;
+            t.purchases += 1;
         }
     }
 
@@ -106,25 +130,38 @@ impl Readouts {
     /// equals.
     pub fn readout(&self, experiment: &str, arms: &[(&str, f64)], control: &str) -> Readout {
         let tallies = self.lock();
-        let counts = |arm: &str| tallies.get(&(experiment.to_owned(), arm.to_owned()));
-        let figures = |arm: &str| counts(arm).map_or((0, 0), |t| (t.buyers.len() as u64, t.users.len() as u64));
-        let (control_buyers, control_users) = figures(control);
+        let empty = Tally::default();
+        let counts = |arm: &str| tallies.get(&(experiment.to_owned(), arm.to_owned())).unwrap_or(&empty);
+        let c = counts(control);
+        let (c_purchases, c_revenue) = (c.per_user(|u| f64::from(u.purchases)), c.per_user(|u| f64::from(u.revenue)));
         let arms_out = arms
             .iter()
             .map(|(arm, _)| {
                 let t = counts(arm);
-                let (buyers, users) = figures(arm);
+                let users = t.users.len() as u64;
+                let per_user = |x: f64| if users == 0 { 0.0 } else { x / users as f64 };
+                let revenue: f64 = t.users.values().map(|u| f64::from(u.revenue)).sum();
+                let treated = *arm != control;
                 ArmReadout {
                     arm: (*arm).to_owned(),
-                    rankings: t.map_or(0, |t| t.rankings),
+                    rankings: t.rankings,
                     users,
-                    buyers,
-                    purchases: t.map_or(0, |t| t.purchases),
-                    conversion: if users == 0 { 0.0 } else { buyers as f64 / users as f64 },
-                    vs_control: (*arm != control)
-                        .then(|| stats::two_proportions(control_buyers, control_users, buyers, users))
+                    buyers: t.buyers,
+                    purchases: t.purchases,
+                    revenue,
+                    conversion: per_user(t.buyers as f64),
+                    purchases_per_user: per_user(t.purchases as f64),
+                    revenue_per_user: per_user(revenue),
+                    vs_control: treated
+                        .then(|| stats::two_proportions(c.buyers, c.users.len() as u64, t.buyers, users))
                         .flatten(),
-                    saturated: t.is_some_and(|t| t.saturated),
+                    purchases_vs_control: treated
+                        .then(|| stats::welch(&c_purchases, &t.per_user(|u| f64::from(u.purchases))))
+                        .flatten(),
+                    revenue_vs_control: treated
+                        .then(|| stats::welch(&c_revenue, &t.per_user(|u| f64::from(u.revenue))))
+                        .flatten(),
+                    saturated: t.saturated,
                 }
             })
             .collect::<Vec<_>>();
@@ -153,12 +190,12 @@ mod tests {
             r.ranked(&user, &[("e", arm)]);
             // Control users 0, 10, …, 90 buy (10 of 50); treatment users 1, 5, …, 97 (25 of 50).
             if (arm == "control" && u % 5 == 0) || (arm == "treatment" && u % 4 == 1) {
-                r.purchased(&user, &[("e", arm)]);
-                r.purchased(&user, &[("e", arm)]);
+                r.purchased(&user, 10.0, &[("e", arm)]);
+                r.purchased(&user, 30.0, &[("e", arm)]);
             }
         }
         // A purchase by a user this replica never ranked under the arm counts nowhere.
-        r.purchased("stranger", &[("e", "control")]);
+        r.purchased("stranger", 10.0, &[("e", "control")]);
         let out = r.readout("e", &[("control", 1.0), ("treatment", 1.0)], "control");
         let (c, t) = (&out.arms[0], &out.arms[1]);
         assert_eq!((c.rankings, c.users, c.buyers, c.purchases), (100, 50, 10, 20));
@@ -167,6 +204,11 @@ mod tests {
         let lift = t.vs_control.unwrap();
         assert!((lift.difference - 0.3).abs() < 1e-12, "{lift:?}");
         assert!(lift.ci_low > 0.0 && lift.p_value < 0.01, "{lift:?}");
+        assert_eq!((c.revenue, t.revenue), (400.0, 1_000.0));
+        assert_eq!((c.purchases_per_user, t.revenue_per_user), (0.4, 20.0));
+        let purchases = t.purchases_vs_control.unwrap();
+        assert!((purchases.difference - 0.6).abs() < 1e-12, "{purchases:?}");
+        assert!((t.revenue_vs_control.unwrap().difference - 12.0).abs() < 1e-9);
         let srm = out.srm.unwrap();
         assert!(!srm.alert && srm.chi_square.abs() < 1e-12);
     }

@@ -429,8 +429,9 @@ impl Experiments {
         }
     }
 
-    /// Counts a stored purchase by `user_id` in the readouts of the A/B arms the user is in.
-    pub fn purchased(&self, user_id: &str) {
+    /// Counts a stored purchase of `amount` by `user_id` in the readouts of the A/B arms the user
+    /// is in.
+    pub fn purchased(&self, user_id: &str, amount: f64) {
         let state = self.state();
         let arms: Vec<(&str, &str)> = state
             .treatments(user_id)
@@ -439,7 +440,7 @@ impl Experiments {
             .map(|(e, a)| (e.name.as_str(), a.name.as_str()))
             .collect();
         if !arms.is_empty() {
-            self.readouts.purchased(user_id, &arms);
+            self.readouts.purchased(user_id, amount, &arms);
         }
     }
 

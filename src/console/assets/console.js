@@ -570,17 +570,29 @@ treatment 1</textarea></label>
       const arms = def.arms
         .map((a, i) => {
           const o = r ? r.arms[i] : null;
-          const c = o && o.vs_control;
-          const lift = c
-            ? `${c.difference >= 0 ? "+" : ""}${fix(100 * c.difference, 2)} pts (${isFinite(c.lift) ? (c.lift >= 0 ? "+" : "") + fix(100 * c.lift, 1) + "%" : "–"}) [${fix(100 * c.ci_low, 2)}, ${fix(100 * c.ci_high, 2)}] p=${fix(c.p_value, 3)}`
-            : a.name === def.control
-              ? "control"
-              : "–";
-          return `<tr><td class="l">${esc(a.name)}</td><td>${fix(a.weight, 2)}</td><td class="l">${esc(a.model || "serving model")}</td>
+          return `<tr><td class="l">${esc(a.name)}${a.name === def.control ? ' <span class="pill">control</span>' : ""}</td><td>${fix(a.weight, 2)}</td><td class="l">${esc(a.model || "serving model")}</td>
             <td>${o ? num(o.rankings) : "–"}</td><td>${o ? num(o.users) : "–"}</td><td>${o ? num(o.buyers) : "–"}</td>
-            <td>${o ? pct(o.conversion, 2) : "–"}</td><td class="l">${esc(lift)} ${ciBar(c)}</td></tr>`;
+            <td>${o ? pct(o.conversion, 2) : "–"}</td><td>${o ? fix(o.purchases_per_user, 3) : "–"}</td><td>${o ? fix(o.revenue_per_user, 2) : "–"}</td></tr>`;
         })
         .join("");
+      // Each treatment arm's difference from control, per metric, with its 95% interval.
+      const metric = (label, c, scale, digits) =>
+        c
+          ? `<td class="l">${esc(label)}</td><td>${c.difference >= 0 ? "+" : ""}${fix(scale * c.difference, digits)}</td>
+             <td>[${fix(scale * c.ci_low, digits)}, ${fix(scale * c.ci_high, digits)}]</td>
+             <td>${isFinite(c.lift) ? (c.lift >= 0 ? "+" : "") + fix(100 * c.lift, 1) + "%" : "–"}</td><td>${fix(c.p_value, 3)}</td><td class="l">${ciBar(c)}</td>`
+          : `<td class="l">${esc(label)}</td><td colspan="5" class="muted l">not enough users yet</td>`;
+      const lifts = r
+        ? r.arms
+            .filter((o) => o.arm !== def.control)
+            .map(
+              (o) =>
+                `<tr><th class="l" rowspan="3">${esc(o.arm)}</th>${metric("conversion (points)", o.vs_control, 100, 2)}</tr>
+                 <tr>${metric("purchases per user", o.purchases_vs_control, 1, 3)}</tr>
+                 <tr>${metric("revenue per user", o.revenue_vs_control, 1, 2)}</tr>`,
+            )
+            .join("")
+        : "";
       const srm = r && r.srm
         ? r.srm.alert
           ? `<span class="bad">Sample-ratio mismatch: users per arm do not follow the weights (χ² ${fix(r.srm.chi_square, 1)}, p=${r.srm.p_value.toExponential(1)}). Do not trust the lift.</span>`
@@ -604,7 +616,8 @@ treatment 1</textarea></label>
         <h3>${esc(def.name)} <span class="pill ${running ? "on" : ""}">${esc(def.status)}</span> <span class="muted">${esc(def.kind)} · buckets ${def.range_start}–${def.range_end} · coverage <b class="coverage">${pct(def.coverage, 1)}</b></span></h3>
         ${
           r
-            ? `<table class="grid"><tr><th class="l">arm</th><th>weight</th><th class="l">model</th><th>rankings</th><th>users</th><th>buyers</th><th>conversion</th><th class="l">vs control: conversion difference [95% interval]</th></tr>${arms}</table><p>${srm}</p>`
+            ? `<table class="grid"><tr><th class="l">arm</th><th>weight</th><th class="l">model</th><th>rankings</th><th>users</th><th>buyers</th><th>conversion</th><th>purchases / user</th><th>revenue / user</th></tr>${arms}</table>
+               <table class="grid lifts"><tr><th class="l">vs ${esc(def.control)}</th><th class="l">metric</th><th>difference</th><th>95% interval</th><th>relative</th><th>p</th><th class="l">interval around 0</th></tr>${lifts}</table><p>${srm}</p>`
             : `<p class="muted">Interleaving: every ranking mixes both arms; read the preference with <code>fitrank report</code>.</p>`
         }
         ${guard}${actions}</div>`;

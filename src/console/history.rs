@@ -126,10 +126,12 @@ impl History {
     pub async fn run(self: Arc<Self>, period: std::time::Duration) {
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is at once; sessions are first read one session period later, not in
+        // the burst of a replica's start.
         for n in 0u64.. {
             tick.tick().await;
             self.sample_service();
-            if n.is_multiple_of(SESSION_EVERY) {
+            if n > 0 && n.is_multiple_of(SESSION_EVERY) {
                 self.sample_sessions().await;
             }
         }

@@ -111,6 +111,34 @@ async fn viewers_read_operators_change_and_every_change_is_audited() {
         "{log:?}"
     );
 
+    // A new host's first show: the time to its first purchase is measured from the show's start.
+    let mut debut = common::session("debut-live", None);
+    debut.host_id = "host-debut".into();
+    debut.start_time_unix_ms = fitrank::domain::now_ms();
+    let mut catalog = pb::catalog_service_client::CatalogServiceClient::new(world.conn(FEED).await);
+    catalog.upsert_sessions(pb::UpsertSessionsRequest { sessions: vec![debut] }).await.unwrap();
+    let sale = common::event("debut-sale", pb::EventType::Purchase, "w1", "debut-live");
+    events.ingest_batch(pb::IngestBatchRequest { events: vec![sale] }).await.unwrap();
+    let debut = sync(|| {
+        let started = std::time::Instant::now();
+        loop {
+            let page = viewer.get("/console/api/audience?q=debut");
+            let row = &page.json["rows"][0];
+            if row["new_host"] == true && row["first_purchase_s"].is_number() {
+                return page.json;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "{}", page.text);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    });
+    assert!(debut["rows"][0]["first_purchase_s"].as_f64().unwrap() < 10.0, "{debut}");
+    assert_eq!(
+        (debut["summary"]["new_hosts"].as_u64(), debut["summary"]["new_hosts_selling"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let old = sync(|| viewer.get("/console/api/audience?q=yoga"));
+    assert_eq!(old.json["rows"][0]["new_host"], false, "a show that began before the replica is no debut it saw");
+
     // The models page shows the versions, and the newest comparison recorded beside them.
     let shipped = admin.get_active_model(pb::GetActiveModelRequest {}).await.unwrap().into_inner().model.unwrap();
     let comparison = fitrank::model::comparison::Comparison {

@@ -8,7 +8,9 @@
 //!   shares inside its declared target, for the page that shows how a show's audience evolved;
 //!   and the first sample in which it had sold, for the time to first purchase. A session keeps at
 //!   most [`SESSION_POINTS`] points: when full, every other point is dropped, so a long show keeps
-//!   its whole arc at a coarser step. Sessions that leave the catalog are forgotten.
+//!   its whole arc at a coarser step. Sessions that leave the catalog are forgotten, and at most
+//!   [`MAX_TRACKED`] sessions have a timeline (the ones sampled first), so the history stays
+//!   under about 50 MB (48 B a point) however large the catalog.
 //!
 //! All of it is this replica's and starts over at a restart.
 
@@ -26,8 +28,12 @@ use crate::telemetry::Telemetry;
 pub const SERVICE_POINTS: usize = 300;
 /// Sessions are sampled every this many service samples.
 pub const SESSION_EVERY: u64 = 5;
-/// Points kept per session before thinning.
-pub const SESSION_POINTS: usize = 240;
+/// Points kept per session before thinning (16 minutes at the default 10 s, then coarser).
+pub const SESSION_POINTS: usize = 96;
+/// Sessions with a timeline at most.
+pub const MAX_TRACKED: usize = 10_000;
+/// Hosts remembered at most (for "new host"); past it, unseen hosts do not count as new.
+pub const MAX_HOSTS: usize = 1_000_000;
 /// Most live sessions the console reads.
 pub const MAX_SESSIONS: usize = 100_000;
 
@@ -53,14 +59,14 @@ pub struct ServicePoint {
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct SessionPoint {
     pub t_ms: UnixMs,
-    pub impressions: u64,
-    pub views: u64,
-    pub purchases: u64,
+    pub impressions: u32,
+    pub views: u32,
+    pub purchases: u32,
     /// Placements by this replica, all and inside the declared target.
-    pub shown: u64,
-    pub shown_inside: Option<f64>,
-    pub viewers_inside: Option<f64>,
-    pub buyers_inside: Option<f64>,
+    pub shown: u32,
+    pub shown_inside: Option<f32>,
+    pub viewers_inside: Option<f32>,
+    pub buyers_inside: Option<f32>,
 }
 
 /// A session's sampled history.
@@ -197,11 +203,22 @@ impl History {
         for snapshot in &live {
             let session = &snapshot.session;
             seen.insert(session.session_id.as_str());
-            let first_of_host = hosts.entry(session.host_id.clone()).or_insert_with(|| session.session_id.clone());
-            let history = sessions.entry(session.session_id.clone()).or_insert_with(|| SessionHistory {
-                new_host: *first_of_host == session.session_id && session.start_time_ms >= self.started_ms,
-                ..Default::default()
-            });
+            let first_of_host = match hosts.get(&session.host_id) {
+                Some(first) => Some(first.as_str()),
+                None if hosts.len() < MAX_HOSTS => {
+                    hosts.insert(session.host_id.clone(), session.session_id.clone());
+                    Some(session.session_id.as_str())
+                }
+                None => None,
+            };
+            let new_host =
+                first_of_host == Some(session.session_id.as_str()) && session.start_time_ms >= self.started_ms;
+            if !sessions.contains_key(&session.session_id) && sessions.len() >= MAX_TRACKED {
+                continue;
+            }
+            let history = sessions
+                .entry(session.session_id.clone())
+                .or_insert_with(|| SessionHistory { new_host, ..Default::default() });
             let point = self.point(t, session, &snapshot.stats);
             if point.purchases > 0 && history.first_purchase_ms.is_none() {
                 history.first_purchase_ms = Some(t);
@@ -219,15 +236,16 @@ impl History {
 
     fn point(&self, t_ms: UnixMs, session: &LiveSession, stats: &LiveStats) -> SessionPoint {
         let audience = super::views::audience_of(session, stats, &self.shown.of(&session.session_id));
+        let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         SessionPoint {
             t_ms,
-            impressions: stats.impressions,
-            views: stats.views,
-            purchases: stats.purchases,
-            shown: audience.shown,
-            shown_inside: audience.shown_inside,
-            viewers_inside: audience.viewers_inside,
-            buyers_inside: audience.buyers_inside,
+            impressions: narrow(stats.impressions),
+            views: narrow(stats.views),
+            purchases: narrow(stats.purchases),
+            shown: narrow(audience.shown),
+            shown_inside: audience.shown_inside.map(|x| x as f32),
+            viewers_inside: audience.viewers_inside.map(|x| x as f32),
+            buyers_inside: audience.buyers_inside.map(|x| x as f32),
         }
     }
 

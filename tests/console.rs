@@ -173,3 +173,31 @@ async fn viewers_read_operators_change_and_every_change_is_audited() {
         assert_eq!(operator.get("/console/api/me").status, 401);
     });
 }
+
+/// A raw `method path` with a chosen `Host`, for what a normal client cannot send: the status.
+async fn raw_status(addr: std::net::SocketAddr, method: &str, path: &str, host: &str, extra: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    String::from_utf8_lossy(&response).split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn an_open_console_answers_only_under_loopback_names_and_takes_only_json() {
+    // No access file: everyone on this machine is the anonymous operator, as on the gRPC port.
+    let server = common::TestServer::start().await;
+    let addr = server.http_addr;
+    assert_eq!(raw_status(addr, "GET", "/console/api/me", &addr.to_string(), "").await, 200);
+    assert_eq!(raw_status(addr, "GET", "/console/api/me", &format!("localhost:{}", addr.port()), "").await, 200);
+    // A page an attacker's name resolves to 127.0.0.1 for (DNS rebinding) is refused.
+    assert_eq!(raw_status(addr, "GET", "/console/api/me", "attacker.example", "").await, 403);
+    let stop = "x-fitrank-console: 1\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n";
+    assert_eq!(raw_status(addr, "POST", "/console/api/experiments/x/coverage", "attacker.example", stop).await, 403);
+    // A form from another site can post text/plain, never application/json: refused as such.
+    let form = "content-type: text/plain\r\ncontent-length: 2\r\n";
+    let login = raw_status(addr, "POST", "/console/login", &addr.to_string(), form).await;
+    assert_eq!(login, 415);
+}

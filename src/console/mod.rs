@@ -18,6 +18,9 @@
 //! (`403`) whatever it sends. Changes are `POST`s that must carry the header
 //! `x-fitrank-console: 1`, which no other site's page can send without the server's consent: with
 //! the `SameSite=Strict` cookie, a forged request from elsewhere never acts as a logged-in user.
+//! Bodies must be `application/json`, which a form on another site cannot send. A service without
+//! an access file (open, loopback only) answers the console only under a loopback host name, so a
+//! page whose own name an attacker pointed at 127.0.0.1 (DNS rebinding) cannot drive it.
 
 pub mod assets;
 pub mod history;
@@ -130,6 +133,12 @@ impl Console {
 
     /// The JSON API: reads for viewers, changes for operators.
     async fn api(&self, request: Request<Incoming>, peer: Option<std::net::SocketAddr>) -> Result<Reply, Refusal> {
+        if self.logins.open() && !loopback_host(request.headers().get(hyper::header::HOST)) {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "a console without an access file answers only at 127.0.0.1, [::1] or localhost",
+            ));
+        }
         let cookie = login::cookie_value(request.headers().get(hyper::header::COOKIE));
         let caller =
             self.logins.caller(cookie, peer).map_err(|e| Refusal::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
@@ -349,8 +358,29 @@ fn model_id(m: Arc<crate::model::LoadedModel>) -> serde_json::Value {
     serde_json::json!({ "serving": m.id })
 }
 
-/// Reads and parses a JSON body of at most [`MAX_BODY`] bytes.
+/// Whether a `Host` header names this machine's loopback (with or without a port).
+fn loopback_host(host: Option<&hyper::header::HeaderValue>) -> bool {
+    let Some(host) = host.and_then(|h| h.to_str().ok()) else { return false };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Reads and parses a JSON body (`content-type: application/json`) of at most [`MAX_BODY`] bytes.
 async fn body<T: serde::de::DeserializeOwned>(request: Request<Incoming>) -> Result<T, Refusal> {
+    let json = request
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    if !json {
+        return Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "request body: send content-type: application/json",
+        ));
+    }
     let bytes = Limited::new(request.into_body(), MAX_BODY)
         .collect()
         .await
@@ -375,5 +405,20 @@ fn json(status: StatusCode, value: &impl Serialize) -> Reply {
 fn set_cookie(reply: &mut Reply, cookie: &str) {
     if let Ok(v) = hyper::header::HeaderValue::from_str(cookie) {
         reply.headers_mut().insert(hyper::header::SET_COOKIE, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_hosts_only() {
+        let host = |s: &'static str| super::loopback_host(Some(&hyper::header::HeaderValue::from_static(s)));
+        for ok in ["127.0.0.1:50052", "localhost:50052", "LOCALHOST", "[::1]:50052", "127.1.2.3"] {
+            assert!(host(ok), "{ok}");
+        }
+        for refused in ["evil.example:50052", "10.0.0.1:50052", "localhost.evil.example", "[::2]:1"] {
+            assert!(!host(refused), "{refused}");
+        }
+        assert!(!super::loopback_host(None));
     }
 }

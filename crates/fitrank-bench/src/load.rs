@@ -63,6 +63,10 @@ pub enum Target {
     /// Offline: this machine's stalls of running threads, no service involved (--probe-threads,
     /// --duty, --duration; `stalls`).
     Stalls,
+    /// Exactly-once ingest: `IngestBatch` calls retried until acknowledged for --duration, then
+    /// every session's counters compared with what was acknowledged ([`crate::verify`]). Run it
+    /// while replicas are killed and the store restarted (scripts/verify-redis-exactly-once.sh).
+    Verify,
 }
 
 /// Arguments of `fitrank bench`.
@@ -335,9 +339,9 @@ async fn server_latency(channel: Channel, reset: bool) -> Option<ServerLatency> 
     Some(ServerLatency { count: r.count, p50_us: r.p50_us, p99_us: r.p99_us, p999_us: r.p999_us, max_us: r.max_us })
 }
 
-const SESSIONS: usize = 2_000;
+pub const SESSIONS: usize = 2_000;
 
-type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// `fitrank bench stalls`: runs the probe, prints what it found.
 fn stalls(args: &BenchArgs) -> BenchResult<()> {
@@ -367,6 +371,9 @@ pub fn bench(args: BenchArgs) -> BenchResult<()> {
     }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(args.client_threads.max(1)).enable_all().build()?;
+    if args.target == Target::Verify {
+        return runtime.block_on(verify(args));
+    }
     let report = runtime.block_on(run(args.clone()))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -439,6 +446,32 @@ fn session(i: usize) -> pb::LiveSession {
 /// Users per `UpsertUsers` call of the setup.
 const USER_BATCH: usize = 10_000;
 
+/// `fitrank bench verify`: the catalog unless `--no-setup`, then [`crate::verify::verify`], printed.
+async fn verify(args: BenchArgs) -> BenchResult<()> {
+    let channel = fitrank::cli::connect::connect(&args.connect).await?;
+    if !args.no_setup {
+        setup(channel.clone(), args.users.max(1)).await?;
+    }
+    let duration = Duration::from_secs_f64(args.duration);
+    let v = crate::verify::verify(channel, duration, args.batch, args.concurrency, args.users.max(1) as u64).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        println!(
+            "{} batches acknowledged in {:.1}s ({} failed attempts retried)",
+            v.batches, v.seconds, v.failed_attempts
+        );
+        for k in &v.kinds {
+            println!("  {:<13} acknowledged {:>10}  counted {:>10}", k.counter, k.acknowledged, k.counted);
+        }
+        println!("  lost {}  counted twice {}", v.lost, v.counted_twice);
+    }
+    if v.lost > 0 || v.counted_twice > 0 {
+        return Err(format!("not exactly once: {} lost, {} counted twice", v.lost, v.counted_twice).into());
+    }
+    Ok(())
+}
+
 /// Upserts the benchmark catalog: 2,000 live sessions and `users` users.
 pub async fn setup(channel: Channel, users: usize) -> BenchResult<()> {
     let mut catalog = CatalogServiceClient::new(channel);
@@ -502,7 +535,9 @@ impl Caller {
                     .await?;
                 Ok(Answer::items(1))
             }
-            Target::Stalls => Err(tonic::Status::invalid_argument("movielens and stalls run offline, not over gRPC")),
+            Target::Stalls | Target::Verify => {
+                Err(tonic::Status::invalid_argument("stalls runs offline, verify on its own loop"))
+            }
         }
     }
 

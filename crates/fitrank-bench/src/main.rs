@@ -6,9 +6,12 @@
 //!   the same window.
 //! - [`stalls`]: measures how often and how long the machine stops running threads, with no
 //!   service involved (`stalls`).
+//! - [`verify`]: checks that ingest counts every acknowledged event exactly once while replicas and
+//!   the store fail (`verify`).
 
 mod load;
 mod stalls;
+mod verify;
 
 use std::process::ExitCode;
 

@@ -87,12 +87,12 @@ async fn an_operator_and_a_viewer_use_the_console_in_chromium() {
     // Filter to the mismatched sessions and read the flag, there and on the session's own page.
     sync(|| {
         browser.click("#filter-mismatch");
-        browser
-            .wait_until("only mismatched rows", "return document.querySelectorAll('#sessions tbody tr').length === 1");
-        let flag = browser.text(&format!("#sessions tr[data-session=\"{MISMATCHED}\"] td.mismatch"));
+        let rows = "return document.querySelectorAll('#sessions tbody tr.session-row').length === 1";
+        browser.wait_until("only mismatched rows", rows);
+        let flag = browser.text(&format!("#sessions tr.flag-row[data-session=\"{MISMATCHED}\"] td.mismatch"));
         assert!(flag.contains("declared women 20–30") && flag.contains("men 55–64"), "{flag}");
         screenshot(&browser, "audience");
-        browser.click(&format!("#sessions tr[data-session=\"{MISMATCHED}\"]"));
+        browser.click(&format!("#sessions tr.session-row[data-session=\"{MISMATCHED}\"]"));
         let flag = browser.text("#mismatch");
         assert!(flag.contains("buyers so far") && flag.contains("men 55–64"), "{flag}");
         browser

@@ -281,7 +281,6 @@
     ["views", "views"],
     ["purchases", "purchases"],
     ["first_purchase", "first purchase after"],
-    [null, "mismatch", "l"],
   ];
 
   class Audience {
@@ -386,12 +385,16 @@
       });
       $("#sessions tbody").innerHTML = d.rows
         .map(
-          (r) => `<tr class="clickable" data-session="${esc(r.session_id)}">
+          (r) => `<tr class="clickable session-row" data-session="${esc(r.session_id)}">
           <td class="l">${esc(r.session_id)}</td><td class="l">${esc(r.host_id)}${r.new_host ? ' <span class="pill">new</span>' : ""}</td>
           <td class="l">${esc(r.category)}</td><td class="l">${esc(r.declared)}</td>
           <td>${num(r.shown)}</td><td>${pct(r.shown_inside)}</td><td>${pct(r.viewers_inside)}</td><td>${pct(r.buyers_inside)}</td>
           <td>${pct(r.true_audience)}</td><td>${pct(r.wasted)}</td><td>${num(r.views)}</td><td>${num(r.purchases)}</td>
-          <td>${dur(r.first_purchase_s)}</td><td class="mismatch">${esc(r.mismatch || "")}</td></tr>`,
+          <td>${dur(r.first_purchase_s)}</td></tr>${
+            r.mismatch
+              ? `<tr class="clickable flag-row" data-session="${esc(r.session_id)}"><td class="mismatch" colspan="${columns.length}">⚠ ${esc(r.mismatch)}</td></tr>`
+              : ""
+          }`,
         )
         .join("");
       const last = Math.min(d.matched, d.offset + d.rows.length);

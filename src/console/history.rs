@@ -92,12 +92,15 @@ fn totals(text: &str) -> HashMap<&str, f64> {
     out
 }
 
-/// The counters a service point is made of, in `/metrics` names.
-const EVENTS: &str = "fitrank_events_ingested_total";
-const DUPLICATES: &str = "fitrank_events_duplicates_total";
-const REJECTED: &str = "fitrank_events_rejected_total";
-const DEGRADED: &str = "fitrank_rank_degraded_total";
-const LOG_DROPPED: &str = "fitrank_feature_log_dropped_rankings_total";
+/// The counters a service point is made of, in `/metrics` names: events stored, duplicated and
+/// refused, degraded rankings, rankings dropped from the feature log.
+const COUNTERS: [&str; 5] = [
+    "fitrank_events_ingested_total",
+    "fitrank_events_duplicates_total",
+    "fitrank_events_rejected_total",
+    "fitrank_rank_degraded_total",
+    "fitrank_feature_log_dropped_rankings_total",
+];
 
 /// The sampled history and the sampler's inputs.
 pub struct History {
@@ -110,7 +113,8 @@ pub struct History {
     sessions: Mutex<HashMap<String, SessionHistory>>,
     /// Hosts seen, with the first session of theirs this replica saw.
     hosts: Mutex<HashMap<String, String>>,
-    previous: Mutex<Option<(std::time::Instant, HashMap<String, f64>)>>,
+    /// When the previous service sample was taken, and its [`COUNTERS`].
+    previous: Mutex<Option<(std::time::Instant, [f64; COUNTERS.len()])>>,
 }
 
 impl History {
@@ -147,7 +151,8 @@ impl History {
     pub fn sample_service(&self) {
         let text = self.telemetry.encode();
         let now = std::time::Instant::now();
-        let current: HashMap<String, f64> = totals(&text).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let totals = totals(&text);
+        let current = COUNTERS.map(|name| totals.get(name).copied().unwrap_or(0.0));
         let latency = self.latency.sample();
         let status = self.store.status();
         let mut previous = self.previous.lock().unwrap_or_else(|e| e.into_inner());
@@ -155,21 +160,19 @@ impl History {
             None => None,
             Some((then, before)) => {
                 let secs = now.duration_since(*then).as_secs_f64().max(1e-3);
-                let rate = |name: &str| {
-                    (current.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)).max(0.0)
-                        / secs
-                };
+                let [events, duplicates, rejected, degraded, dropped] =
+                    std::array::from_fn(|i| (current[i] - before[i]).max(0.0) / secs);
                 Some(ServicePoint {
                     t_ms: now_ms(),
                     rankings_per_s: latency.count as f64 / secs,
                     rank_errors_per_s: latency.errors as f64 / secs,
                     rank_p50_us: latency.p50_us,
                     rank_p99_us: latency.p99_us,
-                    degraded_per_s: rate(DEGRADED),
-                    events_per_s: rate(EVENTS),
-                    duplicates_per_s: rate(DUPLICATES),
-                    rejected_per_s: rate(REJECTED),
-                    feature_log_dropped_per_s: rate(LOG_DROPPED),
+                    degraded_per_s: degraded,
+                    events_per_s: events,
+                    duplicates_per_s: duplicates,
+                    rejected_per_s: rejected,
+                    feature_log_dropped_per_s: dropped,
                     store_up: status.reachable,
                     breaker_open: status.breaker_open,
                 })

@@ -161,7 +161,7 @@ impl Console {
         match segments.as_slice() {
             ["me"] => Ok(ok(&self.me(&caller))),
             ["audience"] => self.audience(query.as_deref()).await,
-            ["sessions", id] => self.session(&views_decode(id)).await,
+            ["sessions", id] => self.session(&views::decode(id)).await,
             ["experiments"] => Ok(ok(&self.experiments())),
             ["models"] => self.models().await,
             ["service"] => Ok(ok(&self.service())),
@@ -342,16 +342,12 @@ impl Console {
                     coverage: f64,
                 }
                 let form: Form = body(request).await?;
-                Ok(ok(&admin.set_experiment_coverage_as(who, views_decode(name), form.coverage).await?))
+                Ok(ok(&admin.set_experiment_coverage_as(who, views::decode(name), form.coverage).await?))
             }
-            ["experiments", name, "stop"] => Ok(ok(&admin.stop_experiment_as(who, views_decode(name)).await?)),
+            ["experiments", name, "stop"] => Ok(ok(&admin.stop_experiment_as(who, views::decode(name)).await?)),
             _ => Err(Refusal::new(StatusCode::NOT_FOUND, "no such change")),
         }
     }
-}
-
-fn views_decode(s: &str) -> String {
-    views::pairs(Some(&format!("x={s}"))).pop().map(|(_, v)| v).unwrap_or_default()
 }
 
 fn model_id(m: Arc<crate::model::LoadedModel>) -> serde_json::Value {

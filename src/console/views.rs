@@ -182,7 +182,7 @@ pub fn pairs(query: Option<&str>) -> Vec<(String, String)> {
 }
 
 /// Percent-decodes `s` (`+` is a space); a stray `%` stays as it is.
-fn decode(s: &str) -> String {
+pub fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

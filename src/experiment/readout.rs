@@ -17,7 +17,6 @@
 //! users and says so (`saturated`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use serde::Serialize;
 
@@ -33,26 +32,41 @@ struct UserOutcome {
     revenue: f32,
 }
 
-/// What one arm counted.
+/// What one A/B arm's users did, kept beside the arm's guardrail counters
+/// ([`super::registry::ArmGuardrail`]), which count its rankings.
 #[derive(Debug, Default)]
-struct Tally {
-    rankings: u64,
+pub struct ArmOutcomes {
     users: HashMap<u64, UserOutcome>,
     buyers: u64,
     purchases: u64,
     saturated: bool,
 }
 
-impl Tally {
+impl ArmOutcomes {
+    /// Admits `user_id`, ranked under the arm.
+    pub fn ranked(&mut self, user_id: &str) {
+        let key = user_key(user_id);
+        if self.users.len() < MAX_USERS_PER_ARM {
+            self.users.entry(key).or_default();
+        } else if !self.users.contains_key(&key) {
+            self.saturated = true;
+        }
+    }
+
+    /// Counts a stored purchase of `amount` by `user_id`, if the arm ranked them.
+    pub fn purchased(&mut self, user_id: &str, amount: f64) {
+        let Some(user) = self.users.get_mut(&user_key(user_id)) else { return };
+        if user.purchases == 0 {
+            self.buyers += 1;
+        }
+        user.purchases = user.purchases.saturating_add(1);
+        user.revenue += amount as f32;
+        self.purchases += 1;
+    }
+
     fn per_user(&self, f: impl Fn(&UserOutcome) -> f64) -> Vec<f64> {
         self.users.values().map(f).collect()
     }
-}
-
-/// The readouts of every experiment's arms, since the process started.
-#[derive(Debug, Default)]
-pub struct Readouts {
-    tallies: Mutex<HashMap<(String, String), Tally>>,
 }
 
 /// One arm's readout.
@@ -89,114 +103,87 @@ pub struct Readout {
     pub srm: Option<Srm>,
 }
 
+/// One arm as the readout reads it: name, weight, rankings and outcomes (`None` before it served).
+pub struct ArmFigures<'a> {
+    pub name: &'a str,
+    pub weight: f64,
+    pub rankings: u64,
+    pub outcomes: Option<&'a ArmOutcomes>,
+}
+
 fn user_key(user_id: &str) -> u64 {
     crate::hash::Fnv::default().eat(user_id.bytes()).mixed()
 }
 
-impl Readouts {
-    /// Counts one ranking of `user_id` under each (experiment, arm) of `arms`.
-    pub fn ranked(&self, user_id: &str, arms: &[(&str, &str)]) {
-        let key = user_key(user_id);
-        let mut tallies = self.lock();
-        for (experiment, arm) in arms {
-            let t = tallies.entry(((*experiment).to_owned(), (*arm).to_owned())).or_default();
-            t.rankings += 1;
-            if t.users.len() < MAX_USERS_PER_ARM {
-                t.users.entry(key).or_default();
-            } else if !t.users.contains_key(&key) {
-                t.saturated = true;
+/// The readout of an experiment's `arms`, each compared with the arm named `control`.
+pub fn readout<'a>(arms: &[ArmFigures<'a>], control: &str) -> Readout {
+    let empty = ArmOutcomes::default();
+    let outcomes = |a: &ArmFigures<'a>| -> &ArmOutcomes { a.outcomes.unwrap_or(&empty) };
+    let c = arms.iter().find(|a| a.name == control).map_or(&empty, outcomes);
+    let (c_purchases, c_revenue) = (c.per_user(|u| f64::from(u.purchases)), c.per_user(|u| f64::from(u.revenue)));
+    let arms_out: Vec<ArmReadout> = arms
+        .iter()
+        .map(|a| {
+            let t = outcomes(a);
+            let users = t.users.len() as u64;
+            let per_user = |x: f64| if users == 0 { 0.0 } else { x / users as f64 };
+            let revenue: f64 = t.users.values().map(|u| f64::from(u.revenue)).sum();
+            let treated = a.name != control;
+            ArmReadout {
+                arm: a.name.to_owned(),
+                rankings: a.rankings,
+                users,
+                buyers: t.buyers,
+                purchases: t.purchases,
+                revenue,
+                conversion: per_user(t.buyers as f64),
+                purchases_per_user: per_user(t.purchases as f64),
+                revenue_per_user: per_user(revenue),
+                vs_control: treated
+                    .then(|| stats::two_proportions(c.buyers, c.users.len() as u64, t.buyers, users))
+                    .flatten(),
+                purchases_vs_control: treated
+                    .then(|| stats::welch(&c_purchases, &t.per_user(|u| f64::from(u.purchases))))
+                    .flatten(),
+                revenue_vs_control: treated
+                    .then(|| stats::welch(&c_revenue, &t.per_user(|u| f64::from(u.revenue))))
+                    .flatten(),
+                saturated: t.saturated,
             }
-        }
-    }
-
-    /// Counts a stored purchase of `amount` by `user_id`, in each (experiment, arm) of `arms` that
-    /// ranked them.
-    pub fn purchased(&self, user_id: &str, amount: f64, arms: &[(&str, &str)]) {
-        let key = user_key(user_id);
-        let mut tallies = self.lock();
-        for (experiment, arm) in arms {
-            let Some(t) = tallies.get_mut(&((*experiment).to_owned(), (*arm).to_owned())) else { continue };
-            let Some(user) = t.users.get_mut(&key) else { continue };
-            if user.purchases == 0 {
-                t.buyers += 1;
-            }
-            user.purchases = user.purchases.saturating_add(1);
-            user.revenue += amount as f32;
-            t.purchases += 1;
-        }
-    }
-
-    /// The readout of `experiment`'s `arms` (name and weight, in order), `control` first among
-    /// equals.
-    pub fn readout(&self, experiment: &str, arms: &[(&str, f64)], control: &str) -> Readout {
-        let tallies = self.lock();
-        let empty = Tally::default();
-        let counts = |arm: &str| tallies.get(&(experiment.to_owned(), arm.to_owned())).unwrap_or(&empty);
-        let c = counts(control);
-        let (c_purchases, c_revenue) = (c.per_user(|u| f64::from(u.purchases)), c.per_user(|u| f64::from(u.revenue)));
-        let arms_out = arms
-            .iter()
-            .map(|(arm, _)| {
-                let t = counts(arm);
-                let users = t.users.len() as u64;
-                let per_user = |x: f64| if users == 0 { 0.0 } else { x / users as f64 };
-                let revenue: f64 = t.users.values().map(|u| f64::from(u.revenue)).sum();
-                let treated = *arm != control;
-                ArmReadout {
-                    arm: (*arm).to_owned(),
-                    rankings: t.rankings,
-                    users,
-                    buyers: t.buyers,
-                    purchases: t.purchases,
-                    revenue,
-                    conversion: per_user(t.buyers as f64),
-                    purchases_per_user: per_user(t.purchases as f64),
-                    revenue_per_user: per_user(revenue),
-                    vs_control: treated
-                        .then(|| stats::two_proportions(c.buyers, c.users.len() as u64, t.buyers, users))
-                        .flatten(),
-                    purchases_vs_control: treated
-                        .then(|| stats::welch(&c_purchases, &t.per_user(|u| f64::from(u.purchases))))
-                        .flatten(),
-                    revenue_vs_control: treated
-                        .then(|| stats::welch(&c_revenue, &t.per_user(|u| f64::from(u.revenue))))
-                        .flatten(),
-                    saturated: t.saturated,
-                }
-            })
-            .collect::<Vec<_>>();
-        let users: Vec<u64> = arms_out.iter().map(|a| a.users).collect();
-        let weights: Vec<f64> = arms.iter().map(|(_, w)| *w).collect();
-        let srm = if users.iter().filter(|u| **u > 0).count() >= 2 { stats::srm(&users, &weights) } else { None };
-        Readout { arms: arms_out, srm }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Tally>> {
-        self.tallies.lock().unwrap_or_else(|e| e.into_inner())
-    }
+        })
+        .collect();
+    let users: Vec<u64> = arms_out.iter().map(|a| a.users).collect();
+    let weights: Vec<f64> = arms.iter().map(|a| a.weight).collect();
+    let srm = if users.iter().filter(|u| **u > 0).count() >= 2 { stats::srm(&users, &weights) } else { None };
+    Readout { arms: arms_out, srm }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn figures<'a>(name: &'a str, rankings: u64, outcomes: Option<&'a ArmOutcomes>) -> ArmFigures<'a> {
+        ArmFigures { name, weight: 1.0, rankings, outcomes }
+    }
+
     #[test]
     fn counts_users_once_and_only_buyers_it_ranked() {
-        let r = Readouts::default();
+        let (mut control, mut treatment) = (ArmOutcomes::default(), ArmOutcomes::default());
         for u in 0..100 {
             let user = format!("u{u}");
-            let arm = if u % 2 == 0 { "control" } else { "treatment" };
-            r.ranked(&user, &[("e", arm)]);
-            r.ranked(&user, &[("e", arm)]);
+            let arm = if u % 2 == 0 { &mut control } else { &mut treatment };
+            arm.ranked(&user);
+            arm.ranked(&user);
             // Control users 0, 10, …, 90 buy (10 of 50); treatment users 1, 5, …, 97 (25 of 50).
-            if (arm == "control" && u % 5 == 0) || (arm == "treatment" && u % 4 == 1) {
-                r.purchased(&user, 10.0, &[("e", arm)]);
-                r.purchased(&user, 30.0, &[("e", arm)]);
+            if (u % 2 == 0 && u % 5 == 0) || (u % 2 == 1 && u % 4 == 1) {
+                arm.purchased(&user, 10.0);
+                arm.purchased(&user, 30.0);
             }
         }
         // A purchase by a user this replica never ranked under the arm counts nowhere.
-        r.purchased("stranger", 10.0, &[("e", "control")]);
-        let out = r.readout("e", &[("control", 1.0), ("treatment", 1.0)], "control");
+        control.purchased("stranger", 10.0);
+        let out =
+            readout(&[figures("control", 100, Some(&control)), figures("treatment", 100, Some(&treatment))], "control");
         let (c, t) = (&out.arms[0], &out.arms[1]);
         assert_eq!((c.rankings, c.users, c.buyers, c.purchases), (100, 50, 10, 20));
         assert_eq!((t.rankings, t.users, t.buyers, t.purchases), (100, 50, 25, 50));
@@ -215,13 +202,12 @@ mod tests {
 
     #[test]
     fn a_skewed_split_alerts() {
-        let r = Readouts::default();
+        let (mut a, mut b) = (ArmOutcomes::default(), ArmOutcomes::default());
         for u in 0..3_000 {
-            let arm = if u % 3 == 0 { "b" } else { "a" };
-            r.ranked(&format!("u{u}"), &[("e", arm)]);
+            if u % 3 == 0 { &mut b } else { &mut a }.ranked(&format!("u{u}"));
         }
-        let out = r.readout("e", &[("a", 1.0), ("b", 1.0)], "a");
+        let out = readout(&[figures("a", 2_000, Some(&a)), figures("b", 1_000, Some(&b))], "a");
         assert!(out.srm.unwrap().alert);
-        assert!(r.readout("other", &[("a", 1.0), ("b", 1.0)], "a").srm.is_none());
+        assert!(readout(&[figures("a", 0, None), figures("b", 0, None)], "a").srm.is_none());
     }
 }

@@ -281,17 +281,17 @@ pub struct Experiments {
     state: RwLock<Arc<State>>,
     /// Serialises changes (read-modify-write of the file).
     writer: Mutex<()>,
-    /// Guardrail counters per (experiment, arm), since the process started.
+    /// Guardrail counters and A/B outcomes per (experiment, arm), since the process started.
     guardrails: Mutex<std::collections::HashMap<(String, String), ArmGuardrail>>,
-    /// Users and buyers per (experiment, arm), since the process started.
-    readouts: super::readout::Readouts,
 }
 
-/// Ranking time and failures of one arm, in this process since it started.
-#[derive(Debug, Clone, Default)]
+/// Ranking time and failures of one arm, and what its users did, in this process since it started.
+#[derive(Debug, Default)]
 pub struct ArmGuardrail {
     /// In-service ranking time of the rankings that succeeded, and the count of those that failed.
     pub latency: LatencyCounts,
+    /// The users an A/B arm ranked and their purchases, for its live readout.
+    pub outcomes: super::readout::ArmOutcomes,
 }
 
 /// An arm's guardrail figures.
@@ -333,7 +333,6 @@ impl Experiments {
             state: RwLock::new(Arc::new(state)),
             writer: Mutex::new(()),
             guardrails: Mutex::default(),
-            readouts: super::readout::Readouts::default(),
         }
     }
 
@@ -408,24 +407,21 @@ impl Experiments {
         Ok(def)
     }
 
-    /// Records one ranking of a user in `arms` ((experiment, arm) pairs; an interleaved ranking's
-    /// arm is recorded as "interleaved"): its in-service time and whether it failed.
-    pub fn record(&self, arms: &[(&str, &str)], elapsed: Duration, ok: bool) {
+    /// Records one ranking of `user_id` in `arms` ((experiment, arm) pairs; an interleaved
+    /// ranking's arm is recorded as "interleaved"): its in-service time and whether it failed,
+    /// and, when it succeeded, the user among an A/B arm's users.
+    pub fn record(&self, user_id: &str, arms: &[(&str, &str)], elapsed: Duration, ok: bool) {
         if arms.is_empty() {
             return;
         }
         let mut g = self.guardrails.lock().unwrap_or_else(|e| e.into_inner());
         for (experiment, arm) in arms {
-            let arm = super::arm_group(arm);
-            g.entry(((*experiment).to_owned(), arm.to_owned())).or_default().latency.record(elapsed, ok);
-        }
-    }
-
-    /// Counts a ranking of `user_id` served under `arms` ((experiment, arm) pairs of A/B arms) in
-    /// the arms' live readouts.
-    pub fn ranked(&self, user_id: &str, arms: &[(&str, &str)]) {
-        if !arms.is_empty() {
-            self.readouts.ranked(user_id, arms);
+            let group = super::arm_group(arm);
+            let entry = g.entry(((*experiment).to_owned(), group.to_owned())).or_default();
+            entry.latency.record(elapsed, ok);
+            if ok && group == *arm {
+                entry.outcomes.ranked(user_id);
+            }
         }
     }
 
@@ -439,8 +435,14 @@ impl Experiments {
             .filter(|(e, _)| e.kind == Kind::Ab)
             .map(|(e, a)| (e.name.as_str(), a.name.as_str()))
             .collect();
-        if !arms.is_empty() {
-            self.readouts.purchased(user_id, amount, &arms);
+        if arms.is_empty() {
+            return;
+        }
+        let mut g = self.guardrails.lock().unwrap_or_else(|e| e.into_inner());
+        for (experiment, arm) in arms {
+            if let Some(entry) = g.get_mut(&(experiment.to_owned(), arm.to_owned())) {
+                entry.outcomes.purchased(user_id, amount);
+            }
         }
     }
 
@@ -450,8 +452,21 @@ impl Experiments {
         if def.kind != Kind::Ab {
             return None;
         }
-        let arms: Vec<(&str, f64)> = def.arms.iter().map(|a| (a.name.as_str(), a.weight)).collect();
-        Some(self.readouts.readout(&def.name, &arms, &def.control))
+        let g = self.guardrails.lock().unwrap_or_else(|e| e.into_inner());
+        let arms: Vec<super::readout::ArmFigures<'_>> = def
+            .arms
+            .iter()
+            .map(|a| {
+                let entry = g.get(&(def.name.clone(), a.name.clone()));
+                super::readout::ArmFigures {
+                    name: &a.name,
+                    weight: a.weight,
+                    rankings: entry.map_or(0, |e| e.latency.ok()),
+                    outcomes: entry.map(|e| &e.outcomes),
+                }
+            })
+            .collect();
+        Some(super::readout::readout(&arms, &def.control))
     }
 
     /// Guardrail figures of `experiment`'s arms.

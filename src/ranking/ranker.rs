@@ -189,10 +189,7 @@ impl Ranker {
             Ok(r) => {
                 let arms: Vec<(&str, &str)> =
                     r.exposures.iter().map(|e| (e.experiment.as_str(), e.arm.as_str())).collect();
-                experiments.record(&arms, elapsed, true);
-                let ab: Vec<(&str, &str)> =
-                    arms.iter().copied().filter(|(_, arm)| !arm.starts_with(TEAM_DRAFT_PREFIX)).collect();
-                experiments.ranked(&user_id, &ab);
+                experiments.record(&user_id, &arms, elapsed, true);
             }
             Err(_) => {
                 let state = experiments.state();
@@ -206,7 +203,7 @@ impl Ranker {
                         )
                     })
                     .collect();
-                experiments.record(&arms, elapsed, false);
+                experiments.record(&user_id, &arms, elapsed, false);
             }
         }
         result

@@ -99,11 +99,39 @@ pub struct JoinStats {
     pub damaged_segments: u64,
 }
 
+/// What the join keeps of a served ranking between its two reads of the log: enough to attribute
+/// outcomes to it, a small part of the whole (the whole log need not fit in memory).
+struct Served {
+    ranking_id: String,
+    user_id: String,
+    time_ms: UnixMs,
+    /// The sessions of its returned items, in order.
+    returned: Vec<String>,
+}
+
+impl Served {
+    fn of(r: &ServedRanking) -> Served {
+        Served {
+            ranking_id: r.ranking_id.clone(),
+            user_id: r.user_id.clone(),
+            time_ms: r.context.time_ms,
+            returned: r
+                .items
+                .iter()
+                .filter(|item| returned(item))
+                .map(|item| item.session.session_id.clone())
+                .collect(),
+        }
+    }
+}
+
+/// Reads the log twice: first what each ranking served (to attribute the outcomes), then each
+/// ranking whole, one at a time, to write its rows. Rows come out in the rankings' time order.
 pub(super) fn join(dirs: &[PathBuf], opt: &JoinOptions) -> std::io::Result<(Table, JoinStats)> {
     let mut stats = JoinStats::default();
 
-    let mut rankings: Vec<ServedRanking> = Vec::new();
-    let served = read_served(dirs, |r| rankings.push(r))?;
+    let mut rankings: Vec<Served> = Vec::new();
+    let served = read_served(dirs, |r| rankings.push(Served::of(&r)))?;
     let mut seen = HashSet::new();
     let mut events: Vec<Event> = Vec::new();
     let mut outcome_events = 0u64;
@@ -117,31 +145,69 @@ pub(super) fn join(dirs: &[PathBuf], opt: &JoinOptions) -> std::io::Result<(Tabl
     stats.damaged_segments = served.damaged_segments + outcomes.damaged_segments;
     stats.outcome_events = outcome_events;
     stats.duplicate_events = outcome_events - events.len() as u64;
-    rankings.sort_by_key(|r| r.context.time_ms);
     // A return comes after the purchase it reverses.
     events.sort_by_key(|e| e.time_ms);
 
     let newest_event = events.last().map_or(UnixMs::MIN, |e| e.time_ms);
-    stats.log_end_ms = rankings.last().map_or(UnixMs::MIN, |r| r.context.time_ms).max(newest_event);
+    let newest_ranking = rankings.iter().map(|r| r.time_ms).max().unwrap_or(UnixMs::MIN);
+    stats.log_end_ms = newest_ranking.max(newest_event);
 
-    // Index every returned item: by ranking id and by (user, session) in time order.
+    let labels = attribute(&rankings, &events, opt, &mut stats);
+
+    // The second read: each ranking's rows, in the order the first read numbered them.
     let by_id: HashMap<&str, usize> = rankings.iter().enumerate().map(|(i, r)| (r.ranking_id.as_str(), i)).collect();
+    let mut builder = TableBuilder::default();
+    let mut row_times: Vec<UnixMs> = Vec::new();
+    let mut recomputed = [0f32; features::NUM_FEATURES];
+    read_served(dirs, |r| {
+        // A ranking logged after the first read (the log of a running service) has no labels yet.
+        let Some(&i) = by_id.get(r.ranking_id.as_str()) else { return };
+        if r.context.time_ms < opt.from_ms || r.context.time_ms >= opt.to_ms {
+            return;
+        }
+        stats.rankings += 1;
+        let rows = write_rows(&r, i, &labels, opt, &mut stats, &mut builder, &mut recomputed);
+        row_times.extend(std::iter::repeat_n(r.context.time_ms, rows));
+    })?;
+    if builder.table.columns.is_empty() {
+        return Ok((super::columns::empty_table(), stats));
+    }
+    let mut table = builder.table;
+    let mut order: Vec<usize> = (0..row_times.len()).collect();
+    order.sort_by_key(|&row| row_times[row]);
+    if order.iter().enumerate().any(|(k, &row)| k != row) {
+        table.permute(&order);
+    }
+    Ok((table, stats))
+}
+
+/// Outcome labels per (ranking number, session id), and which of those items were shown.
+struct Attributed<'a> {
+    shown: HashSet<(usize, &'a str)>,
+    labels: HashMap<(usize, &'a str), Labels>,
+}
+
+fn attribute<'a>(
+    rankings: &'a [Served],
+    events: &'a [Event],
+    opt: &JoinOptions,
+    stats: &mut JoinStats,
+) -> Attributed<'a> {
+    let by_id: HashMap<&str, usize> = rankings.iter().enumerate().map(|(i, r)| (r.ranking_id.as_str(), i)).collect();
+    // Every returned item by (user, session), in time order.
     let mut by_pair: HashMap<(&str, &str), Vec<(UnixMs, usize)>> = HashMap::new();
     for (i, r) in rankings.iter().enumerate() {
-        for item in r.items.iter().filter(|item| returned(item)) {
-            by_pair
-                .entry((r.user_id.as_str(), item.session.session_id.as_str()))
-                .or_default()
-                .push((r.context.time_ms, i));
+        for session in &r.returned {
+            by_pair.entry((r.user_id.as_str(), session.as_str())).or_default().push((r.time_ms, i));
         }
     }
+    by_pair.values_mut().for_each(|touches| touches.sort_by_key(|(t, _)| *t));
 
-    // Attribute each outcome to (ranking index, session id).
     let mut shown: HashSet<(usize, &str)> = HashSet::new();
     let mut labels: HashMap<(usize, &str), Labels> = HashMap::new();
     // (user, order id) → the item its purchase was attributed to.
     let mut orders: HashMap<(&str, &str), (usize, &str)> = HashMap::new();
-    for e in &events {
+    for e in events {
         if e.kind == EventKind::Return
             && !e.order_id.is_empty()
             && let Some(&key) = orders.get(&(e.user_id.as_str(), e.order_id.as_str()))
@@ -162,11 +228,11 @@ pub(super) fn join(dirs: &[PathBuf], opt: &JoinOptions) -> std::io::Result<(Tabl
                 }
                 Some(&i) => {
                     let r = &rankings[i];
-                    if !r.items.iter().any(|it| returned(it) && it.session.session_id == e.session_id) {
+                    if !r.returned.contains(&e.session_id) {
                         stats.unknown_ranking_events += 1;
                         continue;
                     }
-                    if e.kind != EventKind::Impression && e.time_ms - r.context.time_ms > window {
+                    if e.kind != EventKind::Impression && e.time_ms - r.time_ms > window {
                         stats.late_events += 1;
                         continue;
                     }
@@ -218,64 +284,69 @@ pub(super) fn join(dirs: &[PathBuf], opt: &JoinOptions) -> std::io::Result<(Tabl
             _ => {}
         }
     }
+    Attributed { shown, labels }
+}
 
-    let mut builder = TableBuilder::default();
-    let mut recomputed = [0f32; features::NUM_FEATURES];
-    for (i, r) in rankings.iter().enumerate() {
-        if r.context.time_ms < opt.from_ms || r.context.time_ms >= opt.to_ms {
+/// Appends the rows of ranking number `i` that the options keep; returns how many.
+fn write_rows(
+    r: &ServedRanking,
+    i: usize,
+    attributed: &Attributed<'_>,
+    opt: &JoinOptions,
+    stats: &mut JoinStats,
+    builder: &mut TableBuilder,
+    recomputed: &mut [f32; features::NUM_FEATURES],
+) -> usize {
+    let open = r.context.time_ms.saturating_add(opt.window_ms) > stats.log_end_ms;
+    let mut rows = 0;
+    for item in &r.items {
+        let key = (i, item.session.session_id.as_str());
+        if returned(item) {
+            stats.served_items += 1;
+            // A candidate policy re-ranks the whole served list, so `include_candidates`
+            // keeps returned items that were never shown as well.
+            if opt.require_impression && !opt.include_candidates && !attributed.shown.contains(&key) {
+                stats.not_shown_items += 1;
+                continue;
+            }
+        } else {
+            stats.unreturned_candidates += 1;
+            if !opt.include_candidates {
+                continue;
+            }
+        }
+        if open && !opt.include_open {
+            stats.open_window_rows += 1;
             continue;
         }
-        stats.rankings += 1;
-        let open = r.context.time_ms.saturating_add(opt.window_ms) > stats.log_end_ms;
-        for item in &r.items {
-            let key = (i, item.session.session_id.as_str());
-            if returned(item) {
-                stats.served_items += 1;
-                // A candidate policy re-ranks the whole served list, so `include_candidates`
-                // keeps returned items that were never shown as well.
-                if opt.require_impression && !opt.include_candidates && !shown.contains(&key) {
-                    stats.not_shown_items += 1;
-                    continue;
-                }
-            } else {
-                stats.unreturned_candidates += 1;
-                if !opt.include_candidates {
-                    continue;
-                }
-            }
-            if open && !opt.include_open {
-                stats.open_window_rows += 1;
-                continue;
-            }
-            let l = labels.get(&key).copied().unwrap_or_default();
-            let Some(row) = item.features.to_dense() else {
-                stats.skewed_rows += 1;
-                continue;
-            };
-            // Training/serving skew check: recompute from the logged inputs.
-            let input = features::FeatureInput {
-                user: &r.user,
-                activity: &r.activity,
-                session: &item.session,
-                stats: &item.stats,
-                context: &r.context,
-            };
-            extract(&input, &mut recomputed);
-            if r.schema_hash != features::schema_hash()
-                || recomputed.iter().zip(row.iter()).any(|(a, b)| a.to_bits() != b.to_bits())
-            {
-                stats.skewed_rows += 1;
-            }
-            append_row(&mut builder, r, item, &l, &row);
-            stats.rows += 1;
-            stats.engaged_rows += u64::from(l.engaged);
-            stats.purchased_rows += u64::from(l.purchased);
-            stats.returned_rows += u64::from(l.returned);
-            stats.net_purchased_rows += u64::from(l.net_purchased());
+        let l = attributed.labels.get(&key).copied().unwrap_or_default();
+        let Some(row) = item.features.to_dense() else {
+            stats.skewed_rows += 1;
+            continue;
+        };
+        // Training/serving skew check: recompute from the logged inputs.
+        let input = features::FeatureInput {
+            user: &r.user,
+            activity: &r.activity,
+            session: &item.session,
+            stats: &item.stats,
+            context: &r.context,
+        };
+        extract(&input, recomputed);
+        if r.schema_hash != features::schema_hash()
+            || recomputed.iter().zip(row.iter()).any(|(a, b)| a.to_bits() != b.to_bits())
+        {
+            stats.skewed_rows += 1;
         }
+        append_row(builder, r, item, &l, &row);
+        rows += 1;
+        stats.rows += 1;
+        stats.engaged_rows += u64::from(l.engaged);
+        stats.purchased_rows += u64::from(l.purchased);
+        stats.returned_rows += u64::from(l.returned);
+        stats.net_purchased_rows += u64::from(l.net_purchased());
     }
-    let table = if builder.table.columns.is_empty() { super::columns::empty_table() } else { builder.table };
-    Ok((table, stats))
+    rows
 }
 
 /// Whether a logged item was returned to the caller (a logged candidate that was not has

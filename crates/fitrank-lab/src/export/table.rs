@@ -30,6 +30,20 @@ impl Values {
         }
     }
 
+    /// Puts the values in the order of `permutation` (each row exactly once), moving them.
+    fn permute(&mut self, permutation: &[usize]) {
+        fn moved<T: Default>(v: &mut Vec<T>, permutation: &[usize]) {
+            let mut old = std::mem::take(v);
+            *v = permutation.iter().map(|r| std::mem::take(&mut old[*r])).collect();
+        }
+        match self {
+            Values::I64(v) => moved(v, permutation),
+            Values::F64(v) => moved(v, permutation),
+            Values::F32(v) => moved(v, permutation),
+            Values::Str(v) => moved(v, permutation),
+        }
+    }
+
     fn empty_like(&self) -> Values {
         match self {
             Values::I64(_) => Values::I64(Vec::new()),
@@ -136,6 +150,13 @@ impl Table {
                 .map(|c| Column { name: c.name.clone(), values: c.values.select(rows) })
                 .collect(),
         }
+    }
+
+    /// Puts the rows in the order of `permutation` (each row exactly once), one column at a time:
+    /// no second copy of the table.
+    pub fn permute(&mut self, permutation: &[usize]) {
+        debug_assert_eq!(permutation.len(), self.rows());
+        self.columns.iter_mut().for_each(|c| c.values.permute(permutation));
     }
 
     /// A table with the same columns and no rows.
@@ -548,6 +569,24 @@ impl TableBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permute_is_select_without_the_copy() {
+        let mut b = TableBuilder::default();
+        for i in 0..5 {
+            b.i64("n", i);
+            b.f32("x", i as f32 / 2.0);
+            b.f64("y", -i as f64);
+            b.str("s", format!("row {i}"));
+            b.end_row();
+        }
+        let order = [3, 0, 4, 1, 2];
+        let selected = b.table.select(&order);
+        let mut permuted = b.table.clone();
+        permuted.permute(&order);
+        assert_eq!(permuted, selected);
+        assert_eq!(permuted.text("s", 0).unwrap(), "row 3");
+    }
 
     #[test]
     fn csv_round_trip_keeps_bits_and_text() {

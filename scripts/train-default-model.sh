@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the shipped default model, models/default/20261205-090000: the whole loop of
+# Reproduces the shipped default model, models/default/20261206-090000: the whole loop of
 # docs/PERFORMANCE.md at scale, trained on what the service itself logged in two world families
 # (the default world, seed 7, and the shoppers family, world seeds 11 to 14; the shoppers
 # scorecard is taken on world seeds 101-104, never trained on).
@@ -7,12 +7,12 @@
 #   2. twice, on a fresh service with that model (behaviour seeds 1 and 2): 300,000 simulated feed
 #      requests (simulated hours 4 to 31.8 of the world's day) served by the policy of the
 #      bootstrap's day (on-target weight 0.25) with 20% targeted exploration, feature log on
-#   3. fitrank export of both feature logs (about 945,000 impressions with their labels)
+#   3. fitrank export of the six feature logs (2,555,578 shown items with their labels)
 #   4. fitrank train on them: alpha chosen on a validation split by time, held-out metrics on the
 #      last 10%
 # The scorecard's behaviour seeds (3 to 8) are not among the logged ones. The service's
 # exploration draws are not seeded, so the weights differ slightly between runs (two runs are
-# compared in docs/PERFORMANCE.md). 14 min on a 2-core machine.
+# compared in docs/PERFORMANCE.md). 16 min on a 2-core machine (2026-12-06).
 # Usage: scripts/train-default-model.sh [MODELS_DIR]   (default: models)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,5 +60,5 @@ echo "== 3. export"
 
 echo "== 4. train"
 # No identity block: the shipped model serves users and hosts it was not trained on.
-"$B" train --data "$W/served.parquet" --identity-buckets 0 --name default --version 20261205-090000 --models "$MODELS" \
+"$B" train --data "$W/served.parquet" --identity-buckets 0 --name default --version 20261206-090000 --models "$MODELS" \
   | grep -E "alpha|auc|done"

@@ -28,7 +28,7 @@ fn experiment(name: &str, layer: &str, coverage: f64, range: (u32, u32)) -> pb::
             pb::ExperimentArm {
                 name: "fit".into(),
                 weight: 1.0,
-                model: "default/20261205-090000".into(),
+                model: "default/20261206-090000".into(),
                 policy: Some(pb::PolicyOverride { audience_fit_weight: Some(5.0), ..Default::default() }),
             },
         ],

@@ -107,8 +107,16 @@ prop_compose! {
         views in 0f32..1e6,
         category_impressions in prop::array::uniform12(0f32..1e6),
         category_views in prop::array::uniform12(0f32..1e6),
+        purchases in 0f32..1e5,
+        returns in 0f32..1e5,
+        price_impressions in prop::array::uniform4(0f32..1e6),
+        price_views in prop::array::uniform4(0f32..1e6),
+        price_purchases in prop::array::uniform4(0f32..1e5),
     ) -> UserActivity {
-        UserActivity { at_ms, by_category: v, impressions, views, category_impressions, category_views }
+        UserActivity {
+            at_ms, by_category: v, impressions, views, category_impressions, category_views, purchases, returns,
+            price_impressions, price_views, price_purchases,
+        }
     }
 }
 

@@ -3,10 +3,17 @@
 //! views behind the user's own view rate of each category: `features::extract` turns them into
 //! a Beta-smoothed lift over the user's overall rate, a per-user term that moves with every
 //! ingested event, between retrains).
+//!
+//! What a user buys is kept beside what they watch: purchases and returns overall, and views and
+//! purchases per price band. From them `features::extract` tells a user who watches and never
+//! buys (a purchase rate per view far under the prior), one who returns much of what they buy,
+//! and one who buys only cheap things (a price band's purchases per view over the user's own
+//! rate); impressions per price band give the same lift for views. Like the rest, they move with
+//! every ingested event.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Category, Event, EventKind, UnixMs};
+use super::{Category, Event, EventKind, PriceBand, UnixMs};
 
 /// Half-life of category affinity: 3 days.
 pub const AFFINITY_HALF_LIFE_MS: i64 = 3 * 86_400_000;
@@ -29,6 +36,21 @@ pub struct UserActivity {
     /// Decayed views by the user, per category of the session, at `at_ms`.
     #[serde(default)]
     pub category_views: [f32; Category::COUNT],
+    /// Decayed purchases by the user, at `at_ms`.
+    #[serde(default)]
+    pub purchases: f32,
+    /// Decayed returns by the user, at `at_ms`.
+    #[serde(default)]
+    pub returns: f32,
+    /// Decayed impressions shown to the user, per price band of the session, at `at_ms`.
+    #[serde(default)]
+    pub price_impressions: [f32; PriceBand::COUNT],
+    /// Decayed views by the user, per price band of the session, at `at_ms`.
+    #[serde(default)]
+    pub price_views: [f32; PriceBand::COUNT],
+    /// Decayed purchases by the user, per price band of the session, at `at_ms`.
+    #[serde(default)]
+    pub price_purchases: [f32; PriceBand::COUNT],
 }
 
 impl Default for UserActivity {
@@ -40,6 +62,11 @@ impl Default for UserActivity {
             views: 0.0,
             category_impressions: [0.0; Category::COUNT],
             category_views: [0.0; Category::COUNT],
+            purchases: 0.0,
+            returns: 0.0,
+            price_impressions: [0.0; PriceBand::COUNT],
+            price_views: [0.0; PriceBand::COUNT],
+            price_purchases: [0.0; PriceBand::COUNT],
         }
     }
 }
@@ -63,8 +90,8 @@ fn factor(dt_ms: i64) -> f32 {
 }
 
 impl UserActivity {
-    /// Adds an event on a session of `category`.
-    pub fn apply(&mut self, category: Category, event: &Event) {
+    /// Adds an event on a session of `category` and `price_band`.
+    pub fn apply(&mut self, category: Category, price_band: PriceBand, event: &Event) {
         let w = engagement_weight(event);
         let counted = matches!(event.kind, EventKind::Impression | EventKind::View);
         if w == 0.0 && !counted {
@@ -77,20 +104,32 @@ impl UserActivity {
             self.views *= f;
             self.category_impressions.iter_mut().for_each(|v| *v *= f);
             self.category_views.iter_mut().for_each(|v| *v *= f);
+            self.purchases *= f;
+            self.returns *= f;
+            self.price_impressions.iter_mut().for_each(|v| *v *= f);
+            self.price_views.iter_mut().for_each(|v| *v *= f);
+            self.price_purchases.iter_mut().for_each(|v| *v *= f);
             self.at_ms = event.time_ms;
         }
         let f = factor(self.at_ms - event.time_ms);
-        let c = category.index();
+        let (c, p) = (category.index(), price_band.index());
         self.by_category[c] += w * f;
         match event.kind {
             EventKind::Impression => {
                 self.impressions += f;
                 self.category_impressions[c] += f;
+                self.price_impressions[p] += f;
             }
             EventKind::View => {
                 self.views += f;
                 self.category_views[c] += f;
+                self.price_views[p] += f;
             }
+            EventKind::Purchase => {
+                self.purchases += f;
+                self.price_purchases[p] += f;
+            }
+            EventKind::Return => self.returns += f,
             _ => {}
         }
     }

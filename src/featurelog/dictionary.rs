@@ -312,6 +312,46 @@ impl From<ActivityV2> for UserActivity {
     }
 }
 
+/// [`UserActivity`] as the third served format wrote it: without purchases, returns and the price
+/// bands.
+#[derive(Serialize, Deserialize)]
+pub(super) struct ActivityV3 {
+    at_ms: i64,
+    by_category: [f32; Category::COUNT],
+    impressions: f32,
+    views: f32,
+    category_impressions: [f32; Category::COUNT],
+    category_views: [f32; Category::COUNT],
+}
+
+impl From<&UserActivity> for ActivityV3 {
+    fn from(a: &UserActivity) -> Self {
+        ActivityV3 {
+            at_ms: a.at_ms,
+            by_category: a.by_category,
+            impressions: a.impressions,
+            views: a.views,
+            category_impressions: a.category_impressions,
+            category_views: a.category_views,
+        }
+    }
+}
+
+impl From<ActivityV3> for UserActivity {
+    fn from(a: ActivityV3) -> Self {
+        let ActivityV3 { at_ms, by_category, impressions, views, category_impressions, category_views } = a;
+        UserActivity {
+            at_ms,
+            by_category,
+            impressions,
+            views,
+            category_impressions,
+            category_views,
+            ..UserActivity::default()
+        }
+    }
+}
+
 /// The reader's side: the definitions met so far in one segment.
 #[derive(Debug, Default)]
 pub(super) struct Resolver {
@@ -328,6 +368,12 @@ impl Resolver {
     /// and views per category (those read as zero).
     pub fn decode_v2(&mut self, payload: &[u8]) -> Result<ServedRanking, ResolveError> {
         self.resolve(postcard::from_bytes::<Frame<ActivityV2>>(payload)?)
+    }
+
+    /// Decodes one frame payload of the third format, whose user activity had no purchases,
+    /// returns or price bands (those read as zero).
+    pub fn decode_v3(&mut self, payload: &[u8]) -> Result<ServedRanking, ResolveError> {
+        self.resolve(postcard::from_bytes::<Frame<ActivityV3>>(payload)?)
     }
 
     fn resolve<A: Into<UserActivity>>(&mut self, frame: Frame<A>) -> Result<ServedRanking, ResolveError> {
@@ -501,6 +547,22 @@ pub(super) mod tests {
         r.activity.category_views[2] = 0.0;
         assert_eq!(read, r);
         assert!(Resolver::default().decode(&v2).is_err(), "a v2 frame is too short for the third format");
+    }
+
+    #[test]
+    fn third_format_frames_read_with_purchases_and_price_bands_at_zero() {
+        let a = session("a", "US");
+        let mut r = ranking("r1", &[(&a, stats(1))]);
+        r.activity.views = 3.0;
+        r.activity.category_views[2] = 2.0;
+        r.activity.purchases = 1.0;
+        r.activity.price_views[1] = 2.0;
+        let v3 = Dictionary::default().encode_with(&r, &ActivityV3::from(&r.activity));
+        let read = Resolver::default().decode_v3(&v3).unwrap();
+        r.activity.purchases = 0.0;
+        r.activity.price_views[1] = 0.0;
+        assert_eq!(read, r);
+        assert!(Resolver::default().decode(&v3).is_err(), "a v3 frame is too short for the fourth format");
     }
 }
 

@@ -3,13 +3,14 @@
 //! Two streams of append-only segment files (frames from [`crate::frames`], payloads encoded with
 //! postcard) under one folder:
 //!
-//! - `served3-*.seg`: one [`ServedRanking`] per `Rank` call: the user's profile and activity, the
+//! - `served4-*.seg`: one [`ServedRanking`] per `Rank` call: the user's profile and activity, the
 //!   context, the model version, the experiment arm, and per returned item the session, its live
 //!   stats snapshot, the scores, the placement probability, and the **exact feature row that was
 //!   scored** (sparse). Sessions and stats snapshots are written once per segment and named by
 //!   key, and rows as changes to the session's previous row ([`dictionary`]); segments of the
-//!   earlier formats (`served2-*.seg`, whose user activity had no impressions and views per
-//!   category; `served-*.seg`, every item whole) are still read. Written by a background
+//!   earlier formats (`served3-*.seg`, whose user activity had no purchases, returns or price
+//!   bands; `served2-*.seg`, nor impressions and views per category; `served-*.seg`, every item
+//!   whole) are still read. Written by a background
 //!   thread so `Rank` never waits on disk, handed over through [`queue`], which wakes the writer
 //!   once per batch of rankings rather than per ranking; if the queue is full a ranking is
 //!   dropped from the log (counted and logged), never delayed.

@@ -23,7 +23,7 @@ pub enum SegmentKind {
 impl SegmentKind {
     fn prefix(self) -> &'static str {
         match self {
-            SegmentKind::Served => "served3-",
+            SegmentKind::Served => "served4-",
             SegmentKind::Outcomes => "outcomes2-",
         }
     }
@@ -35,6 +35,9 @@ const SERVED_V1_PREFIX: &str = "served-";
 /// Served segments of the second format: the third's, with user activity lacking impressions and
 /// views per category (until 2026-12-05); still read, with those at zero.
 const SERVED_V2_PREFIX: &str = "served2-";
+/// Served segments of the third format: the fourth's, with user activity lacking purchases,
+/// returns and the price bands (until 2026-12-06); still read, with those at zero.
+const SERVED_V3_PREFIX: &str = "served3-";
 
 /// Rotation limits.
 #[derive(Debug, Clone, Copy)]
@@ -290,7 +293,7 @@ impl From<&ServedRanking> for ServedRankingV1 {
 /// Reads every served ranking in `dirs`, of every format.
 pub fn read_served(dirs: &[PathBuf], mut each: impl FnMut(ServedRanking)) -> std::io::Result<ReadStats> {
     let mut resolver = Resolver::default();
-    let prefixes = [SegmentKind::Served.prefix(), SERVED_V2_PREFIX, SERVED_V1_PREFIX];
+    let prefixes = [SegmentKind::Served.prefix(), SERVED_V3_PREFIX, SERVED_V2_PREFIX, SERVED_V1_PREFIX];
     read_frames(dirs, &prefixes, |prefix, first, payload| {
         if first {
             resolver = Resolver::default();
@@ -298,6 +301,7 @@ pub fn read_served(dirs: &[PathBuf], mut each: impl FnMut(ServedRanking)) -> std
         let ranking = match prefix {
             SERVED_V1_PREFIX => postcard::from_bytes::<ServedRankingV1>(payload).ok().map(ServedRanking::from),
             SERVED_V2_PREFIX => resolver.decode_v2(payload).ok(),
+            SERVED_V3_PREFIX => resolver.decode_v3(payload).ok(),
             _ => resolver.decode(payload).ok(),
         };
         ranking.map(&mut each).is_some()

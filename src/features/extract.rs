@@ -87,6 +87,11 @@ pub struct RequestFeatures<'a> {
     category_share: [f32; Category::COUNT],
     /// Per category: the user's smoothed view-rate lift of it (`user.category_view_lift`).
     category_view_lift: [f32; Category::COUNT],
+    user_log_purchase_per_view: f32,
+    user_return_rate: f32,
+    /// Per price band: `user.price_band_view_lift` and `user.price_band_purchase_lift`.
+    price_view_lift: [f32; PriceBand::COUNT],
+    price_purchase_lift: [f32; PriceBand::COUNT],
     hour_sin: f32,
     hour_cos: f32,
 }
@@ -100,6 +105,14 @@ impl<'a> RequestFeatures<'a> {
         let affinity = |c: usize| activity.by_category[c] * activity_factor;
         let view_rate =
             ((activity.views * activity_factor + 1.0) / (activity.impressions * activity_factor + 5.0)).min(1.0);
+        let decayed = |x: f32| x.max(0.0) * activity_factor;
+        let (purchases, views) = (decayed(activity.purchases), decayed(activity.views));
+        let purchase_rate = ((purchases + 0.2) / (views + 5.0)).min(1.0);
+        // The user's rate of `hits` per `trials` in one category or band over their own `rate`,
+        // with USER_LIFT_PRIOR trials at that rate.
+        let lift = |hits: f32, trials: f32, rate: f32| {
+            ((decayed(hits) + USER_LIFT_PRIOR * rate) / ((decayed(trials) + USER_LIFT_PRIOR) * rate)).ln()
+        };
         RequestFeatures {
             user,
             context,
@@ -114,9 +127,15 @@ impl<'a> RequestFeatures<'a> {
             }),
             category_share: std::array::from_fn(|c| affinity(c) / (activity_total + 1.0)),
             category_view_lift: std::array::from_fn(|c| {
-                let views = activity.category_views[c].max(0.0) * activity_factor;
-                let impressions = activity.category_impressions[c].max(0.0) * activity_factor;
-                ((views + USER_LIFT_PRIOR * view_rate) / ((impressions + USER_LIFT_PRIOR) * view_rate)).ln()
+                lift(activity.category_views[c], activity.category_impressions[c], view_rate)
+            }),
+            user_log_purchase_per_view: purchase_rate.ln(),
+            user_return_rate: ((decayed(activity.returns) + 0.5) / (purchases + 5.0)).min(1.0),
+            price_view_lift: std::array::from_fn(|b| {
+                lift(activity.price_views[b], activity.price_impressions[b], view_rate)
+            }),
+            price_purchase_lift: std::array::from_fn(|b| {
+                lift(activity.price_purchases[b], activity.price_views[b], purchase_rate)
             }),
             hour_sin: (TAU * hour / 24.0).sin(),
             hour_cos: (TAU * hour / 24.0).cos(),
@@ -256,6 +275,10 @@ fn write_row(request: &RequestFeatures<'_>, session: &LiveSession, stats: &LiveS
     row[scalar::USER_LOG_IMPRESSIONS] = request.user_log_impressions;
     row[scalar::USER_VIEW_LOGIT] = request.user_view_logit;
     row[scalar::USER_CATEGORY_VIEW_LIFT] = request.category_view_lift[category];
+    row[scalar::USER_LOG_PURCHASE_PER_VIEW] = request.user_log_purchase_per_view;
+    row[scalar::USER_RETURN_RATE] = request.user_return_rate;
+    row[scalar::USER_PRICE_BAND_VIEW_LIFT] = request.price_view_lift[price];
+    row[scalar::USER_PRICE_BAND_PURCHASE_LIFT] = request.price_purchase_lift[price];
 
     row[scalar::HOUR_SIN] = request.hour_sin;
     row[scalar::HOUR_COS] = request.hour_cos;
@@ -504,6 +527,64 @@ mod tests {
             assert!(close(out.row()[scalar::USER_CATEGORY_SHARE], a / (total + 1.0)), "{category:?}");
             assert!(close(out.row()[scalar::USER_LOG_ACTIVITY], total.ln_1p()), "{category:?}");
         }
+    }
+
+    #[test]
+    fn user_purchase_features_tell_browsers_and_bargain_hunters() {
+        use crate::domain::{Event, EventKind};
+        let ctx = RequestContext { time_ms: 10_000, surface: Surface::HomeFeed };
+        let event = |kind, time_ms| Event {
+            event_id: String::new(),
+            kind,
+            user_id: String::new(),
+            session_id: String::new(),
+            time_ms,
+            ranking_id: String::new(),
+            position: 0,
+            watch_seconds: 0.0,
+            amount: 0.0,
+            order_id: String::new(),
+        };
+        // Twenty budget and twenty luxury sessions shown and viewed; one user never buys, the
+        // other buys four budget sessions and returns one.
+        let (mut browser, mut bargain) = (UserActivity::default(), UserActivity::default());
+        for i in 0..40 {
+            let band = if i % 2 == 0 { PriceBand::Budget } else { PriceBand::Luxury };
+            for a in [&mut browser, &mut bargain] {
+                a.apply(Category::Home, band, &event(EventKind::Impression, i));
+                a.apply(Category::Home, band, &event(EventKind::View, i));
+            }
+            if i % 10 == 0 {
+                bargain.apply(Category::Home, band, &event(EventKind::Purchase, i));
+            }
+        }
+        bargain.apply(Category::Home, PriceBand::Budget, &event(EventKind::Return, 50));
+        let user = UserProfile::default();
+        let row = |activity: &UserActivity, band: PriceBand| {
+            let mut out = CandidateRow::new();
+            let s = LiveSession { price_band: band, ..session() };
+            extract_candidate(&RequestFeatures::new(&user, activity, &ctx), &s, &LiveStats::default(), &mut out);
+            *out.row()
+        };
+        let close = |got: f32, want: f32| (got - want).abs() < 1e-4;
+        let (b, g) = (row(&browser, PriceBand::Budget), row(&bargain, PriceBand::Budget));
+        assert!(
+            close(b[scalar::USER_LOG_PURCHASE_PER_VIEW], (0.2f32 / 45.0).ln()),
+            "{}",
+            b[scalar::USER_LOG_PURCHASE_PER_VIEW]
+        );
+        assert!(close(g[scalar::USER_LOG_PURCHASE_PER_VIEW], (4.2f32 / 45.0).ln()));
+        assert!(close(g[scalar::USER_RETURN_RATE], 1.5 / 9.0));
+        assert!(close(b[scalar::USER_RETURN_RATE], 0.1));
+        // q = 4.2 / 45; budget: ln(((4 + 5q) / (20 + 5)) / q) > 0; luxury: no purchases, < 0.
+        let q = 4.2f32 / 45.0;
+        assert!(close(g[scalar::USER_PRICE_BAND_PURCHASE_LIFT], ((4.0 + 5.0 * q) / (25.0 * q)).ln()));
+        assert!(row(&bargain, PriceBand::Luxury)[scalar::USER_PRICE_BAND_PURCHASE_LIFT] < 0.0);
+        // Both viewed everything they were shown of either band: the view lift is the same.
+        assert!(close(b[scalar::USER_PRICE_BAND_VIEW_LIFT], g[scalar::USER_PRICE_BAND_VIEW_LIFT]));
+        // A band the user was never shown: no lift either way.
+        assert_eq!(row(&bargain, PriceBand::Mid)[scalar::USER_PRICE_BAND_PURCHASE_LIFT], 0.0);
+        assert_eq!(row(&bargain, PriceBand::Mid)[scalar::USER_PRICE_BAND_VIEW_LIFT], 0.0);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use crate::domain::{AgeBand, Category, Gender, PriceBand, Surface};
 
 /// Version of the feature transformations; bump when a feature's computation changes meaning.
-pub const TRANSFORM_VERSION: &str = "fitrank-features/3";
+pub const TRANSFORM_VERSION: &str = "fitrank-features/4";
 
 /// Start of the user age band one-hot block.
 pub const AGE: usize = 0;
@@ -162,6 +162,21 @@ scalars! {
     /// smoothed view rate (0 before the user has seen the category; a Beta-smoothed per-user term
     /// that moves with each event).
     USER_CATEGORY_VIEW_LIFT = "user.category_view_lift";
+    /// ln of the user's smoothed purchases per view, decayed: (purchases + 0.2) / (views + 5),
+    /// capped at 1. Far under the prior (0.04) for a user who watches and never buys.
+    USER_LOG_PURCHASE_PER_VIEW = "user.log_purchase_per_view";
+    /// The user's smoothed share of purchases returned, decayed: (returns + 0.5) / (purchases + 5),
+    /// capped at 1.
+    USER_RETURN_RATE = "user.return_rate";
+    /// ln of how much more often the user views sessions of this price band than whatever they
+    /// are shown: the category view lift's formula over the price band's decayed impressions and
+    /// views (0 before the user has seen the band).
+    USER_PRICE_BAND_VIEW_LIFT = "user.price_band_view_lift";
+    /// ln of how much more the user buys per view in this price band than overall:
+    /// ln(((p_b + 5·q) / (v_b + 5)) / q), where p_b and v_b are the user's decayed purchases and
+    /// views in the band and q = min(1, (purchases + 0.2) / (views + 5)) the user's own smoothed
+    /// purchases per view. Positive for a bargain hunter's budget band.
+    USER_PRICE_BAND_PURCHASE_LIFT = "user.price_band_purchase_lift";
     /// sin(2π · UTC hour of the request / 24).
     HOUR_SIN = "ctx.hour_sin";
     /// cos(2π · UTC hour of the request / 24).

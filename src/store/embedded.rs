@@ -120,7 +120,7 @@ impl State {
         Arc::make_mut(&mut entry.stats).apply(event, viewer);
         // Every event kind changes the user's activity (impressions and views are counted too), as
         // in the trainer's replay.
-        self.users.activity_mut(&event.user_id).apply(entry.session.category, event);
+        self.users.activity_mut(&event.user_id).apply(entry.session.category, entry.session.price_band, event);
     }
 
     fn expire(&mut self, before_ms: UnixMs) {

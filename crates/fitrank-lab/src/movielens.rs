@@ -341,7 +341,7 @@ impl History {
                 order_id: String::new(),
             };
             stats.apply(&event, viewer);
-            activity.apply(movie.category, &event);
+            activity.apply(movie.category, movie.price_band, &event);
         }
     }
 }

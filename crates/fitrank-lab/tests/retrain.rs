@@ -105,7 +105,7 @@ async fn a_model_trained_on_the_export_serves_without_a_restart() {
     // to score versions on rows one of them learned from.
     let refused = std::process::Command::new(env!("CARGO_BIN_EXE_fitrank-lab"))
         .args(["evaluate", "--data", parquet.to_str().unwrap(), "--models-dir", &models])
-        .args(["--model", "default/20261205-090000", "--model", "default/29991231-000000"])
+        .args(["--model", "default/20261206-090000", "--model", "default/29991231-000000"])
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&refused.stderr);
@@ -121,7 +121,7 @@ async fn a_model_trained_on_the_export_serves_without_a_restart() {
         "--models-dir",
         &models,
         "--model",
-        "default/20261205-090000",
+        "default/20261206-090000",
         "--model",
         "default/29991231-000000",
         "--plots",

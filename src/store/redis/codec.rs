@@ -15,7 +15,7 @@
 
 use crate::domain::stats::{SEGMENTS, counter};
 use crate::domain::window::HALF_LIVES_MS;
-use crate::domain::{AFFINITY_HALF_LIFE_MS, Category, Event, LiveStats, UserActivity, Viewer};
+use crate::domain::{AFFINITY_HALF_LIFE_MS, Category, Event, LiveStats, PriceBand, UserActivity, Viewer};
 
 /// The shape of a blob, as the apply script needs it.
 #[derive(Debug, Clone, Copy)]
@@ -75,13 +75,19 @@ pub const STATS: Layout =
 /// those counts at zero, so that sessions written by an older replica keep ranking during an
 /// upgrade. The apply script does not convert it: the next event restarts such a blob from zero.
 const STATS_WITHOUT_SEGMENT_PURCHASES: Layout = Layout { plain: STATS_TOTALS + SEGMENTS, ..STATS };
-/// User activity: engagement per category, impressions, views, then impressions and views per
-/// category.
-pub const ACTIVITY: Layout =
-    Layout { plain: 0, counters: 3 * Category::COUNT + 2, half_lives_ms: &[AFFINITY_HALF_LIFE_MS] };
-/// The activity layout before the impressions and views per category (until 2026-12-05): still
+/// User activity: engagement per category, impressions, views, impressions and views per
+/// category, then purchases, returns, and impressions, views and purchases per price band.
+pub const ACTIVITY: Layout = Layout {
+    plain: 0,
+    counters: 3 * Category::COUNT + 4 + 3 * PriceBand::COUNT,
+    half_lives_ms: &[AFFINITY_HALF_LIFE_MS],
+};
+/// The activity layout before purchases, returns and the price bands (until 2026-12-06): still
 /// read, with those at zero. The apply script does not convert it: the next event restarts such a
 /// blob from zero.
+const ACTIVITY_WITHOUT_PURCHASES: Layout = Layout { counters: 3 * Category::COUNT + 2, ..ACTIVITY };
+/// The activity layout before the impressions and views per category (until 2026-12-05): still
+/// read, with those and the later counters at zero.
 const ACTIVITY_WITHOUT_CATEGORY_VIEWS: Layout = Layout { counters: Category::COUNT + 2, ..ACTIVITY };
 
 /// Little-endian bytes of `values`.
@@ -196,15 +202,20 @@ pub fn activity_values(a: &UserActivity) -> Vec<f64> {
     v.push(f64::from(a.views));
     v.extend(a.category_impressions.iter().map(|x| f64::from(*x)));
     v.extend(a.category_views.iter().map(|x| f64::from(*x)));
+    v.push(f64::from(a.purchases));
+    v.push(f64::from(a.returns));
+    v.extend(a.price_impressions.iter().map(|x| f64::from(*x)));
+    v.extend(a.price_views.iter().map(|x| f64::from(*x)));
+    v.extend(a.price_purchases.iter().map(|x| f64::from(*x)));
     v.push(a.at_ms as f64);
     v
 }
 
 /// User activity from a blob.
 pub fn activity_from_bytes(bytes: &[u8]) -> Result<UserActivity, String> {
-    let (mut v, _) = settled(bytes, &[ACTIVITY, ACTIVITY_WITHOUT_CATEGORY_VIEWS])?;
+    let (mut v, _) = settled(bytes, &[ACTIVITY, ACTIVITY_WITHOUT_PURCHASES, ACTIVITY_WITHOUT_CATEGORY_VIEWS])?;
     v.resize(ACTIVITY.legacy_values(), 0.0);
-    let n = Category::COUNT;
+    let (n, bands) = (Category::COUNT, PriceBand::COUNT);
     let mut a = UserActivity { at_ms: v[0] as i64, ..Default::default() };
     for i in 0..n {
         a.by_category[i] = v[1 + i] as f32;
@@ -213,6 +224,14 @@ pub fn activity_from_bytes(bytes: &[u8]) -> Result<UserActivity, String> {
     }
     a.impressions = v[1 + n] as f32;
     a.views = v[2 + n] as f32;
+    let at = 3 + 3 * n;
+    a.purchases = v[at] as f32;
+    a.returns = v[at + 1] as f32;
+    for i in 0..bands {
+        a.price_impressions[i] = v[at + 2 + i] as f32;
+        a.price_views[i] = v[at + 2 + bands + i] as f32;
+        a.price_purchases[i] = v[at + 2 + 2 * bands + i] as f32;
+    }
     Ok(a)
 }
 
@@ -223,11 +242,11 @@ pub fn stats_delta(event: &Event, viewer: Viewer) -> Vec<f64> {
     stats_values(&s)
 }
 
-/// What `event` on a session of `category` adds to the user's activity, as a dense layout's
-/// values.
-pub fn activity_delta(category: Category, event: &Event) -> Vec<f64> {
+/// What `event` on a session of `category` and `price_band` adds to the user's activity, as a
+/// dense layout's values.
+pub fn activity_delta(category: Category, price_band: PriceBand, event: &Event) -> Vec<f64> {
     let mut a = UserActivity::default();
-    a.apply(category, event);
+    a.apply(category, price_band, event);
     activity_values(&a)
 }
 
@@ -263,9 +282,9 @@ mod tests {
         let back = stats_from_bytes(&pack(&stats_values(&s))).unwrap();
         assert_eq!(back, s);
         let mut a = UserActivity::default();
-        a.apply(Category::Beauty, &event(EventKind::Purchase, 5_000));
-        a.apply(Category::Home, &event(EventKind::Impression, 9_000));
-        a.apply(Category::Home, &event(EventKind::View, 9_500));
+        a.apply(Category::Beauty, PriceBand::Mid, &event(EventKind::Purchase, 5_000));
+        a.apply(Category::Home, PriceBand::Mid, &event(EventKind::Impression, 9_000));
+        a.apply(Category::Home, PriceBand::Mid, &event(EventKind::View, 9_500));
         assert_eq!(activity_from_bytes(&pack(&activity_values(&a))).unwrap(), a);
         assert!(stats_from_bytes(&[0; 8]).is_err());
         assert!(activity_from_bytes(&[0; 8]).is_err());
@@ -274,14 +293,41 @@ mod tests {
     #[test]
     fn an_activity_blob_of_the_layout_without_category_views_reads_with_them_at_zero() {
         let mut a = UserActivity::default();
-        a.apply(Category::Beauty, &event(EventKind::Impression, 5_000));
-        a.apply(Category::Beauty, &event(EventKind::View, 6_000));
+        a.apply(Category::Beauty, PriceBand::Mid, &event(EventKind::Impression, 5_000));
+        a.apply(Category::Beauty, PriceBand::Mid, &event(EventKind::View, 6_000));
         assert!(a.category_views[Category::Beauty.index()] > 0.0);
         let mut old = activity_values(&a);
         old.truncate(ACTIVITY_WITHOUT_CATEGORY_VIEWS.legacy_values());
         let back = activity_from_bytes(&pack(&old)).unwrap();
-        let expected =
-            UserActivity { category_impressions: [0.0; Category::COUNT], category_views: [0.0; Category::COUNT], ..a };
+        let expected = UserActivity {
+            category_impressions: [0.0; Category::COUNT],
+            category_views: [0.0; Category::COUNT],
+            price_impressions: [0.0; PriceBand::COUNT],
+            price_views: [0.0; PriceBand::COUNT],
+            ..a
+        };
+        assert_eq!(back, expected);
+    }
+
+    #[test]
+    fn an_activity_blob_of_the_layout_without_purchases_reads_with_them_at_zero() {
+        let mut a = UserActivity::default();
+        a.apply(Category::Beauty, PriceBand::Luxury, &event(EventKind::View, 5_000));
+        a.apply(Category::Beauty, PriceBand::Luxury, &event(EventKind::Purchase, 6_000));
+        a.apply(Category::Beauty, PriceBand::Luxury, &event(EventKind::Return, 7_000));
+        assert!(a.purchases > 0.0 && a.returns > 0.0 && a.price_purchases[PriceBand::Luxury.index()] > 0.0);
+        let mut old = activity_values(&a);
+        old.truncate(ACTIVITY_WITHOUT_PURCHASES.legacy_values());
+        let back = activity_from_bytes(&pack(&old)).unwrap();
+        let none = [0.0; PriceBand::COUNT];
+        let expected = UserActivity {
+            purchases: 0.0,
+            returns: 0.0,
+            price_impressions: none,
+            price_views: none,
+            price_purchases: none,
+            ..a
+        };
         assert_eq!(back, expected);
     }
 

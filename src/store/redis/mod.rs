@@ -673,7 +673,10 @@ impl RedisStore {
                     position,
                     event: e,
                     stats: codec::sparse_delta(&codec::stats_delta(e, viewer), codec::STATS),
-                    activity: codec::sparse_delta(&codec::activity_delta(session.category, e), codec::ACTIVITY),
+                    activity: codec::sparse_delta(
+                        &codec::activity_delta(session.category, session.price_band, e),
+                        codec::ACTIVITY,
+                    ),
                 })
             })
             .collect();

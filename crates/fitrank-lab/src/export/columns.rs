@@ -92,6 +92,13 @@ pub fn append_row(b: &mut TableBuilder, r: &ServedRanking, item: &ServedItem, la
         b.f32(&format!("activity.impressions.{}", c.name()), r.activity.category_impressions[c.index()]);
         b.f32(&format!("activity.views.{}", c.name()), r.activity.category_views[c.index()]);
     }
+    b.f32("activity.purchases", r.activity.purchases);
+    b.f32("activity.returns", r.activity.returns);
+    for p in PriceBand::ALL {
+        b.f32(&format!("activity.price_impressions.{}", p.name()), r.activity.price_impressions[p.index()]);
+        b.f32(&format!("activity.price_views.{}", p.name()), r.activity.price_views[p.index()]);
+        b.f32(&format!("activity.price_purchases.{}", p.name()), r.activity.price_purchases[p.index()]);
+    }
     b.str("context.surface", r.context.surface.name());
 
     b.str("session.host_id", s.host_id.as_str());
@@ -222,6 +229,14 @@ impl<'a> RawColumns<'a> {
         for c in Category::ALL {
             activity.category_impressions[c.index()] = self.f32(&format!("activity.impressions.{}", c.name()), row)?;
             activity.category_views[c.index()] = self.f32(&format!("activity.views.{}", c.name()), row)?;
+        }
+        activity.purchases = self.f32("activity.purchases", row)?;
+        activity.returns = self.f32("activity.returns", row)?;
+        for p in PriceBand::ALL {
+            let band = |what: &str| self.f32(&format!("activity.{what}.{}", p.name()), row);
+            activity.price_impressions[p.index()] = band("price_impressions")?;
+            activity.price_views[p.index()] = band("price_views")?;
+            activity.price_purchases[p.index()] = band("price_purchases")?;
         }
         let genders: Vec<String> = json_list(self, "target.genders", row)?;
         let session = LiveSession {

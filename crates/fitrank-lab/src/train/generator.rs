@@ -349,7 +349,7 @@ pub fn generate(config: GeneratorConfig) -> Dataset {
                 order_id: String::new(),
             };
             stats[imp.session].apply(&e, viewer);
-            activity[imp.user].apply(session.category, &e);
+            activity[imp.user].apply(session.category, session.price_band, &e);
         };
         event(EventKind::Impression, 0.0, 0.0);
         if viewed {

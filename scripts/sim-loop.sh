@@ -28,10 +28,11 @@ serve() {  # $1 = extra TOML
   printf 'model_poll_ms = 1000\n%s\n[feature_log]\nflush_interval_ms = 200\n' "$1" > "$OUT/fitrank.toml"
   FITRANK_LOG=warn "$B" serve --http-addr 127.0.0.1:0 --config "$OUT/fitrank.toml" --addr "$ADDR" --models "$OUT/models" --data-dir "$OUT/data" >> "$OUT/fitrank.log" 2>&1 &
   PID=$!
-  for _ in $(seq 50); do "$B" call health >/dev/null 2>&1 && return; sleep 0.2; done
+  # Healthy, and this run's own process (not an earlier run's still holding the port).
+  for _ in $(seq 50); do "$B" call health >/dev/null 2>&1 && kill -0 "$PID" 2>/dev/null && return; sleep 0.2; done
   echo "service did not start; see $OUT/fitrank.log" >&2; exit 1
 }
-trap 'kill ${PID:-} 2>/dev/null || true' EXIT
+trap 'kill ${PID:-} 2>/dev/null; wait ${PID:-} 2>/dev/null || true' EXIT
 
 echo "== 1-2. warm-up: $WARMUP requests on the baseline policy"
 serve $'[policy]\npurchase_weight = 0.0\nengage_weight = 0.0\naudience_fit_weight = 0.0\non_target_weight = 0.0\nexploration_share = 0.2'

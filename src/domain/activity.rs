@@ -19,7 +19,7 @@ use super::{Category, Event, EventKind, PriceBand, UnixMs};
 pub const AFFINITY_HALF_LIFE_MS: i64 = 3 * 86_400_000;
 
 /// Decayed engagement score per category.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserActivity {
     /// Reference time of `by_category`, ms.
     pub at_ms: UnixMs,
@@ -51,24 +51,6 @@ pub struct UserActivity {
     /// Decayed purchases by the user, per price band of the session, at `at_ms`.
     #[serde(default)]
     pub price_purchases: [f32; PriceBand::COUNT],
-}
-
-impl Default for UserActivity {
-    fn default() -> Self {
-        UserActivity {
-            at_ms: 0,
-            by_category: [0.0; Category::COUNT],
-            impressions: 0.0,
-            views: 0.0,
-            category_impressions: [0.0; Category::COUNT],
-            category_views: [0.0; Category::COUNT],
-            purchases: 0.0,
-            returns: 0.0,
-            price_impressions: [0.0; PriceBand::COUNT],
-            price_views: [0.0; PriceBand::COUNT],
-            price_purchases: [0.0; PriceBand::COUNT],
-        }
-    }
 }
 
 /// How much an event says about the user's interest in the session's category.

@@ -152,10 +152,10 @@ pub(super) fn join(dirs: &[PathBuf], opt: &JoinOptions) -> std::io::Result<(Tabl
     let newest_ranking = rankings.iter().map(|r| r.time_ms).max().unwrap_or(UnixMs::MIN);
     stats.log_end_ms = newest_ranking.max(newest_event);
 
-    let labels = attribute(&rankings, &events, opt, &mut stats);
-
-    // The second read: each ranking's rows, in the order the first read numbered them.
     let by_id: HashMap<&str, usize> = rankings.iter().enumerate().map(|(i, r)| (r.ranking_id.as_str(), i)).collect();
+    let labels = attribute(&rankings, &by_id, &events, opt, &mut stats);
+
+    // The second read: each ranking's rows, numbered as the first read numbered them.
     let mut builder = TableBuilder::default();
     let mut row_times: Vec<UnixMs> = Vec::new();
     let mut recomputed = [0f32; features::NUM_FEATURES];
@@ -189,11 +189,11 @@ struct Attributed<'a> {
 
 fn attribute<'a>(
     rankings: &'a [Served],
+    by_id: &HashMap<&str, usize>,
     events: &'a [Event],
     opt: &JoinOptions,
     stats: &mut JoinStats,
 ) -> Attributed<'a> {
-    let by_id: HashMap<&str, usize> = rankings.iter().enumerate().map(|(i, r)| (r.ranking_id.as_str(), i)).collect();
     // Every returned item by (user, session), in time order.
     let mut by_pair: HashMap<(&str, &str), Vec<(UnixMs, usize)>> = HashMap::new();
     for (i, r) in rankings.iter().enumerate() {

@@ -96,17 +96,17 @@ keys = cli("--scan").split()
 kinds = {"user profile": ":p", "user activity": ":act", "session attributes": ":a", "session stats": ":st"}
 avg = {}
 for name, suffix in kinds.items():
-    ks = [k for k in keys if k.endswith(suffix) and ":e:" not in k]
+    ks = [k for k in keys if k.endswith(suffix)]
     sample = random.Random(1).sample(ks, min(500, len(ks)))
     avg[name] = sum(int(cli("MEMORY", "USAGE", k, "SAMPLES", "0")) for k in sample) / max(1, len(sample))
-for who in ("s", "u"):
-    ks = [k for k in keys if k.startswith("fr:{" + who + ":") and ":e:" in k]
-    sample = random.Random(2).sample(ks, min(500, len(ks)))
-    avg[f"event marker ({who})"] = sum(int(cli("MEMORY", "USAGE", k)) for k in sample) / max(1, len(sample))
+# Event ids live in the de-duplication buckets' sets (fr:ev:B on standalone Redis).
+buckets = [k for k in keys if k.startswith("fr:ev:")]
+ids = sum(int(cli("SCARD", k)) for k in buckets)
+id_bytes = sum(int(cli("MEMORY", "USAGE", k, "SAMPLES", "0")) for k in buckets)
 live = int(cli("ZCARD", "fr:live")); live_bytes = int(cli("MEMORY", "USAGE", "fr:live", "SAMPLES", "0"))
 print("\n| Redis memory (MEMORY USAGE, incl. key) | bytes |\n|---|---|")
 print(f"| per user (profile + activity) | {avg['user profile'] + avg['user activity']:.0f} |")
 print(f"| per live session (attributes + stats + live index entry) | {avg['session attributes'] + avg['session stats'] + live_bytes / max(1, live):.0f} |")
-print(f"| per remembered event id (session and user markers, for the dedup window) | {avg['event marker (s)'] + avg['event marker (u)']:.0f} |")
+print(f"| per remembered event id (de-duplication sets: {ids} ids in {len(buckets)} buckets) | {id_bytes / max(1, ids):.0f} |")
 print(f"\n({len(keys)} keys; {live} live sessions; used_memory {cli('INFO', 'memory').split('used_memory:')[1].split()[0]} bytes)")
 PY

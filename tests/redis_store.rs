@@ -317,3 +317,45 @@ async fn one_late_read_degrades_one_answer_and_a_stall_opens_the_breaker() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(50), "{:?}", started.elapsed());
     server.resume();
 }
+
+/// Event ids are remembered for at least the de-duplication window, then forgotten (their
+/// time-bucketed sets are unlinked), so that Redis's memory for them stays bounded.
+#[tokio::test]
+async fn event_ids_are_remembered_for_the_window_then_forgotten() {
+    let server = RedisServer::start();
+    let window_ms = 1_000;
+    let config = RedisStoreConfig { key_prefix: "dd".into(), ..Default::default() };
+    let store = RedisStore::connect(&Target::parse(&server.url()).unwrap(), config, window_ms).await.unwrap();
+    let t0 = 1_800_000_000_000;
+    store.upsert_sessions(vec![session("s", Category::Beauty, t0)]).await.unwrap();
+    let view = |id: &str| Event {
+        event_id: id.into(),
+        kind: EventKind::View,
+        user_id: "u".into(),
+        session_id: "s".into(),
+        time_ms: t0,
+        ranking_id: String::new(),
+        position: 0,
+        watch_seconds: 0.0,
+        amount: 0.0,
+        order_id: String::new(),
+    };
+    let statuses = |events: Vec<Event>| {
+        let store = store.clone();
+        async move { store.ingest(events).await.unwrap().statuses }
+    };
+    let start = std::time::Instant::now();
+    assert_eq!(statuses(vec![view("a"), view("a")]).await, vec![EventStatus::Accepted, EventStatus::Duplicate]);
+    // Re-sent within the window, whichever bucket the clock is in now: still a duplicate (half a
+    // window of slack for a slow machine).
+    while start.elapsed() < std::time::Duration::from_millis(window_ms as u64 / 2) {
+        assert_eq!(statuses(vec![view("a")]).await, vec![EventStatus::Duplicate]);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Past twice the window (and a batch that moves the buckets on), the id is forgotten.
+    tokio::time::sleep(std::time::Duration::from_millis(2 * window_ms as u64)).await;
+    assert_eq!(statuses(vec![view("b")]).await, vec![EventStatus::Accepted]);
+    assert_eq!(statuses(vec![view("a")]).await, vec![EventStatus::Accepted]);
+    let got = store.get_sessions(&["s"], None).await.unwrap().value[0].clone().unwrap().stats;
+    assert_eq!(got.views, 3, "a, b, and a again once forgotten");
+}

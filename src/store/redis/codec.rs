@@ -1,23 +1,28 @@
-//! How live stats and user activity are laid out in Redis, and how one event becomes a delta in
-//! the same layout.
+//! How live stats and user activity are laid out in Redis, and how one event becomes a record
+//! appended to them.
 //!
-//! Both are stored as packed little-endian `f64` arrays (integers are exact below 2^53): first
-//! plain counters, which an event adds to; then a reference time and decayed counters as of that
-//! time, one per (counter, half-life); last the latest event's time. The apply scripts
-//! (`script::PRELUDE`) add each event's amounts scaled to the reference time, and move the
-//! reference only now and then; reading decays the counters from the reference to the latest
-//! event, which gives what [`crate::domain::window::Decayed::add`] and [`UserActivity::apply`]
-//! give folding the events in order.
+//! A blob is packed little-endian `f64`s (integers are exact below 2^53): an optional **base**,
+//! then any number of appended **records**.
+//! - The base: first plain counters, which an event adds to; then a reference time and decayed
+//!   counters as of that time, one per (counter, half-life); last the latest event's time.
+//! - A record is one event's delta: an `f64` NaN (which no stored value is: event amounts are
+//!   finite), the event's time (`f64`), the number of pairs (`u8`), then per counter the event
+//!   changes its 1-based position in the base (`u8`) and amount (`f64`). Ingest only appends
+//!   records (`APPEND`, no read in Redis); reading folds them
+//!   into the base ([`Kind::fold`]), adding plain amounts and decaying the others from the event's
+//!   time, exactly as [`crate::domain::window::Decayed::add`] and [`UserActivity::apply`] fold
+//!   events in any order. Once a blob has grown past [`Kind::compact_at`] bytes, ingest rewrites
+//!   it as one base ([`Kind::compacted`]).
 //!
 //! What an event adds is still decided in one place: the delta of an event is the state that
-//! [`LiveStats::apply`] (or [`UserActivity::apply`]) produces from empty. Redis only sums deltas,
-//! so serving from Redis folds events exactly like the embedded store and the trainer.
+//! [`LiveStats::apply`] (or [`UserActivity::apply`]) produces from empty. Redis only stores
+//! deltas, so serving from Redis folds events exactly like the embedded store and the trainer.
 
 use crate::domain::stats::{SEGMENTS, counter};
 use crate::domain::window::HALF_LIVES_MS;
 use crate::domain::{AFFINITY_HALF_LIFE_MS, Category, Event, LiveStats, PriceBand, UserActivity, Viewer};
 
-/// The shape of a blob, as the apply script needs it.
+/// The shape of a base.
 #[derive(Debug, Clone, Copy)]
 pub struct Layout {
     /// Plain counters first.
@@ -28,52 +33,189 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Number of `f64`s in a blob: plain counters, reference time, decayed counters, latest time.
+    /// Number of `f64`s in a base: plain counters, reference time, decayed counters, latest time.
     pub const fn values(&self) -> usize {
         self.legacy_values() + 1
     }
 
-    /// Number of `f64`s in a blob written before the latest event time was kept (until
-    /// 2026-12-06): there the reference time was the latest event's.
+    /// Number of `f64`s in a base written before the latest event time was kept (until
+    /// 2026-12-06): there the reference time was the latest event's. Also the length of settled
+    /// values.
     const fn legacy_values(&self) -> usize {
         self.plain + 1 + self.counters * self.half_lives_ms.len()
     }
 
-    /// The values of a blob of this layout with the decayed counters as of the latest event
+    /// The values of a base of this layout with the decayed counters as of the latest event
     /// (the reference time then is the latest event's, and the trailing latest time is dropped);
-    /// `None` when the blob is of another layout.
-    fn settled(&self, bytes: &[u8]) -> Option<Vec<f64>> {
-        let mut v = unpack(bytes)?;
-        if v.len() == self.legacy_values() {
-            return Some(v);
+    /// `None` when the base is of another layout.
+    fn settled(&self, base: &[f64]) -> Option<Vec<f64>> {
+        if base.len() == self.legacy_values() {
+            return Some(base.to_vec());
         }
-        if v.len() != self.values() {
+        if base.len() != self.values() {
             return None;
         }
-        let latest = v.pop().expect("a blob has values");
-        let at = self.plain;
-        let dt = latest - v[at];
-        if dt != 0.0 {
-            let k = self.half_lives_ms.len();
-            for (w, h) in self.half_lives_ms.iter().enumerate() {
-                let f = (-dt / *h as f64).exp2();
-                for j in (at + 1 + w..v.len()).step_by(k) {
-                    v[j] *= f;
-                }
-            }
-            v[at] = latest;
-        }
+        let mut v = base[..base.len() - 1].to_vec();
+        self.decay_to(&mut v, base[base.len() - 1]);
         Some(v)
     }
+
+    /// Decays settled values `v` to `t` (not before their reference time) and makes `t` their
+    /// reference time.
+    fn decay_to(&self, v: &mut [f64], t: f64) {
+        let at = self.plain;
+        let dt = t - v[at];
+        if dt <= 0.0 {
+            return;
+        }
+        let k = self.half_lives_ms.len();
+        for (w, h) in self.half_lives_ms.iter().enumerate() {
+            let f = (-dt / *h as f64).exp2();
+            for j in (at + 1 + w..v.len()).step_by(k) {
+                v[j] *= f;
+            }
+        }
+        v[at] = t;
+    }
+
+    /// Adds an event's amounts at time `t` (`(1-based position, amount)`) to settled values `v`.
+    fn add_record(&self, v: &mut [f64], t: f64, pairs: impl Iterator<Item = (u8, f64)>) -> Result<(), String> {
+        if !t.is_finite() {
+            return Err(format!("a record at time {t}"));
+        }
+        self.decay_to(v, t);
+        let (at, k) = (self.plain, self.half_lives_ms.len());
+        for (j, x) in pairs {
+            let j = usize::from(j);
+            if j == 0 || j - 1 == at || j > v.len() {
+                return Err(format!("a record's position {j}"));
+            }
+            let i = j - 1;
+            v[i] += if i < at { x } else { x * (-(v[at] - t) / self.half_lives_ms[(i - at - 1) % k] as f64).exp2() };
+        }
+        Ok(())
+    }
 }
+
+/// What a blob holds: each kind's current layout, the older layouts it still reads, and how those
+/// convert to the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Stats,
+    Activity,
+}
+
+impl Kind {
+    pub const fn layout(self) -> Layout {
+        match self {
+            Kind::Stats => STATS,
+            Kind::Activity => ACTIVITY,
+        }
+    }
+
+    /// Blob size (bytes) past which ingest compacts it: a base and some records, so that
+    /// compaction is rare and reads stay small. Live stats (few keys, many events each, appended)
+    /// take about 1 KiB of records (some 10 to 20 events); a user's activity (millions of keys,
+    /// rewritten on each batch) 512 B, so that a user costs Redis little more than its base.
+    pub const fn compact_at(self) -> usize {
+        8 * self.layout().values()
+            + match self {
+                Kind::Stats => 1024,
+                Kind::Activity => 512,
+            }
+    }
+
+    /// The settled values of a base of any layout this kind reads, in the current layout.
+    fn settled(self, base: &[f64]) -> Result<Vec<f64>, String> {
+        let unknown = || format!("a base of {} values, expected {}", base.len(), self.layout().values());
+        match self {
+            Kind::Stats => {
+                if let Some(v) = STATS.settled(base) {
+                    return Ok(v);
+                }
+                let mut v = STATS_WITHOUT_SEGMENT_PURCHASES.settled(base).ok_or_else(unknown)?;
+                let at = STATS_TOTALS + SEGMENTS;
+                v.splice(at..at, [0.0; SEGMENTS]);
+                Ok(v)
+            }
+            Kind::Activity => {
+                let mut v = [ACTIVITY, ACTIVITY_WITHOUT_PURCHASES, ACTIVITY_WITHOUT_CATEGORY_VIEWS]
+                    .iter()
+                    .find_map(|l| l.settled(base))
+                    .ok_or_else(unknown)?;
+                v.resize(ACTIVITY.legacy_values(), 0.0);
+                Ok(v)
+            }
+        }
+    }
+
+    /// The blob's base and records folded: settled values of the current layout (decayed counters
+    /// as of the latest event, which is the reference time; no trailing latest time).
+    pub fn fold(self, bytes: &[u8]) -> Result<Vec<f64>, String> {
+        let f64_at = |i: usize| bytes.get(i..i + 8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")));
+        let base_len =
+            (0..bytes.len() / 8).find(|&i| f64_at(8 * i).is_some_and(f64::is_nan)).unwrap_or(bytes.len() / 8);
+        if base_len == bytes.len() / 8 && !bytes.len().is_multiple_of(8) {
+            return Err(format!("a blob of {} bytes", bytes.len()));
+        }
+        let base = unpack(&bytes[..8 * base_len]).expect("whole values");
+        let layout = self.layout();
+        let mut v = if base.is_empty() { None } else { Some(self.settled(&base)?) };
+        let mut pos = 8 * base_len;
+        while pos < bytes.len() {
+            let truncated = || format!("a record cut short at byte {pos} of {}", bytes.len());
+            let (t, n) = match (f64_at(pos), f64_at(pos + 8), bytes.get(pos + 16)) {
+                (Some(tag), Some(t), Some(&n)) if tag.is_nan() => (t, usize::from(n)),
+                _ => return Err(truncated()),
+            };
+            let pairs = bytes.get(pos + 17..pos + 17 + 9 * n).ok_or_else(truncated)?;
+            let v = v.get_or_insert_with(|| {
+                let mut zero = vec![0.0; layout.legacy_values()];
+                zero[layout.plain] = t;
+                zero
+            });
+            let pairs = pairs.chunks_exact(9).map(|p| (p[0], f64::from_le_bytes(p[1..].try_into().expect("8 bytes"))));
+            layout.add_record(v, t, pairs)?;
+            pos += 17 + 9 * n;
+        }
+        v.ok_or_else(|| "an empty blob".to_owned())
+    }
+
+    /// The blob rewritten as one base of the current layout, the same state as its base and records.
+    pub fn compacted(self, bytes: &[u8]) -> Result<Vec<u8>, String> {
+        let mut v = self.fold(bytes)?;
+        v.push(v[self.layout().plain]);
+        Ok(pack(&v))
+    }
+
+    /// The record an event appends: the event applied to nothing (`dense`, values of the current
+    /// layout) as a NaN, the event's time, and the position and amount of every non-zero counter.
+    pub fn record(self, dense: &[f64]) -> Vec<u8> {
+        let layout = self.layout();
+        let at = layout.plain;
+        let changed: Vec<(usize, f64)> =
+            dense[..layout.values() - 1].iter().copied().enumerate().filter(|&(j, x)| j != at && x != 0.0).collect();
+        let mut out = Vec::with_capacity(17 + 9 * changed.len());
+        out.extend(f64::NAN.to_le_bytes());
+        out.extend(dense[at].to_le_bytes());
+        out.push(u8::try_from(changed.len()).expect("a layout has fewer than 256 values"));
+        for (j, x) in changed {
+            out.push(u8::try_from(j + 1).expect("a layout has fewer than 256 values"));
+            out.extend(x.to_le_bytes());
+        }
+        out
+    }
+}
+
+// Record positions are one byte.
+const _: () = assert!(STATS.values() < 256 && ACTIVITY.values() < 256);
 
 /// Plain counters of live stats: 12 totals, then the views and the purchases per audience segment.
 const STATS_TOTALS: usize = 12;
 pub const STATS: Layout =
     Layout { plain: STATS_TOTALS + 2 * SEGMENTS, counters: counter::COUNT, half_lives_ms: &HALF_LIVES_MS };
-/// The stats layout before the purchases per audience segment (until 2026-12-01): still read, with
-/// those counts at zero, so that sessions written by an older replica keep ranking during an
-/// upgrade. The apply script does not convert it: the next event restarts such a blob from zero.
+/// The stats layout before the purchases per audience segment (until 2026-12-01): still read as a
+/// base, with those counts at zero (records append to it; compaction rewrites it in `STATS`).
 const STATS_WITHOUT_SEGMENT_PURCHASES: Layout = Layout { plain: STATS_TOTALS + SEGMENTS, ..STATS };
 /// User activity: engagement per category, impressions, views, impressions and views per
 /// category, then purchases, returns, and impressions, views and purchases per price band.
@@ -83,11 +225,10 @@ pub const ACTIVITY: Layout = Layout {
     half_lives_ms: &[AFFINITY_HALF_LIFE_MS],
 };
 /// The activity layout before purchases, returns and the price bands (until 2026-12-06): still
-/// read, with those at zero. The apply script does not convert it: the next event restarts such a
-/// blob from zero.
+/// read as a base, with those at zero.
 const ACTIVITY_WITHOUT_PURCHASES: Layout = Layout { counters: 3 * Category::COUNT + 2, ..ACTIVITY };
 /// The activity layout before the impressions and views per category (until 2026-12-05): still
-/// read, with those and the later counters at zero.
+/// read as a base, with those and the later counters at zero.
 const ACTIVITY_WITHOUT_CATEGORY_VIEWS: Layout = Layout { counters: Category::COUNT + 2, ..ACTIVITY };
 
 /// Little-endian bytes of `values`.
@@ -100,30 +241,6 @@ fn unpack(bytes: &[u8]) -> Option<Vec<f64>> {
         .len()
         .is_multiple_of(8)
         .then(|| bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
-}
-
-/// The blob's values by the first of `layouts` it is of, settled ([`Layout::settled`]), and
-/// which layout that was.
-fn settled(bytes: &[u8], layouts: &[Layout]) -> Result<(Vec<f64>, usize), String> {
-    layouts
-        .iter()
-        .enumerate()
-        .find_map(|(i, l)| l.settled(bytes).map(|v| (v, i)))
-        .ok_or_else(|| format!("blob of {} bytes, expected {}", bytes.len(), layouts[0].values() * 8))
-}
-
-/// A packed dense delta (the event applied to nothing, `values` of its layout) as the apply
-/// script takes it: the event's time, then the 1-based position and amount of every non-zero
-/// counter (the reference and latest times left out).
-pub fn sparse_delta(dense: &[f64], layout: Layout) -> Vec<u8> {
-    let at = layout.plain;
-    let mut v = vec![dense[at]];
-    for (j, x) in dense[..layout.values() - 1].iter().enumerate() {
-        if j != at && *x != 0.0 {
-            v.extend([(j + 1) as f64, *x]);
-        }
-    }
-    pack(&v)
 }
 
 /// Live stats as a blob's values.
@@ -153,13 +270,9 @@ pub fn stats_values(s: &LiveStats) -> Vec<f64> {
     v
 }
 
-/// Live stats from a blob.
+/// Live stats from a blob (base and records).
 pub fn stats_from_bytes(bytes: &[u8]) -> Result<LiveStats, String> {
-    let (mut v, layout) = settled(bytes, &[STATS, STATS_WITHOUT_SEGMENT_PURCHASES])?;
-    if layout == 1 {
-        let at = STATS_TOTALS + SEGMENTS;
-        v.splice(at..at, [0.0; SEGMENTS]);
-    }
+    let v = Kind::Stats.fold(bytes)?;
     let n = |x: f64| x.max(0.0).round() as u64;
     let mut s = LiveStats {
         impressions: n(v[0]),
@@ -211,10 +324,9 @@ pub fn activity_values(a: &UserActivity) -> Vec<f64> {
     v
 }
 
-/// User activity from a blob.
+/// User activity from a blob (base and records).
 pub fn activity_from_bytes(bytes: &[u8]) -> Result<UserActivity, String> {
-    let (mut v, _) = settled(bytes, &[ACTIVITY, ACTIVITY_WITHOUT_PURCHASES, ACTIVITY_WITHOUT_CATEGORY_VIEWS])?;
-    v.resize(ACTIVITY.legacy_values(), 0.0);
+    let v = Kind::Activity.fold(bytes)?;
     let (n, bands) = (Category::COUNT, PriceBand::COUNT);
     let mut a = UserActivity { at_ms: v[0] as i64, ..Default::default() };
     for i in 0..n {
@@ -346,9 +458,78 @@ mod tests {
         assert_eq!(back, LiveStats { segment_purchases: [0; SEGMENTS], ..s });
     }
 
+    /// Events of every kind at times that go back and forth, as `(kind, offset ms)`.
+    fn events() -> impl proptest::strategy::Strategy<Value = Vec<(usize, i64)>> {
+        proptest::collection::vec((0..EventKind::ALL.len(), 0i64..40 * 86_400_000), 1..60)
+    }
+
+    /// Equal up to the domain's `f32` decayed counters.
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-5 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    proptest::proptest! {
+        /// Appending each event's record to any base (none, or a compaction of the events before
+        /// it) and folding gives the domain's own fold of the events in order.
+        #[test]
+        fn records_fold_like_the_domain_at_any_compaction_point(events in events(), split in 0usize..60) {
+            let t0 = 1_800_000_000_000;
+            let viewer = Viewer { in_target: Some(true), segment: Some(2) };
+            let (mut stats, mut activity) = (LiveStats::default(), UserActivity::default());
+            let (mut stats_blob, mut activity_blob) = (Vec::new(), Vec::new());
+            for (i, (kind, dt)) in events.iter().enumerate() {
+                let e = event(EventKind::ALL[*kind], t0 + dt);
+                stats.apply(&e, viewer);
+                activity.apply(Category::Home, PriceBand::Mid, &e);
+                stats_blob.extend(Kind::Stats.record(&stats_delta(&e, viewer)));
+                activity_blob.extend(Kind::Activity.record(&activity_delta(Category::Home, PriceBand::Mid, &e)));
+                if i + 1 == split {
+                    stats_blob = Kind::Stats.compacted(&stats_blob).unwrap();
+                    activity_blob = Kind::Activity.compacted(&activity_blob).unwrap();
+                }
+            }
+            let mut want = stats_values(&stats);
+            want.pop();
+            let got = Kind::Stats.fold(&stats_blob).unwrap();
+            proptest::prop_assert!(want.iter().zip(&got).all(|(a, b)| close(*a, *b)), "{want:?} vs {got:?}");
+            let got = stats_from_bytes(&stats_blob).unwrap();
+            proptest::prop_assert_eq!((got.views, got.purchases, got.windows.at_ms), (stats.views, stats.purchases, stats.windows.at_ms));
+            let mut want = activity_values(&activity);
+            want.pop();
+            let got = Kind::Activity.fold(&activity_blob);
+            if activity.at_ms == 0 {
+                // Only events that do not touch activity (they append an empty record at their time).
+                proptest::prop_assert!(got.unwrap().iter().skip(1).all(|x| *x == 0.0));
+            } else {
+                let got = got.unwrap();
+                proptest::prop_assert!(want.iter().zip(&got).all(|(a, b)| close(*a, *b)), "{want:?} vs {got:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_legacy_base_takes_records_and_a_cut_record_is_an_error() {
+        let viewer = Viewer { in_target: Some(false), segment: Some(5) };
+        let mut s = LiveStats::default();
+        s.apply(&event(EventKind::View, 1_000_000), viewer);
+        let mut old = stats_values(&s);
+        old.pop();
+        old.drain(STATS_TOTALS + SEGMENTS..STATS_TOTALS + 2 * SEGMENTS);
+        let mut blob = pack(&old);
+        let purchase = event(EventKind::Purchase, 1_005_000);
+        blob.extend(Kind::Stats.record(&stats_delta(&purchase, viewer)));
+        let got = stats_from_bytes(&blob).unwrap();
+        assert_eq!((got.views, got.purchases, got.segment_purchases[5], got.windows.at_ms), (1, 1, 1, 1_005_000));
+        assert_eq!(stats_from_bytes(&Kind::Stats.compacted(&blob).unwrap()).unwrap(), got);
+        assert!(stats_from_bytes(&blob[..blob.len() - 3]).is_err());
+        assert!(stats_from_bytes(&[]).is_err());
+    }
+
     #[test]
     fn a_delta_is_the_event_applied_to_nothing() {
-        let delta = stats_from_bytes(&pack(&stats_delta(&event(EventKind::Purchase, 77), Viewer::default()))).unwrap();
+        let delta =
+            stats_from_bytes(&Kind::Stats.record(&stats_delta(&event(EventKind::Purchase, 77), Viewer::default())))
+                .unwrap();
         assert_eq!((delta.purchases, delta.revenue, delta.windows.at_ms), (1, 19.5, 77));
         assert_eq!(delta.windows.values[counter::PURCHASES], [1.0; 3]);
     }

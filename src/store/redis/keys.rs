@@ -6,15 +6,17 @@
 //! |----------------------------------|--------|-----------------------------------------|------------------------------|
 //! | `P:{s:N:ID}:a`                   | string | session attributes (postcard)           | none; `session_retention` after it ends |
 //! | `P:{s:N:ID}:st`                  | string | live stats, packed f64 (see `codec`)    | as the attributes            |
-//! | `P:{s:N:ID}:e:EVENT`             | string | marker: event applied to the session (and, on standalone Redis, to its user) | `dedup_window` |
+//! | `P:{s:N:ID}:e:EVENT`             | string | marker: event applied to the session (cluster only) | `dedup_window` |
 //! | `P:{u:N:ID}:p`                   | string | user profile (postcard)                 | none                         |
 //! | `P:{u:N:ID}:act`                 | string | user activity, packed f64               | `activity_retention`, renewed by each event |
-//! | `P:{u:N:ID}:e:EVENT`             | string | marker: event applied to the user (cluster only; standalone marks an event once, with the session's marker) | `dedup_window` |
+//! | `P:{u:N:ID}:e:EVENT`             | string | marker: event applied to the user (cluster only) | `dedup_window` |
+//! | `P:ev:B`                         | set    | ids of events applied in bucket B (standalone: one set for all sessions and users) | unlinked at bucket B+3 |
 //! | `P:live`                         | zset   | live session ids scored by start time   | none                         |
 //! | `P:experiments`                  | hash   | `doc` (experiments JSON), `v` (version) | none                         |
 //! | `P:audit`                        | list   | audit log entries (JSON), oldest first  | none; newest 1,000,000 kept  |
 //!
-//! `P` is the configured prefix (default `fr`), `N` the id's length in bytes.
+//! `P` is the configured prefix (default `fr`), `N` the id's length in bytes, `B` a
+//! de-duplication bucket: the time in ms divided by half the de-duplication window.
 
 /// Builds key names under one prefix.
 #[derive(Debug, Clone)]
@@ -39,6 +41,7 @@ impl Keys {
         self.tagged('s', id, "st")
     }
 
+    /// Marker: the event was applied to the session (cluster).
     pub fn session_event(&self, id: &str, event_id: &str) -> String {
         self.tagged('s', id, &format!("e:{event_id}"))
     }
@@ -51,8 +54,14 @@ impl Keys {
         self.tagged('u', id, "act")
     }
 
+    /// Marker: the event was applied to the user (cluster).
     pub fn user_event(&self, id: &str, event_id: &str) -> String {
         self.tagged('u', id, &format!("e:{event_id}"))
+    }
+
+    /// Ids of events applied in de-duplication bucket `bucket` (standalone).
+    pub fn dedup(&self, bucket: i64) -> String {
+        format!("{}:ev:{bucket}", self.prefix)
     }
 
     pub fn audit(&self) -> String {

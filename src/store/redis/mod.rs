@@ -6,15 +6,17 @@
 //! - **Reads** on the ranking path: one `MGET` of the user's profile and activity, and, at the
 //!   same time, one `MGET` (split by slot on a cluster) of the stats of candidates whose local copy
 //!   is older than `stats_ttl_ms`, plus attributes older than `cache_ttl_ms` ([`cache`]).
-//! - **Writes** of events are Lua scripts that de-duplicate each event id and add the event's
-//!   delta atomically, so counters are exact whichever replica received the event, and a retried
-//!   batch never counts twice. A delta lists only the counters the event changes, and the script
-//!   patches those in the stored blob ([`script::PRELUDE`]). On standalone Redis one call of
-//!   [`script::APPLY_EVENTS`] applies up to [`EVENTS_PER_CALL`] events to their sessions and
-//!   users together, with one marker per event; a batch's calls run one after the other, so
-//!   that Redis never holds a ranking's read for more than one of them. On a cluster a
-//!   session's and a user's keys live on different nodes, so [`script::APPLY_GROUP`] runs once
-//!   per session and per user, each blob with its own markers.
+//! - **Writes** of events are Lua scripts that check each event id against the de-duplication
+//!   sets and append the event's records to its blobs atomically, so counters are exact whichever
+//!   replica received the event, and a retried batch never counts twice. A record lists only the
+//!   counters the event changes; readers fold records into the blob's base ([`codec`]), and blobs
+//!   past their compaction size come back from the script to be folded here and written back
+//!   ([`script::COMPACT`]). On standalone Redis one call of [`script::APPLY_EVENTS`] applies up
+//!   to [`EVENTS_PER_CALL`] events to their sessions and users together, with one set of
+//!   de-duplication buckets for all; a batch's calls run one after the other, so that Redis never
+//!   holds a ranking's read for more than one of them. On a cluster a session's and a user's keys
+//!   live on different nodes, so [`script::APPLY_GROUP`] runs once per session and per user, each
+//!   blob with its own marker per event.
 //! - **Two connections**: ranking reads have their own, so that they never queue behind writes
 //!   pipelined on the writers' connection.
 //! - **Faults**: reads have a short deadline (`read_timeout_ms`). A failed or late read is
@@ -51,7 +53,6 @@ use crate::domain::{
     Event, LiveSession, LiveStats, SessionStatus, UnixMs, UserActivity, UserProfile, Viewer, audience, now_ms,
 };
 use cache::Cache;
-use codec::Layout;
 use conn::Conn;
 use keys::Keys;
 
@@ -164,8 +165,8 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 /// reads queued behind it stay within their deadline.
 const EVENTS_PER_CALL: usize = 64;
 
-/// An event of a batch whose session is known, with what it adds to its session's stats and its
-/// user's activity (packed sparse deltas, `codec::sparse_delta`).
+/// An event of a batch whose session is known, with the records it appends to its session's stats
+/// and its user's activity (`codec::Kind::record`).
 struct Applied<'a> {
     /// Position in the batch.
     position: usize,
@@ -174,28 +175,69 @@ struct Applied<'a> {
     activity: Vec<u8>,
 }
 
-/// The layouts of blobs events apply to (numbered from 1 in the apply scripts): sessions'
-/// stats, users' activity.
-const LAYOUTS: [Layout; 2] = [codec::STATS, codec::ACTIVITY];
-
-/// A blob events apply to, as both apply scripts take it.
+/// A blob events apply to on a cluster.
 struct Blob {
     key: String,
-    /// The key that must exist for events to apply (a session's attributes).
+    /// The key that must exist for the blob to be created (a session's attributes).
     must_exist: Option<String>,
-    /// Index in [`LAYOUTS`].
-    layout: usize,
+    kind: codec::Kind,
     /// TTL set on each write, ms (0 = keep the key's).
     ttl_ms: i64,
 }
 
-impl Blob {
-    /// Adds the blob to `inv`: KEYS blob and must-exist key (the blob itself when there is
-    /// none), ARGV layout number (1-based), TTL, must-exist flag.
-    fn add_to(&self, inv: &mut redis::ScriptInvocation<'_>) {
-        inv.key(&self.key).key(self.must_exist.as_deref().unwrap_or(&self.key));
-        inv.arg(self.layout + 1).arg(self.ttl_ms).arg(if self.must_exist.is_some() { "1" } else { "0" });
+/// A blob an apply script found past its compaction size, with the bytes it read.
+struct Big {
+    key: String,
+    kind: codec::Kind,
+    bytes: Vec<u8>,
+}
+
+/// The de-duplication buckets at one time: sets of event ids, each of half the window
+/// (`script::PRELUDE`).
+struct Buckets {
+    /// Number of the current bucket (time / bucket length).
+    current: i64,
+    /// When the current bucket's set expires (ms since the epoch): after the last check that
+    /// can still find its ids.
+    expire_at_ms: i64,
+}
+
+impl Buckets {
+    fn at(now_ms: UnixMs, window_ms: i64) -> Buckets {
+        let len = (window_ms / 2).max(1);
+        let current = now_ms.div_euclid(len);
+        Buckets { current, expire_at_ms: (current + 4).saturating_mul(len) }
     }
+
+    /// Adds KEYS 1..5 (current, the two before, the next, the one to unlink) named by `name`,
+    /// and ARGV expiry.
+    fn add_to(&self, inv: &mut redis::ScriptInvocation<'_>, name: impl Fn(i64) -> String) {
+        let b = self.current;
+        for k in [b, b - 2, b - 1, b + 1, b - 3] {
+            inv.key(name(k));
+        }
+        inv.arg(self.expire_at_ms);
+    }
+}
+
+/// An apply script's answer: a code per event, and the blobs (numbered from 1) past their
+/// compaction size with their bytes.
+type Answer = (Vec<i64>, Vec<(usize, Vec<u8>)>);
+
+fn apply_answer(value: redis::Value, events: usize) -> Result<Answer, StoreError> {
+    let bad = |e: &dyn std::fmt::Display| unavailable("apply events", e);
+    let (codes, big): (Vec<i64>, Vec<redis::Value>) = redis::from_redis_value(value).map_err(|e| bad(&e))?;
+    if codes.len() != events {
+        return Err(bad(&format!("{} results for {events} events", codes.len())));
+    }
+    let mut out = Vec::with_capacity(big.len() / 2);
+    let mut big = big.into_iter();
+    while let (Some(i), Some(bytes)) = (big.next(), big.next()) {
+        let i: usize = redis::from_redis_value(i).map_err(|e| bad(&e))?;
+        let bytes: Option<Vec<u8>> = redis::from_redis_value(bytes).map_err(|e| bad(&e))?;
+        out.extend(bytes.map(|b| (i, b)));
+    }
+    Ok((codes, out))
 }
 
 impl RedisStore {
@@ -211,7 +253,9 @@ impl RedisStore {
         let _: String = redis::cmd("PING").query_async(&mut probe).await.map_err(|e| unavailable("ping", e))?;
         // Loaded now so that the first concurrent batches do not all miss (NOSCRIPT) and load them;
         // after a Redis restart the invocations reload them by themselves.
-        for s in [&*script::APPLY_EVENTS, &*script::APPLY_GROUP, &*script::CAS_DOC, &*script::PUT_SESSION] {
+        for s in
+            [&*script::APPLY_EVENTS, &*script::APPLY_GROUP, &*script::COMPACT, &*script::CAS_DOC, &*script::PUT_SESSION]
+        {
             s.load_async(&mut probe).await.map_err(|e| unavailable("load scripts", e))?;
         }
         tracing::info!(backend = conn.backend(), ?target, "redis store connected");
@@ -512,80 +556,93 @@ impl RedisStore {
         Ok(())
     }
 
-    /// The arguments every apply script starts with: the dedup TTL and the layouts.
-    fn apply_invocation(&self, script: &'static redis::Script) -> redis::ScriptInvocation<'static> {
-        let mut inv = script.prepare_invoke();
-        inv.arg(self.inner.dedup_window_ms.max(1)).arg(LAYOUTS.len());
-        for layout in LAYOUTS {
-            inv.arg(layout.plain).arg(layout.counters).arg(layout.half_lives_ms.len());
-            for h in layout.half_lives_ms {
-                inv.arg(*h);
-            }
-        }
-        inv
-    }
-
-    /// A session's stats, which apply only while its attributes exist.
+    /// A session's stats, created only while its attributes exist.
     fn session_blob(&self, id: &str) -> Blob {
         let keys = &self.inner.keys;
-        Blob { key: keys.session_stats(id), must_exist: Some(keys.session_attrs(id)), layout: 0, ttl_ms: 0 }
+        Blob {
+            key: keys.session_stats(id),
+            must_exist: Some(keys.session_attrs(id)),
+            kind: codec::Kind::Stats,
+            ttl_ms: 0,
+        }
     }
 
     /// A user's activity, kept `activity_retention_secs` after its last event.
     fn user_blob(&self, id: &str) -> Blob {
         let ttl_ms = (self.inner.config.activity_retention_secs as i64).saturating_mul(1000).max(1);
-        Blob { key: self.inner.keys.user_activity(id), must_exist: None, layout: 1, ttl_ms }
+        Blob { key: self.inner.keys.user_activity(id), must_exist: None, kind: codec::Kind::Activity, ttl_ms }
     }
 
     /// Standalone Redis: one [`script::APPLY_EVENTS`] call per chunk of up to
     /// [`EVENTS_PER_CALL`] events, one after the other. Each event applies to its session and its
-    /// user together, marked once. Codes in the events' order.
-    async fn apply_events(&self, applied: &[Applied<'_>]) -> Result<Vec<i64>, StoreError> {
+    /// user together, de-duplicated once in the shared sets. Codes in the events' order, and the
+    /// blobs to compact.
+    async fn apply_events(&self, applied: &[Applied<'_>]) -> Result<(Vec<i64>, Vec<Big>), StoreError> {
         let keys = &self.inner.keys;
+        let buckets = Buckets::at(now_ms(), self.inner.dedup_window_ms);
+        let user_ttl_ms = self.user_blob("").ttl_ms;
         let calls = applied.chunks(EVENTS_PER_CALL).map(|chunk| {
-            let mut blobs: Vec<Blob> = Vec::new();
-            let mut index: HashMap<String, usize> = HashMap::new();
-            let mut number = |blob: Blob| {
-                *index.entry(blob.key.clone()).or_insert_with(|| {
-                    blobs.push(blob);
-                    blobs.len()
-                })
-            };
-            let refs: Vec<(usize, usize)> = chunk
+            let mut sessions: Vec<&str> = Vec::new();
+            let mut users: Vec<&str> = Vec::new();
+            let mut numbers: HashMap<(bool, &str), u16> = HashMap::new();
+            let mut index = Vec::with_capacity(4 * chunk.len());
+            for a in chunk {
+                for (user, id, list) in
+                    [(false, a.event.session_id.as_str(), &mut sessions), (true, a.event.user_id.as_str(), &mut users)]
+                {
+                    let n = *numbers.entry((user, id)).or_insert_with(|| {
+                        list.push(id);
+                        list.len() as u16
+                    });
+                    index.extend(n.to_le_bytes());
+                }
+            }
+            let mut inv = script::APPLY_EVENTS.prepare_invoke();
+            buckets.add_to(&mut inv, |b| keys.dedup(b));
+            for id in &sessions {
+                inv.key(keys.session_stats(id)).key(keys.session_attrs(id));
+            }
+            for id in &users {
+                inv.key(keys.user_activity(id));
+            }
+            inv.arg(sessions.len()).arg(users.len()).arg(codec::Kind::Stats.compact_at());
+            inv.arg(user_ttl_ms).arg(codec::Kind::Activity.compact_at()).arg(index);
+            for a in chunk {
+                inv.arg(&a.event.event_id).arg(a.stats.as_slice()).arg(a.activity.as_slice());
+            }
+            let blobs: Vec<(String, codec::Kind)> = sessions
                 .iter()
-                .map(|a| (number(self.session_blob(&a.event.session_id)), number(self.user_blob(&a.event.user_id))))
+                .map(|id| (keys.session_stats(id), codec::Kind::Stats))
+                .chain(users.iter().map(|id| (keys.user_activity(id), codec::Kind::Activity)))
                 .collect();
-            let mut inv = self.apply_invocation(&script::APPLY_EVENTS);
-            inv.arg(blobs.len());
-            for blob in &blobs {
-                blob.add_to(&mut inv);
-            }
-            for (a, (s, u)) in chunk.iter().zip(refs) {
-                inv.key(keys.session_event(&a.event.session_id, &a.event.event_id));
-                inv.arg(s).arg(u).arg(a.stats.as_slice()).arg(a.activity.as_slice());
-            }
             let mut c = self.conn();
             async move {
-                let r: Vec<i64> = inv.invoke_async(&mut c).await.map_err(|e| unavailable("apply events", e))?;
-                if r.len() != chunk.len() {
-                    return Err(unavailable("apply events", format!("{} results for {} events", r.len(), chunk.len())));
-                }
-                Ok::<_, StoreError>(r)
+                let value: redis::Value = inv.invoke_async(&mut c).await.map_err(|e| unavailable("apply events", e))?;
+                let (codes, big) = apply_answer(value, chunk.len())?;
+                let big = big.into_iter().filter_map(|(i, bytes)| {
+                    let (key, kind) = blobs.get(i.checked_sub(1)?)?;
+                    Some(Big { key: key.clone(), kind: *kind, bytes })
+                });
+                Ok::<_, StoreError>((codes, big.collect::<Vec<_>>()))
             }
         });
         // One chunk after the other: Redis runs a connection's pipelined commands back to back,
         // so a batch's chunks sent at once would hold rankings' reads for the whole batch.
         let mut codes = Vec::with_capacity(applied.len());
+        let mut big = Vec::new();
         for call in calls {
-            codes.extend(call.await?);
+            let (c, b) = call.await?;
+            codes.extend(c);
+            big.extend(b);
         }
-        Ok(codes)
+        Ok((codes, big))
     }
 
     /// Redis Cluster: one [`script::APPLY_GROUP`] call per session and per user (their keys
     /// share a hash tag, so each call runs on one node, and the calls spread over the nodes),
-    /// each blob with its own markers. Codes in the events' order, from the sessions' calls.
-    async fn apply_by_blob(&self, applied: &[Applied<'_>]) -> Result<Vec<i64>, StoreError> {
+    /// each blob with its own markers. Codes in the events' order, from the sessions' calls, and
+    /// the blobs to compact.
+    async fn apply_by_blob(&self, applied: &[Applied<'_>]) -> Result<(Vec<i64>, Vec<Big>), StoreError> {
         let keys = &self.inner.keys;
         let mut by_session: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         let mut by_user: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -593,35 +650,66 @@ impl RedisStore {
             by_session.entry(&a.event.session_id).or_default().push(i);
             by_user.entry(&a.event.user_id).or_default().push(i);
         }
-        let sessions = by_session.into_iter().map(|(id, members)| (self.session_blob(id), members, true));
-        let users = by_user.into_iter().map(|(id, members)| (self.user_blob(id), members, false));
-        let calls = sessions.chain(users).map(|(blob, members, session)| {
-            let mut inv = self.apply_invocation(&script::APPLY_GROUP);
-            blob.add_to(&mut inv);
+        let sessions = by_session.into_iter().map(|(id, members)| (self.session_blob(id), id, members, true));
+        let users = by_user.into_iter().map(|(id, members)| (self.user_blob(id), id, members, false));
+        let calls = sessions.chain(users).map(|(blob, id, members, session)| {
+            let mut inv = script::APPLY_GROUP.prepare_invoke();
+            inv.key(&blob.key).key(blob.must_exist.as_deref().unwrap_or(&blob.key));
             for &i in &members {
-                let (a, e) = (&applied[i], applied[i].event);
-                if session {
-                    inv.key(keys.session_event(&e.session_id, &e.event_id)).arg(a.stats.as_slice());
-                } else {
-                    inv.key(keys.user_event(&e.user_id, &e.event_id)).arg(a.activity.as_slice());
-                }
+                let event_id = &applied[i].event.event_id;
+                inv.key(if session { keys.session_event(id, event_id) } else { keys.user_event(id, event_id) });
+            }
+            let flag = |on: bool| if on { "1" } else { "0" };
+            inv.arg(self.inner.dedup_window_ms.max(1)).arg(blob.ttl_ms).arg(flag(blob.must_exist.is_some()));
+            inv.arg(blob.kind.compact_at()).arg(flag(blob.kind == codec::Kind::Activity));
+            for &i in &members {
+                let a = &applied[i];
+                inv.arg(if session { a.stats.as_slice() } else { a.activity.as_slice() });
             }
             let mut c = self.conn();
             async move {
-                let r: Vec<i64> = inv.invoke_async(&mut c).await.map_err(|e| unavailable("apply events", e))?;
-                Ok::<_, StoreError>((members, r, session))
+                let value: redis::Value = inv.invoke_async(&mut c).await.map_err(|e| unavailable("apply events", e))?;
+                let (codes, big) = apply_answer(value, members.len())?;
+                let big: Vec<Big> =
+                    big.into_iter().map(|(_, bytes)| Big { key: blob.key.clone(), kind: blob.kind, bytes }).collect();
+                Ok::<_, StoreError>((members, codes, session, big))
             }
         });
         let mut codes = vec![-1; applied.len()];
+        let mut all_big = Vec::new();
         for r in join_all(calls).await {
-            let (members, r, session) = r?;
+            let (members, r, session, big) = r?;
+            all_big.extend(big);
             if session {
                 for (i, code) in members.into_iter().zip(r) {
                     codes[i] = code;
                 }
             }
         }
-        Ok(codes)
+        Ok((codes, all_big))
+    }
+
+    /// Rewrites blobs past their compaction size as one base each ([`script::COMPACT`]). The
+    /// events are stored either way, so a failure only leaves a blob to the next batch.
+    async fn compact(&self, big: Vec<Big>) {
+        let calls = big.into_iter().map(|b| {
+            let mut c = self.conn();
+            async move {
+                let base = match b.kind.compacted(&b.bytes) {
+                    Ok(base) => base,
+                    Err(e) => {
+                        tracing::warn!(key = %b.key, error = %e, "cannot compact a corrupt blob");
+                        return;
+                    }
+                };
+                let r: Result<i64, _> =
+                    script::COMPACT.key(&b.key).arg(b.bytes.as_slice()).arg(base).invoke_async(&mut c).await;
+                if let Err(e) = r {
+                    tracing::debug!(key = %b.key, error = %e, "compaction failed; the next batch retries");
+                }
+            }
+        });
+        join_all(calls).await;
     }
 
     async fn ingest_inner(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError> {
@@ -672,20 +760,22 @@ impl RedisStore {
                 Some(Applied {
                     position,
                     event: e,
-                    stats: codec::sparse_delta(&codec::stats_delta(e, viewer), codec::STATS),
-                    activity: codec::sparse_delta(
-                        &codec::activity_delta(session.category, session.price_band, e),
-                        codec::ACTIVITY,
-                    ),
+                    stats: codec::Kind::Stats.record(&codec::stats_delta(e, viewer)),
+                    activity: codec::Kind::Activity.record(&codec::activity_delta(
+                        session.category,
+                        session.price_band,
+                        e,
+                    )),
                 })
             })
             .collect();
 
         // 3. Applied in Redis, each event once.
-        let codes = match self.inner.conn {
+        let (codes, big) = match self.inner.conn {
             Conn::Standalone(_) => self.apply_events(&applied).await?,
             Conn::Cluster(_) => self.apply_by_blob(&applied).await?,
         };
+        self.compact(big).await;
         for (a, code) in applied.iter().zip(codes) {
             statuses[a.position] = match code {
                 1 => EventStatus::Accepted,

@@ -1,232 +1,206 @@
 //! The Lua scripts Redis runs. On a cluster each call touches keys of one hash tag only, so it
 //! runs atomically on one node; on standalone Redis [`APPLY_EVENTS`] applies a chunk of a batch
 //! across sessions and users in one call.
+//!
+//! Applying an event is cheap native work: its id is checked against and added to the
+//! de-duplication sets (markers on a cluster), and its records are `APPEND`ed to its blobs (see
+//! `codec`); nothing is decoded or re-encoded in Lua. Blobs grown past their compaction size are returned to the
+//! caller, which folds them in Rust and writes them back with [`COMPACT`].
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-/// The Lua both apply scripts share: reading the layouts from ARGV, and loading, changing and
-/// storing a blob.
+/// What both apply scripts share.
 ///
-/// A blob is plain counters, a reference time `ref`, decayed counters *as of `ref`*, and the
-/// latest event time. An event at time t adds amount · 2^((t − ref) / half-life) to a decayed
-/// counter, so applying it touches only the values it changes: `store` splices them into the
-/// stored bytes instead of unpacking, decaying and repacking the whole blob. When t runs more than
-/// `REBASE` shortest half-lives past `ref` (so that those factors stay far from overflow), the
-/// blob is decayed to t in full and t becomes `ref`. Readers (`codec`) decay the counters from
-/// `ref` to the latest event time: the same values as `Decayed::add` folding the events in order.
-/// A blob of the layout before the latest time was kept (its `ref` was the latest event's) is
-/// read as one whose latest time is its `ref`.
+/// De-duplication: event ids live in sets, one per time bucket of half the de-duplication window.
+/// KEYS[1] is the bucket ids are added to; KEYS[1..4] are all checked (the current bucket, the two
+/// before it, and the next one, for replicas whose clocks run behind); KEYS[5], the bucket before
+/// those, is unlinked (freed off Redis's main thread: a bucket holds half a window of events). An
+/// id is thus remembered for at least the window. (Standalone Redis only: see [`APPLY_GROUP`].)
 ///
-/// ARGV from 2: number of layouts L, then per layout: plain, counters, k, k half-lives (ms).
-/// Deltas are `codec::sparse_delta`s: packed f64s, the event's time, then (1-based index, amount)
-/// pairs.
-pub(super) const PRELUDE: &str = r#"
-local REBASE = 32
-local layouts = {}
-local a = 3
-for l = 1, tonumber(ARGV[2]) do
-  local lay = { plain = tonumber(ARGV[a]), counters = tonumber(ARGV[a + 1]), k = tonumber(ARGV[a + 2]), hl = {} }
-  a = a + 3
-  lay.hlmin = math.huge
-  for w = 1, lay.k do
-    lay.hl[w] = tonumber(ARGV[a]); a = a + 1
-    if lay.hl[w] < lay.hlmin then lay.hlmin = lay.hl[w] end
-  end
-  lay.at = lay.plain + 1
-  lay.n = lay.plain + 2 + lay.counters * lay.k
-  lay.fmt = '<' .. string.rep('d', lay.n)
-  layouts[l] = lay
+/// A blob is a table `{ key, must_key, must, ttl, limit, rewrite }` (`ttl` in ms, a string, or nil
+/// to keep the key's). `append` adds a record and reports false when the blob may not be created
+/// (its session's attributes are gone); a blob created by an event takes its session's TTL (an
+/// ended session's stats expire with it). A `rewrite` blob (a user's activity: many keys, few
+/// events each) gathers its records and is rewritten once at `finish` (`GET`, `SET`): `APPEND`
+/// would leave each of millions of keys with up to twice its size allocated. `finish` sets the
+/// TTLs and returns the blobs this call grew past their compaction size (or that are four times
+/// past it: a compaction that failed), so that concurrent calls do not compact one blob again and
+/// again.
+const PRELUDE: &str = r#"
+local function slices(list, f)
+  for i = 1, #list, 1000 do f({ unpack(list, i, math.min(i + 999, #list)) }) end
 end
-local fmts = {}
-local function values(s)
-  local m = #s / 8
-  local f = fmts[m]
-  if not f then f = '<' .. string.rep('d', m); fmts[m] = f end
-  local v = { struct.unpack(f, s) }
-  v[m + 1] = nil
-  return v, m
-end
-local function load(key, lay, ttl_ms)
-  local b = { key = key, lay = lay, ttl_ms = ttl_ms, acc = {}, changed = false }
-  local cur = redis.call('GET', key)
-  if cur and #cur == 8 * (lay.n - 1) then
-    cur = cur .. string.sub(cur, 8 * lay.at - 7, 8 * lay.at)
-  elseif cur and #cur ~= 8 * lay.n then
-    cur = false
+local function seen_before(ids)
+  local seen = {}
+  if #ids == 0 then return seen end
+  for k = 1, 4 do
+    local j = 0
+    slices(ids, function(part)
+      for _, x in ipairs(redis.call('SMISMEMBER', KEYS[k], unpack(part))) do
+        j = j + 1
+        if x == 1 then seen[ids[j]] = true end
+      end
+    end)
   end
-  if cur then
-    b.cur = cur
-    b.ref = struct.unpack('<d', cur, 8 * lay.at - 7)
-    b.latest = struct.unpack('<d', cur, 8 * lay.n - 7)
-  end
-  return b
+  return seen
 end
-local function decay(lay, v, to)
-  for w = 1, lay.k do
-    local f = 2 ^ (-(to - v[lay.at]) / lay.hl[w])
-    for j = lay.at + w, lay.n - 1, lay.k do v[j] = v[j] * f end
-  end
-  v[lay.at] = to
+local function remember(ids, expire_at)
+  slices(ids, function(part) redis.call('SADD', KEYS[1], unpack(part)) end)
+  if #ids > 0 then redis.call('PEXPIREAT', KEYS[1], expire_at) end
+  redis.call('UNLINK', KEYS[5])
 end
-local function apply(b, delta)
-  local lay = b.lay
-  local d, len = values(delta)
-  local t = d[1]
-  if not b.dense and (not b.cur or (t - b.ref) / lay.hlmin > REBASE) then
-    local dense
-    if b.cur then
-      dense = values(b.cur)
-    else
-      dense = {}
-      for j = 1, lay.n do dense[j] = 0 end
-      dense[lay.at] = t
-      b.latest = t
+local function append(b, record)
+  if b.gone then return false end
+  if b.rewrite then
+    b.parts = b.parts or {}
+    b.parts[#b.parts + 1] = record
+    return true
+  end
+  local n = redis.call('APPEND', b.key, record)
+  if n == #record and b.must then
+    local ttl = redis.call('PTTL', b.must_key)
+    if ttl == -2 then
+      redis.call('DEL', b.key)
+      b.gone = true
+      return false
     end
-    for j, x in pairs(b.acc) do dense[j] = dense[j] + x end
-    b.dense = dense
-    b.ref = dense[lay.at]
+    if ttl > 0 then redis.call('PEXPIRE', b.key, ttl) end
   end
-  if b.dense and (t - b.ref) / lay.hlmin > REBASE then decay(lay, b.dense, t); b.ref = t end
-  if t > b.latest then b.latest = t end
-  local dense, acc, ref, at, k, hl = b.dense, b.acc, b.ref, lay.at, lay.k, lay.hl
-  for i = 2, len - 1, 2 do
-    local j, x = d[i], d[i + 1]
-    if j > at then x = x * 2 ^ ((t - ref) / hl[(j - at - 1) % k + 1]) end
-    if dense then dense[j] = dense[j] + x else acc[j] = (acc[j] or 0) + x end
-  end
-  b.changed = true
+  if not b.before then b.before = n - #record end
+  b.len = n
+  return true
 end
-local function store(b)
-  if not b.changed then return end
-  local lay, blob = b.lay, nil
-  if b.dense then
-    b.dense[lay.n] = b.latest
-    blob = struct.pack(lay.fmt, unpack(b.dense))
-  else
-    local acc, cur = b.acc, b.cur
-    acc[lay.n] = b.latest
-    local idx = {}
-    for j in pairs(acc) do idx[#idx + 1] = j end
-    table.sort(idx)
-    local parts, pos = {}, 1
-    for _, j in ipairs(idx) do
-      local off = 8 * j - 7
-      parts[#parts + 1] = string.sub(cur, pos, off - 1)
-      local x = acc[j]
-      if j ~= lay.n then x = x + struct.unpack('<d', cur, off) end
-      parts[#parts + 1] = struct.pack('<d', x)
-      pos = off + 8
+local function finish(blobs)
+  local big = {}
+  for i, b in ipairs(blobs) do
+    local bytes
+    if b.parts then
+      local cur = redis.call('GET', b.key) or ''
+      bytes = cur .. table.concat(b.parts)
+      if b.ttl then
+        redis.call('SET', b.key, bytes, 'PX', b.ttl)
+      else
+        redis.call('SET', b.key, bytes, 'KEEPTTL')
+      end
+      b.before, b.len = #cur, #bytes
+    elseif b.len and b.ttl then
+      redis.call('PEXPIRE', b.key, b.ttl)
     end
-    parts[#parts + 1] = string.sub(cur, pos)
-    blob = table.concat(parts)
+    if b.len and ((b.before <= b.limit and b.len > b.limit) or b.len > 4 * b.limit) then
+      big[#big + 1] = i
+      big[#big + 1] = bytes or redis.call('GET', b.key)
+    end
   end
-  if b.ttl_ms > 0 then
-    redis.call('SET', b.key, blob, 'PX', b.ttl_ms)
-  else
-    redis.call('SET', b.key, blob, 'KEEPTTL')
-  end
+  return big
 end
 "#;
 
-/// Applies a batch's events to their sessions' stats and users' activity on standalone Redis,
-/// each event once, to both blobs or to neither: one call for a chunk of a batch (one round trip,
-/// one script run), one de-duplication marker per event.
+/// Applies a chunk of a batch's events to their sessions' stats and users' activity on standalone
+/// Redis, each event once, to both blobs or to neither.
 ///
-/// KEYS: per blob: the blob, and the key that must exist for events to apply (a session's
-/// attributes; the blob itself for a user); then one marker per event (the session's marker key
-/// of the event id).
-/// ARGV: 1 = dedup ttl (ms), the layouts (see [`PRELUDE`]), number of blobs B, then per blob:
-/// layout number (1-based), blob ttl (ms, 0 = keep the key's TTL), must-exist flag ("1"/"0");
-/// then per event: its session's blob number, its user's blob number (1-based), the session
-/// delta, the user delta.
-/// Returns one integer per event: 1 applied now, 0 applied before (marker present), -1 the
-/// session's attributes are missing (nothing applied).
+/// KEYS: 1..5 the de-duplication buckets (see [`PRELUDE`]); then per session: its stats and its
+/// attributes (which must exist for the stats to be created); then per user: its activity.
+/// ARGV: 1 = the current bucket's expiry (ms since the epoch), 2 = number of sessions S,
+/// 3 = number of users U, 4 = stats' compaction size (bytes), 5 = activity's TTL (ms),
+/// 6 = activity's compaction size, 7 = per event its session's and its user's numbers (1-based,
+/// u16 little-endian each); then per event: its id, the session record, the user record. (Few strings per event: Lua interns and collects each one.)
+/// Returns `{ codes, big }`: one code per event (1 applied now, 0 applied before, -1 the session's
+/// attributes are missing: nothing applied), and for each blob past its compaction size its
+/// number (sessions first, then users) and its bytes.
 pub static APPLY_EVENTS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{PRELUDE}{}",
         r#"
-local dedup_ms = tonumber(ARGV[1])
-local nblobs = tonumber(ARGV[a]); a = a + 1
-local spec, blobs = {}, {}
-for i = 1, nblobs do
-  spec[i] = { layouts[tonumber(ARGV[a])], tonumber(ARGV[a + 1]), ARGV[a + 2] == '1' }
-  a = a + 3
-end
-local function blob(i)
-  local b = blobs[i]
-  if b == nil then
-    local s = spec[i]
-    if s[3] and redis.call('EXISTS', KEYS[2 * i]) == 0 then
-      b = false
+local expire_at = ARGV[1]
+local S, U, slimit, ttl, ulimit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local blobs = {}
+for i = 1, S do blobs[i] = { key = KEYS[4 + 2 * i], must_key = KEYS[5 + 2 * i], must = true, limit = slimit } end
+for i = 1, U do blobs[S + i] = { key = KEYS[5 + 2 * S + i], ttl = ttl, limit = ulimit, rewrite = true } end
+local index, byte = ARGV[7], string.byte
+local n = (#ARGV - 7) / 3
+local ids = {}
+for e = 1, n do ids[e] = ARGV[5 + 3 * e] end
+local seen = seen_before(ids)
+local out, fresh = {}, {}
+for e = 1, n do
+  local id = ids[e]
+  local code = 0
+  if not seen[id] then
+    local p = 4 * e - 3
+    local s, u = byte(index, p) + 256 * byte(index, p + 1), byte(index, p + 2) + 256 * byte(index, p + 3)
+    if append(blobs[s], ARGV[6 + 3 * e]) then
+      append(blobs[S + u], ARGV[7 + 3 * e])
+      seen[id] = true
+      fresh[#fresh + 1] = id
+      code = 1
     else
-      b = load(KEYS[2 * i - 1], s[1], s[2])
+      code = -1
     end
-    blobs[i] = b
   end
-  return b
+  out[e] = code
 end
-local out = {}
-local e = 0
-while a <= #ARGV do
-  e = e + 1
-  local sb = blob(tonumber(ARGV[a]))
-  if not sb then
-    out[e] = -1
-  elseif redis.call('SET', KEYS[2 * nblobs + e], '1', 'NX', 'PX', dedup_ms) then
-    apply(sb, ARGV[a + 2])
-    apply(blob(tonumber(ARGV[a + 1])), ARGV[a + 3])
-    out[e] = 1
-  else
-    out[e] = 0
-  end
-  a = a + 4
-end
-for _, b in pairs(blobs) do
-  if b then store(b) end
-end
-return out
+remember(fresh, expire_at)
+return { out, finish(blobs) }
 "#
     ))
 });
 
-/// Applies events to one blob on Redis Cluster (whose keys, sharing a hash tag, are on one
-/// node), each event once per blob: a session's and a user's blob are on different nodes, so
-/// each keeps its own markers.
+/// Applies events to one blob on Redis Cluster (whose keys, sharing a hash tag, are on one node),
+/// each event once per blob: a session's and a user's blob are on different nodes, so each keeps
+/// its own marker per event (`SET NX PX`: a call per event, where the standalone store's shared
+/// sets cost a few calls per script call — and on a cluster a call covers one blob, often one
+/// event).
 ///
-/// KEYS: 1 = blob, 2 = key that must exist (the session's attributes; checked when ARGV says so),
-/// 3.. = one de-duplication marker per event.
-/// ARGV: 1 = dedup ttl (ms), the layouts (see [`PRELUDE`]), layout number (1-based), blob ttl
-/// (ms, 0 = keep the key's TTL), must-exist flag ("1"/"0"), then one delta per event.
-/// Returns one integer per event: 1 applied now, 0 applied before (marker present), -1 the
-/// must-exist key is missing (nothing applied).
+/// KEYS: 1 = the blob, 2 = the key that must exist for a new blob to be created, 3.. = one marker
+/// per event. The PRELUDE's buckets are not used.
+/// ARGV: 1 = the markers' TTL (ms), 2 = TTL set on each write (ms; "0" keeps the key's),
+/// 3 = must-exist flag, 4 = compaction size, 5 = rewrite flag (see [`PRELUDE`]), then one record
+/// per event.
+/// Returns `{ codes, big }` as [`APPLY_EVENTS`] does (the blob's number is 1).
 pub static APPLY_GROUP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{PRELUDE}{}",
         r#"
-local dedup_ms = tonumber(ARGV[1])
-local lay, ttl_ms, must = layouts[tonumber(ARGV[a])], tonumber(ARGV[a + 1]), ARGV[a + 2] == '1'
-a = a + 3
+local blob = { key = KEYS[1], must_key = KEYS[2], ttl = ARGV[2] ~= '0' and ARGV[2] or nil, must = ARGV[3] == '1',
+               limit = tonumber(ARGV[4]), rewrite = ARGV[5] == '1' }
 local out = {}
-local events = #KEYS - 2
-if must and redis.call('EXISTS', KEYS[2]) == 0 then
-  for e = 1, events do out[e] = -1 end
-  return out
-end
-local b = load(KEYS[1], lay, ttl_ms)
-for e = 1, events do
-  if redis.call('SET', KEYS[2 + e], '1', 'NX', 'PX', dedup_ms) then
-    apply(b, ARGV[a + e - 1])
-    out[e] = 1
-  else
-    out[e] = 0
+for e = 1, #KEYS - 2 do
+  local code = 0
+  if blob.gone then
+    code = -1
+  elseif redis.call('SET', KEYS[2 + e], '1', 'NX', 'PX', ARGV[1]) then
+    if append(blob, ARGV[5 + e]) then
+      code = 1
+    else
+      redis.call('DEL', KEYS[2 + e])
+      code = -1
+    end
   end
+  out[e] = code
 end
-store(b)
-return out
+return { out, finish({ blob }) }
 "#
     ))
+});
+
+/// Replaces the start of a blob that a caller read and folded (`codec::Kind::compacted`) with
+/// the folded base, keeping whatever was appended since and the key's TTL; does nothing when the
+/// start is no longer what was read (another replica compacted it first, or it expired).
+///
+/// KEYS: 1 = the blob. ARGV: 1 = the bytes read, 2 = the base that replaces them.
+/// Returns 1 when replaced, 0 otherwise.
+pub static COMPACT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local n = #ARGV[1]
+if redis.call('GETRANGE', KEYS[1], 0, n - 1) ~= ARGV[1] then return 0 end
+local rest = redis.call('GETRANGE', KEYS[1], n, -1)
+redis.call('SET', KEYS[1], ARGV[2] .. rest, 'KEEPTTL')
+return 1
+"#,
+    )
 });
 
 /// Replaces a versioned document if its version is still the expected one.

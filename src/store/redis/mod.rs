@@ -193,7 +193,7 @@ struct Big {
 }
 
 /// The de-duplication buckets at one time: sets of event ids, each of half the window
-/// (`script::PRELUDE`).
+/// (`script::DEDUP`).
 struct Buckets {
     /// Number of the current bucket (time / bucket length).
     current: i64,
@@ -569,8 +569,13 @@ impl RedisStore {
 
     /// A user's activity, kept `activity_retention_secs` after its last event.
     fn user_blob(&self, id: &str) -> Blob {
-        let ttl_ms = (self.inner.config.activity_retention_secs as i64).saturating_mul(1000).max(1);
+        let ttl_ms = self.activity_ttl_ms();
         Blob { key: self.inner.keys.user_activity(id), must_exist: None, kind: codec::Kind::Activity, ttl_ms }
+    }
+
+    /// The TTL each write sets on a user's activity, ms.
+    fn activity_ttl_ms(&self) -> i64 {
+        (self.inner.config.activity_retention_secs as i64).saturating_mul(1000).max(1)
     }
 
     /// Standalone Redis: one [`script::APPLY_EVENTS`] call per chunk of up to
@@ -580,7 +585,7 @@ impl RedisStore {
     async fn apply_events(&self, applied: &[Applied<'_>]) -> Result<(Vec<i64>, Vec<Big>), StoreError> {
         let keys = &self.inner.keys;
         let buckets = Buckets::at(now_ms(), self.inner.dedup_window_ms);
-        let user_ttl_ms = self.user_blob("").ttl_ms;
+        let user_ttl_ms = self.activity_ttl_ms();
         let calls = applied.chunks(EVENTS_PER_CALL).map(|chunk| {
             let mut sessions: Vec<&str> = Vec::new();
             let mut users: Vec<&str> = Vec::new();
@@ -597,24 +602,25 @@ impl RedisStore {
                     index.extend(n.to_le_bytes());
                 }
             }
+            // The blobs by number: sessions' stats, then users' activity.
+            let blobs: Vec<(String, codec::Kind)> = sessions
+                .iter()
+                .map(|id| (keys.session_stats(id), codec::Kind::Stats))
+                .chain(users.iter().map(|id| (keys.user_activity(id), codec::Kind::Activity)))
+                .collect();
             let mut inv = script::APPLY_EVENTS.prepare_invoke();
             buckets.add_to(&mut inv, |b| keys.dedup(b));
-            for id in &sessions {
-                inv.key(keys.session_stats(id)).key(keys.session_attrs(id));
+            for ((key, _), id) in blobs.iter().zip(&sessions) {
+                inv.key(key).key(keys.session_attrs(id));
             }
-            for id in &users {
-                inv.key(keys.user_activity(id));
+            for (key, _) in &blobs[sessions.len()..] {
+                inv.key(key);
             }
             inv.arg(sessions.len()).arg(users.len()).arg(codec::Kind::Stats.compact_at());
             inv.arg(user_ttl_ms).arg(codec::Kind::Activity.compact_at()).arg(index);
             for a in chunk {
                 inv.arg(&a.event.event_id).arg(a.stats.as_slice()).arg(a.activity.as_slice());
             }
-            let blobs: Vec<(String, codec::Kind)> = sessions
-                .iter()
-                .map(|id| (keys.session_stats(id), codec::Kind::Stats))
-                .chain(users.iter().map(|id| (keys.user_activity(id), codec::Kind::Activity)))
-                .collect();
             let mut c = self.conn();
             async move {
                 let value: redis::Value = inv.invoke_async(&mut c).await.map_err(|e| unavailable("apply events", e))?;

@@ -3,21 +3,15 @@
 //! across sessions and users in one call.
 //!
 //! Applying an event is cheap native work: its id is checked against and added to the
-//! de-duplication sets (markers on a cluster), and its records are `APPEND`ed to its blobs (see
-//! `codec`); nothing is decoded or re-encoded in Lua. Blobs grown past their compaction size are returned to the
-//! caller, which folds them in Rust and writes them back with [`COMPACT`].
+//! de-duplication sets (markers on a cluster), and its records are appended to its blobs (see
+//! `codec`); nothing is decoded or re-encoded in Lua. Blobs grown past their compaction size are
+//! returned to the caller, which folds them in Rust and writes them back with [`COMPACT`].
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-/// What both apply scripts share.
-///
-/// De-duplication: event ids live in sets, one per time bucket of half the de-duplication window.
-/// KEYS[1] is the bucket ids are added to; KEYS[1..4] are all checked (the current bucket, the two
-/// before it, and the next one, for replicas whose clocks run behind); KEYS[5], the bucket before
-/// those, is unlinked (freed off Redis's main thread: a bucket holds half a window of events). An
-/// id is thus remembered for at least the window. (Standalone Redis only: see [`APPLY_GROUP`].)
+/// What both apply scripts share: the blobs.
 ///
 /// A blob is a table `{ key, must_key, must, ttl, limit, rewrite }` (`ttl` in ms, a string, or nil
 /// to keep the key's). `append` adds a record and reports false when the blob may not be created
@@ -29,28 +23,6 @@ use redis::Script;
 /// past it: a compaction that failed), so that concurrent calls do not compact one blob again and
 /// again.
 const PRELUDE: &str = r#"
-local function slices(list, f)
-  for i = 1, #list, 1000 do f({ unpack(list, i, math.min(i + 999, #list)) }) end
-end
-local function seen_before(ids)
-  local seen = {}
-  if #ids == 0 then return seen end
-  for k = 1, 4 do
-    local j = 0
-    slices(ids, function(part)
-      for _, x in ipairs(redis.call('SMISMEMBER', KEYS[k], unpack(part))) do
-        j = j + 1
-        if x == 1 then seen[ids[j]] = true end
-      end
-    end)
-  end
-  return seen
-end
-local function remember(ids, expire_at)
-  slices(ids, function(part) redis.call('SADD', KEYS[1], unpack(part)) end)
-  if #ids > 0 then redis.call('PEXPIREAT', KEYS[1], expire_at) end
-  redis.call('UNLINK', KEYS[5])
-end
 local function append(b, record)
   if b.gone then return false end
   if b.rewrite then
@@ -97,10 +69,40 @@ local function finish(blobs)
 end
 "#;
 
+/// De-duplication on standalone Redis: event ids live in sets, one per time bucket of half the
+/// de-duplication window. KEYS[1] is the bucket ids are added to; KEYS[1..4] are all checked (the
+/// current bucket, the two before it, and the next one, for replicas whose clocks run behind);
+/// KEYS[5], the bucket before those, is unlinked (freed off Redis's main thread: a bucket holds
+/// half a window of events). An id is thus remembered for at least the window.
+const DEDUP: &str = r#"
+local function slices(list, f)
+  for i = 1, #list, 1000 do f({ unpack(list, i, math.min(i + 999, #list)) }) end
+end
+local function seen_before(ids)
+  local seen = {}
+  if #ids == 0 then return seen end
+  for k = 1, 4 do
+    local j = 0
+    slices(ids, function(part)
+      for _, x in ipairs(redis.call('SMISMEMBER', KEYS[k], unpack(part))) do
+        j = j + 1
+        if x == 1 then seen[ids[j]] = true end
+      end
+    end)
+  end
+  return seen
+end
+local function remember(ids, expire_at)
+  slices(ids, function(part) redis.call('SADD', KEYS[1], unpack(part)) end)
+  if #ids > 0 then redis.call('PEXPIREAT', KEYS[1], expire_at) end
+  redis.call('UNLINK', KEYS[5])
+end
+"#;
+
 /// Applies a chunk of a batch's events to their sessions' stats and users' activity on standalone
 /// Redis, each event once, to both blobs or to neither.
 ///
-/// KEYS: 1..5 the de-duplication buckets (see [`PRELUDE`]); then per session: its stats and its
+/// KEYS: 1..5 the de-duplication buckets (see [`DEDUP`]); then per session: its stats and its
 /// attributes (which must exist for the stats to be created); then per user: its activity.
 /// ARGV: 1 = the current bucket's expiry (ms since the epoch), 2 = number of sessions S,
 /// 3 = number of users U, 4 = stats' compaction size (bytes), 5 = activity's TTL (ms),
@@ -111,7 +113,7 @@ end
 /// number (sessions first, then users) and its bytes.
 pub static APPLY_EVENTS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{PRELUDE}{}",
+        "{PRELUDE}{DEDUP}{}",
         r#"
 local expire_at = ARGV[1]
 local S, U, slimit, ttl, ulimit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
@@ -154,7 +156,7 @@ return { out, finish(blobs) }
 /// event).
 ///
 /// KEYS: 1 = the blob, 2 = the key that must exist for a new blob to be created, 3.. = one marker
-/// per event. The PRELUDE's buckets are not used.
+/// per event.
 /// ARGV: 1 = the markers' TTL (ms), 2 = TTL set on each write (ms; "0" keeps the key's),
 /// 3 = must-exist flag, 4 = compaction size, 5 = rewrite flag (see [`PRELUDE`]), then one record
 /// per event.

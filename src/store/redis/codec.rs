@@ -12,7 +12,8 @@
 //!   into the base ([`Kind::fold`]), adding plain amounts and decaying the others from the event's
 //!   time, exactly as [`crate::domain::window::Decayed::add`] and [`UserActivity::apply`] fold
 //!   events in any order. Once a blob has grown past [`Kind::compact_at`] bytes, ingest rewrites
-//!   it as one base ([`Kind::compacted`]).
+//!   it as one state ([`Kind::compacted`]): a base, or a single record of the state's non-zero
+//!   values when that is shorter (a record folded onto nothing is that state).
 //!
 //! What an event adds is still decided in one place: the delta of an event is the state that
 //! [`LiveStats::apply`] (or [`UserActivity::apply`]) produces from empty. Redis only stores
@@ -181,21 +182,31 @@ impl Kind {
         v.ok_or_else(|| "an empty blob".to_owned())
     }
 
-    /// The blob rewritten as one base of the current layout, the same state as its base and records.
+    /// The blob rewritten as one state, the same as its base and records: a base of the current
+    /// layout, or, when it is shorter, one record at the state's reference time holding its
+    /// non-zero values (folding it onto nothing gives back the same values exactly). Most users
+    /// touch few categories and price bands, so most of a dense base is zeros: written sparse, a
+    /// user costs less memory, and every later rewrite of the blob copies and logs fewer bytes.
     pub fn compacted(self, bytes: &[u8]) -> Result<Vec<u8>, String> {
         let mut v = self.fold(bytes)?;
-        v.push(v[self.layout().plain]);
+        let at = self.layout().plain;
+        let non_zero = v.iter().enumerate().filter(|&(j, x)| j != at && *x != 0.0).count();
+        if record_len(non_zero) < 8 * self.layout().values() {
+            return Ok(self.record(&v));
+        }
+        v.push(v[at]);
         Ok(pack(&v))
     }
 
-    /// The record an event appends: the event applied to nothing (`dense`, values of the current
-    /// layout) as a NaN, the event's time, and the position and amount of every non-zero counter.
+    /// The record an event appends: the event applied to nothing (`dense`, at least the settled
+    /// values of the current layout) as a NaN, the event's time, and the position and amount of
+    /// every non-zero counter.
     pub fn record(self, dense: &[f64]) -> Vec<u8> {
         let layout = self.layout();
         let at = layout.plain;
         let changed: Vec<(usize, f64)> =
             dense[..layout.values() - 1].iter().copied().enumerate().filter(|&(j, x)| j != at && x != 0.0).collect();
-        let mut out = Vec::with_capacity(17 + 9 * changed.len());
+        let mut out = Vec::with_capacity(record_len(changed.len()));
         out.extend(f64::NAN.to_le_bytes());
         out.extend(dense[at].to_le_bytes());
         out.push(u8::try_from(changed.len()).expect("a layout has fewer than 256 values"));
@@ -205,6 +216,11 @@ impl Kind {
         }
         out
     }
+}
+
+/// Bytes of a record of `pairs` (position, amount) pairs: tag, time, count, pairs.
+const fn record_len(pairs: usize) -> usize {
+    17 + 9 * pairs
 }
 
 // Record positions are one byte.
@@ -523,6 +539,37 @@ mod tests {
         assert_eq!(stats_from_bytes(&Kind::Stats.compacted(&blob).unwrap()).unwrap(), got);
         assert!(stats_from_bytes(&blob[..blob.len() - 3]).is_err());
         assert!(stats_from_bytes(&[]).is_err());
+    }
+
+    #[test]
+    fn a_sparse_state_compacts_to_a_record_that_folds_to_it_exactly_and_a_dense_one_to_a_base() {
+        let mut blob = Vec::new();
+        for (i, kind) in [EventKind::Impression, EventKind::View, EventKind::Purchase].into_iter().enumerate() {
+            let e = event(kind, 5_000_000 + 60_000 * i as i64);
+            blob.extend(Kind::Activity.record(&activity_delta(Category::Home, PriceBand::Mid, &e)));
+        }
+        let folded = Kind::Activity.fold(&blob).unwrap();
+        let sparse = Kind::Activity.compacted(&blob).unwrap();
+        assert!(f64::from_le_bytes(sparse[..8].try_into().unwrap()).is_nan(), "a record");
+        assert!(sparse.len() < 8 * ACTIVITY.values() / 2, "{} bytes", sparse.len());
+        assert_eq!(Kind::Activity.fold(&sparse).unwrap(), folded);
+        // Later records, one of them older than the compaction, fold onto it as onto a base.
+        let mut base = folded.clone();
+        base.push(base[ACTIVITY.plain]);
+        let (mut on_record, mut on_base) = (sparse, pack(&base));
+        for t in [5_030_000, 5_500_000] {
+            let record =
+                Kind::Activity.record(&activity_delta(Category::Beauty, PriceBand::Budget, &event(EventKind::View, t)));
+            on_record.extend(&record);
+            on_base.extend(&record);
+        }
+        assert_eq!(Kind::Activity.fold(&on_record).unwrap(), Kind::Activity.fold(&on_base).unwrap());
+        // A state with every value set stays a base: a record of it would be longer.
+        let mut dense = vec![1.5; ACTIVITY.values()];
+        dense[ACTIVITY.plain] = 9_000_000.0;
+        *dense.last_mut().unwrap() = 9_000_000.0;
+        let again = Kind::Activity.compacted(&pack(&dense)).unwrap();
+        assert_eq!(again, pack(&dense));
     }
 
     #[test]

@@ -3,10 +3,12 @@
 # under write load, and Redis memory per user, per live session and per remembered event id.
 #   1. embedded store: closed-loop maximum of Rank (500 candidates), then a fixed rate of half of it;
 #   2. Redis store (a redis-server of this script's own, AOF on, appendfsync everysec), same fixed
-#      rate, then its own closed-loop maximum, then Ingest's maximum (batches of 1,000 events);
+#      rate, then its own closed-loop maximum, then Ingest's maximum (batches of 1,000 events over
+#      2,000 sessions, then over 20);
 #   3. under write load: Ingest at half of Redis's maximum while Rank runs at the same fixed rate,
 #      on Redis, then on the embedded store (rankings marked degraded, and Rank p99, side by side);
-#   4. MEMORY USAGE of the keys the run created, averaged per kind (see src/store/redis/keys.rs).
+#   4. MEMORY USAGE of the keys ingest created, averaged per kind (see src/store/redis/keys.rs),
+#      taken before step 3.
 # Usage: scripts/bench-redis.sh [SECONDS]   Output: a markdown table on stdout, logs in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,47 +49,12 @@ serve "redis://127.0.0.1:$RPORT" "$OUT/redis"
 red_half=$(bench rank --url $URL --rate "$RATE" --candidates 500)
 red_max=$(bench rank --url $URL --concurrency 64 --candidates 500 --no-setup)
 red_ingest=$(bench ingest --url $URL --concurrency 8 --batch 1000 --no-setup)
-IRATE=$(python3 -c "print(round($(field "$red_ingest" rps) / 2, 1))")
-under_load() { # label: Ingest at IRATE batches/s in the background, Rank at RATE
-  bench ingest --url $URL --rate "$IRATE" --batch 1000 --no-setup > "$OUT/ingest-$1.json" &
-  local ingest=$!
-  bench rank --url $URL --rate "$RATE" --candidates 500 --no-setup
-  wait "$ingest"
-}
-red_loaded=$(under_load redis)
-red_loaded_ingest=$(cat "$OUT/ingest-redis.json")
-stop
-serve embedded "$OUT/embedded-loaded"
-"$B" bench rank --url $URL --rate 1 --candidates 500 --duration 0.5 --warmup 0 --json > /dev/null  # the catalog
-emb_loaded=$(under_load embedded)
-emb_loaded_ingest=$(cat "$OUT/ingest-embedded.json")
-stop
-echo "$emb_max $emb_half $red_half $red_max $red_ingest $red_loaded $red_loaded_ingest $emb_loaded $emb_loaded_ingest" > "$OUT/raw.json"
-
-echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u +%F); ${SECONDS_PER_RUN}s per run;" \
-  "fitrank worker_threads 1; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on the same machine; logs in $OUT"
-echo
-echo "| what | mode | req/s | items/s | p50 µs | p99 µs | p99.9 µs | server p99 µs | steal % | stalled % |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
-row "embedded store: Rank, 500 candidates" "$emb_max"
-row "embedded store: Rank, 500 candidates, half of its max" "$emb_half"
-row "Redis store: Rank, 500 candidates, same rate" "$red_half"
-row "Redis store: Rank, 500 candidates" "$red_max"
-row "Redis store: Ingest (events)" "$red_ingest"
-row "Redis store: Rank, same rate, under Ingest at half of its max" "$red_loaded"
-row "Redis store: that Ingest (events)" "$red_loaded_ingest"
-row "embedded store: Rank, same rate, under the same Ingest" "$emb_loaded"
-row "embedded store: that Ingest (events)" "$emb_loaded_ingest"
-python3 - "$emb_half" "$red_half" "$red_loaded" "$emb_loaded" <<'PY'
-import json, sys
-e, r, rl, el = (json.loads(a) for a in sys.argv[1:5])
-print(f"\np99 at the same rate ({e['rps']:.0f} req/s): Redis / embedded = {r['p99_us'] / e['p99_us']:.2f}")
-print(f"under write load: Redis / embedded p99 = {rl['p99_us'] / el['p99_us']:.2f}; rankings degraded:"
-      f" Redis {rl['degraded_rankings']} of {rl['rankings']} ({100 * rl['degraded_rankings'] / max(1, rl['rankings']):.2f}%),"
-      f" embedded {el['degraded_rankings']} of {el['rankings']}")
-PY
-
-# Memory: average MEMORY USAGE per key kind (key names in src/store/redis/keys.rs).
+# The same with the events crowded onto 20 live sessions, as on a platform with a few live streams.
+red_ingest_live=$(bench ingest --url $URL --concurrency 8 --batch 1000 --no-setup --event-sessions 20)
+# Memory: average MEMORY USAGE per key kind (key names in src/store/redis/keys.rs), taken after
+# Ingest at full rate and before the write-load phase, which overloads this machine: there writes
+# time out after Redis applied them, their compactions never run, and blobs grow to their backstop.
+memory() {
 python3 - "$RPORT" <<'PY'
 import subprocess, sys, random
 port = sys.argv[1]
@@ -110,3 +77,46 @@ print(f"| per live session (attributes + stats + live index entry) | {avg['sessi
 print(f"| per remembered event id (de-duplication sets: {ids} ids in {len(buckets)} buckets) | {id_bytes / max(1, ids):.0f} |")
 print(f"\n({len(keys)} keys; {live} live sessions; used_memory {cli('INFO', 'memory').split('used_memory:')[1].split()[0]} bytes)")
 PY
+}
+memory > "$OUT/memory.md"
+IRATE=$(python3 -c "print(round($(field "$red_ingest" rps) / 2, 1))")
+under_load() { # label: Ingest at IRATE batches/s in the background, Rank at RATE
+  bench ingest --url $URL --rate "$IRATE" --batch 1000 --no-setup > "$OUT/ingest-$1.json" &
+  local ingest=$!
+  bench rank --url $URL --rate "$RATE" --candidates 500 --no-setup
+  wait "$ingest"
+}
+red_loaded=$(under_load redis)
+red_loaded_ingest=$(cat "$OUT/ingest-redis.json")
+stop
+serve embedded "$OUT/embedded-loaded"
+"$B" bench rank --url $URL --rate 1 --candidates 500 --duration 0.5 --warmup 0 --json > /dev/null  # the catalog
+emb_loaded=$(under_load embedded)
+emb_loaded_ingest=$(cat "$OUT/ingest-embedded.json")
+stop
+echo "$emb_max $emb_half $red_half $red_max $red_ingest $red_ingest_live $red_loaded $red_loaded_ingest $emb_loaded $emb_loaded_ingest" > "$OUT/raw.json"
+
+echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u +%F); ${SECONDS_PER_RUN}s per run;" \
+  "fitrank worker_threads 1; redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on the same machine; logs in $OUT"
+echo
+echo "| what | mode | req/s | items/s | p50 µs | p99 µs | p99.9 µs | server p99 µs | steal % | stalled % |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+row "embedded store: Rank, 500 candidates" "$emb_max"
+row "embedded store: Rank, 500 candidates, half of its max" "$emb_half"
+row "Redis store: Rank, 500 candidates, same rate" "$red_half"
+row "Redis store: Rank, 500 candidates" "$red_max"
+row "Redis store: Ingest (events)" "$red_ingest"
+row "Redis store: Ingest (events), on 20 live sessions" "$red_ingest_live"
+row "Redis store: Rank, same rate, under Ingest at half of its max" "$red_loaded"
+row "Redis store: that Ingest (events)" "$red_loaded_ingest"
+row "embedded store: Rank, same rate, under the same Ingest" "$emb_loaded"
+row "embedded store: that Ingest (events)" "$emb_loaded_ingest"
+python3 - "$emb_half" "$red_half" "$red_loaded" "$emb_loaded" <<'PY'
+import json, sys
+e, r, rl, el = (json.loads(a) for a in sys.argv[1:5])
+print(f"\np99 at the same rate ({e['rps']:.0f} req/s): Redis / embedded = {r['p99_us'] / e['p99_us']:.2f}")
+print(f"under write load: Redis / embedded p99 = {rl['p99_us'] / el['p99_us']:.2f}; rankings degraded:"
+      f" Redis {rl['degraded_rankings']} of {rl['rankings']} ({100 * rl['degraded_rankings'] / max(1, rl['rankings']):.2f}%),"
+      f" embedded {el['degraded_rankings']} of {el['rankings']}")
+PY
+cat "$OUT/memory.md"

@@ -110,6 +110,10 @@ pub struct BenchArgs {
     /// Users of the benchmark catalog (rankings and events cycle through them).
     #[arg(long, default_value_t = 1_000)]
     users: usize,
+    /// Sessions that ingest's events go to: the first N of the catalog's 2,000 (a live-commerce
+    /// platform's events crowd onto its few live streams; the default spreads them over all).
+    #[arg(long, default_value_t = SESSIONS)]
+    event_sessions: usize,
     /// Do not upsert the benchmark catalog first.
     #[arg(long)]
     no_setup: bool,
@@ -509,6 +513,8 @@ struct Caller {
     deadline: Option<Duration>,
     next: Arc<AtomicU64>,
     users: u64,
+    /// Sessions the events go to (the first of the catalog's).
+    event_sessions: u64,
 }
 
 impl Caller {
@@ -573,7 +579,7 @@ impl Caller {
                     event_id: format!("bench-{}-{id}", std::process::id()),
                     r#type: [1, 2, 4, 9][(id % 4) as usize],
                     user_id: format!("bench-u{}", id % self.users),
-                    session_id: format!("bench-s{}", id % SESSIONS as u64),
+                    session_id: format!("bench-s{}", id % self.event_sessions),
                     time_unix_ms: 0,
                     ranking_id: ranking_id.clone(),
                     position: 0,
@@ -649,6 +655,7 @@ async fn run(args: BenchArgs) -> BenchResult<BenchReport> {
         deadline: args.deadline_ms.map(Duration::from_millis),
         next: Arc::new(AtomicU64::new(0)),
         users: args.users.max(1) as u64,
+        event_sessions: args.event_sessions.clamp(1, SESSIONS) as u64,
     };
     let tally = Arc::new(Mutex::new(Tally::default()));
     let warmup = Duration::from_secs_f64(args.warmup);

@@ -183,7 +183,7 @@ async fn the_store_serves_degraded_while_redis_is_down_and_recovers() {
     let redis = Arc::new(
         RedisStore::connect(
             &Target::parse(&server.url()).unwrap(),
-            RedisStoreConfig { breaker_ms: 200, ..Default::default() },
+            RedisStoreConfig { breaker_first_ms: 200, breaker_ms: 200, ..Default::default() },
             86_400_000,
         )
         .await

@@ -21,9 +21,11 @@
 //!   pipelined on the writers' connection.
 //! - **Faults**: reads have a short deadline (`read_timeout_ms`). A failed or late read is
 //!   answered from the local cache and marked degraded. After a failed read, or reads late for
-//!   two deadlines with no answer between, reads skip Redis for `breaker_ms` before trying
-//!   again, so an outage costs one deadline, not one per request; a read late behind a burst of
-//!   writes costs its own ranking only. Writes have their own deadline and fail with
+//!   two deadlines with no answer between, reads skip Redis for `breaker_first_ms`, then try
+//!   again; each further failure before a read answers doubles the skip, up to `breaker_ms`. An
+//!   outage costs a deadline per skip, not one per request, and a passing stall (a busy host) costs
+//!   a tenth of a second of rankings, not a second; a read late behind a burst of writes costs its
+//!   own ranking only. Writes have their own deadline and fail with
 //!   [`StoreError::Unavailable`] (`UNAVAILABLE`): nothing is acknowledged that Redis did not
 //!   store. The connection reconnects by itself.
 //! - **Durability** of an acknowledged write is Redis's: run it with AOF (`appendonly yes`;
@@ -37,7 +39,7 @@ mod script;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -66,7 +68,10 @@ pub struct RedisStoreConfig {
     pub read_timeout_ms: u64,
     /// Deadline of a write; past it the call fails with UNAVAILABLE (the client retries).
     pub write_timeout_ms: u64,
-    /// After a failed read, reads skip Redis (serving degraded) for this long.
+    /// After a failed read, reads skip Redis (serving degraded) for this long at first; each
+    /// further failure before a read answers doubles it, up to `breaker_ms`.
+    pub breaker_first_ms: u64,
+    /// The longest reads skip Redis after failures.
     pub breaker_ms: u64,
     /// How long session attributes and the live listing are reused before they are read again.
     pub cache_ttl_ms: u64,
@@ -87,6 +92,7 @@ impl Default for RedisStoreConfig {
             key_prefix: "fr".into(),
             read_timeout_ms: 25,
             write_timeout_ms: 2_000,
+            breaker_first_ms: 100,
             breaker_ms: 1_000,
             cache_ttl_ms: 1_000,
             stats_ttl_ms: 100,
@@ -102,6 +108,8 @@ impl Default for RedisStoreConfig {
 struct Health {
     /// Reads skip Redis until this time (ms since the Unix epoch).
     skip_reads_until_ms: AtomicI64,
+    /// Failed reads since the last answered one: each doubles the next skip.
+    failed_reads_in_a_row: AtomicU32,
     reachable: AtomicBool,
     /// Since when (ms since the Unix epoch) reads have missed their deadline with no answer in
     /// between; 0 while they answer.
@@ -135,6 +143,13 @@ impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore").field("backend", &self.inner.conn.backend()).finish_non_exhaustive()
     }
+}
+
+/// How long reads skip Redis after the failed read that follows `in_a_row` others (with no
+/// answered read between): `breaker_first_ms` doubled for each, at most `breaker_ms`.
+fn breaker_skip_ms(config: &RedisStoreConfig, in_a_row: u32) -> u64 {
+    let first = config.breaker_first_ms.min(config.breaker_ms);
+    first.saturating_mul(1u64 << in_a_row.min(32)).min(config.breaker_ms)
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -302,11 +317,14 @@ impl RedisStore {
         }
     }
 
-    /// Counts a failed read and makes reads skip Redis for `breaker_ms`.
+    /// Counts a failed read and makes reads skip Redis: `breaker_first_ms`, doubled for each
+    /// failed read before it since one answered, at most `breaker_ms`.
     fn read_failed(&self, what: &str, e: &StoreError) {
         self.failed(what, e);
         let h = &self.inner.health;
-        h.skip_reads_until_ms.store(now_ms() + self.inner.config.breaker_ms as i64, Ordering::Relaxed);
+        let in_a_row = h.failed_reads_in_a_row.fetch_add(1, Ordering::Relaxed);
+        let skip_ms = breaker_skip_ms(&self.inner.config, in_a_row);
+        h.skip_reads_until_ms.store(now_ms() + skip_ms as i64, Ordering::Relaxed);
     }
 
     /// Runs a call that has no local fallback (writes, and reads of shared documents) with the
@@ -351,6 +369,7 @@ impl RedisStore {
         match result {
             Ok(Ok(v)) => {
                 h.late_since_ms.store(0, Ordering::Relaxed);
+                h.failed_reads_in_a_row.store(0, Ordering::Relaxed);
                 self.succeeded();
                 Ok(Some(v))
             }
@@ -999,5 +1018,20 @@ impl Store for RedisStore {
 
     fn timings(&self) -> Option<crate::telemetry::Timings> {
         Some(self.inner.health.timings.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_breaker_skips_briefly_at_first_and_doubles_up_to_its_longest() {
+        let config = RedisStoreConfig::default();
+        let skips: Vec<u64> = (0..7).map(|n| breaker_skip_ms(&config, n)).collect();
+        assert_eq!(skips, [100, 200, 400, 800, 1_000, 1_000, 1_000]);
+        assert_eq!(breaker_skip_ms(&config, u32::MAX), 1_000, "no overflow");
+        let short = RedisStoreConfig { breaker_ms: 50, ..Default::default() };
+        assert_eq!(breaker_skip_ms(&short, 0), 50, "never longer than breaker_ms");
     }
 }

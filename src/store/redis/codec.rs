@@ -169,7 +169,8 @@ impl Kind {
                 (Some(tag), Some(t), Some(&n)) if tag.is_nan() => (t, usize::from(n)),
                 _ => return Err(truncated()),
             };
-            let pairs = bytes.get(pos + 17..pos + 17 + 9 * n).ok_or_else(truncated)?;
+            let end = pos + record_len(n);
+            let pairs = bytes.get(pos + 17..end).ok_or_else(truncated)?;
             let v = v.get_or_insert_with(|| {
                 let mut zero = vec![0.0; layout.legacy_values()];
                 zero[layout.plain] = t;
@@ -177,7 +178,7 @@ impl Kind {
             });
             let pairs = pairs.chunks_exact(9).map(|p| (p[0], f64::from_le_bytes(p[1..].try_into().expect("8 bytes"))));
             layout.add_record(v, t, pairs)?;
-            pos += 17 + 9 * n;
+            pos = end;
         }
         v.ok_or_else(|| "an empty blob".to_owned())
     }

@@ -714,21 +714,21 @@ impl RedisStore {
         Ok((codes, all_big))
     }
 
-    /// Rewrites blobs past their compaction size as one base each ([`script::COMPACT`]). The
+    /// Rewrites blobs past their compaction size as one state each ([`script::COMPACT`]). The
     /// events are stored either way, so a failure only leaves a blob to the next batch.
     async fn compact(&self, big: Vec<Big>) {
         let calls = big.into_iter().map(|b| {
             let mut c = self.conn();
             async move {
-                let base = match b.kind.compacted(&b.bytes) {
-                    Ok(base) => base,
+                let state = match b.kind.compacted(&b.bytes) {
+                    Ok(state) => state,
                     Err(e) => {
                         tracing::warn!(key = %b.key, error = %e, "cannot compact a corrupt blob");
                         return;
                     }
                 };
                 let r: Result<i64, _> =
-                    script::COMPACT.key(&b.key).arg(b.bytes.as_slice()).arg(base).invoke_async(&mut c).await;
+                    script::COMPACT.key(&b.key).arg(b.bytes.as_slice()).arg(state).invoke_async(&mut c).await;
                 if let Err(e) = r {
                     tracing::debug!(key = %b.key, error = %e, "compaction failed; the next batch retries");
                 }

@@ -188,10 +188,10 @@ return { out, finish({ blob }) }
 });
 
 /// Replaces the start of a blob that a caller read and folded (`codec::Kind::compacted`) with
-/// the folded base, keeping whatever was appended since and the key's TTL; does nothing when the
+/// the folded state, keeping whatever was appended since and the key's TTL; does nothing when the
 /// start is no longer what was read (another replica compacted it first, or it expired).
 ///
-/// KEYS: 1 = the blob. ARGV: 1 = the bytes read, 2 = the base that replaces them.
+/// KEYS: 1 = the blob. ARGV: 1 = the bytes read, 2 = the state that replaces them.
 /// Returns 1 when replaced, 0 otherwise.
 pub static COMPACT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(

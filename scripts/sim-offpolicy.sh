@@ -7,8 +7,9 @@
 #   1. log: serve the shipped model with exploration 0.1, simulate REQUESTS feeds, export every
 #      scored candidate (fitrank export --candidates)
 #   2. estimate: fitrank evaluate each candidate on that log (IPS, SNIPS, doubly robust, slate)
-#   3. truth: serve each candidate alone, no exploration, on the same world and seed, and measure
-#      its own top-slot purchase rate and purchases per ranking (evaluate's `logged` on its log)
+#   3. truth: serve each candidate alone, no exploration, on the same world and seed; its truth is
+#      the world's own expected purchases of what it served, per ranking at the top slot and at
+#      each position (the simulator's scorecard), free of the outcome draws' noise
 # Then per estimator: how often the 95% interval holds the truth, the mean absolute bias as a
 # share of the truth, and whether the estimates order the candidates as serving them does.
 # Exports keep rows whose attribution window is open at the log's end (--include-open): the
@@ -44,9 +45,9 @@ serve() {  # $1 = data dir, $2 = extra TOML
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
 trap 'kill ${PID:-} 2>/dev/null || true' EXIT
-simulate() {  # $1 = world seed, $2 = behaviour seed, $3 = requests
+simulate() {  # $1 = world seed, $2 = behaviour seed, $3 = requests, $4 = scorecard file (JSON)
   "$B" simulate --world "$WORLD" --seed "$1" --slots "$SLOTS" --requests "$3" --policies fitrank \
-    --behaviour-seed "$2" --rows 0 > /dev/null
+    --behaviour-seed "$2" --rows 0 --json > "${4:-/dev/null}"
 }
 
 CANDIDATES=("$SHIPPED" default/29990101-000000 default/29990101-000001)
@@ -56,17 +57,8 @@ estimate() {  # $1 = run
   "$B" evaluate --data "$OUT/log-$1.parquet" --models-dir "$OUT/models" "${args[@]}" --k "$SLOTS" \
     --include-training-rows --json > "$OUT/estimate-$1.json" 2> /dev/null
 }
-truth() {  # $1 = run, $2 = candidate index, $3 = repeat
-  "$B" evaluate --data "$OUT/truth-$1-$2-$3.parquet" --models-dir "$OUT/models" --model "${CANDIDATES[$2]}" \
-    --k "$SLOTS" --include-training-rows --json > "$OUT/truth-$1-$2-$3.json" 2> /dev/null
-}
 if [ -n "${RESCORE:-}" ]; then
-  for r in $(seq "$RUNS"); do
-    estimate "$r"
-    for i in "${!CANDIDATES[@]}"; do
-      for k in $(seq "$TRUTH_REPEATS"); do truth "$r" "$i" "$k"; done
-    done
-  done
+  for r in $(seq "$RUNS"); do estimate "$r"; done
 else
 echo "== 0. candidates"
 serve "$OUT/warmup" $'[policy]\nexploration_share = 0.2'
@@ -100,11 +92,8 @@ for r in $(seq "$RUNS"); do
     for k in $(seq "$TRUTH_REPEATS"); do
       serve "$OUT/truth-$r-$i-$k" ""
       "$B" call load-model --name default --version "${c#default/}" > /dev/null
-      simulate "$SEED" "$((r + 100 * (k - 1)))" "$REQUESTS"
+      simulate "$SEED" "$((r + 100 * (k - 1)))" "$REQUESTS" "$OUT/truth-$r-$i-$k.json"
       stop
-      "$B" export --log-dir "$OUT/truth-$r-$i-$k/featurelog" --all-served --include-open \
-        --out "$OUT/truth-$r-$i-$k.parquet" > /dev/null
-      truth "$r" "$i" "$k"
       rm -rf "$OUT/truth-$r-$i-$k"
     done
   done
@@ -116,24 +105,15 @@ import json, sys
 out, runs, repeats, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
 
 def merged_truth(r, i):
-    # The repeats' truths pooled: rates weighted by their rankings.
-    parts = [json.load(open(f"{out}/truth-{r}-{i}-{k}.json"))["models"][0] for k in range(1, repeats + 1)]
-    total = sum((p.get("off_policy") or {}).get("rankings", 0) for p in parts)
-    merged = dict(parts[0])
-    if total:
-        merged["off_policy"] = {
-            "rankings": total,
-            "logged": sum(p["off_policy"]["logged"] * p["off_policy"]["rankings"] for p in parts) / total,
-        }
-        slates = [p["off_policy_slate"] for p in parts if p.get("off_policy_slate")]
-        n = sum(s["rankings"] for s in slates)
-        merged["off_policy_slate"] = {
-            "logged_positions": [
-                sum(s["logged_positions"][k] * s["rankings"] for s in slates) / n
-                for k in range(len(slates[0]["logged_positions"]))
-            ]
-        }
-    return merged
+    # The repeats' truths pooled: per-position rates weighted by their rankings.
+    arms = [json.load(open(f"{out}/truth-{r}-{i}-{k}.json"))["arms"]["fitrank"] for k in range(1, repeats + 1)]
+    n = sum(a["rankings"] for a in arms)
+    depth = min(len(a["expected_purchases_per_ranking_at_position"]) for a in arms)
+    return {
+        "positions": [sum(a["expected_purchases_per_ranking_at_position"][p] * a["rankings"] for a in arms) / n
+                      for p in range(depth)],
+        "top_se": sum((a["rankings"] * a["expected_top_purchases_standard_error"]) ** 2 for a in arms) ** 0.5 / n,
+    }
 
 rows = []
 for r in range(1, runs + 1):
@@ -155,9 +135,9 @@ def summary(label, get_est, get_truth):
               f"mean |bias| {100*sum(bias)/n:.1f}% of the truth")
 
 def summary_with_truth_noise(label, get_est, get_truth, truth_se):
-    # The truth is itself measured on a finite run: an exact 95% interval holds a truth measured
-    # with as much noise as the estimate only ~83% of the time. This widens the comparison by the
-    # truth's own standard error: |estimate - truth| <= 1.96 * sqrt(se_estimate^2 + se_truth^2).
+    # The truth is itself measured on a finite run (the users who came and what was live differ
+    # from the log's). This widens the comparison by the truth's own standard error:
+    # |estimate - truth| <= 1.96 * sqrt(se_estimate^2 + se_truth^2).
     covered, n = 0, 0
     for r, name, e, t in rows:
         v, (lo, hi) = get_est(e)
@@ -171,11 +151,11 @@ def summary_with_truth_noise(label, get_est, get_truth, truth_se):
         print(f"{label:<28} within the combined 95% interval of estimate and measured truth in {covered}/{n} ({100*covered/n:.0f}%)")
 top = lambda key: (lambda e: (e["off_policy"][key], e["off_policy"][key + "_ci"]) if e.get("off_policy") else (None, (0, 0)))
 slate = lambda key: (lambda e: (e["off_policy_slate"][key], e["off_policy_slate"][key + "_ci"]) if e.get("off_policy_slate") else (None, (0, 0)))
-top_truth = lambda e, t: t["off_policy"]["logged"] if t.get("off_policy") else None
+top_truth = lambda e, t: t["positions"][0] if t["positions"] else None
 # The slate's truth over the positions the estimate covers (it leaves out unsupported ones).
 def slate_truth_at(e, t):
-    s, d = t.get("off_policy_slate"), (e.get("off_policy_slate") or {}).get("depth")
-    return sum(s["logged_positions"][:d]) if s and d else None
+    d = (e.get("off_policy_slate") or {}).get("depth")
+    return sum(t["positions"][:d]) if d else None
 print("\nper run and candidate: top-slot truth | SNIPS | DR ; slate truth | slate SNIPS")
 for r, name, e, t in rows:
     o, s = e.get("off_policy") or {}, e.get("off_policy_slate") or {}
@@ -192,17 +172,19 @@ def bias(label, get_est, get_truth):
         pairs = [(v, t) for v, t in pairs if v is not None and t]
         if pairs:
             mean_truth = sum(t for _, t in pairs) / len(pairs)
-            shares.append(abs(sum(v - t for v, t in pairs) / len(pairs)) / mean_truth)
-            print(f"  {label:<26} {name:<10} bias {100 * (sum(v - t for v, t in pairs) / len(pairs)) / mean_truth:+.1f}% of {mean_truth:.4f}")
+            errors = [v - t for v, t in pairs]
+            mean_error = sum(errors) / len(errors)
+            # The standard error of that mean, from the runs' spread: how much of it is noise.
+            se = (sum((x - mean_error) ** 2 for x in errors) / max(len(errors) - 1, 1) / len(errors)) ** 0.5
+            shares.append(abs(mean_error) / mean_truth)
+            print(f"  {label:<26} {name:<10} bias {100 * mean_error / mean_truth:+.1f}% "
+                  f"(standard error {100 * se / mean_truth:.1f}%) of {mean_truth:.4f}")
     if shares:
         print(f"{label:<28} mean absolute bias over candidates {100 * sum(shares) / len(shares):.1f}%")
 summary("top slot, IPS", top("ips"), top_truth)
 summary("top slot, SNIPS", top("snips"), top_truth)
 summary("top slot, doubly robust", top("doubly_robust"), top_truth)
-def top_truth_se(t):
-    o = t.get("off_policy") or {}
-    p, n = o.get("logged", 0), o.get("rankings", 0)
-    return (p * (1 - p) / n) ** 0.5 if n else 0
+top_truth_se = lambda t: t["top_se"]
 summary_with_truth_noise("top slot, SNIPS", top("snips"), top_truth, top_truth_se)
 summary_with_truth_noise("top slot, doubly robust", top("doubly_robust"), top_truth, top_truth_se)
 summary("slate, IPS", slate("ips"), slate_truth_at)
@@ -210,6 +192,7 @@ summary("slate, SNIPS", slate("snips"), slate_truth_at)
 print()
 bias("top slot, SNIPS", top("snips"), top_truth)
 bias("top slot, doubly robust", top("doubly_robust"), top_truth)
+bias("top slot, direct method", lambda e: ((e.get("off_policy") or {}).get("direct_method"), (0, 0)), top_truth)
 bias("slate, SNIPS", slate("snips"), slate_truth_at)
 def ordering(label, key):
     agree = 0

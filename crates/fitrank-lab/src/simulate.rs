@@ -123,6 +123,11 @@ pub fn default_start_ms() -> i64 {
     world_time_ms(DEFAULT_START_HOUR)
 }
 
+/// The chance that the user looks at position `p` of a feed (position bias: the top always).
+fn seen(p: usize) -> f64 {
+    1.0 / (1.0 + p as f64)
+}
+
 /// Whether `session` is live at simulated time `t`.
 fn live_at(session: &LiveSession, t: i64) -> bool {
     session.start_time_ms <= t && t < session.end_time_ms
@@ -148,6 +153,15 @@ pub struct ArmScore {
     pub wasted_impressions: u64,
     /// Sum of the true expected purchases of the impressions (less noisy than the draws).
     pub expected_purchases: f64,
+    /// Per position of the shown order: the sum over rankings of the true expected purchases at
+    /// that position (the chance the user sees it, 1 / (1 + position), times the pair's expected
+    /// purchase), whether or not the draw showed it; and at the top, the sum of their squares.
+    /// The truth an off-policy estimate of this policy is judged against, without the outcome
+    /// draws' noise.
+    #[serde(skip)]
+    expected_at_position_sums: Vec<f64>,
+    #[serde(skip)]
+    expected_top_squares: f64,
     /// By the kind of declaration of the session shown.
     pub by_declaration: BTreeMap<Declaration, DeclarationScore>,
     #[serde(skip)]
@@ -164,6 +178,10 @@ pub struct ArmScore {
     pub true_audience_share: f64,
     pub wasted_impression_share: f64,
     pub expected_purchases_per_1000_impressions: f64,
+    /// Per position, the true expected purchases there per ranking (position 0 is the top slot).
+    pub expected_purchases_per_ranking_at_position: Vec<f64>,
+    /// The standard error of the top slot's mean over these rankings.
+    pub expected_top_purchases_standard_error: f64,
 }
 
 /// Impressions of sessions with one kind of declaration, under one policy.
@@ -200,6 +218,13 @@ impl ArmScore {
         }
         self.ndcg_sum += t.ndcg_sum;
         self.ndcg_requests += t.ndcg_requests;
+        if self.expected_at_position_sums.len() < t.expected_at_position_sums.len() {
+            self.expected_at_position_sums.resize(t.expected_at_position_sums.len(), 0.0);
+        }
+        for (mine, theirs) in self.expected_at_position_sums.iter_mut().zip(&t.expected_at_position_sums) {
+            *mine += theirs;
+        }
+        self.expected_top_squares += t.expected_top_squares;
     }
 
     fn finish(&mut self) {
@@ -214,6 +239,12 @@ impl ArmScore {
         self.true_audience_share = self.true_audience_impressions as f64 / impressions;
         self.wasted_impression_share = self.wasted_impressions as f64 / impressions;
         self.expected_purchases_per_1000_impressions = 1000.0 * self.expected_purchases / impressions;
+        let rankings = self.rankings.max(1) as f64;
+        self.expected_purchases_per_ranking_at_position =
+            self.expected_at_position_sums.iter().map(|sum| sum / rankings).collect();
+        let top = self.expected_purchases_per_ranking_at_position.first().copied().unwrap_or(0.0);
+        let variance = (self.expected_top_squares / rankings - top * top).max(0.0);
+        self.expected_top_purchases_standard_error = (variance / rankings).sqrt();
         for d in self.by_declaration.values_mut() {
             d.exposure_share = d.impressions as f64 / impressions;
             d.expected_purchases_per_1000_impressions = 1000.0 * d.expected_purchases / d.impressions.max(1) as f64;
@@ -254,7 +285,6 @@ impl TargetSupply {
     /// `slots` slots are filled inside-first, undeclared next and outside last, and slot `p` is
     /// looked at with probability 1/(1+p) as in [`run`].
     pub fn ceiling(&self, slots: usize) -> (f64, f64) {
-        let seen = |p: usize| 1.0 / (1.0 + p as f64);
         let shown = slots.min(self.inside + self.undeclared + self.outside);
         let inside = self.inside.min(shown);
         let on: f64 = (0..inside).map(seen).sum();
@@ -586,10 +616,12 @@ pub async fn run(
             tally.ndcg_sum = dcg(&mut order.iter().map(|s| ev(*s))) / idcg;
             tally.ndcg_requests = 1;
         }
+        tally.expected_at_position_sums = order.iter().enumerate().map(|(p, s)| ev(*s) * seen(p)).collect();
+        tally.expected_top_squares = order.first().map_or(0.0, |s| ev(*s) * ev(*s));
         let mut events = Vec::new();
         let mut viewed_now = Vec::new();
         for (p, &s) in order.iter().enumerate() {
-            if !rng.gen_bool(1.0 / (1.0 + p as f64)) {
+            if !rng.gen_bool(seen(p)) {
                 continue;
             }
             let session = &sessions[s];

@@ -325,8 +325,8 @@ pub fn render_table(report: &EvaluationReport) -> String {
         if let Some(e) = &m.off_policy {
             out.push_str(&format!(
                 "{}: top-slot purchase rate, IPS {:.4} [{:.4}, {:.4}], SNIPS {:.4} [{:.4}, {:.4}], \
-                 doubly robust {:.4} [{:.4}, {:.4}] ({} of {} rankings agree with the logged top, \
-                 effective sample size {:.0}; logged policy {:.4})\n",
+                 doubly robust {:.4} [{:.4}, {:.4}], direct method {:.4} ({} of {} rankings agree with the \
+                 logged top, effective sample size {:.0}; logged policy {:.4})\n",
                 m.model,
                 e.ips,
                 e.ips_ci.0,
@@ -337,6 +337,7 @@ pub fn render_table(report: &EvaluationReport) -> String {
                 e.doubly_robust,
                 e.doubly_robust_ci.0,
                 e.doubly_robust_ci.1,
+                e.direct_method,
                 e.matched,
                 e.rankings,
                 e.effective_sample_size,

@@ -11,8 +11,9 @@
 //! - **SNIPS**: Σ wᵢ·rᵢ / Σ wᵢ, with a delta-method 95% interval;
 //! - **doubly robust**: (1/N) Σ [ρ̂(choiceᵢ) + wᵢ·(rᵢ − ρ̂(topᵢ))], where the reward model ρ̂ is the
 //!   *serving* model's purchase probability of the item (logged for every scored candidate)
-//!   recalibrated to top-slot purchases (a logistic fit of the logged tops' rewards on its logit)
-//!   on the other four of five folds of rankings, so no ranking's reward fits its own correction.
+//!   recalibrated to top-slot purchases (a logistic fit on its logit of the rewards of every
+//!   returned item, with an offset per position; see [`RewardModel`]) on the other four of five
+//!   folds of rankings, so no ranking's reward fits its own correction.
 //!   Unbiased when the propensities are right, and of lower variance the better ρ̂ is. The
 //!   candidate's own probabilities are not used for ρ̂: a candidate that disagrees with the
 //!   logging policy would extrapolate its calibration where no logged top lies (a model with
@@ -31,9 +32,11 @@
 //! tells about rankings where the two policies agree. Exploration that records its placement
 //! probabilities is what makes these estimates informative.
 
+use ndarray::{Array1, Array2};
 use serde::Serialize;
 
 use crate::report::stats::{self, Z_95};
+use crate::train::solver::{self, SparseRows};
 
 /// The estimate for one candidate.
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +51,9 @@ pub struct OffPolicyEstimate {
     pub snips_ci: (f64, f64),
     pub doubly_robust: f64,
     pub doubly_robust_ci: (f64, f64),
+    /// The reward model's mean value of the candidate's choices (the doubly robust estimate
+    /// without its correction): biased wherever ρ̂ is, but not by little support.
+    pub direct_method: f64,
     /// (Σw)² / Σw².
     pub effective_sample_size: f64,
     /// Set when the logging policy gave the candidate too little support to trust the estimates.
@@ -211,9 +217,12 @@ pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate
 struct Term {
     weight: f64,
     reward: f64,
-    /// The candidate's purchase probability of its own choice and of the logged top.
+    /// The reward model's input (the serving model's purchase probability) for the candidate's
+    /// choice and for the logged top.
     p_choice: f64,
     p_top: f64,
+    /// The returned items the reward model learns from: (that probability, position, reward).
+    served: Vec<(f64, u32, f64)>,
 }
 
 /// Estimates the candidate's top-slot reward from `rankings` (each the logged items of one ranking).
@@ -224,11 +233,17 @@ pub fn top_slot(rankings: &[Vec<LoggedItem>]) -> Option<OffPolicyEstimate> {
         let Some(top) = items.iter().find(logged_top) else { continue };
         let choice = items.iter().max_by(|a, b| a.candidate_score.total_cmp(&b.candidate_score))?;
         let agrees = choice.position == 0 && choice.propensity > 0.0;
+        let served = items
+            .iter()
+            .filter(|i| i.propensity > 0.0 && i.position < REWARD_MODEL_POSITIONS)
+            .map(|i| (i.reward_p_purchase, i.position, i.reward))
+            .collect();
         terms.push(Term {
             weight: if agrees { 1.0 / top.propensity } else { 0.0 },
             reward: top.reward,
             p_choice: choice.reward_p_purchase,
             p_top: top.reward_p_purchase,
+            served,
         });
     }
     let n = terms.len();
@@ -247,7 +262,9 @@ pub fn top_slot(rankings: &[Vec<LoggedItem>]) -> Option<OffPolicyEstimate> {
         Some(r) => (r.value, Z_95 * r.variance.max(0.0).sqrt()),
         None => (f64::NAN, f64::NAN),
     };
-    let (doubly_robust, doubly_robust_ci) = interval(&doubly_robust_terms(&terms));
+    let (direct, corrected) = doubly_robust_terms(&terms);
+    let (doubly_robust, doubly_robust_ci) = interval(&corrected);
+    let direct_method = direct.iter().sum::<f64>() / nf;
     let (sum_w, sum_w2) = terms.iter().fold((0.0, 0.0), |(a, b), t| (a + t.weight, b + t.weight * t.weight));
     let effective_sample_size = if sum_w2 > 0.0 { sum_w * sum_w / sum_w2 } else { 0.0 };
     let matched = terms.iter().filter(|t| t.weight > 0.0).count();
@@ -267,63 +284,83 @@ pub fn top_slot(rankings: &[Vec<LoggedItem>]) -> Option<OffPolicyEstimate> {
         snips_ci: (snips - snips_half, snips + snips_half),
         doubly_robust,
         doubly_robust_ci,
+        direct_method,
         effective_sample_size,
         warning,
         logged: terms.iter().map(|t| t.reward).sum::<f64>() / nf,
     })
 }
 
-/// The per-ranking terms of the doubly robust estimate, the reward model of each fold fitted on
-/// the other folds.
-fn doubly_robust_terms(terms: &[Term]) -> Vec<f64> {
-    let logit = |p: f64| {
-        let p = p.clamp(1e-6, 1.0 - 1e-6);
-        (p / (1.0 - p)).ln()
-    };
+/// The per-ranking terms of the direct method and of the doubly robust estimate, the reward model
+/// of each fold fitted on the other folds.
+fn doubly_robust_terms(terms: &[Term]) -> (Vec<f64>, Vec<f64>) {
+    let mut direct = vec![0.0; terms.len()];
     let mut out = vec![0.0; terms.len()];
     for fold in 0..FOLDS {
-        let training: Vec<(f64, f64)> = terms
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % FOLDS != fold)
-            .map(|(_, t)| (logit(t.p_top), t.reward))
-            .collect();
-        let (a, b) = platt(&training);
-        let model = |p: f64| 1.0 / (1.0 + (-(a + b * logit(p))).exp());
+        let training = terms.iter().enumerate().filter(|(i, _)| i % FOLDS != fold).map(|(_, t)| t);
+        let model = RewardModel::fit(training);
         for (i, t) in terms.iter().enumerate().filter(|(i, _)| i % FOLDS == fold) {
-            out[i] = model(t.p_choice) + t.weight * (t.reward - model(t.p_top));
+            direct[i] = model.top(t.p_choice);
+            out[i] = direct[i] + t.weight * (t.reward - model.top(t.p_top));
         }
     }
-    out
+    (direct, out)
 }
 
-/// The logistic fit y ≈ σ(a + b·x) by Newton's method, with a small ridge so that data with one
-/// class or one x still gives finite coefficients.
-fn platt(data: &[(f64, f64)]) -> (f64, f64) {
-    let (mut a, mut b) = (0.0f64, 1.0f64);
-    for _ in 0..50 {
-        let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (1e-3 * a, 1e-3 * (b - 1.0), 1e-3, 0.0, 1e-3);
-        for &(x, y) in data {
-            let p = 1.0 / (1.0 + (-(a + b * x)).exp());
-            let w = (p * (1.0 - p)).max(1e-12);
-            ga += p - y;
-            gb += (p - y) * x;
-            haa += w;
-            hab += w * x;
-            hbb += w * x * x;
+/// Returned items below this position do not train the reward model.
+const REWARD_MODEL_POSITIONS: u32 = 16;
+
+/// The reward model ρ̂ of the doubly robust estimate: an item's top-slot purchase probability
+/// from the serving model's probability p of it, σ(a + b·logit p).
+///
+/// It is fitted on every returned item of its training rankings, not only on the tops, with one
+/// offset per position below the top (a lower position is seen less often), and read at the top.
+/// The lower positions hold the items the logging policy ranks below its first: several times the
+/// data, and the range of p where a candidate unlike the logging policy picks its items, which
+/// the tops alone would leave ρ̂ to extrapolate to.
+struct RewardModel {
+    a: f64,
+    b: f64,
+}
+
+impl RewardModel {
+    fn fit<'a>(terms: impl Iterator<Item = &'a Term>) -> RewardModel {
+        let rows: Vec<&(f64, u32, f64)> = terms.flat_map(|t| &t.served).collect();
+        let depth = rows.iter().map(|r| r.1 as usize + 1).max().unwrap_or(1);
+        let mut x = Array2::<f64>::zeros((rows.len(), depth));
+        for (i, &&(p, position, _)) in rows.iter().enumerate() {
+            x[[i, 0]] = logit(p);
+            if position > 0 {
+                x[[i, position as usize]] = 1.0;
+            }
         }
-        let det = haa * hbb - hab * hab;
-        if !(det.is_finite() && det > 0.0) {
-            break;
+        let y: Array1<bool> = rows.iter().map(|r| r.2 > 0.5).collect();
+        let bought = y.iter().filter(|b| **b).count();
+        if bought == 0 || bought == rows.len() {
+            // One class: no slope to learn; the constant rate (at the clamp's edge).
+            return RewardModel { a: logit(bought as f64 / rows.len().max(1) as f64), b: 0.0 };
         }
-        let (da, db) = ((hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det);
-        a -= da;
-        b -= db;
-        if da.abs() + db.abs() < 1e-9 {
-            break;
+        let tolerance = crate::train::fit::GRADIENT_TOLERANCE_PER_ROW * rows.len() as f64;
+        let fitted = SparseRows::from_dense(x.view())
+            .and_then(|x| solver::fit(&x, y.view(), REWARD_MODEL_RIDGE, 200, tolerance));
+        match fitted {
+            Ok(f) => RewardModel { a: f.intercept, b: f.weights[0] },
+            Err(_) => RewardModel { a: logit(bought as f64 / rows.len() as f64), b: 0.0 },
         }
     }
-    (a, b)
+
+    /// ρ̂ at the top slot of an item the serving model gives purchase probability `p`.
+    fn top(&self, p: f64) -> f64 {
+        1.0 / (1.0 + (-(self.a + self.b * logit(p))).exp())
+    }
+}
+
+/// The reward model's L2 penalty (on the slope and the position offsets, not the intercept).
+const REWARD_MODEL_RIDGE: f64 = 1.0;
+
+fn logit(p: f64) -> f64 {
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln()
 }
 
 #[cfg(test)]
@@ -376,6 +413,38 @@ mod tests {
         assert!((worse.doubly_robust - 0.2).abs() < 0.02, "{worse:?}");
         // The reward model only narrows the interval.
         assert!(e.doubly_robust_ci.1 - e.doubly_robust_ci.0 < e.ips_ci.1 - e.ips_ci.0, "{e:?}");
+    }
+
+    #[test]
+    fn the_reward_model_learns_from_lower_positions_where_the_candidate_picks() {
+        // The true rate of an item at position k is σ(1.5·logit p + 0.3 − 0.5·k), p the serving
+        // model's probability. The logging policy always puts an item with p = 0.4 first
+        // (propensity 1) and items with p from 0.02 to 0.4 below it. The candidate always picks an
+        // item with p = 0.04 that was returned at position 3: worth σ(1.5·logit 0.04 + 0.3) ≈ 0.0113
+        // at the top, never matched, so the doubly robust estimate is the reward model's alone.
+        // Fitted on the tops (all one p) it could not tell the slope (a ridge towards 1 would give
+        // about 0.044); from the lower positions it can.
+        let logit = |p: f64| (p / (1.0 - p)).ln();
+        let rate = |p: f64, k: usize| 1.0 / (1.0 + (-(1.5 * logit(p) + 0.3 - 0.5 * k as f64)).exp());
+        let mut rng = StdRng::seed_from_u64(11);
+        let rankings: Vec<Vec<LoggedItem>> = (0..5_000)
+            .map(|_| {
+                let ps = [0.4, rng.gen_range(0.02..0.4), rng.gen_range(0.02..0.4), 0.04];
+                ps.iter()
+                    .enumerate()
+                    .map(|(k, &p)| LoggedItem {
+                        position: k as u32,
+                        propensity: 1.0,
+                        reward: f64::from(u8::from(rng.gen_bool(rate(p, k)))),
+                        candidate_score: if k == 3 { 1.0 } else { 0.0 },
+                        reward_p_purchase: p,
+                    })
+                    .collect()
+            })
+            .collect();
+        let e = top_slot(&rankings).unwrap();
+        assert_eq!(e.matched, 0);
+        assert!((e.doubly_robust - rate(0.04, 0)).abs() < 0.003, "{} against {}", e.doubly_robust, rate(0.04, 0));
     }
 
     #[test]

@@ -10,6 +10,8 @@
 #   3. truth: serve each candidate alone, no exploration, on the same world and seed; its truth is
 #      the world's own expected purchases of what it served, per ranking at the top slot and at
 #      each position (the simulator's scorecard), free of the outcome draws' noise
+#   4. A/B: serve the three together as the arms of one experiment over all users (a third each),
+#      same world and seed, and read each arm's truth the same way
 # Then per estimator: how often the 95% interval holds the truth, the mean absolute bias as a
 # share of the truth, and whether the estimates order the candidates as serving them does.
 # Exports keep rows whose attribution window is open at the log's end (--include-open): the
@@ -97,6 +99,17 @@ for r in $(seq "$RUNS"); do
       rm -rf "$OUT/truth-$r-$i-$k"
     done
   done
+  serve "$OUT/ab-$r" ""
+  python3 - "${CANDIDATES[@]}" > "$OUT/ab.json" <<'PY'
+import json, sys
+names = ["shipped", "retrained", "worse"]
+arms = [{"name": n, "weight": 1, "model": m} for n, m in zip(names, sys.argv[1:])]
+print(json.dumps({"name": "ab", "layer": "offpolicy", "coverage": 1.0, "arms": arms, "control": "shipped"}))
+PY
+  "$B" call create-experiment --file "$OUT/ab.json" > /dev/null
+  simulate "$SEED" "$r" "$REQUESTS" "$OUT/ab-$r.json"
+  stop
+  rm -rf "$OUT/ab-$r"
 done
 fi
 
@@ -217,4 +230,29 @@ for r in range(1, runs + 1):
             agree_dr += (truth > 0) == (dr > 0)
             agree_snips += (truth > 0) == (sn > 0)
 print(f"pairs of candidates whose offline difference has the served sign: DR {agree_dr}/{pairs}, SNIPS {agree_snips}/{pairs}")
+# Against an A/B test of the three: the arms' truths (expected top-slot purchases per ranking) and
+# their realised purchases per 1,000 impressions, in each run.
+agree = {"DR expected": 0, "SNIPS expected": 0, "DR realised": 0, "SNIPS realised": 0}
+ab_pairs = 0
+for r in range(1, runs + 1):
+    try:
+        arms = json.load(open(f"{out}/ab-{r}.json"))["arms"]
+    except FileNotFoundError:
+        continue
+    est = {name: e.get("off_policy") or {} for (q, name, e, t) in rows if q == r}
+    arm = lambda n: arms[f"fitrank ab/{n}"]
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            x, y = names[a], names[b]
+            ab_pairs += 1
+            top = lambda n: arm(n)["expected_purchases_per_ranking_at_position"][0]
+            expected = top(x) - top(y)
+            realised = arm(x)["purchases_per_1000_impressions"] - arm(y)["purchases_per_1000_impressions"]
+            for key, label in (("doubly_robust", "DR"), ("snips", "SNIPS")):
+                offline = est[x].get(key, 0) - est[y].get(key, 0)
+                agree[f"{label} expected"] += (offline > 0) == (expected > 0)
+                agree[f"{label} realised"] += (offline > 0) == (realised > 0)
+if ab_pairs:
+    print("pairs whose offline difference has the sign of the A/B test's: "
+          + ", ".join(f"{k} {v}/{ab_pairs}" for k, v in agree.items()))
 PY

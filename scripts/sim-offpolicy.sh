@@ -202,11 +202,13 @@ summary_with_truth_noise("top slot, SNIPS", top("snips"), top_truth, top_truth_s
 summary_with_truth_noise("top slot, doubly robust", top("doubly_robust"), top_truth, top_truth_se)
 summary("slate, IPS", slate("ips"), slate_truth_at)
 summary("slate, SNIPS", slate("snips"), slate_truth_at)
+summary("slate, doubly robust", slate("doubly_robust"), slate_truth_at)
 print()
 bias("top slot, SNIPS", top("snips"), top_truth)
 bias("top slot, doubly robust", top("doubly_robust"), top_truth)
 bias("top slot, direct method", lambda e: ((e.get("off_policy") or {}).get("direct_method"), (0, 0)), top_truth)
 bias("slate, SNIPS", slate("snips"), slate_truth_at)
+bias("slate, doubly robust", slate("doubly_robust"), slate_truth_at)
 def ordering(label, key):
     agree = 0
     for r in range(1, runs + 1):

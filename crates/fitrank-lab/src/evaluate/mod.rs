@@ -350,7 +350,8 @@ pub fn render_table(report: &EvaluationReport) -> String {
         if let Some(e) = &m.off_policy_slate {
             out.push_str(&format!(
                 "{}: purchases per ranking in the first {} positions, IPS {:.4} [{:.4}, {:.4}], SNIPS {:.4} \
-                 [{:.4}, {:.4}] (logged policy {:.4}; rankings matching the candidate's prefix per position: {})\n",
+                 [{:.4}, {:.4}], doubly robust {:.4} [{:.4}, {:.4}] (logged policy {:.4}; rankings matching the \
+                 candidate's prefix per position: {})\n",
                 m.model,
                 e.depth,
                 e.ips,
@@ -359,6 +360,9 @@ pub fn render_table(report: &EvaluationReport) -> String {
                 e.snips,
                 e.snips_ci.0,
                 e.snips_ci.1,
+                e.doubly_robust,
+                e.doubly_robust_ci.0,
+                e.doubly_robust_ci.1,
                 e.logged,
                 e.positions.iter().map(|p| p.1.to_string()).collect::<Vec<_>>().join(", ")
             ));

@@ -19,7 +19,8 @@
 //!   logging policy would extrapolate its calibration where no logged top lies (a model with
 //!   negated weights was estimated at 0.15–0.26 against a truth of 0.014 that way).
 //!
-//! For the whole slate, [`slate`] sums per-position estimates under a position model: position
+//! For the whole slate, [`slate`] sums per-position estimates under a position model (IPS, SNIPS,
+//! and doubly robust with the same reward model read at each position): position
 //! k counts in the rankings whose first k+1 logged items are the candidate's first k+1, weighted
 //! by the inverse probability of that logged prefix.
 //!
@@ -101,6 +102,12 @@ pub struct SlateEstimate {
     pub ips_ci: (f64, f64),
     pub snips: f64,
     pub snips_ci: (f64, f64),
+    /// Per position k, ρ̂ of the candidate's item there plus the prefix-weighted error of ρ̂ on
+    /// the logged one, summed over positions (the reward model of the top-slot estimate, read at
+    /// each position, cross-fitted the same way): the deep positions, where few prefixes match,
+    /// lean on ρ̂ instead of on a handful of rankings.
+    pub doubly_robust: f64,
+    pub doubly_robust_ci: (f64, f64),
     /// Per position: (SNIPS purchases at that position, rankings whose prefix matched, effective
     /// sample size).
     pub positions: Vec<(f64, usize, f64)>,
@@ -118,6 +125,8 @@ pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate
     // weights[i][k], rewards[i][k] for ranking i at position k.
     let mut weights: Vec<Vec<f64>> = Vec::new();
     let mut rewards: Vec<Vec<f64>> = Vec::new();
+    // The reward model's inputs per ranking: the candidate's and the logged item at each position.
+    let mut inputs: Vec<SlateInputs> = Vec::new();
     let mut logged_positions = vec![0.0; depth];
     for items in rankings {
         let mut shown: Vec<&LoggedItem> = items.iter().filter(|i| i.propensity > 0.0 && i.propensity <= 1.0).collect();
@@ -143,6 +152,11 @@ pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate
         }
         weights.push(w);
         rewards.push(r);
+        inputs.push(SlateInputs {
+            candidate: candidate.iter().take(depth).map(|i| i.reward_p_purchase).collect(),
+            logged: shown.iter().take(depth).map(|i| i.reward_p_purchase).collect(),
+            served: served(items),
+        });
     }
     let n = weights.len();
     if n < 2 {
@@ -199,6 +213,8 @@ pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate
     }
     let (_, var_phi, _) = stats::moments(&influence);
     let snips_half = Z_95 * (var_phi / nf).sqrt();
+    let (doubly_robust, var_dr, _) = stats::moments(&slate_doubly_robust_terms(&weights, &rewards, &inputs, depth));
+    let dr_half = Z_95 * (var_dr / nf).sqrt();
     Some(SlateEstimate {
         rankings: n,
         depth,
@@ -206,11 +222,47 @@ pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate
         ips_ci: (ips - ips_half, ips + ips_half),
         snips,
         snips_ci: (snips - snips_half, snips + snips_half),
+        doubly_robust,
+        doubly_robust_ci: (doubly_robust - dr_half, doubly_robust + dr_half),
         positions,
         logged: logged_positions[..depth].iter().sum(),
         logged_positions,
         warning,
     })
+}
+
+/// The reward model's inputs of one ranking for the slate: the serving model's purchase
+/// probability of the candidate's item and of the logged item at each position, and the
+/// returned items it learns from.
+struct SlateInputs {
+    candidate: Vec<f64>,
+    logged: Vec<f64>,
+    served: Vec<Served>,
+}
+
+/// Per ranking, the doubly robust estimate of the candidate's purchases over the first `depth`
+/// positions, the reward model of each fold fitted on the other folds.
+fn slate_doubly_robust_terms(
+    weights: &[Vec<f64>],
+    rewards: &[Vec<f64>],
+    inputs: &[SlateInputs],
+    depth: usize,
+) -> Vec<f64> {
+    let mut out = vec![0.0; inputs.len()];
+    for fold in 0..FOLDS {
+        let training = inputs.iter().enumerate().filter(|(i, _)| i % FOLDS != fold).flat_map(|(_, t)| &t.served);
+        let model = RewardModel::fit(training);
+        for (i, t) in inputs.iter().enumerate().filter(|(i, _)| i % FOLDS == fold) {
+            out[i] = (0..depth)
+                .map(|k| {
+                    let direct = t.candidate.get(k).map_or(0.0, |p| model.at(*p, k));
+                    let correction = t.logged.get(k).map_or(0.0, |p| weights[i][k] * (rewards[i][k] - model.at(*p, k)));
+                    direct + correction
+                })
+                .sum();
+        }
+    }
+    out
 }
 
 /// One logged ranking, reduced to what the estimators use.
@@ -221,8 +273,8 @@ struct Term {
     /// choice and for the logged top.
     p_choice: f64,
     p_top: f64,
-    /// The returned items the reward model learns from: (that probability, position, reward).
-    served: Vec<(f64, u32, f64)>,
+    /// The returned items the reward model learns from.
+    served: Vec<Served>,
 }
 
 /// Estimates the candidate's top-slot reward from `rankings` (each the logged items of one ranking).
@@ -233,17 +285,12 @@ pub fn top_slot(rankings: &[Vec<LoggedItem>]) -> Option<OffPolicyEstimate> {
         let Some(top) = items.iter().find(logged_top) else { continue };
         let choice = items.iter().max_by(|a, b| a.candidate_score.total_cmp(&b.candidate_score))?;
         let agrees = choice.position == 0 && choice.propensity > 0.0;
-        let served = items
-            .iter()
-            .filter(|i| i.propensity > 0.0 && i.position < REWARD_MODEL_POSITIONS)
-            .map(|i| (i.reward_p_purchase, i.position, i.reward))
-            .collect();
         terms.push(Term {
             weight: if agrees { 1.0 / top.propensity } else { 0.0 },
             reward: top.reward,
             p_choice: choice.reward_p_purchase,
             p_top: top.reward_p_purchase,
-            served,
+            served: served(items),
         });
     }
     let n = terms.len();
@@ -297,7 +344,7 @@ fn doubly_robust_terms(terms: &[Term]) -> (Vec<f64>, Vec<f64>) {
     let mut direct = vec![0.0; terms.len()];
     let mut out = vec![0.0; terms.len()];
     for fold in 0..FOLDS {
-        let training = terms.iter().enumerate().filter(|(i, _)| i % FOLDS != fold).map(|(_, t)| t);
+        let training = terms.iter().enumerate().filter(|(i, _)| i % FOLDS != fold).flat_map(|(_, t)| &t.served);
         let model = RewardModel::fit(training);
         for (i, t) in terms.iter().enumerate().filter(|(i, _)| i % FOLDS == fold) {
             direct[i] = model.top(t.p_choice);
@@ -321,11 +368,27 @@ const REWARD_MODEL_POSITIONS: u32 = 16;
 struct RewardModel {
     a: f64,
     b: f64,
+    /// The offset of each position (0 at the top); positions deeper than any fitted one take
+    /// the deepest's.
+    offsets: Vec<f64>,
+}
+
+/// A returned item as the reward model sees it: (the serving model's purchase probability,
+/// position, reward).
+type Served = (f64, u32, f64);
+
+/// The returned items of one ranking that train the reward model.
+fn served(items: &[LoggedItem]) -> Vec<Served> {
+    items
+        .iter()
+        .filter(|i| i.propensity > 0.0 && i.position < REWARD_MODEL_POSITIONS)
+        .map(|i| (i.reward_p_purchase, i.position, i.reward))
+        .collect()
 }
 
 impl RewardModel {
-    fn fit<'a>(terms: impl Iterator<Item = &'a Term>) -> RewardModel {
-        let rows: Vec<&(f64, u32, f64)> = terms.flat_map(|t| &t.served).collect();
+    fn fit<'a>(rows: impl Iterator<Item = &'a Served>) -> RewardModel {
+        let rows: Vec<&Served> = rows.collect();
         let depth = rows.iter().map(|r| r.1 as usize + 1).max().unwrap_or(1);
         let mut x = Array2::<f64>::zeros((rows.len(), depth));
         for (i, &&(p, position, _)) in rows.iter().enumerate() {
@@ -336,22 +399,33 @@ impl RewardModel {
         }
         let y: Array1<bool> = rows.iter().map(|r| r.2 > 0.5).collect();
         let bought = y.iter().filter(|b| **b).count();
+        // One class (or a failed fit): no slope to learn; the constant rate (at the clamp's edge).
+        let constant = RewardModel { a: logit(bought as f64 / rows.len().max(1) as f64), b: 0.0, offsets: vec![0.0] };
         if bought == 0 || bought == rows.len() {
-            // One class: no slope to learn; the constant rate (at the clamp's edge).
-            return RewardModel { a: logit(bought as f64 / rows.len().max(1) as f64), b: 0.0 };
+            return constant;
         }
         let tolerance = crate::train::fit::GRADIENT_TOLERANCE_PER_ROW * rows.len() as f64;
         let fitted = SparseRows::from_dense(x.view())
             .and_then(|x| solver::fit(&x, y.view(), REWARD_MODEL_RIDGE, 200, tolerance));
         match fitted {
-            Ok(f) => RewardModel { a: f.intercept, b: f.weights[0] },
-            Err(_) => RewardModel { a: logit(bought as f64 / rows.len() as f64), b: 0.0 },
+            Ok(f) => {
+                let mut offsets = vec![0.0];
+                offsets.extend(f.weights.iter().skip(1));
+                RewardModel { a: f.intercept, b: f.weights[0], offsets }
+            }
+            Err(_) => constant,
         }
     }
 
-    /// ρ̂ at the top slot of an item the serving model gives purchase probability `p`.
+    /// ρ̂ at position `k` of an item the serving model gives purchase probability `p`.
+    fn at(&self, p: f64, k: usize) -> f64 {
+        let offset = self.offsets.get(k).or(self.offsets.last()).copied().unwrap_or(0.0);
+        1.0 / (1.0 + (-(self.a + self.b * logit(p) + offset)).exp())
+    }
+
+    /// ρ̂ at the top slot.
     fn top(&self, p: f64) -> f64 {
-        1.0 / (1.0 + (-(self.a + self.b * logit(p))).exp())
+        self.at(p, 0)
     }
 }
 
@@ -499,6 +573,8 @@ mod tests {
             assert!((e.ips - truth).abs() < 0.02 && (e.snips - truth).abs() < 0.02, "{e:?}");
             assert!(e.snips_ci.0 < truth && truth < e.snips_ci.1, "{e:?}");
             assert!(e.ips_ci.0 < truth && truth < e.ips_ci.1, "{e:?}");
+            assert!((e.doubly_robust - truth).abs() < 0.02, "{e:?}");
+            assert!(e.doubly_robust_ci.0 < truth && truth < e.doubly_robust_ci.1, "{e:?}");
             assert!(e.warning.is_none());
         }
         assert!((good.positions[0].0 - 0.6).abs() < 0.02 && (good.positions[1].0 - 0.1).abs() < 0.02, "{good:?}");
@@ -510,13 +586,13 @@ mod tests {
 
     #[test]
     fn slate_intervals_cover_the_truth_about_95_percent_of_the_time() {
-        let covered = (0..200)
-            .filter(|seed| {
-                let e = slate(&slates(800, 1_000 + *seed, true), 2).unwrap();
-                e.snips_ci.0 < 0.7 && 0.7 < e.snips_ci.1
-            })
-            .count();
-        assert!((178..=200).contains(&covered), "{covered} of 200 intervals cover 0.7");
+        let estimates: Vec<SlateEstimate> =
+            (0..200).map(|seed| slate(&slates(800, 1_000 + seed, true), 2).unwrap()).collect();
+        let covered =
+            |ci: fn(&SlateEstimate) -> (f64, f64)| estimates.iter().filter(|e| ci(e).0 < 0.7 && 0.7 < ci(e).1).count();
+        for (name, n) in [("SNIPS", covered(|e| e.snips_ci)), ("doubly robust", covered(|e| e.doubly_robust_ci))] {
+            assert!((178..=200).contains(&n), "{n} of 200 {name} intervals cover 0.7");
+        }
     }
 
     #[test]

@@ -37,6 +37,14 @@ pub struct Policy {
     /// model scores higher (see `ranking::explore`). 0 = off; at most 0.2. Placement
     /// probabilities are logged.
     pub exploration_share: f32,
+    /// Share of each exploration draw made uniformly over the cold sessions it draws from; the
+    /// rest is drawn in proportion to the model's score (see `ranking::explore`). 0, the default,
+    /// draws by score alone: first the new sessions the model expects to sell. A positive share
+    /// gives every cold session in the pool at least `uniform / pool size` of each explored slot,
+    /// which a candidate model that ranks cold sessions differently needs before `fitrank
+    /// evaluate` can estimate it, and which a cold session the model underrates needs to show
+    /// that it sells. Between 0 and 1.
+    pub exploration_uniform_share: f32,
     /// A session with fewer impressions than this is cold (a candidate for exploration). Set it
     /// to what an established session collects in the first minutes of its stream on your
     /// traffic: too high and exploration spreads over sessions that already have data.
@@ -57,6 +65,7 @@ impl Default for Policy {
             audience_fit_weight: 0.0,
             on_target_weight: 0.12,
             exploration_share: 0.0,
+            exploration_uniform_share: 0.0,
             cold_impressions: COLD_IMPRESSIONS,
         }
     }
@@ -90,6 +99,12 @@ impl Policy {
                 self.exploration_share
             ));
         }
+        if !(0.0..=1.0).contains(&self.exploration_uniform_share) {
+            return Err(format!(
+                "policy.exploration_uniform_share must be between 0 and 1, got {}",
+                self.exploration_uniform_share
+            ));
+        }
         Ok(())
     }
 }
@@ -119,6 +134,7 @@ impl PolicyOverride {
             audience_fit_weight: self.audience_fit_weight.unwrap_or(base.audience_fit_weight),
             on_target_weight: self.on_target_weight.unwrap_or(base.on_target_weight),
             exploration_share: self.exploration_share.unwrap_or(base.exploration_share),
+            exploration_uniform_share: base.exploration_uniform_share,
             cold_impressions: base.cold_impressions,
         }
     }
@@ -151,6 +167,11 @@ mod tests {
         for bad in [-0.1, f32::NAN, f32::INFINITY] {
             let p = Policy { on_target_weight: bad, ..Policy::default() };
             assert!(p.validate().unwrap_err().starts_with("policy.on_target_weight"), "{bad}");
+            let p = Policy { exploration_uniform_share: bad, ..Policy::default() };
+            assert!(p.validate().unwrap_err().starts_with("policy.exploration_uniform_share"), "{bad}");
         }
+        let over = Policy { exploration_uniform_share: 1.5, ..Policy::default() };
+        assert!(over.validate().is_err());
+        assert_eq!(Policy { exploration_uniform_share: 1.0, ..Policy::default() }.validate(), Ok(()));
     }
 }

@@ -11,9 +11,13 @@
 //! floor, so every cold session keeps a chance and an all-zero policy explores uniformly): the
 //! new sessions the model, from their content alone, expects this user to buy from, which is what
 //! gets a new host its first purchase soonest. Otherwise the slot takes the next session of the
-//! exploitation order. The recorded propensity is the probability of that placement at that slot
-//! given the slots before it, whichever way it came about: `e · w / Σw(open pool)` for a session of
-//! the pool (`e` the slot's exploration probability), plus `1 − e` when it is also the session
+//! exploitation order. With `uniform_share` u > 0 (`policy.exploration_uniform_share`), a draw
+//! is uniform over the pool with probability u and by score otherwise, so each of the pool's
+//! sessions is drawn with probability `(1 − u) · w / Σw + u / |pool|`: no cold session's chance
+//! falls to the floor, which is what an off-policy estimate of a model that ranks them
+//! differently needs. The recorded propensity is the probability of that placement at that slot
+//! given the slots before it, whichever way it came about: `e · drawn` for a session of the pool
+//! (`drawn` its probability in the draw above) (`e` the slot's exploration probability), plus `1 − e` when it is also the session
 //! the exploitation order puts there. (A draw that picks the displaced session itself is the same
 //! placement as not exploring; both ways count.)
 
@@ -22,6 +26,14 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 /// Added to every cold session's score when drawing one to explore: keeps each one's chance
 /// above zero and makes the draw uniform when every score is zero.
 const SCORE_FLOOR: f64 = 1e-4;
+
+/// How much to explore: the share of slots (at most; see the module) and the share of each draw
+/// made uniformly over the pool rather than by score.
+#[derive(Debug, Clone, Copy)]
+pub struct Exploration {
+    pub share: f32,
+    pub uniform_share: f32,
+}
 
 /// Places `limit` items. `order` is the exploitation order (candidate indexes, best first; at
 /// least `limit` items when there are that many); `cold` the cold candidates, `in_target(c)`
@@ -35,7 +47,7 @@ pub fn place(
     cold: &[usize],
     in_target: impl Fn(usize) -> bool,
     score: impl Fn(usize) -> f32,
-    share: f32,
+    exploration: Exploration,
     seed: u64,
 ) -> Vec<(usize, f32)> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -44,7 +56,8 @@ pub fn place(
     let mut placed = vec![false; universe];
     let mut out = Vec::with_capacity(limit);
     let mut next = 0;
-    let share = f64::from(share.clamp(0.0, 1.0));
+    let share = f64::from(exploration.share.clamp(0.0, 1.0));
+    let uniform = f64::from(exploration.uniform_share.clamp(0.0, 1.0));
     while out.len() < limit {
         while next < order.len() && placed[order[next]] {
             next += 1;
@@ -56,7 +69,13 @@ pub fn place(
             pool = open(&other);
         }
         let pool_weight: f64 = pool.iter().map(|c| weight(*c)).sum();
-        let drawn = |c: usize| if pool.contains(&c) { weight(c) / pool_weight } else { 0.0 };
+        let drawn = |c: usize| {
+            if pool.contains(&c) {
+                (1.0 - uniform) * weight(c) / pool_weight + uniform / pool.len() as f64
+            } else {
+                0.0
+            }
+        };
         // Explore less where the best cold session is far behind the item it would displace.
         let explore = if pool.is_empty() {
             0.0
@@ -65,14 +84,18 @@ pub fn place(
             share * displaced.map_or(1.0, |d| (best / weight(d)).min(1.0))
         };
         if explore > 0.0 && rng.gen_bool(explore) {
-            let mut u = rng.gen_range(0.0..pool_weight);
-            let c = *pool
-                .iter()
-                .find(|c| {
-                    u -= weight(**c);
-                    u < 0.0
-                })
-                .unwrap_or(pool.last().expect("pool is not empty"));
+            let c = if uniform > 0.0 && rng.gen_bool(uniform) {
+                pool[rng.gen_range(0..pool.len())]
+            } else {
+                let mut u = rng.gen_range(0.0..pool_weight);
+                *pool
+                    .iter()
+                    .find(|c| {
+                        u -= weight(**c);
+                        u < 0.0
+                    })
+                    .unwrap_or(pool.last().expect("pool is not empty"))
+            };
             placed[c] = true;
             let exploited = if displaced == Some(c) { 1.0 - explore } else { 0.0 };
             out.push((c, (exploited + explore * drawn(c)) as f32));
@@ -89,10 +112,15 @@ pub fn place(
 mod tests {
     use super::*;
 
+    /// Exploration of `share` drawn by score alone.
+    fn by_score(share: f32) -> Exploration {
+        Exploration { share, uniform_share: 0.0 }
+    }
+
     #[test]
     fn no_share_is_the_exploitation_order() {
         let order: Vec<usize> = (0..10).collect();
-        let out = place(&order, 10, 5, &[7, 8, 9], |_| true, |_| 0.5, 0.0, 1);
+        let out = place(&order, 10, 5, &[7, 8, 9], |_| true, |_| 0.5, by_score(0.0), 1);
         assert_eq!(out, (0..5).map(|c| (c, 1.0)).collect::<Vec<_>>());
     }
 
@@ -102,7 +130,7 @@ mod tests {
         let cold: Vec<usize> = (50..100).collect();
         let (mut explored, mut slots, mut targeted) = (0, 0, 0);
         for seed in 0..2_000 {
-            for (c, p) in place(&order, 100, 10, &cold, |c| c >= 90, |_| 0.0, 0.05, seed) {
+            for (c, p) in place(&order, 100, 10, &cold, |c| c >= 90, |_| 0.0, by_score(0.05), seed) {
                 slots += 1;
                 if c >= 50 && p < 0.5 {
                     explored += 1;
@@ -127,7 +155,7 @@ mod tests {
     fn never_repeats_and_fills_the_slots() {
         let order = vec![3, 1, 4, 0, 2];
         for seed in 0..200 {
-            let out = place(&order, 5, 5, &[0, 1, 2, 3, 4], |c| c % 2 == 0, |c| c as f32, 0.2, seed);
+            let out = place(&order, 5, 5, &[0, 1, 2, 3, 4], |c| c % 2 == 0, |c| c as f32, by_score(0.2), seed);
             let mut seen: Vec<usize> = out.iter().map(|(c, _)| *c).collect();
             seen.sort_unstable();
             assert_eq!(seen, vec![0, 1, 2, 3, 4]);
@@ -142,8 +170,16 @@ mod tests {
         let mut counts = [0u32; 4];
         let draws = 20_000;
         for seed in 0..draws {
-            let out =
-                place(&order, 10, 1, &[0, 1, 2, 3], |_| true, |c| if c < 4 { c as f32 + 1.0 } else { 0.0 }, 1.0, seed);
+            let out = place(
+                &order,
+                10,
+                1,
+                &[0, 1, 2, 3],
+                |_| true,
+                |c| if c < 4 { c as f32 + 1.0 } else { 0.0 },
+                by_score(1.0),
+                seed,
+            );
             let (c, p) = out[0];
             counts[c] += 1;
             let expected = (c as f64 + 1.0 + SCORE_FLOOR) / (10.0 + 4.0 * SCORE_FLOOR);
@@ -156,12 +192,44 @@ mod tests {
     }
 
     #[test]
+    fn a_uniform_share_mixes_an_even_draw_into_the_score_draw_and_records_it() {
+        // One slot, always explored: cold sessions scored 1, 2, 3, 4; half of each draw uniform.
+        let order = vec![9, 0, 1, 2, 3];
+        let exploration = Exploration { share: 1.0, uniform_share: 0.5 };
+        let score = |c: usize| if c < 4 { c as f32 + 1.0 } else { 0.0 };
+        let mut counts = [0u32; 4];
+        let draws = 20_000u32;
+        for seed in 0..u64::from(draws) {
+            let (c, p) = place(&order, 10, 1, &[0, 1, 2, 3], |_| true, score, exploration, seed)[0];
+            counts[c] += 1;
+            let expected = 0.5 * (c as f64 + 1.0 + SCORE_FLOOR) / (10.0 + 4.0 * SCORE_FLOOR) + 0.5 / 4.0;
+            assert!((f64::from(p) - expected).abs() < 1e-6, "recorded {p} for {c}, expected {expected}");
+        }
+        for (c, n) in counts.iter().enumerate() {
+            let freq = f64::from(*n) / f64::from(draws);
+            assert!((freq - (0.5 * (c as f64 + 1.0) / 10.0 + 0.125)).abs() < 0.015, "session {c} drawn {freq}");
+        }
+    }
+
+    #[test]
+    fn with_a_uniform_share_logged_propensities_are_still_the_frequencies_of_each_placement() {
+        let order = vec![0, 5, 1, 6, 2, 3, 4];
+        let score = |c: usize| [3.0, 1.0, 2.0, 0.5, 0.2, 4.0, 3.5][c];
+        let exploration = Exploration { share: 0.3, uniform_share: 0.4 };
+        let draws: Vec<Vec<(usize, f32)>> =
+            (0..40_000).map(|seed| place(&order, 7, 3, &[0, 1, 2, 3], |c| c < 3, score, exploration, seed)).collect();
+        let (checked, worst) = crate::ranking::placement_check::check(&draws, 500);
+        assert!(checked >= 10, "only {checked} placements had enough draws");
+        assert!(worst < 4.5, "worst gap {worst}");
+    }
+
+    #[test]
     fn explores_less_where_the_cold_sessions_trail_the_displaced_item() {
         // The exploited item scores 4, the only cold session 1: explore at share · 1/4.
         let score = |c: usize| if c == 9 { 4.0 } else { 1.0 };
         let (mut explored, draws) = (0u32, 40_000u32);
         for seed in 0..u64::from(draws) {
-            let out = place(&[9, 0], 10, 1, &[0], |_| true, score, 0.2, seed);
+            let out = place(&[9, 0], 10, 1, &[0], |_| true, score, by_score(0.2), seed);
             let expected = 0.2 * (1.0 + SCORE_FLOOR) / (4.0 + SCORE_FLOOR);
             let (c, p) = out[0];
             if c == 0 {
@@ -182,7 +250,7 @@ mod tests {
         let order = vec![0, 5, 1, 6, 2, 3, 4];
         let score = |c: usize| [3.0, 1.0, 2.0, 0.5, 0.2, 4.0, 3.5][c];
         let draws: Vec<Vec<(usize, f32)>> =
-            (0..40_000).map(|seed| place(&order, 7, 3, &[0, 1, 2, 3], |c| c < 3, score, 0.3, seed)).collect();
+            (0..40_000).map(|seed| place(&order, 7, 3, &[0, 1, 2, 3], |c| c < 3, score, by_score(0.3), seed)).collect();
         let (checked, worst) = crate::ranking::placement_check::check(&draws, 500);
         assert!(checked >= 10, "only {checked} placements had enough draws");
         assert!(worst < 4.5, "worst gap {worst}");

@@ -394,8 +394,11 @@ fn order(query: &RankQuery, fetched: &Fetched, treatment: Treatment, ranking_id:
             let by_candidate = by_candidate(all, total);
             let in_audience = |i: usize| by_candidate[i].is_some_and(|s| s.credit >= 0.5);
             let score = |i: usize| by_candidate[i].as_ref().map_or(0.0, |s| s.score);
-            let placed =
-                explore::place(&exploit, total, limit, &cold, in_audience, score, policy.exploration_share, seed);
+            let exploration = explore::Exploration {
+                share: policy.exploration_share,
+                uniform_share: policy.exploration_uniform_share,
+            };
+            let placed = explore::place(&exploit, total, limit, &cold, in_audience, score, exploration, seed);
             let items: Vec<usize> = placed.iter().map(|(c, _)| *c).collect();
             Ordered {
                 propensities: placed.iter().map(|(_, p)| *p).collect(),

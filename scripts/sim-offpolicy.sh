@@ -21,10 +21,12 @@
 # change to the estimators).
 # TRUTH_REPEATS=N serves each candidate N times per run (behaviour seeds r, r+100, ...) over the
 # same simulated hours and averages them: a truth less noisy than the estimate it judges.
+# UNIFORM=U: the logging policy's exploration_uniform_share (default 0.0: cold sessions drawn by score).
 # WORLD=shoppers SEED=101 SLOTS=8 by default (the smoke protocol's world); WARMUP_SEED=201.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-5}"; REQUESTS="${2:-15000}"; TRUTH_REPEATS="${TRUTH_REPEATS:-1}"
+UNIFORM="${UNIFORM:-0.0}"
 WORLD="${WORLD:-shoppers}"; SEED="${SEED:-101}"; SLOTS="${SLOTS:-8}"; WARMUP_SEED="${WARMUP_SEED:-201}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
 cargo build --release --workspace --quiet
@@ -83,7 +85,7 @@ PY
 
 for r in $(seq "$RUNS"); do
   echo "== run $r: log with exploration, estimate, then serve each candidate"
-  serve "$OUT/log-$r" $'[policy]\nexploration_share = 0.1'
+  serve "$OUT/log-$r" $'[policy]\nexploration_share = 0.1\nexploration_uniform_share = '"$UNIFORM"
   "$B" call load-model --name default --version "${SHIPPED#default/}" > /dev/null
   simulate "$SEED" "$r" "$REQUESTS"
   stop

@@ -17,8 +17,8 @@
 //! falls to the floor, which is what an off-policy estimate of a model that ranks them
 //! differently needs. The recorded propensity is the probability of that placement at that slot
 //! given the slots before it, whichever way it came about: `e · drawn` for a session of the pool
-//! (`drawn` its probability in the draw above) (`e` the slot's exploration probability), plus `1 − e` when it is also the session
-//! the exploitation order puts there. (A draw that picks the displaced session itself is the same
+//! (`e` the slot's exploration probability, `drawn` the session's probability in the draw), plus
+//! `1 − e` when it is also the session the exploitation order puts there. (A draw that picks the displaced session itself is the same
 //! placement as not exploring; both ways count.)
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -163,64 +163,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn draws_cold_sessions_in_proportion_to_their_scores_and_records_that_probability() {
-        // One slot, always explored (the displaced item scores 0): cold sessions scored 1, 2, 3, 4.
+    /// One slot, always explored (the displaced item scores 0), over cold sessions scored 1, 2, 3,
+    /// 4 with a share `uniform` of each draw even: each propensity recorded must be the draw's
+    /// probability of that session, and the sessions must be drawn that often.
+    fn check_one_explored_slot(uniform: f32) {
         let order = vec![9, 0, 1, 2, 3];
-        let mut counts = [0u32; 4];
-        let draws = 20_000;
-        for seed in 0..draws {
-            let out = place(
-                &order,
-                10,
-                1,
-                &[0, 1, 2, 3],
-                |_| true,
-                |c| if c < 4 { c as f32 + 1.0 } else { 0.0 },
-                by_score(1.0),
-                seed,
-            );
-            let (c, p) = out[0];
-            counts[c] += 1;
-            let expected = (c as f64 + 1.0 + SCORE_FLOOR) / (10.0 + 4.0 * SCORE_FLOOR);
-            assert!((f64::from(p) - expected).abs() < 1e-6, "recorded {p} for {c}, expected {expected}");
-        }
-        for (c, n) in counts.iter().enumerate() {
-            let freq = f64::from(*n) / f64::from(draws as u32);
-            assert!((freq - (c as f64 + 1.0) / 10.0).abs() < 0.015, "session {c} drawn {freq}");
-        }
-    }
-
-    #[test]
-    fn a_uniform_share_mixes_an_even_draw_into_the_score_draw_and_records_it() {
-        // One slot, always explored: cold sessions scored 1, 2, 3, 4; half of each draw uniform.
-        let order = vec![9, 0, 1, 2, 3];
-        let exploration = Exploration { share: 1.0, uniform_share: 0.5 };
+        let exploration = Exploration { share: 1.0, uniform_share: uniform };
         let score = |c: usize| if c < 4 { c as f32 + 1.0 } else { 0.0 };
+        let u = f64::from(uniform);
         let mut counts = [0u32; 4];
         let draws = 20_000u32;
         for seed in 0..u64::from(draws) {
             let (c, p) = place(&order, 10, 1, &[0, 1, 2, 3], |_| true, score, exploration, seed)[0];
             counts[c] += 1;
-            let expected = 0.5 * (c as f64 + 1.0 + SCORE_FLOOR) / (10.0 + 4.0 * SCORE_FLOOR) + 0.5 / 4.0;
+            let expected = (1.0 - u) * (c as f64 + 1.0 + SCORE_FLOOR) / (10.0 + 4.0 * SCORE_FLOOR) + u / 4.0;
             assert!((f64::from(p) - expected).abs() < 1e-6, "recorded {p} for {c}, expected {expected}");
         }
         for (c, n) in counts.iter().enumerate() {
             let freq = f64::from(*n) / f64::from(draws);
-            assert!((freq - (0.5 * (c as f64 + 1.0) / 10.0 + 0.125)).abs() < 0.015, "session {c} drawn {freq}");
+            assert!((freq - ((1.0 - u) * (c as f64 + 1.0) / 10.0 + u / 4.0)).abs() < 0.015, "session {c} drawn {freq}");
         }
     }
 
     #[test]
+    fn draws_cold_sessions_in_proportion_to_their_scores_and_records_that_probability() {
+        check_one_explored_slot(0.0);
+    }
+
+    #[test]
+    fn a_uniform_share_mixes_an_even_draw_into_the_score_draw_and_records_it() {
+        check_one_explored_slot(0.5);
+    }
+
+    #[test]
     fn with_a_uniform_share_logged_propensities_are_still_the_frequencies_of_each_placement() {
-        let order = vec![0, 5, 1, 6, 2, 3, 4];
-        let score = |c: usize| [3.0, 1.0, 2.0, 0.5, 0.2, 4.0, 3.5][c];
-        let exploration = Exploration { share: 0.3, uniform_share: 0.4 };
-        let draws: Vec<Vec<(usize, f32)>> =
-            (0..40_000).map(|seed| place(&order, 7, 3, &[0, 1, 2, 3], |c| c < 3, score, exploration, seed)).collect();
-        let (checked, worst) = crate::ranking::placement_check::check(&draws, 500);
-        assert!(checked >= 10, "only {checked} placements had enough draws");
-        assert!(worst < 4.5, "worst gap {worst}");
+        check_placement_frequencies(Exploration { share: 0.3, uniform_share: 0.4 });
     }
 
     #[test]
@@ -243,16 +220,21 @@ mod tests {
         assert!((rate - 0.05).abs() < 0.005, "explored {rate}");
     }
 
-    #[test]
-    fn logged_propensities_are_the_frequencies_of_each_placement() {
-        // Cold sessions 0-3 compete with the exploitation order's head (0 is both the exploited
-        // top and a cold session: the placement an explored draw can also make).
+    /// Cold sessions 0-3 compete with the exploitation order's head (0 is both the exploited top
+    /// and a cold session: the placement an explored draw can also make): over 40,000 rankings each
+    /// logged propensity must match the frequency of its placement.
+    fn check_placement_frequencies(exploration: Exploration) {
         let order = vec![0, 5, 1, 6, 2, 3, 4];
         let score = |c: usize| [3.0, 1.0, 2.0, 0.5, 0.2, 4.0, 3.5][c];
         let draws: Vec<Vec<(usize, f32)>> =
-            (0..40_000).map(|seed| place(&order, 7, 3, &[0, 1, 2, 3], |c| c < 3, score, by_score(0.3), seed)).collect();
+            (0..40_000).map(|seed| place(&order, 7, 3, &[0, 1, 2, 3], |c| c < 3, score, exploration, seed)).collect();
         let (checked, worst) = crate::ranking::placement_check::check(&draws, 500);
         assert!(checked >= 10, "only {checked} placements had enough draws");
         assert!(worst < 4.5, "worst gap {worst}");
+    }
+
+    #[test]
+    fn logged_propensities_are_the_frequencies_of_each_placement() {
+        check_placement_frequencies(by_score(0.3));
     }
 }

@@ -227,7 +227,9 @@ pub fn evaluate(
                 }
                 rankings.push(items);
             }
-            (offpolicy::top_slot(&rankings), offpolicy::slate(&rankings, k))
+            // The reward models read only the logged items: one cross-fitted set for both estimates.
+            let models = offpolicy::RewardModels::fit(&rankings);
+            (offpolicy::top_slot(&rankings, &models), offpolicy::slate(&rankings, k, &models))
         } else {
             (None, None)
         };

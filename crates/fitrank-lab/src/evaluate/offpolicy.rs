@@ -120,7 +120,7 @@ pub struct SlateEstimate {
 }
 
 /// Estimates the candidate's purchases over the first `depth` positions of its slate.
-pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate> {
+pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize, models: &RewardModels) -> Option<SlateEstimate> {
     let depth = depth.max(1);
     // weights[i][k], rewards[i][k] for ranking i at position k.
     let mut weights: Vec<Vec<f64>> = Vec::new();
@@ -128,7 +128,7 @@ pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate
     // The reward model's inputs per ranking: the candidate's and the logged item at each position.
     let mut inputs: Vec<SlateInputs> = Vec::new();
     let mut logged_positions = vec![0.0; depth];
-    for items in rankings {
+    for (ranking, items) in rankings.iter().enumerate() {
         let mut shown: Vec<&LoggedItem> = items.iter().filter(|i| i.propensity > 0.0 && i.propensity <= 1.0).collect();
         shown.sort_by_key(|i| i.position);
         if shown.is_empty() {
@@ -155,7 +155,7 @@ pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate
         inputs.push(SlateInputs {
             candidate: candidate.iter().take(depth).map(|i| i.reward_p_purchase).collect(),
             logged: shown.iter().take(depth).map(|i| i.reward_p_purchase).collect(),
-            served: served(items),
+            ranking,
         });
     }
     let n = weights.len();
@@ -213,7 +213,8 @@ pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate
     }
     let (_, var_phi, _) = stats::moments(&influence);
     let snips_half = Z_95 * (var_phi / nf).sqrt();
-    let (doubly_robust, var_dr, _) = stats::moments(&slate_doubly_robust_terms(&weights, &rewards, &inputs, depth));
+    let (doubly_robust, var_dr, _) =
+        stats::moments(&slate_doubly_robust_terms(&weights, &rewards, &inputs, depth, models));
     let dr_half = Z_95 * (var_dr / nf).sqrt();
     Some(SlateEstimate {
         rankings: n,
@@ -233,36 +234,36 @@ pub fn slate(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate
 
 /// The reward model's inputs of one ranking for the slate: the serving model's purchase
 /// probability of the candidate's item and of the logged item at each position, and the
-/// returned items it learns from.
+/// ranking's index (which picks the reward model not fitted on it).
 struct SlateInputs {
     candidate: Vec<f64>,
     logged: Vec<f64>,
-    served: Vec<Served>,
+    ranking: usize,
 }
 
 /// Per ranking, the doubly robust estimate of the candidate's purchases over the first `depth`
-/// positions, the reward model of each fold fitted on the other folds.
+/// positions.
 fn slate_doubly_robust_terms(
     weights: &[Vec<f64>],
     rewards: &[Vec<f64>],
     inputs: &[SlateInputs],
     depth: usize,
+    models: &RewardModels,
 ) -> Vec<f64> {
-    let mut out = vec![0.0; inputs.len()];
-    for fold in 0..FOLDS {
-        let training = inputs.iter().enumerate().filter(|(i, _)| i % FOLDS != fold).flat_map(|(_, t)| &t.served);
-        let model = RewardModel::fit(training);
-        for (i, t) in inputs.iter().enumerate().filter(|(i, _)| i % FOLDS == fold) {
-            out[i] = (0..depth)
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let model = models.for_ranking(t.ranking);
+            (0..depth)
                 .map(|k| {
                     let direct = t.candidate.get(k).map_or(0.0, |p| model.at(*p, k));
                     let correction = t.logged.get(k).map_or(0.0, |p| weights[i][k] * (rewards[i][k] - model.at(*p, k)));
                     direct + correction
                 })
-                .sum();
-        }
-    }
-    out
+                .sum()
+        })
+        .collect()
 }
 
 /// One logged ranking, reduced to what the estimators use.
@@ -273,14 +274,14 @@ struct Term {
     /// choice and for the logged top.
     p_choice: f64,
     p_top: f64,
-    /// The returned items the reward model learns from.
-    served: Vec<Served>,
+    /// The ranking's index (which picks the reward model not fitted on it).
+    ranking: usize,
 }
 
 /// Estimates the candidate's top-slot reward from `rankings` (each the logged items of one ranking).
-pub fn top_slot(rankings: &[Vec<LoggedItem>]) -> Option<OffPolicyEstimate> {
+pub fn top_slot(rankings: &[Vec<LoggedItem>], models: &RewardModels) -> Option<OffPolicyEstimate> {
     let mut terms = Vec::new();
-    for items in rankings {
+    for (ranking, items) in rankings.iter().enumerate() {
         let logged_top = |i: &&LoggedItem| i.position == 0 && i.propensity > 0.0 && i.propensity <= 1.0;
         let Some(top) = items.iter().find(logged_top) else { continue };
         let choice = items.iter().max_by(|a, b| a.candidate_score.total_cmp(&b.candidate_score))?;
@@ -290,7 +291,7 @@ pub fn top_slot(rankings: &[Vec<LoggedItem>]) -> Option<OffPolicyEstimate> {
             reward: top.reward,
             p_choice: choice.reward_p_purchase,
             p_top: top.reward_p_purchase,
-            served: served(items),
+            ranking,
         });
     }
     let n = terms.len();
@@ -309,7 +310,7 @@ pub fn top_slot(rankings: &[Vec<LoggedItem>]) -> Option<OffPolicyEstimate> {
         Some(r) => (r.value, Z_95 * r.variance.max(0.0).sqrt()),
         None => (f64::NAN, f64::NAN),
     };
-    let (direct, corrected) = doubly_robust_terms(&terms);
+    let (direct, corrected) = doubly_robust_terms(&terms, models);
     let (doubly_robust, doubly_robust_ci) = interval(&corrected);
     let direct_method = direct.iter().sum::<f64>() / nf;
     let (sum_w, sum_w2) = terms.iter().fold((0.0, 0.0), |(a, b), t| (a + t.weight, b + t.weight * t.weight));
@@ -338,20 +339,41 @@ pub fn top_slot(rankings: &[Vec<LoggedItem>]) -> Option<OffPolicyEstimate> {
     })
 }
 
-/// The per-ranking terms of the direct method and of the doubly robust estimate, the reward model
-/// of each fold fitted on the other folds.
-fn doubly_robust_terms(terms: &[Term]) -> (Vec<f64>, Vec<f64>) {
-    let mut direct = vec![0.0; terms.len()];
-    let mut out = vec![0.0; terms.len()];
-    for fold in 0..FOLDS {
-        let training = terms.iter().enumerate().filter(|(i, _)| i % FOLDS != fold).flat_map(|(_, t)| &t.served);
-        let model = RewardModel::fit(training);
-        for (i, t) in terms.iter().enumerate().filter(|(i, _)| i % FOLDS == fold) {
-            direct[i] = model.top(t.p_choice);
-            out[i] = direct[i] + t.weight * (t.reward - model.top(t.p_top));
-        }
+/// The per-ranking terms of the direct method and of the doubly robust estimate.
+fn doubly_robust_terms(terms: &[Term], models: &RewardModels) -> (Vec<f64>, Vec<f64>) {
+    terms
+        .iter()
+        .map(|t| {
+            let model = models.for_ranking(t.ranking);
+            let direct = model.top(t.p_choice);
+            (direct, direct + t.weight * (t.reward - model.top(t.p_top)))
+        })
+        .unzip()
+}
+
+/// The reward models of the doubly robust estimates, cross-fitted: ranking i is corrected by the
+/// model fitted on the rankings of the other four of five folds (by index), so no ranking's
+/// reward fits its own correction. They read only the logged items, so the top-slot and slate
+/// estimates of a candidate share them.
+pub struct RewardModels(Vec<RewardModel>);
+
+impl RewardModels {
+    pub fn fit(rankings: &[Vec<LoggedItem>]) -> RewardModels {
+        let served: Vec<Vec<Served>> = rankings.iter().map(|items| served(items)).collect();
+        RewardModels(
+            (0..FOLDS)
+                .map(|fold| {
+                    let training = served.iter().enumerate().filter(|(i, _)| i % FOLDS != fold);
+                    RewardModel::fit(training.flat_map(|(_, s)| s))
+                })
+                .collect(),
+        )
     }
-    (direct, out)
+
+    /// The model not fitted on ranking `i`.
+    fn for_ranking(&self, i: usize) -> &RewardModel {
+        &self.0[i % FOLDS]
+    }
 }
 
 /// Returned items below this position do not train the reward model.
@@ -442,6 +464,16 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng, rngs::StdRng};
 
+    /// The top-slot estimate with reward models fitted on these rankings.
+    fn top_slot_alone(rankings: &[Vec<LoggedItem>]) -> Option<OffPolicyEstimate> {
+        top_slot(rankings, &RewardModels::fit(rankings))
+    }
+
+    /// The slate estimate with reward models fitted on these rankings.
+    fn slate_alone(rankings: &[Vec<LoggedItem>], depth: usize) -> Option<SlateEstimate> {
+        slate(rankings, depth, &RewardModels::fit(rankings))
+    }
+
     /// A logging policy that puts a random one of two items first (propensity 1/2); item "good"
     /// buys with probability 0.6 at the top, "bad" with 0.2. A candidate that always puts "good"
     /// first is worth 0.6; the logging policy 0.4.
@@ -474,14 +506,14 @@ mod tests {
 
     #[test]
     fn ips_and_snips_recover_the_candidate_value() {
-        let e = top_slot(&logs(20_000, 4, true)).unwrap();
+        let e = top_slot_alone(&logs(20_000, 4, true)).unwrap();
         assert!((e.logged - 0.4).abs() < 0.015, "{e:?}");
         assert!(e.warning.is_none() && (e.effective_sample_size - 10_000.0).abs() < 300.0, "{e:?}");
         for (value, (lo, hi)) in [(e.ips, e.ips_ci), (e.snips, e.snips_ci), (e.doubly_robust, e.doubly_robust_ci)] {
             assert!((value - 0.6).abs() < 0.02, "{e:?}");
             assert!(lo < 0.6 && 0.6 < hi, "the interval covers the truth: {e:?}");
         }
-        let worse = top_slot(&logs(20_000, 5, false)).unwrap();
+        let worse = top_slot_alone(&logs(20_000, 5, false)).unwrap();
         assert!(worse.ips_ci.1 < e.ips_ci.0, "a candidate preferring the bad item estimates lower");
         assert!((worse.snips - 0.2).abs() < 0.02);
         assert!((worse.doubly_robust - 0.2).abs() < 0.02, "{worse:?}");
@@ -516,7 +548,7 @@ mod tests {
                     .collect()
             })
             .collect();
-        let e = top_slot(&rankings).unwrap();
+        let e = top_slot_alone(&rankings).unwrap();
         assert_eq!(e.matched, 0);
         assert!((e.doubly_robust - rate(0.04, 0)).abs() < 0.003, "{} against {}", e.doubly_robust, rate(0.04, 0));
     }
@@ -537,7 +569,7 @@ mod tests {
                 vec![item(0, 1.0, 0.2), item(1, 1.0, 0.1), item(2, 0.0, 0.9)]
             })
             .collect();
-        let e = top_slot(&rankings).unwrap();
+        let e = top_slot_alone(&rankings).unwrap();
         assert_eq!((e.matched, e.ips, e.effective_sample_size), (0, 0.0, 0.0));
         assert!(e.warning.as_deref().is_some_and(|w| w.contains("little support")), "{e:?}");
     }
@@ -566,8 +598,8 @@ mod tests {
 
     #[test]
     fn the_slate_estimate_recovers_each_candidates_purchases_over_two_positions() {
-        let good = slate(&slates(40_000, 7, true), 2).unwrap();
-        let bad = slate(&slates(40_000, 8, false), 2).unwrap();
+        let good = slate_alone(&slates(40_000, 7, true), 2).unwrap();
+        let bad = slate_alone(&slates(40_000, 8, false), 2).unwrap();
         assert!((good.logged - 0.6).abs() < 0.015, "{good:?}");
         for (e, truth) in [(&good, 0.7), (&bad, 0.5)] {
             assert!((e.ips - truth).abs() < 0.02 && (e.snips - truth).abs() < 0.02, "{e:?}");
@@ -579,7 +611,7 @@ mod tests {
         }
         assert!((good.positions[0].0 - 0.6).abs() < 0.02 && (good.positions[1].0 - 0.1).abs() < 0.02, "{good:?}");
         // Deeper than anything logged: no ranking supports position 3, which is left out.
-        let deep = slate(&slates(1_000, 9, true), 3).unwrap();
+        let deep = slate_alone(&slates(1_000, 9, true), 3).unwrap();
         assert_eq!((deep.depth, deep.positions.len(), deep.logged_positions.len()), (2, 2, 3));
         assert!(deep.warning.is_some_and(|w| w.contains("positions 1 to 2 only")));
     }
@@ -587,7 +619,7 @@ mod tests {
     #[test]
     fn slate_intervals_cover_the_truth_about_95_percent_of_the_time() {
         let estimates: Vec<SlateEstimate> =
-            (0..200).map(|seed| slate(&slates(800, 1_000 + seed, true), 2).unwrap()).collect();
+            (0..200).map(|seed| slate_alone(&slates(800, 1_000 + seed, true), 2).unwrap()).collect();
         let covered =
             |ci: fn(&SlateEstimate) -> (f64, f64)| estimates.iter().filter(|e| ci(e).0 < 0.7 && 0.7 < ci(e).1).count();
         for (name, n) in [("SNIPS", covered(|e| e.snips_ci)), ("doubly robust", covered(|e| e.doubly_robust_ci))] {
@@ -599,7 +631,7 @@ mod tests {
     fn intervals_cover_the_truth_about_95_percent_of_the_time() {
         let covered = (0..200)
             .filter(|seed| {
-                let e = top_slot(&logs(400, *seed, true)).unwrap();
+                let e = top_slot_alone(&logs(400, *seed, true)).unwrap();
                 e.ips_ci.0 < 0.6 && 0.6 < e.ips_ci.1
             })
             .count();

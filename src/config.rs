@@ -358,6 +358,9 @@ impl Config {
         if self.redis.read_timeout_ms == 0 || self.redis.write_timeout_ms == 0 {
             return invalid("redis.read_timeout_ms and redis.write_timeout_ms must be at least 1".into());
         }
+        if !(1..=10_000).contains(&self.redis.events_per_call) {
+            return invalid(format!("redis.events_per_call must be 1 to 10000, not {}", self.redis.events_per_call));
+        }
         if self.tls.enabled() && self.tls.cert_and_key().is_none() {
             return invalid("tls.cert and tls.key must be given together".into());
         }

@@ -359,3 +359,118 @@ async fn event_ids_are_remembered_for_the_window_then_forgotten() {
     let got = store.get_sessions(&["s"], None).await.unwrap().value[0].clone().unwrap().stats;
     assert_eq!(got.views, 3, "a, b, and a again once forgotten");
 }
+
+fn view(id: &str, session: &str, user: &str, t: i64) -> Event {
+    Event {
+        event_id: id.into(),
+        kind: EventKind::View,
+        user_id: user.into(),
+        session_id: session.into(),
+        time_ms: t,
+        ranking_id: String::new(),
+        position: 0,
+        watch_seconds: 0.0,
+        amount: 0.0,
+        order_id: String::new(),
+    }
+}
+
+/// Batches sent at once are applied together (group commit: fewer script calls than batches),
+/// and still each event once: batches that re-send each other's events, over few sessions and
+/// users, end with the embedded store's counters, and every id is accepted exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_sent_at_once_are_applied_together_each_event_once() {
+    let server = RedisServer::start();
+    let redis = redis_store(&server, "group").await;
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = EmbeddedStore::open(&EmbeddedStoreConfig {
+        data_dir: dir.path().into(),
+        fsync: false,
+        dedup_window_ms: 86_400_000,
+    })
+    .unwrap();
+    let t0 = 1_800_000_000_000;
+    let sessions: Vec<LiveSession> = (0..4).map(|i| session(&format!("s{i}"), Category::Beauty, t0 + i)).collect();
+    for store in [&embedded as &dyn Store, &redis] {
+        store.upsert_sessions(sessions.clone()).await.unwrap();
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let batches: Vec<Vec<Event>> = (0..32)
+        .map(|_| {
+            (0..200)
+                .map(|_| {
+                    let n = rng.gen_range(0..4_000);
+                    view(&format!("e{n}"), &format!("s{}", n % 4), &format!("u{}", n % 50), t0 + n)
+                })
+                .collect()
+        })
+        .collect();
+    server.cli(&["CONFIG", "RESETSTAT"]).unwrap();
+    let calls = batches.iter().cloned().map(|b| {
+        let redis = redis.clone();
+        tokio::spawn(async move { redis.ingest(b).await.unwrap().statuses })
+    });
+    let statuses: Vec<EventStatus> =
+        futures_util::future::join_all(calls).await.into_iter().flat_map(|r| r.unwrap()).collect();
+    let stats = server.cli(&["INFO", "commandstats"]).unwrap();
+    let smismember: usize = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_smismember:calls="))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .expect("SMISMEMBER ran");
+    // Alone, each batch would make its own call with 4 SMISMEMBER (one per bucket).
+    assert!(smismember < 4 * batches.len(), "{smismember} SMISMEMBER calls for {} batches", batches.len());
+
+    let mut distinct: Vec<&str> = batches.iter().flatten().map(|e| e.event_id.as_str()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let accepted = statuses.iter().filter(|s| **s == EventStatus::Accepted).count();
+    assert_eq!(accepted, distinct.len(), "each id accepted once");
+    assert_eq!(statuses.len() - accepted, statuses.iter().filter(|s| **s == EventStatus::Duplicate).count());
+    for b in &batches {
+        embedded.ingest(b.clone()).await.unwrap();
+    }
+    let ids = ["s0", "s1", "s2", "s3"];
+    let (a, b) = (embedded.get_sessions(&ids, None).await.unwrap(), redis.get_sessions(&ids, None).await.unwrap());
+    for (x, y) in a.value.iter().zip(&b.value) {
+        let (x, y) = (&x.as_ref().unwrap().stats, &y.as_ref().unwrap().stats);
+        assert_eq!((x.views, x.on_target_views, x.known_views), (y.views, y.on_target_views, y.known_views));
+    }
+    let users: Vec<String> = (0..50).map(|i| format!("u{i}")).collect();
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    let (a, b) = (embedded.get_users(&users, None).await.unwrap(), redis.get_users(&users, None).await.unwrap());
+    for (x, y) in a.value.iter().zip(&b.value) {
+        assert!((x.activity.views - y.activity.views).abs() <= 1e-3 * x.activity.views.max(1.0));
+    }
+}
+
+/// An event whose session's attributes vanish between the replica's check and the write applies
+/// nowhere (neither to the session nor to its user) and is not remembered, while the other
+/// events of its call apply.
+#[tokio::test]
+async fn events_of_a_session_whose_attributes_vanished_apply_nowhere() {
+    let server = RedisServer::start();
+    let store = redis_store(&server, "gone").await;
+    let t0 = 1_800_000_000_000;
+    let sessions = vec![session("s0", Category::Beauty, t0), session("s9", Category::Home, t0)];
+    store.upsert_sessions(sessions.clone()).await.unwrap();
+    // The replica's copy of s9's attributes is fresh; Redis's is gone.
+    let cli = |args: &[&str]| server.cli(args).unwrap().trim().to_owned();
+    assert_eq!(cli(&["DEL", "gone:{s:2:s9}:a"]), "1");
+    let events =
+        vec![view("a", "s9", "u", t0), view("a", "s9", "u", t0), view("b", "s0", "w", t0), view("c", "s0", "u", t0)];
+    let statuses = store.ingest(events).await.unwrap().statuses;
+    use EventStatus::{Accepted, UnknownSession};
+    assert_eq!(statuses, [UnknownSession, UnknownSession, Accepted, Accepted]);
+    assert_eq!(cli(&["EXISTS", "gone:{s:2:s9}:st"]), "0", "no stats without attributes");
+    let users = store.get_users(&["u", "w"], None).await.unwrap().value;
+    assert!(users[0].activity.views > 0.0);
+    assert_eq!(users[0].activity.views, users[1].activity.views, "only c reached u, as b reached w");
+
+    store.upsert_sessions(sessions).await.unwrap();
+    let statuses = store.ingest(vec![view("a", "s9", "u", t0)]).await.unwrap().statuses;
+    assert_eq!(statuses, [EventStatus::Accepted], "a was not remembered");
+    let got = store.get_sessions(&["s9"], None).await.unwrap().value[0].clone().unwrap().stats;
+    assert_eq!(got.views, 1);
+}

@@ -11,12 +11,12 @@
 //!   replica received the event, and a retried batch never counts twice. A record lists only the
 //!   counters the event changes; readers fold records into the blob's base ([`codec`]), and blobs
 //!   past their compaction size come back from the script to be folded here and written back
-//!   ([`script::COMPACT`]). On standalone Redis one call of [`script::APPLY_EVENTS`] applies up
-//!   to [`EVENTS_PER_CALL`] events to their sessions and users together, with one set of
-//!   de-duplication buckets for all; a batch's calls run one after the other, so that Redis never
-//!   holds a ranking's read for more than one of them. On a cluster a session's and a user's keys
-//!   live on different nodes, so [`script::APPLY_GROUP`] runs once per session and per user, each
-//!   blob with its own marker per event.
+//!   ([`script::COMPACT`]). On standalone Redis a replica's [`writer`] applies the batches queued
+//!   since its last call together in one [`script::APPLY_EVENTS`] call (group commit, up to
+//!   `events_per_call` events), writing each session's and user's blob once per call, with one
+//!   set of de-duplication buckets for all. On a cluster a session's and a user's keys live on
+//!   different nodes, so [`script::APPLY_GROUP`] runs once per session and per user, each blob
+//!   with its own marker per event.
 //! - **Two connections**: ranking reads have their own, so that they never queue behind writes
 //!   pipelined on the writers' connection.
 //! - **Faults**: reads have a short deadline (`read_timeout_ms`). A failed or late read is
@@ -36,8 +36,9 @@ pub mod codec;
 mod conn;
 pub mod keys;
 mod script;
+mod writer;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -84,6 +85,10 @@ pub struct RedisStoreConfig {
     pub session_retention_secs: u64,
     /// How long a user's activity stays after their last event.
     pub activity_retention_secs: u64,
+    /// Most events one apply call carries on standalone Redis: batches queued behind each other
+    /// are applied together up to this many (see `writer`). Larger calls cost Redis less per
+    /// event and hold rankings' reads queued behind them longer.
+    pub events_per_call: usize,
 }
 
 impl Default for RedisStoreConfig {
@@ -100,6 +105,7 @@ impl Default for RedisStoreConfig {
             cache_max_users: 200_000,
             session_retention_secs: 7 * 86_400,
             activity_retention_secs: 30 * 86_400,
+            events_per_call: 1_024,
         }
     }
 }
@@ -123,6 +129,8 @@ struct Health {
 struct Inner {
     /// Writes (ingest, catalog, documents).
     conn: Conn,
+    /// Applies events on standalone Redis (group commit); `None` on a cluster.
+    writer: Option<writer::Writer>,
     /// Reads on the ranking path, on a connection of their own: on a shared multiplexed
     /// connection they would wait behind every write pipelined before them.
     reader: Conn,
@@ -167,6 +175,34 @@ async fn within<T>(
         .unwrap_or_else(|_| Err(StoreError::Unavailable(format!("redis {what}: no answer within {deadline:?}"))))
 }
 
+/// Rewrites blobs past their compaction size as one state each ([`script::COMPACT`]). The
+/// events are stored either way, so a failure only leaves a blob to the next call.
+async fn compact(conn: Conn, big: Vec<Big>) {
+    let calls = big.into_iter().map(|b| {
+        let mut c = conn.clone();
+        async move {
+            let state = match b.kind.compacted(&b.bytes) {
+                Ok(state) => state,
+                Err(e) => {
+                    tracing::warn!(key = %b.key, error = %e, "cannot compact a corrupt blob");
+                    return;
+                }
+            };
+            let r: Result<i64, _> =
+                script::COMPACT.key(&b.key).arg(b.bytes.as_slice()).arg(state).invoke_async(&mut c).await;
+            if let Err(e) = r {
+                tracing::debug!(key = %b.key, error = %e, "compaction failed; the next call retries");
+            }
+        }
+    });
+    join_all(calls).await;
+}
+
+/// The TTL each write sets on a user's activity, ms.
+fn activity_ttl_ms(config: &RedisStoreConfig) -> i64 {
+    (config.activity_retention_secs as i64).saturating_mul(1000).max(1)
+}
+
 fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
@@ -174,11 +210,6 @@ fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T,
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).expect("postcard encodes domain types")
 }
-
-/// Most events one apply script call carries on standalone Redis: enough to make the per-call
-/// cost small, few enough that a call holds Redis for about a millisecond, so that rankings'
-/// reads queued behind it stay within their deadline.
-const EVENTS_PER_CALL: usize = 64;
 
 /// An event of a batch whose session is known, with the records it appends to its session's stats
 /// and its user's activity (`codec::Kind::record`).
@@ -188,6 +219,18 @@ struct Applied<'a> {
     event: &'a Event,
     stats: Vec<u8>,
     activity: Vec<u8>,
+}
+
+impl Applied<'_> {
+    fn to_write(&self) -> writer::EventWrite {
+        writer::EventWrite {
+            event_id: self.event.event_id.clone(),
+            session_id: self.event.session_id.clone(),
+            user_id: self.event.user_id.clone(),
+            stats: self.stats.clone(),
+            activity: self.activity.clone(),
+        }
+    }
 }
 
 /// A blob events apply to on a cluster.
@@ -218,7 +261,7 @@ struct Buckets {
 }
 
 impl Buckets {
-    fn at(now_ms: UnixMs, window_ms: i64) -> Buckets {
+    pub(super) fn at(now_ms: UnixMs, window_ms: i64) -> Buckets {
         let len = (window_ms / 2).max(1);
         let current = now_ms.div_euclid(len);
         Buckets { current, expire_at_ms: (current + 4).saturating_mul(len) }
@@ -226,7 +269,7 @@ impl Buckets {
 
     /// Adds KEYS 1..5 (current, the two before, the next, the one to unlink) named by `name`,
     /// and ARGV expiry.
-    fn add_to(&self, inv: &mut redis::ScriptInvocation<'_>, name: impl Fn(i64) -> String) {
+    pub(super) fn add_to(&self, inv: &mut redis::ScriptInvocation<'_>, name: impl Fn(i64) -> String) {
         let b = self.current;
         for k in [b, b - 2, b - 1, b + 1, b - 3] {
             inv.key(name(k));
@@ -282,17 +325,19 @@ impl RedisStore {
         );
         let health = Health::default();
         health.reachable.store(true, Ordering::Relaxed);
-        Ok(RedisStore {
-            inner: Arc::new(Inner {
-                conn,
-                reader,
-                keys: Keys::new(&config.key_prefix),
-                config,
-                dedup_window_ms,
-                cache,
-                health,
-            }),
-        })
+        let keys = Keys::new(&config.key_prefix);
+        let writer = matches!(conn, Conn::Standalone(_)).then(|| {
+            writer::Writer::start(
+                conn.clone(),
+                writer::Settings {
+                    keys: keys.clone(),
+                    dedup_window_ms,
+                    activity_ttl_ms: activity_ttl_ms(&config),
+                    events_per_call: config.events_per_call,
+                },
+            )
+        });
+        Ok(RedisStore { inner: Arc::new(Inner { conn, writer, reader, keys, config, dedup_window_ms, cache, health }) })
     }
 
     fn conn(&self) -> Conn {
@@ -594,73 +639,7 @@ impl RedisStore {
 
     /// The TTL each write sets on a user's activity, ms.
     fn activity_ttl_ms(&self) -> i64 {
-        (self.inner.config.activity_retention_secs as i64).saturating_mul(1000).max(1)
-    }
-
-    /// Standalone Redis: one [`script::APPLY_EVENTS`] call per chunk of up to
-    /// [`EVENTS_PER_CALL`] events, one after the other. Each event applies to its session and its
-    /// user together, de-duplicated once in the shared sets. Codes in the events' order, and the
-    /// blobs to compact.
-    async fn apply_events(&self, applied: &[Applied<'_>]) -> Result<(Vec<i64>, Vec<Big>), StoreError> {
-        let keys = &self.inner.keys;
-        let buckets = Buckets::at(now_ms(), self.inner.dedup_window_ms);
-        let user_ttl_ms = self.activity_ttl_ms();
-        let calls = applied.chunks(EVENTS_PER_CALL).map(|chunk| {
-            let mut sessions: Vec<&str> = Vec::new();
-            let mut users: Vec<&str> = Vec::new();
-            let mut numbers: HashMap<(bool, &str), u16> = HashMap::new();
-            let mut index = Vec::with_capacity(4 * chunk.len());
-            for a in chunk {
-                for (user, id, list) in
-                    [(false, a.event.session_id.as_str(), &mut sessions), (true, a.event.user_id.as_str(), &mut users)]
-                {
-                    let n = *numbers.entry((user, id)).or_insert_with(|| {
-                        list.push(id);
-                        list.len() as u16
-                    });
-                    index.extend(n.to_le_bytes());
-                }
-            }
-            // The blobs by number: sessions' stats, then users' activity.
-            let blobs: Vec<(String, codec::Kind)> = sessions
-                .iter()
-                .map(|id| (keys.session_stats(id), codec::Kind::Stats))
-                .chain(users.iter().map(|id| (keys.user_activity(id), codec::Kind::Activity)))
-                .collect();
-            let mut inv = script::APPLY_EVENTS.prepare_invoke();
-            buckets.add_to(&mut inv, |b| keys.dedup(b));
-            for ((key, _), id) in blobs.iter().zip(&sessions) {
-                inv.key(key).key(keys.session_attrs(id));
-            }
-            for (key, _) in &blobs[sessions.len()..] {
-                inv.key(key);
-            }
-            inv.arg(sessions.len()).arg(users.len()).arg(codec::Kind::Stats.compact_at());
-            inv.arg(user_ttl_ms).arg(codec::Kind::Activity.compact_at()).arg(index);
-            for a in chunk {
-                inv.arg(&a.event.event_id).arg(a.stats.as_slice()).arg(a.activity.as_slice());
-            }
-            let mut c = self.conn();
-            async move {
-                let value: redis::Value = inv.invoke_async(&mut c).await.map_err(|e| unavailable("apply events", e))?;
-                let (codes, big) = apply_answer(value, chunk.len())?;
-                let big = big.into_iter().filter_map(|(i, bytes)| {
-                    let (key, kind) = blobs.get(i.checked_sub(1)?)?;
-                    Some(Big { key: key.clone(), kind: *kind, bytes })
-                });
-                Ok::<_, StoreError>((codes, big.collect::<Vec<_>>()))
-            }
-        });
-        // One chunk after the other: Redis runs a connection's pipelined commands back to back,
-        // so a batch's chunks sent at once would hold rankings' reads for the whole batch.
-        let mut codes = Vec::with_capacity(applied.len());
-        let mut big = Vec::new();
-        for call in calls {
-            let (c, b) = call.await?;
-            codes.extend(c);
-            big.extend(b);
-        }
-        Ok((codes, big))
+        activity_ttl_ms(&self.inner.config)
     }
 
     /// Redis Cluster: one [`script::APPLY_GROUP`] call per session and per user (their keys
@@ -686,7 +665,7 @@ impl RedisStore {
             }
             let flag = |on: bool| if on { "1" } else { "0" };
             inv.arg(self.inner.dedup_window_ms.max(1)).arg(blob.ttl_ms).arg(flag(blob.must_exist.is_some()));
-            inv.arg(blob.kind.compact_at()).arg(flag(blob.kind == codec::Kind::Activity));
+            inv.arg(blob.kind.compact_at());
             for &i in &members {
                 let a = &applied[i];
                 inv.arg(if session { a.stats.as_slice() } else { a.activity.as_slice() });
@@ -712,29 +691,6 @@ impl RedisStore {
             }
         }
         Ok((codes, all_big))
-    }
-
-    /// Rewrites blobs past their compaction size as one state each ([`script::COMPACT`]). The
-    /// events are stored either way, so a failure only leaves a blob to the next batch.
-    async fn compact(&self, big: Vec<Big>) {
-        let calls = big.into_iter().map(|b| {
-            let mut c = self.conn();
-            async move {
-                let state = match b.kind.compacted(&b.bytes) {
-                    Ok(state) => state,
-                    Err(e) => {
-                        tracing::warn!(key = %b.key, error = %e, "cannot compact a corrupt blob");
-                        return;
-                    }
-                };
-                let r: Result<i64, _> =
-                    script::COMPACT.key(&b.key).arg(b.bytes.as_slice()).arg(state).invoke_async(&mut c).await;
-                if let Err(e) = r {
-                    tracing::debug!(key = %b.key, error = %e, "compaction failed; the next batch retries");
-                }
-            }
-        });
-        join_all(calls).await;
     }
 
     async fn ingest_inner(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError> {
@@ -796,11 +752,14 @@ impl RedisStore {
             .collect();
 
         // 3. Applied in Redis, each event once.
-        let (codes, big) = match self.inner.conn {
-            Conn::Standalone(_) => self.apply_events(&applied).await?,
-            Conn::Cluster(_) => self.apply_by_blob(&applied).await?,
+        let codes = match &self.inner.writer {
+            Some(writer) => writer.apply(applied.iter().map(Applied::to_write).collect()).await?,
+            None => {
+                let (codes, big) = self.apply_by_blob(&applied).await?;
+                compact(self.conn(), big).await;
+                codes
+            }
         };
-        self.compact(big).await;
         for (a, code) in applied.iter().zip(codes) {
             statuses[a.position] = match code {
                 1 => EventStatus::Accepted,

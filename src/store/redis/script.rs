@@ -1,11 +1,13 @@
 //! The Lua scripts Redis runs. On a cluster each call touches keys of one hash tag only, so it
-//! runs atomically on one node; on standalone Redis [`APPLY_EVENTS`] applies a chunk of a batch
+//! runs atomically on one node; on standalone Redis [`APPLY_EVENTS`] applies a group of events
 //! across sessions and users in one call.
 //!
 //! Applying an event is cheap native work: its id is checked against and added to the
-//! de-duplication sets (markers on a cluster), and its records are appended to its blobs (see
-//! `codec`); nothing is decoded or re-encoded in Lua. Blobs grown past their compaction size are
-//! returned to the caller, which folds them in Rust and writes them back with [`COMPACT`].
+//! de-duplication sets (markers on a cluster), and its records join its blobs (see `codec`);
+//! nothing is decoded or re-encoded in Lua. A call writes each blob it touches once, with the
+//! records of all its events in that call, so the cost per event falls as a call's events share
+//! sessions and users. Blobs grown past their compaction size are returned to the caller, which
+//! folds them in Rust and writes them back with [`COMPACT`].
 
 use std::sync::LazyLock;
 
@@ -13,56 +15,50 @@ use redis::Script;
 
 /// What both apply scripts share: the blobs.
 ///
-/// A blob is a table `{ key, must_key, must, ttl, limit, rewrite }` (`ttl` in ms, a string, or nil
-/// to keep the key's). `append` adds a record and reports false when the blob may not be created
-/// (its session's attributes are gone); a blob created by an event takes its session's TTL (an
-/// ended session's stats expire with it). A `rewrite` blob (a user's activity: many keys, few
-/// events each) gathers its records and is rewritten once at `finish` (`GET`, `SET`): `APPEND`
-/// would leave each of millions of keys with up to twice its size allocated. `finish` sets the
-/// TTLs and returns the blobs this call grew past their compaction size (or that are four times
-/// past it: a compaction that failed), so that concurrent calls do not compact one blob again and
-/// again.
+/// A blob is a table `{ key, must_key, must, ttl, limit, arg, stride }` (`ttl` in ms, a string,
+/// or nil to keep the key's; event e's record for it is `ARGV[arg + stride * e]`). `add` lists an
+/// event's record for the blob; `finish` appends the records of its events not in `dead` to each
+/// blob with one `APPEND`. A blob that `APPEND` creates while its `must_key` is gone (its
+/// session's attributes) is deleted, and its events are added to `dead`, so that the caller
+/// applies them nowhere (blobs are finished in order: sessions before users). A created blob takes
+/// its session's TTL (an ended session's stats expire with it); a blob with a `ttl` (a user's
+/// activity) gets it anew. `finish` returns the blobs this call grew past their compaction size
+/// (or that are four times past it: a compaction that failed), so that concurrent calls do not
+/// compact one blob again and again.
 const PRELUDE: &str = r#"
-local function append(b, record)
-  if b.gone then return false end
-  if b.rewrite then
-    b.parts = b.parts or {}
-    b.parts[#b.parts + 1] = record
-    return true
-  end
-  local n = redis.call('APPEND', b.key, record)
-  if n == #record and b.must then
+local function add(b, e)
+  if not b.events then b.events = {} end
+  b.events[#b.events + 1] = e
+end
+local function write(b, records)
+  local n = redis.call('APPEND', b.key, records)
+  if n == #records and b.must then
     local ttl = redis.call('PTTL', b.must_key)
     if ttl == -2 then
       redis.call('DEL', b.key)
       b.gone = true
-      return false
+    elseif ttl > 0 then
+      redis.call('PEXPIRE', b.key, ttl)
     end
-    if ttl > 0 then redis.call('PEXPIRE', b.key, ttl) end
   end
-  if not b.before then b.before = n - #record end
-  b.len = n
-  return true
+  if b.ttl and not b.gone then redis.call('PEXPIRE', b.key, b.ttl) end
+  return n - #records, n
 end
-local function finish(blobs)
+local function finish(blobs, dead)
   local big = {}
   for i, b in ipairs(blobs) do
-    local bytes
-    if b.parts then
-      local cur = redis.call('GET', b.key) or ''
-      bytes = cur .. table.concat(b.parts)
-      if b.ttl then
-        redis.call('SET', b.key, bytes, 'PX', b.ttl)
-      else
-        redis.call('SET', b.key, bytes, 'KEEPTTL')
-      end
-      b.before, b.len = #cur, #bytes
-    elseif b.len and b.ttl then
-      redis.call('PEXPIRE', b.key, b.ttl)
+    local parts = {}
+    for _, e in ipairs(b.events or {}) do
+      if not dead[e] then parts[#parts + 1] = ARGV[b.arg + b.stride * e] end
     end
-    if b.len and ((b.before <= b.limit and b.len > b.limit) or b.len > 4 * b.limit) then
-      big[#big + 1] = i
-      big[#big + 1] = bytes or redis.call('GET', b.key)
+    if #parts > 0 then
+      local before, len = write(b, table.concat(parts))
+      if b.gone then
+        for _, e in ipairs(b.events) do dead[e] = true end
+      elseif (before <= b.limit and len > b.limit) or len > 4 * b.limit then
+        big[#big + 1] = i
+        big[#big + 1] = redis.call('GET', b.key)
+      end
     end
   end
   return big
@@ -99,15 +95,16 @@ local function remember(ids, expire_at)
 end
 "#;
 
-/// Applies a chunk of a batch's events to their sessions' stats and users' activity on standalone
-/// Redis, each event once, to both blobs or to neither.
+/// Applies a group of events to their sessions' stats and users' activity on standalone Redis,
+/// each event once, to both blobs or to neither.
 ///
 /// KEYS: 1..5 the de-duplication buckets (see [`DEDUP`]); then per session: its stats and its
 /// attributes (which must exist for the stats to be created); then per user: its activity.
 /// ARGV: 1 = the current bucket's expiry (ms since the epoch), 2 = number of sessions S,
 /// 3 = number of users U, 4 = stats' compaction size (bytes), 5 = activity's TTL (ms),
 /// 6 = activity's compaction size, 7 = per event its session's and its user's numbers (1-based,
-/// u16 little-endian each); then per event: its id, the session record, the user record. (Few strings per event: Lua interns and collects each one.)
+/// u16 little-endian each); then per event: its id, the session record, the user record. (Few
+/// strings per event: Lua interns and collects each one.)
 /// Returns `{ codes, big }`: one code per event (1 applied now, 0 applied before, -1 the session's
 /// attributes are missing: nothing applied), and for each blob past its compaction size its
 /// number (sessions first, then users) and its bytes.
@@ -118,33 +115,42 @@ pub static APPLY_EVENTS: LazyLock<Script> = LazyLock::new(|| {
 local expire_at = ARGV[1]
 local S, U, slimit, ttl, ulimit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local blobs = {}
-for i = 1, S do blobs[i] = { key = KEYS[4 + 2 * i], must_key = KEYS[5 + 2 * i], must = true, limit = slimit } end
-for i = 1, U do blobs[S + i] = { key = KEYS[5 + 2 * S + i], ttl = ttl, limit = ulimit, rewrite = true } end
+for i = 1, S do
+  blobs[i] = { key = KEYS[4 + 2 * i], must_key = KEYS[5 + 2 * i], must = true, limit = slimit, arg = 6, stride = 3 }
+end
+for i = 1, U do
+  blobs[S + i] = { key = KEYS[5 + 2 * S + i], ttl = ttl, limit = ulimit, arg = 7, stride = 3 }
+end
 local index, byte = ARGV[7], string.byte
 local n = (#ARGV - 7) / 3
 local ids = {}
 for e = 1, n do ids[e] = ARGV[5 + 3 * e] end
 local seen = seen_before(ids)
-local out, fresh = {}, {}
+local out, first = {}, {}
 for e = 1, n do
   local id = ids[e]
-  local code = 0
-  if not seen[id] then
+  if seen[id] then
+    out[e] = 0
+  else
+    seen[id], first[id], out[e] = true, e, 1
     local p = 4 * e - 3
-    local s, u = byte(index, p) + 256 * byte(index, p + 1), byte(index, p + 2) + 256 * byte(index, p + 3)
-    if append(blobs[s], ARGV[6 + 3 * e]) then
-      append(blobs[S + u], ARGV[7 + 3 * e])
-      seen[id] = true
-      fresh[#fresh + 1] = id
-      code = 1
-    else
-      code = -1
-    end
+    add(blobs[byte(index, p) + 256 * byte(index, p + 1)], e)
+    add(blobs[S + byte(index, p + 2) + 256 * byte(index, p + 3)], e)
   end
-  out[e] = code
+end
+local dead = {}
+local big = finish(blobs, dead)
+local fresh = {}
+for e = 1, n do
+  local f = first[ids[e]]
+  if f and dead[f] then
+    out[e] = -1
+  elseif out[e] == 1 then
+    fresh[#fresh + 1] = ids[e]
+  end
 end
 remember(fresh, expire_at)
-return { out, finish(blobs) }
+return { out, big }
 "#
     ))
 });
@@ -158,31 +164,32 @@ return { out, finish(blobs) }
 /// KEYS: 1 = the blob, 2 = the key that must exist for a new blob to be created, 3.. = one marker
 /// per event.
 /// ARGV: 1 = the markers' TTL (ms), 2 = TTL set on each write (ms; "0" keeps the key's),
-/// 3 = must-exist flag, 4 = compaction size, 5 = rewrite flag (see [`PRELUDE`]), then one record
-/// per event.
+/// 3 = must-exist flag, 4 = compaction size, then one record per event.
 /// Returns `{ codes, big }` as [`APPLY_EVENTS`] does (the blob's number is 1).
 pub static APPLY_GROUP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{PRELUDE}{}",
         r#"
 local blob = { key = KEYS[1], must_key = KEYS[2], ttl = ARGV[2] ~= '0' and ARGV[2] or nil, must = ARGV[3] == '1',
-               limit = tonumber(ARGV[4]), rewrite = ARGV[5] == '1' }
+               limit = tonumber(ARGV[4]), arg = 4, stride = 1 }
 local out = {}
 for e = 1, #KEYS - 2 do
-  local code = 0
-  if blob.gone then
-    code = -1
-  elseif redis.call('SET', KEYS[2 + e], '1', 'NX', 'PX', ARGV[1]) then
-    if append(blob, ARGV[5 + e]) then
-      code = 1
-    else
-      redis.call('DEL', KEYS[2 + e])
-      code = -1
-    end
+  if redis.call('SET', KEYS[2 + e], '1', 'NX', 'PX', ARGV[1]) then
+    out[e] = 1
+    add(blob, e)
+  else
+    out[e] = 0
   end
-  out[e] = code
 end
-return { out, finish({ blob }) }
+local dead = {}
+local big = finish({ blob }, dead)
+for e = 1, #out do
+  if dead[e] then
+    redis.call('DEL', KEYS[2 + e])
+    out[e] = -1
+  end
+end
+return { out, big }
 "#
     ))
 });

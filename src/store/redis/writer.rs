@@ -1,0 +1,208 @@
+//! Group commit of events on standalone Redis.
+//!
+//! Every `Ingest` call on a replica hands its events to one writer, which applies whatever has
+//! queued since its last call in one [`script::APPLY_EVENTS`] call. A blob is written once per
+//! call with the records of all its events in it, so under load, when many batches queue behind
+//! each other, events that share a session or a user share its write, and Redis's cost per event
+//! falls; when a replica is idle a batch goes alone and waits for nobody.
+//!
+//! - **Atomic per call**: a call applies each of its events to both blobs or to neither, checked
+//!   against the de-duplication sets, so a group fails or succeeds as a whole and a retry of any
+//!   of its batches counts nothing twice.
+//! - **Bounded**: a call carries at most `events_per_call` events, so that Redis holds rankings'
+//!   reads queued behind it for a few milliseconds at most; a batch larger than that is split.
+//! - **Pipelined**: up to [`IN_FLIGHT`] calls are on the wire at once, so the next group is built
+//!   while Redis runs the previous one.
+//! - **Compaction** of blobs a call grew past their size happens after the call's batches are
+//!   answered and its slot is free (`COMPACT`); the events are stored either way.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::conn::Conn;
+use super::keys::Keys;
+use super::{Big, Buckets, apply_answer, codec, compact, script, unavailable};
+use crate::domain::now_ms;
+use crate::store::StoreError;
+
+/// Calls on the wire at once.
+const IN_FLIGHT: usize = 2;
+
+/// Most batches queued for the writer; further `Ingest` calls wait for room.
+const QUEUE: usize = 1024;
+
+/// An event to apply: its id, session, user and the records it appends to their blobs.
+pub(super) struct EventWrite {
+    pub event_id: String,
+    pub session_id: String,
+    pub user_id: String,
+    pub stats: Vec<u8>,
+    pub activity: Vec<u8>,
+}
+
+/// What a call needs besides its events.
+#[derive(Clone)]
+pub(super) struct Settings {
+    pub keys: Keys,
+    pub dedup_window_ms: i64,
+    /// TTL each write sets on a user's activity, ms.
+    pub activity_ttl_ms: i64,
+    pub events_per_call: usize,
+}
+
+type Reply = oneshot::Sender<Result<Vec<i64>, StoreError>>;
+
+struct Batch {
+    events: Vec<EventWrite>,
+    reply: Reply,
+}
+
+/// The handle `Ingest` calls hand their events to.
+pub(super) struct Writer {
+    queue: mpsc::Sender<Batch>,
+    events_per_call: usize,
+}
+
+impl Writer {
+    /// Starts the writer on `conn`. It stops when the handle is dropped.
+    pub fn start(conn: Conn, settings: Settings) -> Writer {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let events_per_call = settings.events_per_call.max(1);
+        tokio::spawn(run(conn, Arc::new(settings), rx));
+        Writer { queue, events_per_call }
+    }
+
+    /// Applies `events`: one code per event (1 applied now, 0 applied before, -1 its session's
+    /// attributes are missing).
+    pub async fn apply(&self, mut events: Vec<EventWrite>) -> Result<Vec<i64>, StoreError> {
+        let mut replies = Vec::new();
+        while !events.is_empty() {
+            let rest = events.split_off(events.len().min(self.events_per_call));
+            let (reply, answer) = oneshot::channel();
+            self.queue
+                .send(Batch { events: std::mem::replace(&mut events, rest), reply })
+                .await
+                .map_err(|_| StoreError::Unavailable("redis writer stopped".into()))?;
+            replies.push(answer);
+        }
+        let mut codes = Vec::new();
+        for answer in replies {
+            let part = answer.await.map_err(|_| StoreError::Unavailable("redis writer stopped".into()))?;
+            codes.extend(part?);
+        }
+        Ok(codes)
+    }
+}
+
+/// Takes what has queued (at most `events_per_call` events, and at least one batch) whenever
+/// fewer than [`IN_FLIGHT`] calls are on the wire, and sends it as one call.
+async fn run(conn: Conn, settings: Arc<Settings>, mut rx: mpsc::Receiver<Batch>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut held: Option<Batch> = None;
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let first = match held.take() {
+            Some(b) => b,
+            None => match rx.recv().await {
+                Some(b) => b,
+                None => return,
+            },
+        };
+        let mut group = vec![first];
+        let mut events = group[0].events.len();
+        while let Ok(next) = rx.try_recv() {
+            if events + next.events.len() > settings.events_per_call {
+                held = Some(next);
+                break;
+            }
+            events += next.events.len();
+            group.push(next);
+        }
+        let (conn, settings) = (conn.clone(), settings.clone());
+        tokio::spawn(async move {
+            let big = commit(conn.clone(), &settings, group).await;
+            drop(slot);
+            compact(conn, big).await;
+        });
+    }
+}
+
+/// Sends one group and answers its batches; returns the blobs the call grew past their size.
+async fn commit(mut conn: Conn, settings: &Settings, group: Vec<Batch>) -> Vec<Big> {
+    let events: Vec<&EventWrite> = group.iter().flat_map(|b| &b.events).collect();
+    let (invocation, blobs) = invocation(settings, &events);
+    let answer = match invocation.invoke_async::<redis::Value>(&mut conn).await {
+        Ok(value) => apply_answer(value, events.len()),
+        Err(e) => Err(unavailable("apply events", e)),
+    };
+    drop(events);
+    let big = match answer {
+        Ok((codes, big)) => {
+            let mut codes = codes.into_iter();
+            for batch in group {
+                let _ = batch.reply.send(Ok(codes.by_ref().take(batch.events.len()).collect()));
+            }
+            big
+        }
+        Err(e) => {
+            let message = match e {
+                StoreError::Unavailable(m) => m,
+                other => other.to_string(),
+            };
+            for batch in group {
+                let _ = batch.reply.send(Err(StoreError::Unavailable(message.clone())));
+            }
+            return Vec::new();
+        }
+    };
+    big.into_iter()
+        .filter_map(|(i, bytes)| {
+            let (key, kind) = blobs.get(i.checked_sub(1)?)?;
+            Some(Big { key: key.clone(), kind: *kind, bytes })
+        })
+        .collect()
+}
+
+/// The call for `events` (see [`script::APPLY_EVENTS`]), and its blobs by number: sessions'
+/// stats, then users' activity.
+fn invocation(
+    settings: &Settings,
+    events: &[&EventWrite],
+) -> (redis::ScriptInvocation<'static>, Vec<(String, codec::Kind)>) {
+    let keys = &settings.keys;
+    let mut sessions: Vec<&str> = Vec::new();
+    let mut users: Vec<&str> = Vec::new();
+    let mut numbers: HashMap<(bool, &str), u16> = HashMap::new();
+    let mut index = Vec::with_capacity(4 * events.len());
+    for e in events {
+        for (user, id, list) in [(false, e.session_id.as_str(), &mut sessions), (true, e.user_id.as_str(), &mut users)]
+        {
+            let n = *numbers.entry((user, id)).or_insert_with(|| {
+                list.push(id);
+                list.len() as u16
+            });
+            index.extend(n.to_le_bytes());
+        }
+    }
+    let blobs: Vec<(String, codec::Kind)> = sessions
+        .iter()
+        .map(|id| (keys.session_stats(id), codec::Kind::Stats))
+        .chain(users.iter().map(|id| (keys.user_activity(id), codec::Kind::Activity)))
+        .collect();
+    let mut inv = script::APPLY_EVENTS.prepare_invoke();
+    Buckets::at(now_ms(), settings.dedup_window_ms).add_to(&mut inv, |b| keys.dedup(b));
+    for ((key, _), id) in blobs.iter().zip(&sessions) {
+        inv.key(key).key(keys.session_attrs(id));
+    }
+    for (key, _) in &blobs[sessions.len()..] {
+        inv.key(key);
+    }
+    inv.arg(sessions.len()).arg(users.len()).arg(codec::Kind::Stats.compact_at());
+    inv.arg(settings.activity_ttl_ms).arg(codec::Kind::Activity.compact_at()).arg(index);
+    for e in events {
+        inv.arg(&e.event_id).arg(e.stats.as_slice()).arg(e.activity.as_slice());
+    }
+    (inv, blobs)
+}

@@ -49,9 +49,15 @@ stop
 serve "redis://127.0.0.1:$RPORT" "$OUT/redis"
 red_half=$(bench rank --url $URL --rate "$RATE" --candidates 500)
 red_max=$(bench rank --url $URL --concurrency 64 --candidates 500 --no-setup)
+# Redis's own CPU seconds (user + system), read around each Ingest run: events per Redis CPU-second
+# is the figure per Redis core, whatever else the machine runs.
+rcpu() { redis-cli -p "$RPORT" info cpu | awk -F: '/^used_cpu_(sys|user):/{s+=$2} END{print s}'; }
+c0=$(rcpu)
 red_ingest=$(bench ingest --url $URL --concurrency 8 --batch 1000 --no-setup)
+c1=$(rcpu)
 # The same with the events crowded onto 20 live sessions, as on a platform with a few live streams.
 red_ingest_live=$(bench ingest --url $URL --concurrency 8 --batch 1000 --no-setup --event-sessions 20)
+c2=$(rcpu)
 # Memory: average MEMORY USAGE per key kind (key names in src/store/redis/keys.rs), taken after
 # Ingest at full rate and before the write-load phase, which overloads this machine: there writes
 # time out after Redis applied them, their compactions never run, and blobs grow to their backstop.
@@ -120,9 +126,13 @@ row "embedded store: that Ingest (events)" "$emb_loaded_ingest"
 row "Redis store: Rank at a quarter of the embedded max, under the same Ingest" "$red_loaded_q"
 row "Redis store: that Ingest (events)" "$(cat "$OUT/ingest-redis-quarter.json")"
 row "embedded store: Rank at a quarter of its max, under the same Ingest" "$emb_loaded_q"
-python3 - "$emb_half" "$red_half" "$red_loaded" "$emb_loaded" "$red_loaded_q" "$emb_loaded_q" <<'PY'
+python3 - "$emb_half" "$red_half" "$red_loaded" "$emb_loaded" "$red_loaded_q" "$emb_loaded_q" "$red_ingest" "$red_ingest_live" "$c0" "$c1" "$c2" <<'PY'
 import json, sys
-e, r, rl, el, rq, eq = (json.loads(a) for a in sys.argv[1:7])
+e, r, rl, el, rq, eq, ing, live = (json.loads(a) for a in sys.argv[1:9])
+c0, c1, c2 = (float(a) for a in sys.argv[9:12])
+# Redis's CPU over each whole Ingest run (warm-up included), against the events of its measured window scaled to it.
+for label, j, cpu in (("", ing, c1 - c0), (" on 20 live sessions", live, c2 - c1)):
+    print(f"\nIngest{label}: Redis busy {cpu:.1f} CPU-s; {j['items_per_second'] / max(1e-9, cpu / (j['seconds'] + 2)):.0f} events per Redis CPU-second")
 print(f"\np99 at the same rate ({e['rps']:.0f} req/s): Redis / embedded = {r['p99_us'] / e['p99_us']:.2f}")
 for label, red, emb in (("", rl, el), (" at a quarter of the max", rq, eq)):
     print(f"under write load{label}: Redis / embedded p99 = {red['p99_us'] / emb['p99_us']:.2f}; rankings degraded:"

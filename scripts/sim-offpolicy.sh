@@ -22,11 +22,12 @@
 # TRUTH_REPEATS=N serves each candidate N times per run (behaviour seeds r, r+100, ...) over the
 # same simulated hours and averages them: a truth less noisy than the estimate it judges.
 # UNIFORM=U: the logging policy's exploration_uniform_share (default 0.0: cold sessions drawn by score).
+# HEAD=H HEAD_SIZE=K: its exploration_head_share and exploration_head_size (default 0.0 and 4).
 # WORLD=shoppers SEED=101 SLOTS=8 by default (the smoke protocol's world); WARMUP_SEED=201.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-5}"; REQUESTS="${2:-15000}"; TRUTH_REPEATS="${TRUTH_REPEATS:-1}"
-UNIFORM="${UNIFORM:-0.0}"
+UNIFORM="${UNIFORM:-0.0}"; HEAD="${HEAD:-0.0}"; HEAD_SIZE="${HEAD_SIZE:-4}"
 WORLD="${WORLD:-shoppers}"; SEED="${SEED:-101}"; SLOTS="${SLOTS:-8}"; WARMUP_SEED="${WARMUP_SEED:-201}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
 cargo build --release --workspace --quiet
@@ -85,7 +86,7 @@ PY
 
 for r in $(seq "$RUNS"); do
   echo "== run $r: log with exploration, estimate, then serve each candidate"
-  serve "$OUT/log-$r" $'[policy]\nexploration_share = 0.1\nexploration_uniform_share = '"$UNIFORM"
+  serve "$OUT/log-$r" $'[policy]\nexploration_share = 0.1\nexploration_uniform_share = '"$UNIFORM"$'\nexploration_head_share = '"$HEAD"$'\nexploration_head_size = '"$HEAD_SIZE"
   "$B" call load-model --name default --version "${SHIPPED#default/}" > /dev/null
   simulate "$SEED" "$r" "$REQUESTS"
   stop

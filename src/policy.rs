@@ -45,6 +45,16 @@ pub struct Policy {
     /// evaluate` can estimate it, and which a cold session the model underrates needs to show
     /// that it sells. Between 0 and 1.
     pub exploration_uniform_share: f32,
+    /// Share of the slots not given to a cold session that take a session drawn evenly from the
+    /// next `exploration_head_size` sessions of the exploitation order instead of the next one
+    /// (see `ranking::explore`). 0, the default, keeps the exploitation order. A positive share
+    /// gives a candidate model that orders the established sessions differently support in the
+    /// log, so that `fitrank evaluate` can estimate it; it costs purchases where the order's
+    /// first session sells much more than the next ones. Between 0 and 1; logged like every
+    /// placement's probability.
+    pub exploration_head_share: f32,
+    /// How many sessions of the exploitation order a head draw chooses from (1 to 64).
+    pub exploration_head_size: usize,
     /// A session with fewer impressions than this is cold (a candidate for exploration). Set it
     /// to what an established session collects in the first minutes of its stream on your
     /// traffic: too high and exploration spreads over sessions that already have data.
@@ -66,6 +76,8 @@ impl Default for Policy {
             on_target_weight: 0.12,
             exploration_share: 0.0,
             exploration_uniform_share: 0.0,
+            exploration_head_share: 0.0,
+            exploration_head_size: 4,
             cold_impressions: COLD_IMPRESSIONS,
         }
     }
@@ -105,6 +117,15 @@ impl Policy {
                 self.exploration_uniform_share
             ));
         }
+        if !(0.0..=1.0).contains(&self.exploration_head_share) {
+            return Err(format!(
+                "policy.exploration_head_share must be between 0 and 1, got {}",
+                self.exploration_head_share
+            ));
+        }
+        if !(1..=64).contains(&self.exploration_head_size) {
+            return Err(format!("policy.exploration_head_size must be 1 to 64, got {}", self.exploration_head_size));
+        }
         Ok(())
     }
 }
@@ -135,6 +156,8 @@ impl PolicyOverride {
             on_target_weight: self.on_target_weight.unwrap_or(base.on_target_weight),
             exploration_share: self.exploration_share.unwrap_or(base.exploration_share),
             exploration_uniform_share: base.exploration_uniform_share,
+            exploration_head_share: base.exploration_head_share,
+            exploration_head_size: base.exploration_head_size,
             cold_impressions: base.cold_impressions,
         }
     }
@@ -169,6 +192,12 @@ mod tests {
             assert!(p.validate().unwrap_err().starts_with("policy.on_target_weight"), "{bad}");
             let p = Policy { exploration_uniform_share: bad, ..Policy::default() };
             assert!(p.validate().unwrap_err().starts_with("policy.exploration_uniform_share"), "{bad}");
+            let p = Policy { exploration_head_share: bad, ..Policy::default() };
+            assert!(p.validate().unwrap_err().starts_with("policy.exploration_head_share"), "{bad}");
+        }
+        for bad in [0, 65] {
+            let p = Policy { exploration_head_size: bad, ..Policy::default() };
+            assert!(p.validate().unwrap_err().starts_with("policy.exploration_head_size"), "{bad}");
         }
         let over = Policy { exploration_uniform_share: 1.5, ..Policy::default() };
         assert!(over.validate().is_err());

@@ -20,6 +20,14 @@
 //! (`e` the slot's exploration probability, `drawn` the session's probability in the draw), plus
 //! `1 − e` when it is also the session the exploitation order puts there. (A draw that picks the displaced session itself is the same
 //! placement as not exploring; both ways count.)
+//!
+//! Exploration of cold sessions never places a warm session anywhere but where the exploitation
+//! order puts it, so a candidate model that orders the warm sessions differently has no support
+//! in the log. With `head_share` h > 0 (`policy.exploration_head_share`), a slot that does not
+//! explore a cold session takes, with probability h, a session drawn evenly from the next
+//! `head_size` sessions of the exploitation order (the displaced one included) instead of the
+//! displaced one. A session among those `k` then has probability `(1 − e) · h / k` at that slot
+//! on top of the rest, so a candidate that would put it first is estimable offline.
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -27,12 +35,15 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 /// above zero and makes the draw uniform when every score is zero.
 const SCORE_FLOOR: f64 = 1e-4;
 
-/// How much to explore: the share of slots (at most; see the module) and the share of each draw
-/// made uniformly over the pool rather than by score.
-#[derive(Debug, Clone, Copy)]
+/// How much to explore: the share of slots (at most; see the module), the share of each draw
+/// made uniformly over the pool rather than by score, and the share of the other slots drawn
+/// evenly from the next `head_size` sessions of the exploitation order.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Exploration {
     pub share: f32,
     pub uniform_share: f32,
+    pub head_share: f32,
+    pub head_size: usize,
 }
 
 /// Places `limit` items. `order` is the exploitation order (candidate indexes, best first; at
@@ -58,11 +69,28 @@ pub fn place(
     let mut next = 0;
     let share = f64::from(exploration.share.clamp(0.0, 1.0));
     let uniform = f64::from(exploration.uniform_share.clamp(0.0, 1.0));
+    let head_share = f64::from(exploration.head_share.clamp(0.0, 1.0));
     while out.len() < limit {
         while next < order.len() && placed[order[next]] {
             next += 1;
         }
         let displaced = order.get(next).copied();
+        // The next `head_size` open sessions of the exploitation order (the displaced one first).
+        let head: Vec<usize> = if head_share > 0.0 {
+            order[next.min(order.len())..]
+                .iter()
+                .copied()
+                .filter(|c| !placed[*c])
+                .take(exploration.head_size.max(1))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let exploited = |c: usize| {
+            let from_head = if head.contains(&c) { head_share / head.len() as f64 } else { 0.0 };
+            let kept = if displaced == Some(c) { 1.0 - head_share } else { 0.0 };
+            if head.is_empty() { f64::from(u8::from(displaced == Some(c))) } else { from_head + kept }
+        };
         let open = |list: &[usize]| list.iter().copied().filter(|c| !placed[*c]).collect::<Vec<usize>>();
         let mut pool = open(&targeted);
         if pool.is_empty() {
@@ -97,13 +125,17 @@ pub fn place(
                     .unwrap_or(pool.last().expect("pool is not empty"))
             };
             placed[c] = true;
-            let exploited = if displaced == Some(c) { 1.0 - explore } else { 0.0 };
-            out.push((c, (exploited + explore * drawn(c)) as f32));
+            out.push((c, ((1.0 - explore) * exploited(c) + explore * drawn(c)) as f32));
             continue;
         }
-        let Some(c) = displaced else { break };
+        let c = if !head.is_empty() && rng.gen_bool(head_share) {
+            head[rng.gen_range(0..head.len())]
+        } else {
+            let Some(c) = displaced else { break };
+            c
+        };
         placed[c] = true;
-        out.push((c, ((1.0 - explore) + explore * drawn(c)) as f32));
+        out.push((c, ((1.0 - explore) * exploited(c) + explore * drawn(c)) as f32));
     }
     out
 }
@@ -114,7 +146,7 @@ mod tests {
 
     /// Exploration of `share` drawn by score alone.
     fn by_score(share: f32) -> Exploration {
-        Exploration { share, uniform_share: 0.0 }
+        Exploration { share, ..Default::default() }
     }
 
     #[test]
@@ -168,7 +200,7 @@ mod tests {
     /// probability of that session, and the sessions must be drawn that often.
     fn check_one_explored_slot(uniform: f32) {
         let order = vec![9, 0, 1, 2, 3];
-        let exploration = Exploration { share: 1.0, uniform_share: uniform };
+        let exploration = Exploration { share: 1.0, uniform_share: uniform, ..Default::default() };
         let score = |c: usize| if c < 4 { c as f32 + 1.0 } else { 0.0 };
         let u = f64::from(uniform);
         let mut counts = [0u32; 4];
@@ -197,7 +229,7 @@ mod tests {
 
     #[test]
     fn with_a_uniform_share_logged_propensities_are_still_the_frequencies_of_each_placement() {
-        check_placement_frequencies(Exploration { share: 0.3, uniform_share: 0.4 });
+        check_placement_frequencies(Exploration { share: 0.3, uniform_share: 0.4, ..Default::default() });
     }
 
     #[test]
@@ -236,5 +268,30 @@ mod tests {
     #[test]
     fn logged_propensities_are_the_frequencies_of_each_placement() {
         check_placement_frequencies(by_score(0.3));
+    }
+
+    #[test]
+    fn with_head_draws_logged_propensities_are_still_the_frequencies_of_each_placement() {
+        check_placement_frequencies(Exploration { share: 0.3, uniform_share: 0.4, head_share: 0.3, head_size: 3 });
+        check_placement_frequencies(Exploration { head_share: 0.5, head_size: 2, ..Default::default() });
+    }
+
+    #[test]
+    fn head_draws_put_each_of_the_next_sessions_first_evenly() {
+        let order = vec![4, 2, 0, 1, 3];
+        let exploration = Exploration { head_share: 0.4, head_size: 3, ..Default::default() };
+        let mut first = [0u32; 5];
+        for seed in 0..20_000 {
+            let out = place(&order, 5, 5, &[], |_| false, |_| 1.0, exploration, seed);
+            let (c, p) = out[0];
+            first[c] += 1;
+            let expected = if c == 4 { 0.6 + 0.4 / 3.0 } else { 0.4 / 3.0 };
+            assert!((f64::from(p) - expected).abs() < 1e-6, "{c}: {p}");
+        }
+        assert_eq!(first[1] + first[3], 0, "only the head of the order is drawn");
+        let share = |n: u32| f64::from(n) / 20_000.0;
+        assert!((share(first[2]) - 0.4 / 3.0).abs() < 0.01 && (share(first[0]) - 0.4 / 3.0).abs() < 0.01);
+        let unchanged = place(&order, 5, 5, &[], |_| false, |_| 1.0, Exploration::default(), 7);
+        assert_eq!(unchanged, order.iter().map(|c| (*c, 1.0)).collect::<Vec<_>>());
     }
 }

@@ -384,7 +384,7 @@ fn order(query: &RankQuery, fetched: &Fetched, treatment: Treatment, ranking_id:
     let limit = query.limit.min(total);
     let seed = u64::from_str_radix(&ranking_id[..16], 16).unwrap_or(0);
     match interleave {
-        None if policy.exploration_share > 0.0 => {
+        None if policy.exploration_share > 0.0 || policy.exploration_head_share > 0.0 => {
             // Exploitation order over every candidate, then targeted exploration of cold ones.
             let mut all = score(query, fetched, &model, policy);
             all.sort_unstable_by(by_score);
@@ -397,6 +397,8 @@ fn order(query: &RankQuery, fetched: &Fetched, treatment: Treatment, ranking_id:
             let exploration = explore::Exploration {
                 share: policy.exploration_share,
                 uniform_share: policy.exploration_uniform_share,
+                head_share: policy.exploration_head_share,
+                head_size: policy.exploration_head_size,
             };
             let placed = explore::place(&exploit, total, limit, &cold, in_audience, score, exploration, seed);
             let items: Vec<usize> = placed.iter().map(|(c, _)| *c).collect();

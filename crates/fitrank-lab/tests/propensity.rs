@@ -154,10 +154,14 @@ fn chi_square(placements: &BTreeMap<(usize, Vec<String>), Slot>) -> (f64, f64, f
     (stat, df, p, cells)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn explored_placements_happen_as_often_as_their_logged_probability() {
+/// Serves rankings on a frozen service with `policy` applied and checks that each placement
+/// happens as often as its logged probability.
+async fn explored_placements_match_their_logged_probability(
+    label: &str,
+    policy: impl Fn(&mut fitrank::policy::Policy),
+) {
     let mut server = TestServer::start_with(|c| {
-        c.policy.exploration_share = 0.2;
+        policy(&mut c.policy);
         c.model_poll_ms = 0;
         c.feature_log.flush_interval_ms = 20;
         c.feature_log.unreturned_candidates = 0;
@@ -170,13 +174,30 @@ async fn explored_placements_happen_as_often_as_their_logged_probability() {
     // Exploration happened: more than one session was placed first.
     assert!(placements[&(0, vec![])].placed.len() >= 2, "{}", summary(&placements[&(0, vec![])]));
     for ((slot, prefix), s) in placements.iter().filter(|(_, s)| s.rankings >= 100) {
-        eprintln!("exploration, slot {slot} after {prefix:?}: {}", summary(s));
+        eprintln!("{label}, slot {slot} after {prefix:?}: {}", summary(s));
     }
     let (stat, df, p, cells) = chi_square(&placements);
-    eprintln!("exploration: chi-square {stat:.1} on {df} degrees of freedom over {cells} cells, p = {p:.3}");
+    eprintln!("{label}: chi-square {stat:.1} on {df} degrees of freedom over {cells} cells, p = {p:.3}");
     // p > 0.01 is the goal; the assertion leaves room for chance (a correct service fails it in
     // 1 run of 1,000).
     assert!(p > 0.001, "logged propensities do not match observed frequencies: chi-square {stat:.1}, df {df}, p {p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explored_placements_happen_as_often_as_their_logged_probability() {
+    explored_placements_match_their_logged_probability("exploration", |p| p.exploration_share = 0.2).await;
+}
+
+/// Cold sessions drawn partly evenly, and other slots drawn from the head of the order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_and_uniform_draws_happen_as_often_as_their_logged_probability() {
+    explored_placements_match_their_logged_probability("head and uniform draws", |p| {
+        p.exploration_share = 0.2;
+        p.exploration_uniform_share = 0.3;
+        p.exploration_head_share = 0.3;
+        p.exploration_head_size = 3;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

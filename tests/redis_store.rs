@@ -44,6 +44,12 @@ async fn connect(url: &str, prefix: &str) -> RedisStore {
     RedisStore::connect(&Target::parse(url).unwrap(), config, 86_400_000).await.unwrap()
 }
 
+/// An embedded store in `dir` with the same de-duplication window as the Redis stores here.
+fn embedded_store(dir: &std::path::Path) -> EmbeddedStore {
+    EmbeddedStore::open(&EmbeddedStoreConfig { data_dir: dir.into(), fsync: false, dedup_window_ms: 86_400_000 })
+        .unwrap()
+}
+
 /// Random events over a few sessions and users, with re-sent events (earlier ones again, as a
 /// client retry sends them), unknown sessions and times out of order.
 fn random_events(rng: &mut rand::rngs::StdRng, n: usize, t0: i64, sent: &mut Vec<Event>) -> Vec<Event> {
@@ -100,12 +106,7 @@ async fn a_redis_cluster_folds_events_exactly_like_the_embedded_store() {
 /// activity as on the embedded store.
 async fn folds_like_the_embedded_store(redis: RedisStore) {
     let dir = tempfile::tempdir().unwrap();
-    let embedded = EmbeddedStore::open(&EmbeddedStoreConfig {
-        data_dir: dir.path().into(),
-        fsync: false,
-        dedup_window_ms: 86_400_000,
-    })
-    .unwrap();
+    let embedded = embedded_store(dir.path());
     let stores: [&dyn Store; 2] = [&embedded, &redis];
     let t0 = 1_800_000_000_000;
     for store in stores {
@@ -191,19 +192,8 @@ async fn the_store_serves_degraded_while_redis_is_down_and_recovers() {
     );
     redis.upsert_sessions(vec![session("a", Category::Beauty, 1)]).await.unwrap();
     redis.upsert_users(vec![("w".into(), profile(AgeBand::A25To34, Gender::Female))]).await.unwrap();
-    let view = |id: &str| Event {
-        event_id: id.into(),
-        kind: EventKind::View,
-        user_id: "w".into(),
-        session_id: "a".into(),
-        time_ms: 1_000,
-        ranking_id: String::new(),
-        position: 0,
-        watch_seconds: 0.0,
-        amount: 0.0,
-        order_id: String::new(),
-    };
-    redis.ingest(vec![view("v1")]).await.unwrap();
+    let one = |id: &str| view(id, "a", "w", 1_000);
+    redis.ingest(vec![one("v1")]).await.unwrap();
     assert_eq!(redis.get_sessions(&["a"], None).await.unwrap().value[0].as_ref().unwrap().stats.views, 1);
     redis.get_users(&["w"], None).await.unwrap();
     redis.live_sessions(&CatalogFilter { limit: 5, ..Default::default() }, None).await.unwrap();
@@ -217,7 +207,7 @@ async fn the_store_serves_degraded_while_redis_is_down_and_recovers() {
     assert!(users.degraded && users.value[0].profile.is_some(), "cached profile");
     let live = redis.live_sessions(&CatalogFilter { limit: 5, ..Default::default() }, None).await.unwrap();
     assert!(live.degraded && live.value.len() == 1);
-    let err = redis.ingest(vec![view("v2")]).await.unwrap_err();
+    let err = redis.ingest(vec![one("v2")]).await.unwrap_err();
     assert!(matches!(err, fitrank::store::StoreError::Unavailable(_)), "{err}");
     let status = redis.status();
     assert!(!status.reachable && status.degraded_reads >= 3 && status.failures >= 1);
@@ -227,7 +217,7 @@ async fn the_store_serves_degraded_while_redis_is_down_and_recovers() {
     let mut recovered = false;
     for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if let Ok(out) = redis.ingest(vec![view("v2")]).await {
+        if let Ok(out) = redis.ingest(vec![one("v2")]).await {
             assert_eq!(out.statuses, vec![EventStatus::Accepted]);
             recovered = true;
             break;
@@ -254,22 +244,11 @@ async fn stats_of_the_previous_blob_layout_keep_their_counts() {
     let store = redis_store(&server, "old").await;
     let t0 = 1_800_000_000_000;
     store.upsert_sessions(vec![session("s", Category::Beauty, t0)]).await.unwrap();
-    let view = |id: &str, t: i64| Event {
-        event_id: id.into(),
-        kind: EventKind::View,
-        user_id: "nobody".into(),
-        session_id: "s".into(),
-        time_ms: t,
-        ranking_id: String::new(),
-        position: 0,
-        watch_seconds: 0.0,
-        amount: 0.0,
-        order_id: String::new(),
-    };
+    let at = |id: &str, t: i64| view(id, "s", "nobody", t);
     let viewer = Viewer::of(None, &session("s", Category::Beauty, t0).target);
     let mut expected = LiveStats::default();
     for (id, t) in [("a", t0 + 1_000), ("b", t0 + 90_000)] {
-        expected.apply(&view(id, t), viewer);
+        expected.apply(&at(id, t), viewer);
     }
     let mut old = codec::stats_values(&expected);
     old.pop();
@@ -277,7 +256,7 @@ async fn stats_of_the_previous_blob_layout_keep_their_counts() {
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = c.set(Keys::new("old").session_stats("s"), codec::pack(&old)).await.unwrap();
 
-    let third = view("c", t0 + 150_000);
+    let third = at("c", t0 + 150_000);
     assert_eq!(store.ingest(vec![third.clone()]).await.unwrap().statuses, vec![EventStatus::Accepted]);
     expected.apply(&third, viewer);
     let got = store.get_sessions(&["s"], None).await.unwrap().value[0].clone().unwrap().stats;
@@ -328,34 +307,23 @@ async fn event_ids_are_remembered_for_the_window_then_forgotten() {
     let store = RedisStore::connect(&Target::parse(&server.url()).unwrap(), config, window_ms).await.unwrap();
     let t0 = 1_800_000_000_000;
     store.upsert_sessions(vec![session("s", Category::Beauty, t0)]).await.unwrap();
-    let view = |id: &str| Event {
-        event_id: id.into(),
-        kind: EventKind::View,
-        user_id: "u".into(),
-        session_id: "s".into(),
-        time_ms: t0,
-        ranking_id: String::new(),
-        position: 0,
-        watch_seconds: 0.0,
-        amount: 0.0,
-        order_id: String::new(),
-    };
+    let one = |id: &str| view(id, "s", "u", t0);
     let statuses = |events: Vec<Event>| {
         let store = store.clone();
         async move { store.ingest(events).await.unwrap().statuses }
     };
     let start = std::time::Instant::now();
-    assert_eq!(statuses(vec![view("a"), view("a")]).await, vec![EventStatus::Accepted, EventStatus::Duplicate]);
+    assert_eq!(statuses(vec![one("a"), one("a")]).await, vec![EventStatus::Accepted, EventStatus::Duplicate]);
     // Re-sent within the window, whichever bucket the clock is in now: still a duplicate (half a
     // window of slack for a slow machine).
     while start.elapsed() < std::time::Duration::from_millis(window_ms as u64 / 2) {
-        assert_eq!(statuses(vec![view("a")]).await, vec![EventStatus::Duplicate]);
+        assert_eq!(statuses(vec![one("a")]).await, vec![EventStatus::Duplicate]);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // Past twice the window (and a batch that moves the buckets on), the id is forgotten.
     tokio::time::sleep(std::time::Duration::from_millis(2 * window_ms as u64)).await;
-    assert_eq!(statuses(vec![view("b")]).await, vec![EventStatus::Accepted]);
-    assert_eq!(statuses(vec![view("a")]).await, vec![EventStatus::Accepted]);
+    assert_eq!(statuses(vec![one("b")]).await, vec![EventStatus::Accepted]);
+    assert_eq!(statuses(vec![one("a")]).await, vec![EventStatus::Accepted]);
     let got = store.get_sessions(&["s"], None).await.unwrap().value[0].clone().unwrap().stats;
     assert_eq!(got.views, 3, "a, b, and a again once forgotten");
 }
@@ -383,12 +351,7 @@ async fn batches_sent_at_once_are_applied_together_each_event_once() {
     let server = RedisServer::start();
     let redis = redis_store(&server, "group").await;
     let dir = tempfile::tempdir().unwrap();
-    let embedded = EmbeddedStore::open(&EmbeddedStoreConfig {
-        data_dir: dir.path().into(),
-        fsync: false,
-        dedup_window_ms: 86_400_000,
-    })
-    .unwrap();
+    let embedded = embedded_store(dir.path());
     let t0 = 1_800_000_000_000;
     let sessions: Vec<LiveSession> = (0..4).map(|i| session(&format!("s{i}"), Category::Beauty, t0 + i)).collect();
     for store in [&embedded as &dyn Store, &redis] {

@@ -384,6 +384,9 @@ async fn batches_sent_at_once_are_applied_together_each_event_once() {
         .expect("SMISMEMBER ran");
     // Alone, each batch would make its own call with 4 SMISMEMBER (one per bucket).
     assert!(smismember < 4 * batches.len(), "{smismember} SMISMEMBER calls for {} batches", batches.len());
+    let status = redis.status();
+    assert_eq!(status.ingest_call_events, 6_400, "every event sent once to Redis");
+    assert!(status.ingest_calls < batches.len() as u64, "{} calls for {} batches", status.ingest_calls, batches.len());
 
     let mut distinct: Vec<&str> = batches.iter().flatten().map(|e| e.event_id.as_str()).collect();
     distinct.sort_unstable();

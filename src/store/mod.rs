@@ -82,6 +82,11 @@ pub struct StoreStatus {
     pub cached_users: u64,
     /// Whether reads skip the shared store after a recent failure (the circuit breaker is open).
     pub breaker_open: bool,
+    /// Calls that applied events to the shared store (Redis scripts; 0 on the embedded store),
+    /// answered or not.
+    pub ingest_calls: u64,
+    /// Events those calls carried: divided by `ingest_calls`, how well batches are grouped.
+    pub ingest_call_events: u64,
 }
 
 /// What the store did with one event of a batch.

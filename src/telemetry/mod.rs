@@ -300,6 +300,18 @@ impl Collector for Sources {
         )?;
         single(
             &mut encoder,
+            "store_ingest_calls",
+            "Calls that applied events to the shared store (Redis scripts; none on the embedded store)",
+            &ConstCounter::new(store.ingest_calls),
+        )?;
+        single(
+            &mut encoder,
+            "store_ingest_call_events",
+            "Events carried by those calls: divided by the calls, how well queued batches are grouped",
+            &ConstCounter::new(store.ingest_call_events),
+        )?;
+        single(
+            &mut encoder,
             "store_cached_sessions",
             "Sessions held in memory (the embedded store) or in the local cache (Redis)",
             &ConstGauge::new(store.cached_sessions as i64),

@@ -131,6 +131,8 @@ struct Inner {
     conn: Conn,
     /// Applies events on standalone Redis (group commit); `None` on a cluster.
     writer: Option<writer::Writer>,
+    /// Apply calls and the events they carried, on either deployment.
+    ingest_counts: Arc<writer::Counts>,
     /// Reads on the ranking path, on a connection of their own: on a shared multiplexed
     /// connection they would wait behind every write pipelined before them.
     reader: Conn,
@@ -326,6 +328,7 @@ impl RedisStore {
         let health = Health::default();
         health.reachable.store(true, Ordering::Relaxed);
         let keys = Keys::new(&config.key_prefix);
+        let ingest_counts = Arc::new(writer::Counts::default());
         let writer = matches!(conn, Conn::Standalone(_)).then(|| {
             writer::Writer::start(
                 conn.clone(),
@@ -334,10 +337,23 @@ impl RedisStore {
                     dedup_window_ms,
                     activity_ttl_ms: activity_ttl_ms(&config),
                     events_per_call: config.events_per_call,
+                    counts: ingest_counts.clone(),
                 },
             )
         });
-        Ok(RedisStore { inner: Arc::new(Inner { conn, writer, reader, keys, config, dedup_window_ms, cache, health }) })
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                conn,
+                writer,
+                ingest_counts,
+                reader,
+                keys,
+                config,
+                dedup_window_ms,
+                cache,
+                health,
+            }),
+        })
     }
 
     fn conn(&self) -> Conn {
@@ -671,6 +687,7 @@ impl RedisStore {
                 inv.arg(if session { a.stats.as_slice() } else { a.activity.as_slice() });
             }
             let mut c = self.conn();
+            self.inner.ingest_counts.add(members.len());
             async move {
                 let value: redis::Value = inv.invoke_async(&mut c).await.map_err(|e| unavailable("apply events", e))?;
                 let (codes, big) = apply_answer(value, members.len())?;
@@ -964,6 +981,7 @@ impl Store for RedisStore {
     fn status(&self) -> StoreStatus {
         let h = &self.inner.health;
         let (cached_sessions, cached_users) = self.inner.cache.sizes();
+        let (ingest_calls, ingest_call_events) = self.inner.ingest_counts.get();
         StoreStatus {
             backend: self.inner.conn.backend(),
             reachable: h.reachable.load(Ordering::Relaxed),
@@ -972,6 +990,8 @@ impl Store for RedisStore {
             cached_sessions,
             cached_users,
             breaker_open: now_ms() < h.skip_reads_until_ms.load(Ordering::Relaxed),
+            ingest_calls,
+            ingest_call_events,
         }
     }
 

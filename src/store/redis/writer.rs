@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -42,6 +43,26 @@ pub(super) struct EventWrite {
     pub activity: Vec<u8>,
 }
 
+/// Apply calls sent and the events they carried (for `StoreStatus`).
+#[derive(Debug, Default)]
+pub(super) struct Counts {
+    calls: AtomicU64,
+    events: AtomicU64,
+}
+
+impl Counts {
+    /// Counts one call carrying `events` events.
+    pub fn add(&self, events: usize) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.events.fetch_add(events as u64, Ordering::Relaxed);
+    }
+
+    /// (calls, events) so far.
+    pub fn get(&self) -> (u64, u64) {
+        (self.calls.load(Ordering::Relaxed), self.events.load(Ordering::Relaxed))
+    }
+}
+
 /// What a call needs besides its events.
 #[derive(Clone)]
 pub(super) struct Settings {
@@ -50,6 +71,7 @@ pub(super) struct Settings {
     /// TTL each write sets on a user's activity, ms.
     pub activity_ttl_ms: i64,
     pub events_per_call: usize,
+    pub counts: Arc<Counts>,
 }
 
 type Reply = oneshot::Sender<Result<Vec<i64>, StoreError>>;
@@ -133,6 +155,7 @@ async fn run(conn: Conn, settings: Arc<Settings>, mut rx: mpsc::Receiver<Batch>)
 async fn commit(mut conn: Conn, settings: &Settings, group: Vec<Batch>) -> Vec<Big> {
     let events: Vec<&EventWrite> = group.iter().flat_map(|b| &b.events).collect();
     let (invocation, blobs) = invocation(settings, &events);
+    settings.counts.add(events.len());
     let answer = match invocation.invoke_async::<redis::Value>(&mut conn).await {
         Ok(value) => apply_answer(value, events.len()),
         Err(e) => Err(unavailable("apply events", e)),

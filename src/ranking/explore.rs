@@ -86,10 +86,12 @@ pub fn place(
         } else {
             Vec::new()
         };
+        // The probability of `c` at this slot when it explores no cold session: the displaced
+        // session unless a head draw happens, or a head draw's pick.
         let exploited = |c: usize| {
             let from_head = if head.contains(&c) { head_share / head.len() as f64 } else { 0.0 };
             let kept = if displaced == Some(c) { 1.0 - head_share } else { 0.0 };
-            if head.is_empty() { f64::from(u8::from(displaced == Some(c))) } else { from_head + kept }
+            from_head + kept
         };
         let open = |list: &[usize]| list.iter().copied().filter(|c| !placed[*c]).collect::<Vec<usize>>();
         let mut pool = open(&targeted);

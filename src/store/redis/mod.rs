@@ -224,13 +224,14 @@ struct Applied<'a> {
 }
 
 impl Applied<'_> {
-    fn to_write(&self) -> writer::EventWrite {
+    /// What the writer needs of the event: its ids, and its records moved.
+    fn into_write(self) -> writer::EventWrite {
         writer::EventWrite {
             event_id: self.event.event_id.clone(),
             session_id: self.event.session_id.clone(),
             user_id: self.event.user_id.clone(),
-            stats: self.stats.clone(),
-            activity: self.activity.clone(),
+            stats: self.stats,
+            activity: self.activity,
         }
     }
 }
@@ -649,13 +650,8 @@ impl RedisStore {
 
     /// A user's activity, kept `activity_retention_secs` after its last event.
     fn user_blob(&self, id: &str) -> Blob {
-        let ttl_ms = self.activity_ttl_ms();
+        let ttl_ms = activity_ttl_ms(&self.inner.config);
         Blob { key: self.inner.keys.user_activity(id), must_exist: None, kind: codec::Kind::Activity, ttl_ms }
-    }
-
-    /// The TTL each write sets on a user's activity, ms.
-    fn activity_ttl_ms(&self) -> i64 {
-        activity_ttl_ms(&self.inner.config)
     }
 
     /// Redis Cluster: one [`script::APPLY_GROUP`] call per session and per user (their keys
@@ -769,16 +765,17 @@ impl RedisStore {
             .collect();
 
         // 3. Applied in Redis, each event once.
+        let positions: Vec<usize> = applied.iter().map(|a| a.position).collect();
         let codes = match &self.inner.writer {
-            Some(writer) => writer.apply(applied.iter().map(Applied::to_write).collect()).await?,
+            Some(writer) => writer.apply(applied.into_iter().map(Applied::into_write).collect()).await?,
             None => {
                 let (codes, big) = self.apply_by_blob(&applied).await?;
                 compact(self.conn(), big).await;
                 codes
             }
         };
-        for (a, code) in applied.iter().zip(codes) {
-            statuses[a.position] = match code {
+        for (position, code) in positions.into_iter().zip(codes) {
+            statuses[position] = match code {
                 1 => EventStatus::Accepted,
                 0 => EventStatus::Duplicate,
                 _ => EventStatus::UnknownSession,

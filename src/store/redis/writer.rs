@@ -89,9 +89,10 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the writer on `conn`. It stops when the handle is dropped.
-    pub fn start(conn: Conn, settings: Settings) -> Writer {
+    pub fn start(conn: Conn, mut settings: Settings) -> Writer {
         let (queue, rx) = mpsc::channel(QUEUE);
-        let events_per_call = settings.events_per_call.max(1);
+        settings.events_per_call = settings.events_per_call.max(1);
+        let events_per_call = settings.events_per_call;
         tokio::spawn(run(conn, Arc::new(settings), rx));
         Writer { queue, events_per_call }
     }
@@ -106,16 +107,21 @@ impl Writer {
             self.queue
                 .send(Batch { events: std::mem::replace(&mut events, rest), reply })
                 .await
-                .map_err(|_| StoreError::Unavailable("redis writer stopped".into()))?;
+                .map_err(|_| stopped())?;
             replies.push(answer);
         }
         let mut codes = Vec::new();
         for answer in replies {
-            let part = answer.await.map_err(|_| StoreError::Unavailable("redis writer stopped".into()))?;
+            let part = answer.await.map_err(|_| stopped())?;
             codes.extend(part?);
         }
         Ok(codes)
     }
+}
+
+/// The error of a call the writer can no longer answer (its task ended).
+fn stopped() -> StoreError {
+    StoreError::Unavailable("redis writer stopped".into())
 }
 
 /// Takes what has queued (at most `events_per_call` events, and at least one batch) whenever

@@ -10,16 +10,21 @@
 # WORLD=shoppers SEED=101 SLOTS=8 run it in another world family, world seed and feed size
 # (default: the default world, seed 7, 5 slots). Training chooses the identity block on the
 # warm-up's latest rows (fitrank train --identity-buckets auto): the users and hosts it scores
-# next are the warm-up's own.
+# next are the warm-up's own. In the shoppers family the scorecard also has the posterior oracle
+# (fitrank_lab::posterior), which follows the users through the warm-up as the store does: the most
+# any learner can reach on this traffic (POSTERIOR=0 leaves it out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WARMUP="${1:-20000}"; EVAL="${2:-20000}"
 WORLD="${WORLD:-default}"; SEED="${SEED:-7}"; SLOTS="${SLOTS:-5}"
 SIM=(--world "$WORLD" --seed "$SEED" --slots "$SLOTS")
+POSTERIOR="${POSTERIOR:-$([ "$WORLD" = shoppers ] && echo 1 || echo 0)}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
 cargo build --release --workspace --quiet
 B="$CARGO_TARGET_DIR/release/fitrank"
 OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT/models/default"
+STATE=(); ARMS=fitrank,random,popularity,oracle,demographic
+[ "$POSTERIOR" = 1 ] && { rm -f "$OUT/posterior.bin"; STATE=(--posterior-state "$OUT/posterior.bin"); ARMS="$ARMS,posterior"; }
 cp -r models/default/* "$OUT/models/default/"
 ADDR=127.0.0.1:50190
 export FITRANK_URL="http://$ADDR"
@@ -36,7 +41,7 @@ trap 'kill ${PID:-} 2>/dev/null; wait ${PID:-} 2>/dev/null || true' EXIT
 
 echo "== 1-2. warm-up: $WARMUP requests on the baseline policy"
 serve $'[policy]\npurchase_weight = 0.0\nengage_weight = 0.0\naudience_fit_weight = 0.0\non_target_weight = 0.0\nexploration_share = 0.2'
-"$B" simulate "${SIM[@]}" --requests "$WARMUP" --policies fitrank --behaviour-seed 1 --rows 0
+"$B" simulate "${SIM[@]}" --requests "$WARMUP" --policies fitrank --behaviour-seed 1 --rows 0 "${STATE[@]}"
 kill "$PID"; wait "$PID" 2>/dev/null || true
 
 echo "== 3. export and train"
@@ -50,4 +55,4 @@ serve ""
 # The store kept the warm-up's state: the clock continues where the warm-up's stopped.
 START=$(python3 -c "print(4 + $WARMUP / 3 / 3600)")
 "$B" simulate "${SIM[@]}" --requests "$EVAL" --behaviour-seed 2 --no-setup --start-hour "$START" --rows 0 \
-  ${JSON:+--json}
+  --policies "$ARMS" "${STATE[@]}" ${JSON:+--json}

@@ -16,6 +16,7 @@
 pub mod evaluate;
 pub mod export;
 pub mod movielens;
+pub mod posterior;
 pub mod progress;
 pub mod report;
 pub mod simulate;

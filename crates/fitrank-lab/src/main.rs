@@ -220,6 +220,11 @@ struct SimulateArgs {
     /// on-target share (the cost of the targeting constraint itself).
     #[arg(long, default_value_t = 0.0)]
     oracle_on_target_weight: f64,
+    /// The posterior oracle's state (`--policies posterior`): read at the start when the file
+    /// exists, written at the end, so that a run continuing a warm-up starts from what the
+    /// warm-up's users did (given, it is kept up to date whatever the policies).
+    #[arg(long)]
+    posterior_state: Option<PathBuf>,
     /// Do not upsert the world's users and the sessions live at the start first (a run continuing
     /// an earlier one on the same service: give the earlier run's end as --start-hour).
     #[arg(long)]
@@ -603,6 +608,7 @@ fn run_simulate(a: SimulateArgs) -> Result<(), AnyError> {
             rate: a.rate,
             cold_minutes: a.cold_minutes,
             oracle_on_target_weight: a.oracle_on_target_weight,
+            posterior_state: a.posterior_state.clone(),
             ..fitrank_lab::simulate::SimOptions::new(a.requests, a.slots, a.behaviour_seed)
         };
         let card = fitrank_lab::simulate::run(channel, &world, &options, &a.policies).await?;

@@ -46,6 +46,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::Serialize;
 use tonic::transport::Channel;
 
+use crate::posterior::{Outcome, Posterior};
 use crate::train::generator::{DAY_START_MS, HOUR, World};
 use crate::worlds::Declaration;
 use fitrank::domain::{LiveSession, SEGMENTS, UserProfile, segment};
@@ -73,6 +74,9 @@ pub struct SimOptions {
     /// user when the oracle orders them: 0 is the unconstrained upper bound; a positive weight
     /// gives the best purchases any policy can reach at the oracle's (higher) on-target share.
     pub oracle_on_target_weight: f64,
+    /// Where the posterior oracle's state is read from at the start (when the file exists) and
+    /// written to at the end, so that it continues across runs as the service's store does.
+    pub posterior_state: Option<std::path::PathBuf>,
 }
 
 impl SimOptions {
@@ -87,6 +91,7 @@ impl SimOptions {
             rate: DEFAULT_RATE,
             cold_minutes: DEFAULT_COLD_MINUTES,
             oracle_on_target_weight: 0.0,
+            posterior_state: None,
         }
     }
 
@@ -389,6 +394,10 @@ pub enum SimPolicy {
     /// Highest true expected purchases averaged over the world's users of the same age band ×
     /// gender first: the best any ranker can do that sees only those two demographics.
     Demographic,
+    /// Highest posterior mean of the true expected purchases first, given everything each user
+    /// did so far: a bound on what any learner can do from the same traffic (`shoppers` worlds
+    /// only; see [`crate::posterior`]).
+    Posterior,
 }
 
 impl SimPolicy {
@@ -400,6 +409,7 @@ impl SimPolicy {
             SimPolicy::Popularity => "popularity",
             SimPolicy::Oracle => "oracle",
             SimPolicy::Demographic => "demographic-oracle",
+            SimPolicy::Posterior => "posterior-oracle",
         }
     }
 }
@@ -486,6 +496,12 @@ pub async fn run(
         .into());
     }
     let audiences = TrueAudiences::of(world, options.start_ms);
+    let mut posterior = match &options.posterior_state {
+        Some(path) if path.exists() => Some(Posterior::load(world, path)?),
+        Some(_) => Some(Posterior::new(world)?),
+        None if policies.contains(&SimPolicy::Posterior) => Some(Posterior::new(world)?),
+        None => None,
+    };
     let index: std::collections::HashMap<&str, usize> =
         world.sessions.iter().enumerate().map(|(i, s)| (s.session_id.as_str(), i)).collect();
     let mut ranking = RankingServiceClient::new(channel.clone());
@@ -595,6 +611,11 @@ pub async fn run(
                         let g = segment(&world.users[user]);
                         order = oracle_order(&candidates, &inside, |s| audiences.by_segment[s][g], 0.0);
                     }
+                    SimPolicy::Posterior => {
+                        let expected = posterior.as_ref().expect("built for this arm").expected(user, &candidates);
+                        let mean = |s: usize| expected[candidates.iter().position(|c| *c == s).expect("a candidate")];
+                        order = oracle_order(&candidates, &inside, mean, 0.0);
+                    }
                     _ => order = oracle_order(&candidates, &inside, ev, options.oracle_on_target_weight),
                 }
                 order.truncate(slots);
@@ -660,11 +681,14 @@ pub async fn run(
                 tally.on_target_impressions += u64::from(in_target == Some(true));
             }
             events.push(event(pb::EventType::Impression, 0.0, &mut next_event));
+            let mut outcome = Outcome { viewed: false, bought: false, returned: false };
             if rng.gen_bool(f64::from(p_view)) {
+                outcome.viewed = true;
                 tally.views += 1;
                 viewed_now.push(s);
                 events.push(event(pb::EventType::View, 0.0, &mut next_event));
                 let bought = rng.gen_bool(f64::from(p_buy));
+                outcome.bought = bought;
                 if bought {
                     tally.purchases += 1;
                     if in_window {
@@ -677,12 +701,16 @@ pub async fn run(
                     let order_id = format!("order-{}", purchase.event_id);
                     events.push(pb::Event { order_id: order_id.clone(), ..purchase });
                     if rng.gen_bool(world.return_rate(user)) {
+                        outcome.returned = true;
                         tally.returns += 1;
                         events.push(pb::Event { order_id, ..event(pb::EventType::Return, 25.0, &mut next_event) });
                     }
                 } else if declared && in_target == Some(false) {
                     tally.wasted_views += 1;
                 }
+            }
+            if let Some(posterior) = posterior.as_mut() {
+                posterior.observe(user, s, outcome);
             }
         }
         for &s in &viewed_now {
@@ -700,6 +728,9 @@ pub async fn run(
         for key in keys {
             card.arms.entry(key).or_default().add(&tally);
         }
+    }
+    if let (Some(posterior), Some(path)) = (&posterior, &options.posterior_state) {
+        posterior.save(path)?;
     }
     for a in card.arms.values_mut() {
         a.finish();

@@ -180,6 +180,10 @@ pub enum Shopper {
     Browser,
 }
 
+impl Shopper {
+    pub const ALL: [Shopper; 3] = [Shopper::Buyer, Shopper::Bargain, Shopper::Browser];
+}
+
 /// A session's hidden buyers in the `shoppers` family.
 #[derive(Debug, Clone, Copy)]
 struct Core {
@@ -205,6 +209,15 @@ pub struct ShopperTruth {
 
 fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + (-z).exp())
+}
+
+/// The probability of each shopper type ([`Shopper::ALL`]'s order) for a user with this profile.
+fn shopper_prior(spec: &WorldSpec, user: &UserProfile) -> [f64; 3] {
+    let older_man =
+        user.gender == Gender::Male && matches!(user.age_band, AgeBand::A45To54 | AgeBand::A55To64 | AgeBand::A65Plus);
+    let browser = if older_man { spec.browsers_older_men } else { spec.browsers_others };
+    let bargain = (1.0 - browser) * spec.bargain_hunters;
+    [1.0 - browser - bargain, bargain, browser]
 }
 
 /// How much `user` belongs to `core`, in [0, 1].
@@ -233,9 +246,7 @@ impl ShopperTruth {
         let shoppers = users
             .iter()
             .map(|u| {
-                let older_man = u.gender == Gender::Male
-                    && matches!(u.age_band, AgeBand::A45To54 | AgeBand::A55To64 | AgeBand::A65Plus);
-                let browsers = if older_man { spec.browsers_older_men } else { spec.browsers_others };
+                let browsers = shopper_prior(spec, u)[2];
                 if rng.gen_bool(browsers) {
                     Shopper::Browser
                 } else if rng.gen_bool(spec.bargain_hunters) {
@@ -287,10 +298,23 @@ impl ShopperTruth {
 
     /// (P(view | shown), P(buy | viewed)) of session `s` for user `u` at simulated time `t_ms`.
     pub fn probs(&self, s: usize, session: &LiveSession, u: usize, user: &UserProfile, t_ms: i64) -> (f32, f32) {
-        let fit = affinity(&self.cores[s], user);
         let likes = self.tastes_at(u, t_ms).contains(&session.category);
+        self.probs_if(s, session, user, self.shoppers[u], likes)
+    }
+
+    /// (P(view | shown), P(buy | viewed)) of session `s` for a user with `user`'s profile who is a
+    /// `shopper` and likes the session's category or not: the truth with the user's hidden
+    /// variables given, which is what [`crate::posterior`] averages over.
+    pub fn probs_if(
+        &self,
+        s: usize,
+        session: &LiveSession,
+        user: &UserProfile,
+        shopper: Shopper,
+        likes: bool,
+    ) -> (f32, f32) {
+        let fit = affinity(&self.cores[s], user);
         let quality = self.host_quality[s];
-        let shopper = self.shoppers[u];
         let lang_ok = user.language.is_empty() || *user.language == *session.language;
         let region_ok = user.region.is_empty() || audience::region_contains(&session.region, &user.region);
         let taste = if likes { self.spec.taste_weight } else { 0.0 };
@@ -316,9 +340,25 @@ impl ShopperTruth {
         (sigmoid(z_view), p_buy)
     }
 
+    /// The prior probability of each shopper type ([`Shopper::ALL`]'s order) for a user with this
+    /// profile: what the world's shares say before anything is seen of the user.
+    pub fn shopper_prior(&self, user: &UserProfile) -> [f64; 3] {
+        shopper_prior(&self.spec, user)
+    }
+
+    /// Whether users' tastes drift during a run.
+    pub fn tastes_drift(&self) -> bool {
+        self.spec.taste_drift_hours > 0.0
+    }
+
+    /// Probability that a `shopper` returns a purchase.
+    pub fn return_rate_of(&self, shopper: Shopper) -> f64 {
+        if shopper == Shopper::Bargain { self.spec.bargain_return_rate } else { self.spec.return_rate }
+    }
+
     /// Probability that user `u` returns a purchase.
     pub fn return_rate(&self, u: usize) -> f64 {
-        if self.shoppers[u] == Shopper::Bargain { self.spec.bargain_return_rate } else { self.spec.return_rate }
+        self.return_rate_of(self.shoppers[u])
     }
 }
 

@@ -284,6 +284,14 @@ impl World {
         }
     }
 
+    /// The hidden truth of a `shoppers` world; `None` in the `default` family.
+    pub fn shopper_truth(&self) -> Option<&ShopperTruth> {
+        match &self.truth {
+            WorldTruth::Generator(_) => None,
+            WorldTruth::Shoppers(t) => Some(t),
+        }
+    }
+
     /// Probability that `user` returns a purchase.
     pub fn return_rate(&self, user: usize) -> f64 {
         match &self.truth {

@@ -201,6 +201,20 @@ mod tests {
         World::of(&spec, GeneratorConfig { users: 40, sessions: 60, impressions: 0, seed: 9 })
     }
 
+    /// Shows `user` `n` sessions drawn evenly, with outcomes drawn from the truth, and tells the
+    /// posterior what came of each.
+    fn show(world: &World, posterior: &mut Posterior<'_>, rng: &mut rand::rngs::StdRng, user: usize, n: usize) {
+        use rand::Rng;
+        for _ in 0..n {
+            let s = rng.gen_range(0..world.sessions.len());
+            let (view, buy) = world.probs(s, user, 0);
+            let viewed = rng.gen_bool(f64::from(view));
+            let bought = viewed && rng.gen_bool(f64::from(buy));
+            let returned = bought && rng.gen_bool(world.return_rate(user));
+            posterior.observe(user, s, Outcome { viewed, bought, returned });
+        }
+    }
+
     #[test]
     fn at_the_prior_it_is_the_truth_averaged_over_the_hidden_variables() {
         let world = world();
@@ -236,14 +250,7 @@ mod tests {
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(4);
         let user = 3;
         // Many impressions drawn from the truth: the posterior mean approaches the truth.
-        for _ in 0..20_000 {
-            let s = rand::Rng::gen_range(&mut rng, 0..world.sessions.len());
-            let (view, buy) = world.probs(s, user, 0);
-            let viewed = rand::Rng::gen_bool(&mut rng, f64::from(view));
-            let bought = viewed && rand::Rng::gen_bool(&mut rng, f64::from(buy));
-            let returned = bought && rand::Rng::gen_bool(&mut rng, world.return_rate(user));
-            posterior.observe(user, s, Outcome { viewed, bought, returned });
-        }
+        show(&world, &mut posterior, &mut rng, user, 20_000);
         let all: Vec<usize> = (0..world.sessions.len()).collect();
         for (s, got) in posterior.expected(user, &all).into_iter().enumerate() {
             let want = world.expected_purchase(s, user, 0);
@@ -263,14 +270,7 @@ mod tests {
         let all: Vec<usize> = (0..world.sessions.len()).collect();
         // 40 impressions per user of sessions drawn evenly, outcomes drawn from the truth.
         for user in 0..world.users.len() {
-            for _ in 0..40 {
-                let s = rand::Rng::gen_range(&mut rng, 0..world.sessions.len());
-                let (view, buy) = world.probs(s, user, 0);
-                let viewed = rand::Rng::gen_bool(&mut rng, f64::from(view));
-                let bought = viewed && rand::Rng::gen_bool(&mut rng, f64::from(buy));
-                let returned = bought && rand::Rng::gen_bool(&mut rng, world.return_rate(user));
-                posterior.observe(user, s, Outcome { viewed, bought, returned });
-            }
+            show(&world, &mut posterior, &mut rng, user, 40);
         }
         // The truth of each one's first choice, summed over the users.
         let value_of_best = |p: &Posterior, user: usize| {

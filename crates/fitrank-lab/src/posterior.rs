@@ -36,8 +36,8 @@ use fitrank::domain::Category;
 const TASTE_SETS: usize = Category::COUNT * (Category::COUNT + 1) / 2;
 /// Hypotheses per user: shopper type × taste set.
 const HYPOTHESES: usize = Shopper::ALL.len() * TASTE_SETS;
-/// First line of a saved state.
-const MAGIC: &[u8; 20] = b"fitrank-posterior/1\n";
+/// First line of a saved state; the world's fingerprint (8 bytes) follows.
+const MAGIC: &[u8; 20] = b"fitrank-posterior/2\n";
 
 /// What one seen impression came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +91,10 @@ impl<'w> Posterior<'w> {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let body =
             bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| format!("{}: not a posterior state", path.display()))?;
+        let (fingerprint, body) = body.split_at_checked(8).ok_or_else(|| format!("{}: cut short", path.display()))?;
+        if u64::from_le_bytes(fingerprint.try_into().expect("8 bytes")) != posterior.truth.fingerprint() {
+            return Err(format!("{}: the posterior of another world", path.display()));
+        }
         if body.len() != posterior.log_weights.len() * 8 {
             return Err(format!(
                 "{}: a posterior of {} values, this world has {} users × {HYPOTHESES} hypotheses",
@@ -107,8 +111,9 @@ impl<'w> Posterior<'w> {
 
     /// Writes the state for a later run on the same world.
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        let mut bytes = Vec::with_capacity(MAGIC.len() + self.log_weights.len() * 8);
+        let mut bytes = Vec::with_capacity(MAGIC.len() + 8 + self.log_weights.len() * 8);
         bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&self.truth.fingerprint().to_le_bytes());
         for w in &self.log_weights {
             bytes.extend_from_slice(&w.to_le_bytes());
         }
@@ -297,8 +302,11 @@ mod tests {
         let loaded = Posterior::load(&world, &path).unwrap();
         assert_eq!(loaded.log_weights, posterior.log_weights);
         let spec = WorldSpec { family: Family::Shoppers, ..WorldSpec::default() };
-        let other = World::of(&spec, GeneratorConfig { users: 41, sessions: 60, impressions: 0, seed: 9 });
-        assert!(Posterior::load(&other, &path).unwrap_err().contains("41 users"));
+        let other = World::of(&spec, GeneratorConfig { users: 40, sessions: 60, impressions: 0, seed: 10 });
+        assert!(Posterior::load(&other, &path).unwrap_err().contains("another world"));
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 8]).unwrap();
+        assert!(Posterior::load(&world, &path).unwrap_err().contains("a posterior of"));
         let default =
             World::of(&WorldSpec::default(), GeneratorConfig { users: 40, sessions: 60, impressions: 0, seed: 9 });
         assert!(Posterior::new(&default).is_err());

@@ -346,6 +346,12 @@ impl ShopperTruth {
         shopper_prior(&self.spec, user)
     }
 
+    /// A number that tells this world from another of the family (derived from the hosts'
+    /// hidden qualities, so two worlds share it only by a 64-bit accident).
+    pub fn fingerprint(&self) -> u64 {
+        self.drift_salt
+    }
+
     /// Whether users' tastes drift during a run.
     pub fn tastes_drift(&self) -> bool {
         self.spec.taste_drift_hours > 0.0

@@ -14,6 +14,8 @@
 # exploration draws are not seeded, so the weights differ slightly between runs (two runs are
 # compared in docs/PERFORMANCE.md). 16 min on a 2-core machine (2026-12-06).
 # Usage: scripts/train-default-model.sh [MODELS_DIR]   (default: models)
+# TRAIN_ARGS adds arguments to fitrank train (e.g. --purchase-objective ranking); SERVED=FILE keeps
+# the export there, so that other settings can be trained on the same rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
@@ -56,9 +58,10 @@ done
 echo "== 3. export"
 "$B" export --log-dir "$W/data1/featurelog" --log-dir "$W/data2/featurelog" --log-dir "$W/shoppers11/featurelog" \
   --log-dir "$W/shoppers12/featurelog" --log-dir "$W/shoppers13/featurelog" --log-dir "$W/shoppers14/featurelog" \
-  --out "$W/served.parquet" | grep -E "wrote|skewed"
+  --out "${SERVED:-$W/served.parquet}" | grep -E "wrote|skewed"
 
 echo "== 4. train"
 # No identity block: the shipped model serves users and hosts it was not trained on.
-"$B" train --data "$W/served.parquet" --identity-buckets 0 --name default --version 20261206-090000 --models "$MODELS" \
+# shellcheck disable=SC2086
+"$B" train --data "${SERVED:-$W/served.parquet}" --identity-buckets 0 ${TRAIN_ARGS:-} --name default --version 20261206-090000 --models "$MODELS" \
   | grep -E "alpha|auc|done"

@@ -101,6 +101,12 @@ struct TrainArgs {
     /// purchase_weight ranks by what sellers keep.
     #[arg(long, default_value = "purchases", value_parser = ["purchases", "net-purchases"])]
     objective: String,
+    /// What the purchase head is fitted for: `pointwise` (log loss over every shown row) or
+    /// `ranking` (the order of sessions within each served ranking of --data, by its ranking_id,
+    /// then calibrated to probabilities on every row; needs --identity-buckets 0). See
+    /// `fitrank_lab::train::ranking`.
+    #[arg(long, value_enum, default_value = "pointwise")]
+    purchase_objective: train::PurchaseObjective,
     /// Split rows by time (last shares are validation and test) or randomly by --seed.
     #[arg(long, default_value = "time", value_parser = ["time", "random"])]
     split: String,
@@ -399,7 +405,11 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
         identity_buckets: a.identity_buckets.0.unwrap_or(0),
         factor_dims: a.factor_dims,
         factor_alpha: a.factor_alpha,
+        purchase_objective: a.purchase_objective,
     };
+    if opts.purchase_objective == train::PurchaseObjective::Ranking && a.identity_buckets.0 != Some(0) {
+        return Err("--purchase-objective ranking fits no identity block: give --identity-buckets 0".into());
+    }
     let no_ids = data.ids.iter().all(|k| *k == fitrank::features::IdentityKeys::default());
     if let Some(buckets) = a.identity_buckets.0.filter(|b| *b > 0 && no_ids) {
         eprintln!("warning: --identity-buckets {buckets} but the rows carry no user or host ids");

@@ -9,6 +9,7 @@ pub mod factors;
 pub mod fit;
 pub mod generator;
 pub mod metrics;
+pub mod ranking;
 pub mod solver;
 pub mod table;
 
@@ -36,6 +37,9 @@ pub struct Dataset {
     /// Each row's hashed user and host ids for the identity block (all "no id" when the source
     /// has none).
     pub ids: Vec<IdentityKeys>,
+    /// Each row's served ranking, hashed (0 when the source has none): the requests that
+    /// `--purchase-objective ranking` fits within.
+    pub groups: Vec<u64>,
 }
 
 impl Dataset {
@@ -59,6 +63,7 @@ impl Dataset {
             purchased: Array1::from_elem(n, false),
             time_ms: vec![0; n],
             ids: vec![IdentityKeys::default(); n],
+            groups: vec![0; n],
         }
     }
 
@@ -112,6 +117,7 @@ impl Dataset {
             purchased: self.purchased.select(Axis(0), idx),
             time_ms: idx.iter().map(|i| self.time_ms[*i]).collect(),
             ids: idx.iter().map(|i| self.ids[*i]).collect(),
+            groups: idx.iter().map(|i| self.groups[*i]).collect(),
         }
     }
 }
@@ -185,6 +191,18 @@ pub struct TrainOptions {
     pub factor_dims: u32,
     /// L2 strength on the latent factors (their own: the weights' alpha is chosen on validation).
     pub factor_alpha: f64,
+    /// What the purchase head is fitted for.
+    pub purchase_objective: PurchaseObjective,
+}
+
+/// What the purchase head is fitted for (`fitrank train --purchase-objective`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PurchaseObjective {
+    /// Log loss over every shown row.
+    #[default]
+    Pointwise,
+    /// The order of sessions within each served ranking, then calibrated ([`ranking`]).
+    Ranking,
 }
 
 /// Why training failed.
@@ -201,21 +219,20 @@ pub enum TrainError {
 /// Default L2 strength on the latent factors (`TrainOptions::factor_alpha`).
 pub const DEFAULT_FACTOR_ALPHA: f64 = 5.0;
 
-/// The best head for one label: one fit per alpha, the lowest validation log loss wins.
-/// Returns the head, its alpha and its validation log loss (0 with a single alpha).
+/// The best head for one label: one fit per alpha (`fit_one`, which also returns the L-BFGS
+/// iterations when it knows them), the lowest validation log loss wins. Returns the head, its
+/// alpha and its validation log loss (0 with a single alpha).
 fn best_head(
-    name: &'static str,
-    x: &fit::Design,
-    y: &Array1<bool>,
+    name: &str,
+    fit_one: impl Fn(f64) -> Result<(LinearHead, Option<u64>), TrainError>,
     valid: &Dataset,
     y_valid: &Array1<bool>,
     opts: &TrainOptions,
 ) -> Result<(LinearHead, f64, f64), TrainError> {
     let mut chosen: Option<(f64, f64, LinearHead)> = None;
-    let x = &*x.for_label(y.view())?;
     for (k, &alpha) in opts.alphas.iter().enumerate() {
         let started = Instant::now();
-        let (head, iterations) = fit::fit_head_counted(name, x, y.view(), alpha, opts.max_iterations)?;
+        let (head, iterations) = fit_one(alpha)?;
         let loss = if opts.alphas.len() > 1 {
             let p = fit::predict(&head, valid.x.view(), &valid.ids);
             metrics::log_loss(&p, y_valid.as_slice().expect("contiguous"))
@@ -238,6 +255,19 @@ fn best_head(
     Ok((head, alpha, loss))
 }
 
+/// [`best_head`] of a pointwise head of label `y` on design `x`.
+fn best_pointwise_head(
+    name: &'static str,
+    x: &fit::Design,
+    y: &Array1<bool>,
+    valid: &Dataset,
+    y_valid: &Array1<bool>,
+    opts: &TrainOptions,
+) -> Result<(LinearHead, f64, f64), TrainError> {
+    let x = &*x.for_label(y.view())?;
+    best_head(name, |alpha| fit::fit_head_counted(name, x, y.view(), alpha, opts.max_iterations), valid, y_valid, opts)
+}
+
 /// The fitted heads of one run with their held-out metrics, trained on the rows `train_idx` of
 /// `data` (read straight into the solver's layout: no dense copy of the split). The two heads are
 /// independent fits over the same rows, so they run on two threads.
@@ -258,8 +288,16 @@ fn fit_heads(
     let x = fit::design_rows(data.x.view(), train_idx, opts.solver, Some(identity))?;
     let (engaged, purchased) = (data.engaged.select(Axis(0), train_idx), data.purchased.select(Axis(0), train_idx));
     let (engage, purchase) = std::thread::scope(|scope| {
-        let engage = scope.spawn(|| best_head("engage", &x, &engaged, valid, &valid.engaged, opts));
-        let purchase = best_head("purchase", &x, &purchased, valid, &valid.purchased, opts);
+        let engage = scope.spawn(|| best_pointwise_head("engage", &x, &engaged, valid, &valid.engaged, opts));
+        let purchase = match opts.purchase_objective {
+            PurchaseObjective::Pointwise => {
+                best_pointwise_head("purchase", &x, &purchased, valid, &valid.purchased, opts)
+            }
+            PurchaseObjective::Ranking => {
+                let fit_one = |alpha| Ok((ranking::fit_head(data, train_idx, alpha, opts.max_iterations)?, None));
+                best_head("purchase (ranking)", fit_one, valid, &valid.purchased, opts)
+            }
+        };
         (engage.join().expect("engage head thread panicked"), purchase)
     });
     let mut heads = Vec::with_capacity(2);
@@ -369,6 +407,9 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
     if opts.alphas.len() > 1 && valid_idx.is_empty() {
         return Err(TrainError::Data("several alphas need a validation split".into()));
     }
+    if opts.purchase_objective == PurchaseObjective::Ranking && opts.identity_buckets > 0 {
+        return Err(TrainError::Data("the ranking objective fits no identity block: give --identity-buckets 0".into()));
+    }
     let (valid_set, test_set) = (data.select(&valid_idx), data.select(&test_idx));
 
     let mut metrics = BTreeMap::new();
@@ -378,6 +419,9 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
         ("train_rows".to_owned(), train_idx.len() as f64),
         ("validation_rows".to_owned(), valid_idx.len() as f64),
     ]);
+    if opts.purchase_objective == PurchaseObjective::Ranking {
+        hyper.insert("purchase_objective_ranking".to_owned(), 1.0);
+    }
     let started = Instant::now();
     let heads = fit_heads(data, &train_idx, &valid_set, opts, &mut metrics, &mut hyper)?;
     let seconds = started.elapsed().as_secs_f64();
@@ -442,6 +486,7 @@ mod tests {
             identity_buckets: 0,
             factor_dims: 0,
             factor_alpha: DEFAULT_FACTOR_ALPHA,
+            purchase_objective: PurchaseObjective::Pointwise,
         }
     }
 
@@ -474,5 +519,22 @@ mod tests {
         let (artifact, trials) = train_choosing_identity(&hosts_that_sell(false), &options()).unwrap();
         assert!(trials.is_empty(), "no ids, nothing to choose");
         assert_eq!(artifact.manifest.identity_buckets, 0);
+    }
+
+    #[test]
+    fn the_ranking_objective_fits_within_served_rankings_and_says_so() {
+        use crate::train::generator::{GeneratorConfig, generate};
+        let mut data = generate(GeneratorConfig { users: 300, sessions: 40, impressions: 6_000, seed: 4 });
+        // Rankings of five consecutive rows.
+        for (i, g) in data.groups.iter_mut().enumerate() {
+            *g = i as u64 / 5 + 1;
+        }
+        let opts = TrainOptions { purchase_objective: PurchaseObjective::Ranking, ..options() };
+        let artifact = train(&data, &opts).unwrap();
+        assert_eq!(artifact.manifest.hyperparameters.get("purchase_objective_ranking"), Some(&1.0));
+        assert!(artifact.manifest.metrics["purchase_auc"] > 0.6, "{:?}", artifact.manifest.metrics);
+        let with_ids = TrainOptions { identity_buckets: 64, ..opts };
+        assert!(train(&data, &with_ids).unwrap_err().to_string().contains("identity"));
+        assert!(!train(&data, &options()).unwrap().manifest.hyperparameters.contains_key("purchase_objective_ranking"));
     }
 }

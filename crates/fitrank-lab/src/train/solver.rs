@@ -147,6 +147,20 @@ impl SparseRows {
         self.values.len()
     }
 
+    /// Row `i` times `w`.
+    pub(super) fn dot(&self, i: usize, w: &[f64]) -> f64 {
+        let (cols, vals) = self.row(i);
+        cols.iter().zip(vals).map(|(c, v)| w[*c as usize] * v).sum()
+    }
+
+    /// Adds `scale` times row `i` to `out`.
+    pub(super) fn add_scaled(&self, i: usize, scale: f64, out: &mut [f64]) {
+        let (cols, vals) = self.row(i);
+        for (c, v) in cols.iter().zip(vals) {
+            out[*c as usize] += scale * v;
+        }
+    }
+
     fn row(&self, i: usize) -> (&[u32], &[f64]) {
         let r = self.starts[i]..self.starts[i + 1];
         (&self.columns[r.clone()], &self.values[r])
@@ -158,22 +172,22 @@ fn log_logistic(x: f64) -> f64 {
     if x > 0.0 { -(-x).exp().ln_1p() } else { x - x.exp().ln_1p() }
 }
 
-/// The fitting problem handed to argmin; parameters are the weights followed by the intercept.
-struct Problem<'a> {
-    x: &'a SparseRows,
-    /// Labels as -1 / +1.
-    y: Vec<f64>,
-    alpha: f64,
-    /// The last point evaluated, with its cost and gradient: the line search asks for the cost and
-    /// then the gradient of the same point.
+/// A cost and its gradient, computed together in one pass over the data.
+pub(super) trait Objective {
+    fn cost_and_gradient(&self, params: &Array1<f64>) -> (f64, Array1<f64>);
+}
+
+/// An [`Objective`] as argmin asks for it: the line search asks for the cost and then the
+/// gradient of the same point, so the last point evaluated is kept with both.
+struct Cached<'a, O> {
+    objective: &'a O,
     last: Mutex<Option<Evaluated>>,
 }
 
 /// A point with its cost and gradient.
 type Evaluated = (Array1<f64>, f64, Array1<f64>);
 
-impl Problem<'_> {
-    /// Cost and gradient of `params`, from the cache when `params` was the last point evaluated.
+impl<O: Objective> Cached<'_, O> {
     fn evaluate(&self, params: &Array1<f64>) -> (f64, Array1<f64>) {
         let mut last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some((p, cost, grad)) = last.as_ref()
@@ -181,11 +195,69 @@ impl Problem<'_> {
         {
             return (*cost, grad.clone());
         }
-        let (cost, grad) = self.compute(params);
+        let (cost, grad) = self.objective.cost_and_gradient(params);
         *last = Some((params.clone(), cost, grad.clone()));
         (cost, grad)
     }
+}
 
+impl<O: Objective> CostFunction for Cached<'_, O> {
+    type Param = Array1<f64>;
+    type Output = f64;
+
+    fn cost(&self, p: &Self::Param) -> Result<f64, argmin::core::Error> {
+        Ok(self.evaluate(p).0)
+    }
+}
+
+impl<O: Objective> Gradient for Cached<'_, O> {
+    type Param = Array1<f64>;
+    type Gradient = Array1<f64>;
+
+    fn gradient(&self, p: &Self::Param) -> Result<Array1<f64>, argmin::core::Error> {
+        Ok(self.evaluate(p).1)
+    }
+}
+
+/// Minimises `objective` over `width` parameters by L-BFGS from zero, until the gradient's norm
+/// falls below `gradient_tolerance` or after `max_iterations`: the best point and the iterations
+/// run.
+pub(super) fn minimise<O: Objective>(
+    objective: &O,
+    width: usize,
+    max_iterations: u64,
+    gradient_tolerance: f64,
+) -> Result<(Array1<f64>, u64), String> {
+    let solver = LBFGS::new(MoreThuenteLineSearch::new(), LBFGS_MEMORY)
+        .with_tolerance_grad(gradient_tolerance)
+        .map_err(|e| e.to_string())?;
+    let start = Array1::zeros(width);
+    let problem = Cached { objective, last: Mutex::new(None) };
+    let result = Executor::new(problem, solver)
+        .configure(|state| state.param(start.clone()).max_iters(max_iterations))
+        .run()
+        .map_err(|e| e.to_string())?;
+    let iterations = result.state().get_iter();
+    Ok((result.state.best_param.unwrap_or(start), iterations))
+}
+
+/// Logistic regression's objective; parameters are the weights followed by the intercept.
+struct Problem<'a> {
+    x: &'a SparseRows,
+    /// Labels as -1 / +1.
+    y: Vec<f64>,
+    /// Added to each row's logit, not fitted (empty: none).
+    offset: &'a [f64],
+    alpha: f64,
+}
+
+impl Objective for Problem<'_> {
+    fn cost_and_gradient(&self, params: &Array1<f64>) -> (f64, Array1<f64>) {
+        self.compute(params)
+    }
+}
+
+impl Problem<'_> {
     /// One pass over the rows, split in [`BLOCKS`] blocks on scoped threads.
     fn compute(&self, params: &Array1<f64>) -> (f64, Array1<f64>) {
         let d = self.x.width;
@@ -223,7 +295,7 @@ impl Problem<'_> {
         let mut grad_b = 0.0;
         for i in rows {
             let (cols, vals) = self.x.row(i);
-            let mut z = b;
+            let mut z = b + self.offset.get(i).copied().unwrap_or(0.0);
             for (c, v) in cols.iter().zip(vals) {
                 z += w[*c as usize] * v;
             }
@@ -239,24 +311,6 @@ impl Problem<'_> {
         }
         grad[d] = grad_b;
         (loss, grad)
-    }
-}
-
-impl CostFunction for Problem<'_> {
-    type Param = Array1<f64>;
-    type Output = f64;
-
-    fn cost(&self, p: &Self::Param) -> Result<f64, argmin::core::Error> {
-        Ok(self.evaluate(p).0)
-    }
-}
-
-impl Gradient for Problem<'_> {
-    type Param = Array1<f64>;
-    type Gradient = Array1<f64>;
-
-    fn gradient(&self, p: &Self::Param) -> Result<Array1<f64>, argmin::core::Error> {
-        Ok(self.evaluate(p).1)
     }
 }
 
@@ -278,24 +332,30 @@ pub fn fit(
     max_iterations: u64,
     gradient_tolerance: f64,
 ) -> Result<Fitted, String> {
+    fit_with_offset(x, y, &[], alpha, max_iterations, gradient_tolerance)
+}
+
+/// [`fit`] with `offset[i]` added to row `i`'s logit and not fitted (an empty `offset`: none).
+pub fn fit_with_offset(
+    x: &SparseRows,
+    y: ArrayView1<'_, bool>,
+    offset: &[f64],
+    alpha: f64,
+    max_iterations: u64,
+    gradient_tolerance: f64,
+) -> Result<Fitted, String> {
     if y.len() != x.rows() {
         return Err(format!("{} labels for {} rows", y.len(), x.rows()));
+    }
+    if !offset.is_empty() && offset.len() != x.rows() {
+        return Err(format!("{} offsets for {} rows", offset.len(), x.rows()));
     }
     if !(alpha.is_finite() && alpha >= 0.0) {
         return Err(format!("alpha must be finite and non-negative, not {alpha}"));
     }
-    let problem =
-        Problem { x, y: y.iter().map(|v| if *v { 1.0 } else { -1.0 }).collect(), alpha, last: Mutex::new(None) };
-    let solver = LBFGS::new(MoreThuenteLineSearch::new(), LBFGS_MEMORY)
-        .with_tolerance_grad(gradient_tolerance)
-        .map_err(|e| e.to_string())?;
-    let start = Array1::zeros(x.width + 1);
-    let result = Executor::new(problem, solver)
-        .configure(|state| state.param(start.clone()).max_iters(max_iterations))
-        .run()
-        .map_err(|e| e.to_string())?;
-    let iterations = result.state().get_iter();
-    let params = result.state.best_param.unwrap_or(start);
+    let y = y.iter().map(|v| if *v { 1.0 } else { -1.0 }).collect();
+    let problem = Problem { x, y, offset, alpha };
+    let (params, iterations) = minimise(&problem, x.width + 1, max_iterations, gradient_tolerance)?;
     let d = x.width;
     Ok(Fitted { weights: params.slice(ndarray::s![..d]).to_owned(), intercept: params[d], iterations })
 }
@@ -432,11 +492,13 @@ mod tests {
         ) {
             let (x, y) = data(60, 6, seed);
             let rows = SparseRows::from_dense(x.view()).unwrap();
+            // With an offset on every row, which moves the logits but is not a parameter.
+            let offset: Vec<f64> = (0..60).map(|i| (i as f64 * 0.37 + seed as f64).sin()).collect();
             let problem = Problem {
                 x: &rows,
                 y: y.iter().map(|v| if *v { 1.0 } else { -1.0 }).collect(),
+                offset: &offset,
                 alpha,
-                last: Mutex::new(None),
             };
             let p = Array1::from(point);
             let (_, grad) = problem.compute(&p);

@@ -77,7 +77,22 @@ pub fn dataset(table: &mut Table, source: &TableSource) -> Result<Dataset, Train
         }
     }
     read_identity(table, &mut data)?;
+    read_groups(table, &mut data)?;
     Ok(data)
+}
+
+/// The rows' served rankings from the `ranking_id` column, hashed (0 where the table has none or
+/// the row names none).
+fn read_groups(table: &Table, data: &mut Dataset) -> Result<(), TrainError> {
+    if !table.has("ranking_id") {
+        return Ok(());
+    }
+    let column = table.column("ranking_id")?;
+    for (i, group) in data.groups.iter_mut().enumerate() {
+        let id = column.text(i);
+        *group = if id.is_empty() { 0 } else { fitrank::hash::mixed(id.as_bytes()).max(1) };
+    }
+    Ok(())
 }
 
 /// The rows' identity keys from the `user_id` and `session.host_id` columns, where the table has
@@ -112,5 +127,19 @@ mod tests {
         let back = dataset(&mut table, &TableSource::default()).unwrap();
         assert_eq!(back.x, data.x);
         assert_eq!((back.engaged, back.purchased, back.time_ms), (data.engaged, data.purchased, data.time_ms));
+    }
+
+    /// The served ranking of each row groups rows for `--purchase-objective ranking`.
+    #[test]
+    fn rows_of_one_ranking_share_a_group() {
+        use crate::export::table::{Column, Values};
+        let data = generate(GeneratorConfig { users: 20, sessions: 5, impressions: 4, seed: 2 });
+        let mut table = data.to_table();
+        let ids = ["r1", "r2", "r1", ""].map(String::from).to_vec();
+        table.columns.push(Column { name: "ranking_id".into(), values: Values::Str(ids) });
+        let back = dataset(&mut table, &TableSource::default()).unwrap();
+        let g = &back.groups;
+        assert!(g[0] == g[2] && g[0] != g[1] && g[0] != 0 && g[1] != 0 && g[3] == 0, "{g:?}");
+        assert_eq!(dataset(&mut data.to_table(), &TableSource::default()).unwrap().groups, vec![0; 4]);
     }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the shipped default model, models/default/20261206-090000: the whole loop of
+# Reproduces the shipped default model, models/default/20261207-070000: the whole loop of
 # docs/PERFORMANCE.md at scale, trained on what the service itself logged in two world families
 # (the default world, seed 7, and the shoppers family, world seeds 11 to 14; the shoppers
 # scorecard is taken on world seeds 101-104, never trained on).
@@ -7,14 +7,16 @@
 #   2. twice, on a fresh service with that model (behaviour seeds 1 and 2): 300,000 simulated feed
 #      requests (simulated hours 4 to 31.8 of the world's day) served by the policy of the
 #      bootstrap's day (on-target weight 0.25) with 20% targeted exploration, feature log on
-#   3. fitrank export of the six feature logs (2,555,578 shown items with their labels)
-#   4. fitrank train on them: alpha chosen on a validation split by time, held-out metrics on the
-#      last 10%
+#   3. fitrank export of the six feature logs (2,574,920 shown items with their labels on
+#      2026-12-07)
+#   4. fitrank train on them, the purchase head fitted for ranking within each served ranking
+#      (--purchase-objective ranking, docs/decisions/0014): alpha chosen on a validation split by
+#      time, held-out metrics on the last 10%
 # The scorecard's behaviour seeds (3 to 8) are not among the logged ones. The service's
 # exploration draws are not seeded, so the weights differ slightly between runs (two runs are
-# compared in docs/PERFORMANCE.md). 16 min on a 2-core machine (2026-12-06).
+# compared in docs/PERFORMANCE.md). 14 min on a 2-core machine (2026-12-07).
 # Usage: scripts/train-default-model.sh [MODELS_DIR]   (default: models)
-# TRAIN_ARGS adds arguments to fitrank train (e.g. --purchase-objective ranking); SERVED=FILE keeps
+# TRAIN_ARGS adds arguments to fitrank train (e.g. --alphas 1); SERVED=FILE keeps
 # the export there, so that other settings can be trained on the same rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,5 +65,6 @@ echo "== 3. export"
 echo "== 4. train"
 # No identity block: the shipped model serves users and hosts it was not trained on.
 # shellcheck disable=SC2086
-"$B" train --data "${SERVED:-$W/served.parquet}" --identity-buckets 0 ${TRAIN_ARGS:-} --name default --version 20261206-090000 --models "$MODELS" \
+"$B" train --data "${SERVED:-$W/served.parquet}" --identity-buckets 0 --purchase-objective ranking ${TRAIN_ARGS:-} \
+  --name default --version 20261207-070000 --models "$MODELS" \
   | grep -E "alpha|auc|done"

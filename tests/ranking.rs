@@ -65,7 +65,7 @@ async fn the_targeted_audience_gets_the_targeted_stream() {
     assert_eq!(order(&woman), vec!["A", "B"], "{woman:?}");
     assert!(woman.items[0].audience_fit > 0.5 && woman.items[1].audience_fit == 0.0);
     assert!(woman.items[0].p_purchase > woman.items[1].p_purchase);
-    assert_eq!(woman.model_version, "default/20261206-090000");
+    assert_eq!(woman.model_version, "default/20261207-070000");
     assert_eq!(woman.ranking_id.len(), 32);
 
     let man = rank(&server, "man-58", &["A", "B"]).await;

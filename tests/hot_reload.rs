@@ -115,10 +115,15 @@ async fn rollback_without_history_is_refused() {
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
 }
 
-/// The shipped version's folder and its version name.
+/// The served shipped version's folder (the newest) and its version name.
 fn shipped_version() -> (std::path::PathBuf, String) {
     let base = common::shipped_models().join("default");
-    let path = std::fs::read_dir(&base).unwrap().map(|e| e.unwrap().path()).min().unwrap();
+    let path = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("manifest.json").is_file())
+        .max()
+        .unwrap();
     let version = path.file_name().unwrap().to_str().unwrap().to_owned();
     (path, version)
 }

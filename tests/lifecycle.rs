@@ -188,11 +188,13 @@ async fn the_server_refuses_to_start_on_a_mismatched_model() {
     let tmp = tempfile::tempdir().unwrap();
     let models = tmp.path().join("models");
     common::copy_dir(&common::shipped_models(), &models);
-    let version = std::fs::read_dir(models.join("default")).unwrap().next().unwrap().unwrap().path();
-    let manifest_path = version.join("manifest.json");
-    let text = std::fs::read_to_string(&manifest_path).unwrap();
-    let hash = fitrank::features::schema_hash();
-    std::fs::write(&manifest_path, text.replace(hash, "ffffffffffffffff")).unwrap();
+    // Every shipped version, so that none is left to fall back on.
+    for version in std::fs::read_dir(models.join("default")).unwrap() {
+        let manifest_path = version.unwrap().path().join("manifest.json");
+        let text = std::fs::read_to_string(&manifest_path).unwrap();
+        let hash = fitrank::features::schema_hash();
+        std::fs::write(&manifest_path, text.replace(hash, "ffffffffffffffff")).unwrap();
+    }
     let config =
         fitrank::config::Config { models_dir: models, data_dir: tmp.path().join("data"), ..Default::default() };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

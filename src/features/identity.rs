@@ -36,7 +36,7 @@
 pub const MAX_BUCKETS: u32 = 1 << 22;
 
 /// Largest number of latent factors per slot a model may have.
-pub const MAX_FACTOR_DIMS: u32 = 64;
+pub const MAX_FACTOR_DIMS: u32 = 256;
 
 /// The hashed ids of one (user, host) pair; 0 means "no id".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

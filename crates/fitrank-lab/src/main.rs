@@ -145,9 +145,15 @@ struct TrainArgs {
     /// much memory as the identity block itself.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(fitrank::features::identity::MAX_FACTOR_DIMS)))]
     factor_dims: u32,
-    /// L2 strength on the latent factors (fixed: --alphas chooses the weights' strength).
+    /// L2 strength on the latent factors (fixed: --alphas chooses the weights' strength); not
+    /// used with --factor-samples, whose strengths are sampled.
     #[arg(long, default_value_t = train::DEFAULT_FACTOR_ALPHA)]
     factor_alpha: f64,
+    /// Fit the latent factors as a Bayesian probit factorisation by Gibbs sampling, keeping this
+    /// many posterior draws (the model serves their mean: draws × (factor dims + 2) values per
+    /// slot); 0 fits them by alternating least squares.
+    #[arg(long, default_value_t = 0)]
+    factor_samples: u32,
     /// Models folder to write into.
     #[arg(long, default_value = "models")]
     models: PathBuf,
@@ -405,6 +411,7 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
         identity_buckets: a.identity_buckets.0.unwrap_or(0),
         factor_dims: a.factor_dims,
         factor_alpha: a.factor_alpha,
+        factor_samples: a.factor_samples,
         purchase_objective: a.purchase_objective,
     };
     if opts.purchase_objective == train::PurchaseObjective::Ranking && a.identity_buckets.0 != Some(0) {
@@ -656,9 +663,13 @@ struct MovielensArgs {
     /// `fitrank train --factor-dims`); 0 for none.
     #[arg(long, default_value_t = fitrank_lab::movielens::FACTOR_DIMS)]
     factor_dims: u32,
-    /// L2 strength on the MovieLens model's factors.
+    /// L2 strength on the MovieLens model's factors (alternating least squares only).
     #[arg(long, default_value_t = fitrank_lab::movielens::FACTOR_ALPHA)]
     factor_alpha: f64,
+    /// Posterior draws of the MovieLens model's Bayesian factors (see `fitrank train
+    /// --factor-samples`); 0 fits them by alternating least squares.
+    #[arg(long, default_value_t = fitrank_lab::movielens::FACTOR_SAMPLES)]
+    factor_samples: u32,
 }
 
 /// `fitrank movielens`: loads the data set, runs the protocol, prints test AUC and log loss.
@@ -672,6 +683,7 @@ fn run_movielens(args: MovielensArgs) -> Result<(), AnyError> {
         identity_buckets: args.identity_buckets,
         factor_dims: args.factor_dims,
         factor_alpha: args.factor_alpha,
+        factor_samples: args.factor_samples,
     };
     let report = fitrank_lab::movielens::run(&data, &protocol)?;
     if args.json {

@@ -38,6 +38,11 @@
 //!   a learned weight, [`IDENTITY_BUCKETS`] hashed slots per kind, in both feature sets — the
 //!   literature's MovieLens fields include both ids, and so do the anchors of issue 3.
 //!   `--identity-buckets 0` leaves them out.
+//! - **who liked what → latent factors** on those slots: a Bayesian probit factorisation machine
+//!   over the two ids, each side also placed by whom it met ([`crate::train::gibbs`]),
+//!   [`FACTOR_DIMS`] factors averaged over [`FACTOR_SAMPLES`] posterior draws, its score one more
+//!   column of the head, out of fold for the training rows. `--factor-samples 0` fits the factors
+//!   by alternating least squares, `--factor-dims 0` leaves them out.
 //!
 //! The data set is not part of this repository; see the licence in its README.
 
@@ -277,6 +282,8 @@ pub struct Protocol {
     pub factor_dims: u32,
     /// L2 strength on the factors.
     pub factor_alpha: f64,
+    /// Posterior draws of Bayesian factors; 0 for alternating least squares.
+    pub factor_samples: u32,
 }
 
 /// What a run measured.
@@ -287,6 +294,7 @@ pub struct Report {
     pub identity_buckets: u32,
     pub factor_dims: u32,
     pub factor_alpha: f64,
+    pub factor_samples: u32,
     pub auc: f64,
     pub logloss: f64,
     pub alpha: f64,
@@ -304,10 +312,14 @@ const FOLDS: usize = 5;
 pub const IDENTITY_BUCKETS: u32 = 1 << 16;
 
 /// Default latent factors per identity slot: the user × movie term (collaborative filtering).
-pub const FACTOR_DIMS: u32 = 8;
+pub const FACTOR_DIMS: u32 = 4;
 
-/// Default L2 strength on the factors.
+/// Default L2 strength on the factors (alternating least squares only).
 pub const FACTOR_ALPHA: f64 = 5.0;
+
+/// Default posterior draws of the Bayesian factors (`crate::train::gibbs`): 4 × 60 + 2 = 242
+/// values per slot. 0 fits the factors by alternating least squares instead.
+pub const FACTOR_SAMPLES: u32 = 60;
 
 /// The identity keys of a rating: the user, and the movie as the session's host.
 fn identity(r: &Rating) -> IdentityKeys {
@@ -415,7 +427,13 @@ pub fn run(data: &MovieLens, protocol: &Protocol) -> Result<Report, MovieLensErr
 
     let buckets = protocol.identity_buckets;
     let factor_dims = if buckets == 0 { 0 } else { protocol.factor_dims };
-    let identity = fit::Identity { keys: &train_set.ids, buckets, factor_dims, factor_alpha: protocol.factor_alpha };
+    let identity = fit::Identity {
+        keys: &train_set.ids,
+        buckets,
+        factor_dims,
+        factor_alpha: protocol.factor_alpha,
+        factor_samples: protocol.factor_samples,
+    };
     let design = fit::design(train_set.x.view(), fit::Solver::Sparse, Some(identity))?;
     let x = design.for_label(train_set.engaged.view())?;
     let mut best: Option<(f64, f64, fitrank::model::LinearHead)> = None;
@@ -437,6 +455,7 @@ pub fn run(data: &MovieLens, protocol: &Protocol) -> Result<Report, MovieLensErr
         identity_buckets: buckets,
         factor_dims,
         factor_alpha: protocol.factor_alpha,
+        factor_samples: protocol.factor_samples,
         auc: metrics::auc(&p, y),
         logloss: metrics::log_loss(&p, y),
         alpha,
@@ -527,6 +546,7 @@ mod tests {
             identity_buckets: 0,
             factor_dims: 0,
             factor_alpha: 1.0,
+            factor_samples: 0,
         };
         let full = run(&data, &protocol).unwrap();
         protocol.features = FeatureSet::Demographic;
@@ -560,6 +580,7 @@ mod tests {
             identity_buckets: IDENTITY_BUCKETS,
             factor_dims: FACTOR_DIMS,
             factor_alpha: FACTOR_ALPHA,
+            factor_samples: FACTOR_SAMPLES,
         };
         let s = splits(&data, &protocol);
         let empty = s.train.x.row(0).to_owned();

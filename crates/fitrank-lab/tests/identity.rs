@@ -129,7 +129,8 @@ async fn a_host_that_sells_ranks_first_through_its_identity_weight() {
 }
 
 /// 4,000 impressions in a world of taste: users and hosts each belong to one of two groups, and
-/// a user views a host's show 70% of the time when their groups match and 10% when not. Every
+/// a user views a host's show 70% of the time when their groups match and 10% when not, and buys
+/// on 20% of the impressions of their own group's hosts and never from the others. Every
 /// host is viewed as often as every other, and every user views as often as every other, so a
 /// weight per id learns nothing; only who views whom tells the groups apart.
 fn write_taste_table(path: &std::path::Path) {
@@ -139,19 +140,32 @@ fn write_taste_table(path: &std::path::Path) {
         let same = user % 2 == host % 2;
         let k = (i / 400) % 10;
         let engaged = if same { k < 7 } else { k < 1 };
-        csv.push_str(&format!("u-{user},h-{host},{},{}\n", u8::from(engaged), u8::from(engaged && k == 0)));
+        csv.push_str(&format!("u-{user},h-{host},{},{}\n", u8::from(engaged), u8::from(engaged && same && k < 2)));
     }
     std::fs::write(path, csv).unwrap();
 }
 
 #[tokio::test]
 async fn factors_rank_a_host_first_for_the_users_who_share_its_audience() {
+    factors_rank_by_taste(&[], 4).await;
+}
+
+/// The same with Bayesian factors: 20 draws of 4 factors serve 20 × 4 + 2 values per slot.
+#[tokio::test]
+async fn sampled_factors_rank_a_host_first_for_the_users_who_share_its_audience() {
+    factors_rank_by_taste(&["--factor-samples", "20"], 82).await;
+}
+
+/// Trains the taste table without and with 4 factors (`extra` arguments to both), `served`
+/// values per slot, and checks who ranks first for users of each group.
+async fn factors_rank_by_taste(extra: &[&str], served: u32) {
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("rows.csv");
     write_taste_table(&table);
-    let weights = train_two_versions(&server, &table, &["--identity-buckets", "256"], "--factor-dims", ["0", "4"]);
-    assert_eq!(weights["engage"]["factors"].as_array().unwrap().len(), 2 * 256 * 4);
+    let common: Vec<&str> = ["--identity-buckets", "256"].into_iter().chain(extra.iter().copied()).collect();
+    let weights = train_two_versions(&server, &table, &common, "--factor-dims", ["0", "4"]);
+    assert_eq!(weights["engage"]["factors"].as_array().unwrap().len(), 2 * 256 * served as usize);
 
     // A new show of an even host and of an odd one, alike in every attribute.
     upsert_shows_of(&server, ["h-2", "h-3"]).await;
@@ -186,9 +200,9 @@ async fn factors_rank_a_host_first_for_the_users_who_share_its_audience() {
 
     // With them, each user's own group's host comes first, by far.
     let loaded = admin.load_model(pin("29991231-000001")).await.unwrap().into_inner().model.unwrap();
-    assert_eq!((loaded.identity_buckets, loaded.factor_dims), (256, 4));
+    assert_eq!((loaded.identity_buckets, loaded.factor_dims), (256, served));
     let (session, even, odd) = first("u-4").await;
-    assert_eq!(session, "s1", "an even user's first show is the even host's");
+    assert_eq!(session, "s1", "an even user's first show is the even host's: {even} vs {odd}");
     assert!(even > 2.0 * odd, "by far: {even} vs {odd}");
     let (session, even, odd) = first("u-7").await;
     assert_eq!(session, "s2", "an odd user's first show is the odd host's");

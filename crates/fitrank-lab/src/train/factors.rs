@@ -24,6 +24,8 @@
 
 use fitrank::hash::splitmix64;
 
+use super::gibbs;
+
 /// Alternating least squares sweeps per factorisation (each solves both sides once).
 pub const SWEEPS: usize = 10;
 
@@ -34,12 +36,22 @@ pub const FOLDS: usize = 5;
 const START: f64 = 0.1;
 
 /// What to factorise: the identity block's `slots` (two kinds × buckets), `dims` factors per
-/// slot, L2 strength `alpha` (> 0).
+/// slot, L2 strength `alpha` (> 0), and how: `samples` = 0 by alternating least squares, else by
+/// Gibbs sampling with that many posterior draws kept ([`super::gibbs`], where `alpha` is not
+/// used: the strengths are sampled).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Spec {
     pub slots: usize,
     pub dims: usize,
     pub alpha: f64,
+    pub samples: usize,
+}
+
+impl Spec {
+    /// Values per slot in the tables: the factors, or the draws side by side.
+    pub fn served_dims(&self) -> usize {
+        if self.samples == 0 { self.dims } else { gibbs::served_dims(self.dims, self.samples) }
+    }
 }
 
 /// The out-of-fold scores of the training rows and the tables fitted on all of them.
@@ -55,11 +67,12 @@ pub struct OutOfFold {
 /// and the tables of all rows. The [`FOLDS`] + 1 factorisations run on scoped threads.
 pub fn out_of_fold(spec: &Spec, pairs: &[Option<[u32; 2]>], y: &[bool]) -> Result<OutOfFold, String> {
     check(spec, pairs, y)?;
-    let k = spec.dims;
+    let k = spec.served_dims();
     let (folds, tables) = std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            (0..FOLDS).map(|fold| scope.spawn(move || factorise(spec, pairs, y, |i| fold_of(i) != fold))).collect();
-        let tables = factorise(spec, pairs, y, |_| true);
+        let handles: Vec<_> = (0..FOLDS)
+            .map(|fold| scope.spawn(move || factorise(spec, pairs, y, fold as u64, |i| fold_of(i) != fold)))
+            .collect();
+        let tables = factorise(spec, pairs, y, FOLDS as u64, |_| true);
         let folds: Vec<Vec<f64>> = handles.into_iter().map(|h| h.join().expect("a factorisation panicked")).collect();
         (folds, tables)
     });
@@ -85,7 +98,7 @@ fn check(spec: &Spec, pairs: &[Option<[u32; 2]>], y: &[bool]) -> Result<(), Stri
     if spec.dims == 0 || !spec.slots.is_multiple_of(2) {
         return Err(format!("{} factor dimensions over {} slots", spec.dims, spec.slots));
     }
-    if !(spec.alpha.is_finite() && spec.alpha > 0.0) {
+    if spec.samples == 0 && !(spec.alpha.is_finite() && spec.alpha > 0.0) {
         return Err(format!("the factors' alpha must be finite and positive, not {}", spec.alpha));
     }
     let half = spec.slots / 2;
@@ -97,10 +110,9 @@ fn check(spec: &Spec, pairs: &[Option<[u32; 2]>], y: &[bool]) -> Result<(), Stri
     Ok(())
 }
 
-/// One factorisation of the rows `keep` accepts (see the module documentation).
-fn factorise(spec: &Spec, pairs: &[Option<[u32; 2]>], y: &[bool], keep: impl Fn(usize) -> bool) -> Vec<f64> {
-    let k = spec.dims;
-    let mut f = vec![0.0; spec.slots * k];
+/// One factorisation of the rows `keep` accepts (see the module documentation); `seed` tells
+/// the Gibbs sampler's factorisations apart.
+fn factorise(spec: &Spec, pairs: &[Option<[u32; 2]>], y: &[bool], seed: u64, keep: impl Fn(usize) -> bool) -> Vec<f64> {
     let used: Vec<([u32; 2], bool)> = pairs
         .iter()
         .zip(y)
@@ -108,6 +120,16 @@ fn factorise(spec: &Spec, pairs: &[Option<[u32; 2]>], y: &[bool], keep: impl Fn(
         .filter(|(i, _)| keep(*i))
         .filter_map(|(_, (p, y))| p.map(|p| (p, *y)))
         .collect();
+    if spec.samples > 0 {
+        return gibbs::factorise(spec, &used, splitmix64(seed ^ 0x9e37_79b9));
+    }
+    alternating_least_squares(spec, &used)
+}
+
+/// The point estimate: [`SWEEPS`] sweeps of alternating least squares.
+fn alternating_least_squares(spec: &Spec, used: &[([u32; 2], bool)]) -> Vec<f64> {
+    let k = spec.dims;
+    let mut f = vec![0.0; spec.slots * k];
     if used.is_empty() {
         return f;
     }
@@ -159,6 +181,14 @@ fn dot(f: &[f64], u: usize, h: usize, k: usize) -> f64 {
 /// Solves `A x = b` in place (`x` into `b`) for a symmetric positive definite `A` of which the
 /// lower triangle of the row-major `k × k` slice is read (and overwritten by its Cholesky factor).
 fn cholesky_solve(a: &mut [f64], b: &mut [f64], k: usize) {
+    cholesky_factor(a, k);
+    solve_lower(a, b, k);
+    solve_upper(a, b, k);
+}
+
+/// Overwrites the lower triangle of the row-major `k × k` symmetric positive definite `a` with
+/// `L`, where `a = L Lᵀ`.
+pub(super) fn cholesky_factor(a: &mut [f64], k: usize) {
     for j in 0..k {
         let mut d = a[j * k + j];
         for p in 0..j {
@@ -174,6 +204,10 @@ fn cholesky_solve(a: &mut [f64], b: &mut [f64], k: usize) {
             a[i * k + j] = s / d;
         }
     }
+}
+
+/// Solves `L x = b` in place for the factor `L` in `a`'s lower triangle.
+pub(super) fn solve_lower(a: &[f64], b: &mut [f64], k: usize) {
     for i in 0..k {
         let mut s = b[i];
         for p in 0..i {
@@ -181,6 +215,10 @@ fn cholesky_solve(a: &mut [f64], b: &mut [f64], k: usize) {
         }
         b[i] = s / a[i * k + i];
     }
+}
+
+/// Solves `Lᵀ x = b` in place for the factor `L` in `a`'s lower triangle.
+pub(super) fn solve_upper(a: &[f64], b: &mut [f64], k: usize) {
     for i in (0..k).rev() {
         let mut s = b[i];
         for p in i + 1..k {
@@ -191,7 +229,7 @@ fn cholesky_solve(a: &mut [f64], b: &mut [f64], k: usize) {
 }
 
 /// The starting value of table entry `j`: uniform in ±[`START`], from a fixed hash.
-fn start(j: usize) -> f64 {
+pub(super) fn start(j: usize) -> f64 {
     START * (fitrank::hash::unit(splitmix64(j as u64)) * 2.0 - 1.0)
 }
 
@@ -229,7 +267,7 @@ mod tests {
     #[test]
     fn out_of_fold_scores_find_who_engages_with_whom() {
         let (pairs, y) = tastes(40, 30);
-        let spec = Spec { slots: 128, dims: 4, alpha: 1.0 };
+        let spec = Spec { slots: 128, dims: 4, alpha: 1.0, samples: 0 };
         let oof = out_of_fold(&spec, &pairs, &y).unwrap();
         let auc = crate::train::metrics::auc(&oof.scores, &y);
         assert!(auc > 0.8, "out-of-fold AUC {auc}");
@@ -242,24 +280,45 @@ mod tests {
         assert_eq!(out_of_fold(&spec, &pairs, &y).unwrap(), oof);
     }
 
-    /// A row's own label does not reach its score: flipping it leaves the score as it was.
+    /// The Bayesian factorisation finds the same structure; its tables serve the mean of its
+    /// draws (biases included), are the same bits on every run, and leave unreached slots at 0.
+    #[test]
+    fn sampled_factors_find_who_engages_with_whom() {
+        let (pairs, y) = tastes(40, 30);
+        let spec = Spec { slots: 128, dims: 2, alpha: 1.0, samples: 4 };
+        let oof = out_of_fold(&spec, &pairs, &y).unwrap();
+        let auc = crate::train::metrics::auc(&oof.scores, &y);
+        assert!(auc > 0.8, "out-of-fold AUC {auc}");
+        let k = spec.served_dims();
+        assert_eq!((k, oof.tables.len()), (10, 128 * 10));
+        assert!(oof.tables[40 * k..64 * k].iter().all(|v| *v == 0.0));
+        // A user's slot ends in (b̄_u, 1), a host's in (1, b̄_h).
+        assert_eq!((oof.tables[k - 1], oof.tables[64 * k + k - 2]), (1.0, 1.0));
+        assert_eq!(out_of_fold(&spec, &pairs, &y).unwrap(), oof);
+    }
+
+    /// A row's own label does not reach its score: flipping it leaves the score as it was, for
+    /// either way of fitting.
     #[test]
     fn a_row_does_not_score_itself() {
-        let (pairs, mut y) = tastes(12, 10);
-        let spec = Spec { slots: 128, dims: 3, alpha: 0.5 };
-        let before = out_of_fold(&spec, &pairs, &y).unwrap();
-        y[37] = !y[37];
-        let after = out_of_fold(&spec, &pairs, &y).unwrap();
-        assert_eq!(before.scores[37], after.scores[37]);
-        assert_ne!(before.tables, after.tables);
+        for samples in [0, 3] {
+            let (pairs, mut y) = tastes(12, 10);
+            let spec = Spec { slots: 128, dims: 3, alpha: 0.5, samples };
+            let before = out_of_fold(&spec, &pairs, &y).unwrap();
+            y[37] = !y[37];
+            let after = out_of_fold(&spec, &pairs, &y).unwrap();
+            assert_eq!(before.scores[37], after.scores[37]);
+            assert_ne!(before.tables, after.tables);
+        }
     }
 
     #[test]
     fn bad_input_is_refused() {
         let (pairs, y) = tastes(4, 4);
-        let spec = Spec { slots: 128, dims: 2, alpha: 1.0 };
+        let spec = Spec { slots: 128, dims: 2, alpha: 1.0, samples: 0 };
         assert!(out_of_fold(&spec, &pairs, &y[1..]).is_err());
         assert!(out_of_fold(&Spec { alpha: 0.0, ..spec }, &pairs, &y).is_err());
+        assert!(out_of_fold(&Spec { alpha: 0.0, samples: 2, ..spec }, &pairs, &y).is_ok());
         assert!(out_of_fold(&Spec { dims: 0, ..spec }, &pairs, &y).is_err());
         assert!(out_of_fold(&Spec { slots: 127, ..spec }, &pairs, &y).is_err());
         // 65 slots per kind: host slot 64 is a user slot.

@@ -91,6 +91,9 @@ pub struct Identity<'a> {
     pub buckets: u32,
     pub factor_dims: u32,
     pub factor_alpha: f64,
+    /// Posterior draws of a Bayesian factorisation (`super::gibbs`); 0 for alternating least
+    /// squares.
+    pub factor_samples: u32,
 }
 
 /// The rows of `x` as `solver` reads them.
@@ -133,6 +136,7 @@ pub fn design_rows(
                                 slots: 2 * id.buckets as usize,
                                 dims: id.factor_dims as usize,
                                 alpha: id.factor_alpha,
+                                samples: id.factor_samples as usize,
                             },
                             pairs: rows
                                 .iter()

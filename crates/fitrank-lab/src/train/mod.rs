@@ -8,6 +8,7 @@
 pub mod factors;
 pub mod fit;
 pub mod generator;
+pub mod gibbs;
 pub mod metrics;
 pub mod ranking;
 pub mod solver;
@@ -191,6 +192,9 @@ pub struct TrainOptions {
     pub factor_dims: u32,
     /// L2 strength on the latent factors (their own: the weights' alpha is chosen on validation).
     pub factor_alpha: f64,
+    /// Posterior draws of Bayesian factors (Gibbs sampling, `gibbs`); 0 for alternating least
+    /// squares with `factor_alpha`.
+    pub factor_samples: u32,
     /// What the purchase head is fitted for.
     pub purchase_objective: PurchaseObjective,
 }
@@ -284,6 +288,7 @@ fn fit_heads(
         buckets: opts.identity_buckets,
         factor_dims: opts.factor_dims,
         factor_alpha: opts.factor_alpha,
+        factor_samples: opts.factor_samples,
     };
     let x = fit::design_rows(data.x.view(), train_idx, opts.solver, Some(identity))?;
     let (engaged, purchased) = (data.engaged.select(Axis(0), train_idx), data.purchased.select(Axis(0), train_idx));
@@ -373,6 +378,15 @@ pub fn train_choosing_identity(
     Ok((artifact, trials))
 }
 
+/// Values per identity slot a model trained with `opts` serves: its factors, or its draws.
+fn served_factor_dims(opts: &TrainOptions) -> u32 {
+    if opts.factor_dims == 0 || opts.factor_samples == 0 {
+        opts.factor_dims
+    } else {
+        u32::try_from(gibbs::served_dims(opts.factor_dims as usize, opts.factor_samples as usize)).unwrap_or(u32::MAX)
+    }
+}
+
 /// Splits `data`, fits both heads (choosing alpha on validation when several are given), measures
 /// them on the test split, and returns the artifact.
 pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, TrainError> {
@@ -401,7 +415,16 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
             features::identity::MAX_FACTOR_DIMS
         )));
     }
-    if opts.factor_dims > 0 && !(opts.factor_alpha.is_finite() && opts.factor_alpha > 0.0) {
+    if served_factor_dims(opts) > features::identity::MAX_FACTOR_DIMS {
+        return Err(TrainError::Data(format!(
+            "{} draws of {} factor dimensions serve {} values per slot; at most {}",
+            opts.factor_samples,
+            opts.factor_dims,
+            served_factor_dims(opts),
+            features::identity::MAX_FACTOR_DIMS
+        )));
+    }
+    if opts.factor_dims > 0 && opts.factor_samples == 0 && !(opts.factor_alpha.is_finite() && opts.factor_alpha > 0.0) {
         return Err(TrainError::Data(format!("factor alpha {}: must be finite and positive", opts.factor_alpha)));
     }
     if opts.alphas.len() > 1 && valid_idx.is_empty() {
@@ -415,7 +438,11 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
     let mut metrics = BTreeMap::new();
     let mut hyper = BTreeMap::from([
         ("max_iterations".to_owned(), opts.max_iterations as f64),
-        ("factor_alpha".to_owned(), if opts.factor_dims > 0 { opts.factor_alpha } else { 0.0 }),
+        (
+            "factor_alpha".to_owned(),
+            if opts.factor_dims > 0 && opts.factor_samples == 0 { opts.factor_alpha } else { 0.0 },
+        ),
+        ("factor_samples".to_owned(), if opts.factor_dims > 0 { f64::from(opts.factor_samples) } else { 0.0 }),
         ("train_rows".to_owned(), train_idx.len() as f64),
         ("validation_rows".to_owned(), valid_idx.len() as f64),
     ]);
@@ -462,7 +489,7 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
         metrics,
         metrics_data: Some(metrics_data),
         identity_buckets: opts.identity_buckets,
-        factor_dims: opts.factor_dims,
+        factor_dims: served_factor_dims(opts),
     };
     Ok(ModelArtifact { manifest, heads })
 }
@@ -486,6 +513,7 @@ mod tests {
             identity_buckets: 0,
             factor_dims: 0,
             factor_alpha: DEFAULT_FACTOR_ALPHA,
+            factor_samples: 0,
             purchase_objective: PurchaseObjective::Pointwise,
         }
     }

@@ -23,6 +23,6 @@ for f in ("full", "demographic"):
     rs = [r for r in runs if r["features"] == f]
     auc = sum(r["auc"] for r in rs) / len(rs)
     logloss = sum(r["logloss"] for r in rs) / len(rs)
-    print("%-12s identity buckets %d, factor dimensions %d, mean of %d seeds: AUC %.4f, log loss %.4f"
-          % (f, rs[0]["identity_buckets"], rs[0]["factor_dims"], len(rs), auc, logloss))
+    print("%-12s identity buckets %d, factor dimensions %d, factor draws %d, mean of %d seeds: AUC %.4f, log loss %.4f"
+          % (f, rs[0]["identity_buckets"], rs[0]["factor_dims"], rs[0]["factor_samples"], len(rs), auc, logloss))
 '

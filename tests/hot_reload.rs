@@ -118,12 +118,7 @@ async fn rollback_without_history_is_refused() {
 /// The served shipped version's folder (the newest) and its version name.
 fn shipped_version() -> (std::path::PathBuf, String) {
     let base = common::shipped_models().join("default");
-    let path = std::fs::read_dir(&base)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("manifest.json").is_file())
-        .max()
-        .unwrap();
+    let path = common::newest_version(&base);
     let version = path.file_name().unwrap().to_str().unwrap().to_owned();
     (path, version)
 }

@@ -127,12 +127,7 @@ impl ConsoleWorld {
 /// Copies the shipped model as an older version of the same name.
 fn add_older_version(models: &Path) {
     let base = models.join("default");
-    let shipped = std::fs::read_dir(&base)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("manifest.json").is_file())
-        .max()
-        .unwrap();
+    let shipped = crate::common::newest_version(&base);
     let older = base.join(OLDER_VERSION);
     crate::common::copy_dir(&shipped, &older);
     let path = older.join("manifest.json");

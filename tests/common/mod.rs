@@ -39,6 +39,17 @@ pub fn shipped_models() -> PathBuf {
     workspace_root().join("models")
 }
 
+/// The newest version folder (one with a manifest) of a model name's folder `base`: the one a
+/// server starting on it serves.
+pub fn newest_version(base: &Path) -> PathBuf {
+    std::fs::read_dir(base)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("manifest.json").is_file())
+        .max()
+        .unwrap()
+}
+
 /// Copies a folder tree.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

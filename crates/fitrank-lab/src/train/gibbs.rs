@@ -318,15 +318,8 @@ impl<'a> Chain<'a> {
         (gram, error)
     }
 
-    /// Replaces `b` by a draw from `N(P⁻¹ b, P⁻¹)`, `P` the `n × n` lower triangle in `a`
-    /// (overwritten): with `P = L Lᵀ`, the mean plus `L⁻ᵀ ε`.
     fn draw(&mut self, a: &mut [f64], b: &mut [f64], n: usize) {
-        cholesky_factor(a, n);
-        solve_lower(a, b, n);
-        for v in b.iter_mut() {
-            *v += normal(&mut self.rng);
-        }
-        solve_upper(a, b, n);
+        gaussian_draw(&mut self.rng, a, b, n);
     }
 
     /// Step 5 for one kind: each coordinate's prior mean and precision given its slots' values.
@@ -365,6 +358,18 @@ impl<'a> Chain<'a> {
             }
         }
     }
+}
+
+/// Replaces `b` by a draw from `N(P⁻¹ b, P⁻¹)`, `P` the `n × n` lower triangle in `a`
+/// (overwritten): with `P = L Lᵀ`, the mean `L⁻ᵀ L⁻¹ b` plus `L⁻ᵀ ε`, whose covariance is
+/// `L⁻ᵀ L⁻¹ = P⁻¹`.
+fn gaussian_draw(rng: &mut StdRng, a: &mut [f64], b: &mut [f64], n: usize) {
+    cholesky_factor(a, n);
+    solve_lower(a, b, n);
+    for v in b.iter_mut() {
+        *v += normal(rng);
+    }
+    solve_upper(a, b, n);
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -423,6 +428,35 @@ fn above(rng: &mut StdRng, a: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A conditional draw has mean `P⁻¹ b` and covariance `P⁻¹`.
+    #[test]
+    fn gaussian_draws_have_the_conditional_mean_and_covariance() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let n = 100_000;
+        let (mut sum, mut outer) = ([0.0; 2], [0.0; 4]);
+        for _ in 0..n {
+            let mut a = [2.0, 0.0, 0.6, 1.0];
+            let mut b = [1.0, -0.5];
+            gaussian_draw(&mut rng, &mut a, &mut b, 2);
+            for p in 0..2 {
+                sum[p] += b[p];
+                for q in 0..2 {
+                    outer[p * 2 + q] += b[p] * b[q];
+                }
+            }
+        }
+        // P = [[2, 0.6], [0.6, 1]]: P⁻¹ = [[1, -0.6], [-0.6, 2]] / 1.64.
+        let mean = [sum[0] / n as f64, sum[1] / n as f64];
+        for (got, want) in mean.iter().zip([1.3 / 1.64, -1.6 / 1.64]) {
+            assert!((got - want).abs() < 0.01, "mean {mean:?}");
+        }
+        let inverse = [1.0 / 1.64, -0.6 / 1.64, -0.6 / 1.64, 2.0 / 1.64];
+        for (j, want) in inverse.iter().enumerate() {
+            let got = outer[j] / n as f64 - mean[j / 2] * mean[j % 2];
+            assert!((got - want).abs() < 0.02, "covariance {j}: {got} against {want}");
+        }
+    }
 
     /// The truncated draws have the truncated normal's mean: `φ(a) / (1 − Φ(a))`.
     #[test]

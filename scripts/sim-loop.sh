@@ -12,7 +12,8 @@
 # warm-up's latest rows (fitrank train --identity-buckets auto): the users and hosts it scores
 # next are the warm-up's own. In the shoppers family the scorecard also has the posterior oracle
 # (fitrank_lab::posterior), which follows the users through the warm-up as the store does: the most
-# any learner can reach on this traffic (POSTERIOR=0 leaves it out).
+# any learner can reach on this traffic (POSTERIOR=0 leaves it out). TRAIN_ARGS adds arguments
+# to fitrank train (e.g. --factor-samples 30 for Bayesian factors in the identity candidates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WARMUP="${1:-20000}"; EVAL="${2:-20000}"
@@ -46,7 +47,8 @@ kill "$PID"; wait "$PID" 2>/dev/null || true
 
 echo "== 3. export and train"
 "$B" export --log-dir "$OUT/data/featurelog" --out "$OUT/served.parquet"
-"$B" train --data "$OUT/served.parquet" --name default --version 29990101-000000 --models "$OUT/models" 2>&1 \
+# shellcheck disable=SC2086
+"$B" train --data "$OUT/served.parquet" --name default --version 29990101-000000 --models "$OUT/models" ${TRAIN_ARGS:-} 2>&1 \
   | grep -E "auc|done|wrote|identity"
 
 echo "== 4-5. serve the trained model with the default policy; $EVAL fresh requests"

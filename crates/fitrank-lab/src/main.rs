@@ -150,7 +150,7 @@ struct TrainArgs {
     #[arg(long, default_value_t = train::DEFAULT_FACTOR_ALPHA)]
     factor_alpha: f64,
     /// Fit the latent factors as a Bayesian probit factorisation by Gibbs sampling, keeping this
-    /// many posterior draws (the model serves their mean: draws × (factor dims + 2) values per
+    /// many posterior draws (the model serves their mean: draws × factor dims + 2 values per
     /// slot); 0 fits them by alternating least squares.
     #[arg(long, default_value_t = 0)]
     factor_samples: u32,

@@ -427,12 +427,13 @@ pub fn run(data: &MovieLens, protocol: &Protocol) -> Result<Report, MovieLensErr
 
     let buckets = protocol.identity_buckets;
     let factor_dims = if buckets == 0 { 0 } else { protocol.factor_dims };
+    let factor_samples = if factor_dims == 0 { 0 } else { protocol.factor_samples };
     let identity = fit::Identity {
         keys: &train_set.ids,
         buckets,
         factor_dims,
         factor_alpha: protocol.factor_alpha,
-        factor_samples: protocol.factor_samples,
+        factor_samples,
     };
     let design = fit::design(train_set.x.view(), fit::Solver::Sparse, Some(identity))?;
     let x = design.for_label(train_set.engaged.view())?;
@@ -455,7 +456,7 @@ pub fn run(data: &MovieLens, protocol: &Protocol) -> Result<Report, MovieLensErr
         identity_buckets: buckets,
         factor_dims,
         factor_alpha: protocol.factor_alpha,
-        factor_samples: protocol.factor_samples,
+        factor_samples,
         auc: metrics::auc(&p, y),
         logloss: metrics::log_loss(&p, y),
         alpha,

@@ -50,8 +50,14 @@ pub struct Spec {
 impl Spec {
     /// Values per slot in the tables: the factors, or the draws side by side.
     pub fn served_dims(&self) -> usize {
-        if self.samples == 0 { self.dims } else { gibbs::served_dims(self.dims, self.samples) }
+        served_dims(self.dims, self.samples)
     }
+}
+
+/// Values per slot a model with `dims` factors fitted with `samples` draws serves (0 draws:
+/// alternating least squares, the factors themselves; no factors: none).
+pub fn served_dims(dims: usize, samples: usize) -> usize {
+    if dims == 0 || samples == 0 { dims } else { gibbs::served_dims(dims, samples) }
 }
 
 /// The out-of-fold scores of the training rows and the tables fitted on all of them.
@@ -157,13 +163,7 @@ fn alternating_least_squares(spec: &Spec, used: &[([u32; 2], bool)]) -> Vec<f64>
                     a[d * k + d] = spec.alpha;
                 }
                 for &(_, other, r) in group {
-                    let v = &f[other as usize * k..other as usize * k + k];
-                    for p in 0..k {
-                        b[p] += r * v[p];
-                        for q in 0..=p {
-                            a[p * k + q] += v[p] * v[q];
-                        }
-                    }
+                    accumulate(&mut a, &mut b, &f[other as usize * k..other as usize * k + k], r);
                 }
                 cholesky_solve(&mut a, &mut b, k);
                 let s = group[0].0 as usize * k;
@@ -176,6 +176,18 @@ fn alternating_least_squares(spec: &Spec, used: &[([u32; 2], bool)]) -> Vec<f64>
 
 fn dot(f: &[f64], u: usize, h: usize, k: usize) -> f64 {
     f[u..u + k].iter().zip(&f[h..h + k]).map(|(a, b)| a * b).sum()
+}
+
+/// Adds a row of design `x` and target `r` to the normal equations' lower triangle `a` (row-major,
+/// `x.len()` square) and right side `b`.
+pub(super) fn accumulate(a: &mut [f64], b: &mut [f64], x: &[f64], r: f64) {
+    let n = x.len();
+    for p in 0..n {
+        b[p] += r * x[p];
+        for q in 0..=p {
+            a[p * n + q] += x[p] * x[q];
+        }
+    }
 }
 
 /// Solves `A x = b` in place (`x` into `b`) for a symmetric positive definite `A` of which the

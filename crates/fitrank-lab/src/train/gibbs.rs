@@ -43,7 +43,7 @@ use std::collections::HashMap;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rand_distr::{Distribution, Gamma, StandardNormal};
 
-use super::factors::{Spec, cholesky_factor, solve_lower, solve_upper, start};
+use super::factors::{Spec, accumulate, cholesky_factor, solve_lower, solve_upper, start};
 
 /// Sweeps before the first kept draw.
 pub const BURN_IN: usize = 100;
@@ -233,15 +233,15 @@ impl<'a> Chain<'a> {
                 a[j * m + j] = self.sides[side].lambda[j];
                 b[j] = self.sides[side].lambda[j] * self.sides[side].mu[j];
             }
+            let term = &self.term[own * k..own * k + k];
             for &(_, i) in group {
                 let other = self.rows[i].0[1 - side] as usize;
                 x[0] = 1.0;
                 self.effective(other, &mut x[1..]);
-                let term = &self.term[own * k..own * k + k];
                 let r = self.z[i] - self.w0 - self.theta[other * m] - dot(term, &x[1..]);
-                accumulate(&mut a, &mut b, &x, r, 1.0);
+                accumulate(&mut a, &mut b, &x, r);
             }
-            self.draw(&mut a, &mut b, m);
+            gaussian_draw(&mut self.rng, &mut a, &mut b, m);
             self.theta[own * m..own * m + m].copy_from_slice(&b);
         }
         self.sides[side].rows = list;
@@ -275,7 +275,7 @@ impl<'a> Chain<'a> {
                     }
                 }
             }
-            self.draw(&mut a, &mut b, k);
+            gaussian_draw(&mut self.rng, &mut a, &mut b, k);
             self.implicit[source * k..source * k + k].copy_from_slice(&b);
             for &(_, owner, c) in group {
                 for p in 0..k {
@@ -316,10 +316,6 @@ impl<'a> Chain<'a> {
             error.insert(group[0].0, e);
         }
         (gram, error)
-    }
-
-    fn draw(&mut self, a: &mut [f64], b: &mut [f64], n: usize) {
-        gaussian_draw(&mut self.rng, a, b, n);
     }
 
     /// Step 5 for one kind: each coordinate's prior mean and precision given its slots' values.
@@ -374,18 +370,6 @@ fn gaussian_draw(rng: &mut StdRng, a: &mut [f64], b: &mut [f64], n: usize) {
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Adds a row of design `x`, target `r` and weight `w` to the normal equations' lower triangle
-/// `a` and right side `b`.
-fn accumulate(a: &mut [f64], b: &mut [f64], x: &[f64], r: f64, w: f64) {
-    let n = x.len();
-    for p in 0..n {
-        b[p] += w * r * x[p];
-        for q in 0..=p {
-            a[p * n + q] += w * x[p] * x[q];
-        }
-    }
 }
 
 /// A draw of one coordinate's prior `(μ, λ)` from its Normal–Gamma conditional given the slots'

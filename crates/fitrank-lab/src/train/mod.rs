@@ -380,11 +380,8 @@ pub fn train_choosing_identity(
 
 /// Values per identity slot a model trained with `opts` serves: its factors, or its draws.
 fn served_factor_dims(opts: &TrainOptions) -> u32 {
-    if opts.factor_dims == 0 || opts.factor_samples == 0 {
-        opts.factor_dims
-    } else {
-        u32::try_from(gibbs::served_dims(opts.factor_dims as usize, opts.factor_samples as usize)).unwrap_or(u32::MAX)
-    }
+    let dims = factors::served_dims(opts.factor_dims as usize, opts.factor_samples as usize);
+    u32::try_from(dims).unwrap_or(u32::MAX)
 }
 
 /// Splits `data`, fits both heads (choosing alpha on validation when several are given), measures

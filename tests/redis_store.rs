@@ -50,9 +50,9 @@ fn embedded_store(dir: &std::path::Path) -> EmbeddedStore {
         .unwrap()
 }
 
-/// Random events over a few sessions and users, with re-sent events (earlier ones again, as a
-/// client retry sends them), unknown sessions and times out of order.
-fn random_events(rng: &mut rand::rngs::StdRng, n: usize, t0: i64, sent: &mut Vec<Event>) -> Vec<Event> {
+/// Random events over a few sessions and users, with a share `resend` of re-sent events (earlier
+/// ones again, as a client retry sends them), unknown sessions and times out of order.
+fn random_events(rng: &mut rand::rngs::StdRng, n: usize, t0: i64, sent: &mut Vec<Event>, resend: f64) -> Vec<Event> {
     let kinds = [
         EventKind::Impression,
         EventKind::View,
@@ -66,7 +66,7 @@ fn random_events(rng: &mut rand::rngs::StdRng, n: usize, t0: i64, sent: &mut Vec
     ];
     (0..n)
         .map(|_| {
-            if !sent.is_empty() && rng.gen_bool(0.1) {
+            if !sent.is_empty() && rng.gen_bool(resend) {
                 return sent[rng.gen_range(0..sent.len())].clone();
             }
             let event = Event {
@@ -90,21 +90,33 @@ fn random_events(rng: &mut rand::rngs::StdRng, n: usize, t0: i64, sent: &mut Vec
 #[tokio::test]
 async fn redis_folds_events_exactly_like_the_embedded_store() {
     let server = RedisServer::start();
-    folds_like_the_embedded_store(redis_store(&server, "parity").await).await;
+    folds_like_the_embedded_store(redis_store(&server, "parity").await, 0.1).await;
+}
+
+/// Without re-sent events, every batch after the sessions' first goes to Redis as one fast call
+/// (each blob's records joined by the replica), and folds the same as event by event.
+#[tokio::test]
+async fn new_events_on_the_fast_call_fold_exactly_like_the_embedded_store() {
+    let server = RedisServer::start();
+    let redis = redis_store(&server, "fresh").await;
+    folds_like_the_embedded_store(redis.clone(), 0.0).await;
+    let status = redis.status();
+    assert_eq!(status.ingest_calls, 8, "one call per batch");
+    assert_eq!(status.ingest_calls_redone, 1, "only the first, which creates the sessions' stats");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_cluster_folds_events_exactly_like_the_embedded_store() {
     let nodes = common::redis::start_cluster();
     let url = common::redis::cluster_url(&nodes);
-    folds_like_the_embedded_store(connect(&url, "parity").await).await;
+    folds_like_the_embedded_store(connect(&url, "parity").await, 0.1).await;
 }
 
 /// Batches of 450 random events (several apply calls each on standalone Redis, a call per
 /// session and per user on a cluster), with retries, unknown sessions and times out of order
 /// over an hour (so blobs are both patched in place and re-based), fold to the same stats and
 /// activity as on the embedded store.
-async fn folds_like_the_embedded_store(redis: RedisStore) {
+async fn folds_like_the_embedded_store(redis: RedisStore, resend: f64) {
     let dir = tempfile::tempdir().unwrap();
     let embedded = embedded_store(dir.path());
     let stores: [&dyn Store; 2] = [&embedded, &redis];
@@ -126,11 +138,11 @@ async fn folds_like_the_embedded_store(redis: RedisStore) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let mut sent = Vec::new();
     for batch in 0..8 {
-        let events = random_events(&mut rng, 450, t0 + batch * 600_000, &mut sent);
+        let events = random_events(&mut rng, 450, t0 + batch * 600_000, &mut sent, resend);
         let a = embedded.ingest(events.clone()).await.unwrap();
         let b = redis.ingest(events).await.unwrap();
         assert_eq!(a.statuses, b.statuses, "batch {batch}: same accepted / duplicate / unknown decisions");
-        assert!(a.count(EventStatus::Accepted) > 0 && a.count(EventStatus::Duplicate) > 0);
+        assert!(a.count(EventStatus::Accepted) > 0 && (a.count(EventStatus::Duplicate) > 0) == (resend > 0.0));
     }
     let ids = ["s0", "s1", "s2"];
     let (a, b) = (embedded.get_sessions(&ids, None).await.unwrap(), redis.get_sessions(&ids, None).await.unwrap());
@@ -439,4 +451,31 @@ async fn events_of_a_session_whose_attributes_vanished_apply_nowhere() {
     assert_eq!(statuses, [EventStatus::Accepted], "a was not remembered");
     let got = store.get_sessions(&["s9"], None).await.unwrap().value[0].clone().unwrap().stats;
     assert_eq!(got.views, 1);
+}
+
+/// A fast call (every id distinct) that meets an id Redis has seen declines before it writes
+/// anything, and the group, redone event by event, counts its new events once and the old one
+/// not at all.
+#[tokio::test]
+async fn a_fast_call_meeting_a_seen_id_writes_nothing_and_is_redone() {
+    let server = RedisServer::start();
+    let store = redis_store(&server, "redo").await;
+    let t0 = 1_800_000_000_000;
+    store.upsert_sessions(vec![session("s0", Category::Beauty, t0)]).await.unwrap();
+    let ingest = |events: Vec<Event>| {
+        let store = store.clone();
+        async move { store.ingest(events).await.unwrap().statuses }
+    };
+    use EventStatus::{Accepted, Duplicate};
+    assert_eq!(ingest(vec![view("a", "s0", "u", t0)]).await, [Accepted]);
+    assert_eq!(ingest(vec![view("b", "s0", "u", t0), view("c", "s0", "w", t0)]).await, [Accepted, Accepted]);
+    assert_eq!(store.status().ingest_calls_redone, 1, "the first call created the stats; the second was fast");
+    assert_eq!(ingest(vec![view("d", "s0", "w", t0), view("a", "s0", "w", t0)]).await, [Accepted, Duplicate]);
+    let status = store.status();
+    assert_eq!((status.ingest_calls, status.ingest_calls_redone), (3, 2));
+    let got = store.get_sessions(&["s0"], None).await.unwrap().value[0].clone().unwrap().stats;
+    assert_eq!(got.views, 4, "a, b, c and d once each");
+    let users = store.get_users(&["u", "w"], None).await.unwrap().value;
+    assert!(users[0].activity.views > 0.0);
+    assert_eq!(users[0].activity.views, users[1].activity.views, "u saw a and b; w saw c and d");
 }

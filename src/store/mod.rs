@@ -87,6 +87,10 @@ pub struct StoreStatus {
     pub ingest_calls: u64,
     /// Events those calls carried: divided by `ingest_calls`, how well batches are grouped.
     pub ingest_call_events: u64,
+    /// Of those calls, the ones whose events went to Redis a second time, one by one, because the
+    /// fast call declined them (an id sent before, or a session's first events: see the Redis
+    /// store's `writer`).
+    pub ingest_calls_redone: u64,
 }
 
 /// What the store did with one event of a batch.

@@ -312,6 +312,12 @@ impl Collector for Sources {
         )?;
         single(
             &mut encoder,
+            "store_ingest_calls_redone",
+            "Of those calls, the ones sent again event by event: a re-sent id or a session's first events",
+            &ConstCounter::new(store.ingest_calls_redone),
+        )?;
+        single(
+            &mut encoder,
             "store_cached_sessions",
             "Sessions held in memory (the embedded store) or in the local cache (Redis)",
             &ConstGauge::new(store.cached_sessions as i64),

@@ -12,9 +12,10 @@
 //!   counters the event changes; readers fold records into the blob's base ([`codec`]), and blobs
 //!   past their compaction size come back from the script to be folded here and written back
 //!   ([`script::COMPACT`]). On standalone Redis a replica's [`writer`] applies the batches queued
-//!   since its last call together in one [`script::APPLY_EVENTS`] call (group commit, up to
-//!   `events_per_call` events), writing each session's and user's blob once per call, with one
-//!   set of de-duplication buckets for all. On a cluster a session's and a user's keys live on
+//!   since its last call together in one call (group commit, up to `events_per_call` events),
+//!   writing each session's and user's blob once per call, with one set of de-duplication buckets
+//!   for all: [`script::APPLY_FRESH`] with each blob's records joined by the replica when every
+//!   event is new, else [`script::APPLY_EVENTS`], which decides event by event. On a cluster a session's and a user's keys live on
 //!   different nodes, so [`script::APPLY_GROUP`] runs once per session and per user, each blob
 //!   with its own marker per event.
 //! - **Two connections**: ranking reads have their own, so that they never queue behind writes
@@ -291,6 +292,12 @@ fn apply_answer(value: redis::Value, events: usize) -> Result<Answer, StoreError
     if codes.len() != events {
         return Err(bad(&format!("{} results for {events} events", codes.len())));
     }
+    Ok((codes, big_blobs(big)?))
+}
+
+/// The blobs an apply script returned past their compaction size: pairs of a number and bytes.
+fn big_blobs(big: Vec<redis::Value>) -> Result<Vec<(usize, Vec<u8>)>, StoreError> {
+    let bad = |e: &dyn std::fmt::Display| unavailable("apply events", e);
     let mut out = Vec::with_capacity(big.len() / 2);
     let mut big = big.into_iter();
     while let (Some(i), Some(bytes)) = (big.next(), big.next()) {
@@ -298,7 +305,7 @@ fn apply_answer(value: redis::Value, events: usize) -> Result<Answer, StoreError
         let bytes: Option<Vec<u8>> = redis::from_redis_value(bytes).map_err(|e| bad(&e))?;
         out.extend(bytes.map(|b| (i, b)));
     }
-    Ok((codes, out))
+    Ok(out)
 }
 
 impl RedisStore {
@@ -314,9 +321,14 @@ impl RedisStore {
         let _: String = redis::cmd("PING").query_async(&mut probe).await.map_err(|e| unavailable("ping", e))?;
         // Loaded now so that the first concurrent batches do not all miss (NOSCRIPT) and load them;
         // after a Redis restart the invocations reload them by themselves.
-        for s in
-            [&*script::APPLY_EVENTS, &*script::APPLY_GROUP, &*script::COMPACT, &*script::CAS_DOC, &*script::PUT_SESSION]
-        {
+        for s in [
+            &*script::APPLY_EVENTS,
+            &*script::APPLY_FRESH,
+            &*script::APPLY_GROUP,
+            &*script::COMPACT,
+            &*script::CAS_DOC,
+            &*script::PUT_SESSION,
+        ] {
             s.load_async(&mut probe).await.map_err(|e| unavailable("load scripts", e))?;
         }
         tracing::info!(backend = conn.backend(), ?target, "redis store connected");
@@ -979,6 +991,7 @@ impl Store for RedisStore {
         let h = &self.inner.health;
         let (cached_sessions, cached_users) = self.inner.cache.sizes();
         let (ingest_calls, ingest_call_events) = self.inner.ingest_counts.get();
+        let ingest_calls_redone = self.inner.ingest_counts.redone();
         StoreStatus {
             backend: self.inner.conn.backend(),
             reachable: h.reachable.load(Ordering::Relaxed),
@@ -989,6 +1002,7 @@ impl Store for RedisStore {
             breaker_open: now_ms() < h.skip_reads_until_ms.load(Ordering::Relaxed),
             ingest_calls,
             ingest_call_events,
+            ingest_calls_redone,
         }
     }
 

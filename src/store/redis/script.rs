@@ -1,6 +1,7 @@
 //! The Lua scripts Redis runs. On a cluster each call touches keys of one hash tag only, so it
-//! runs atomically on one node; on standalone Redis [`APPLY_EVENTS`] applies a group of events
-//! across sessions and users in one call.
+//! runs atomically on one node; on standalone Redis [`APPLY_FRESH`] (when every event is new and
+//! every session has stats) or else [`APPLY_EVENTS`] applies a group of events across sessions and
+//! users in one call.
 //!
 //! Applying an event is cheap native work: its id is checked against and added to the
 //! de-duplication sets (markers on a cluster), and its records join its blobs (see `codec`);
@@ -153,6 +154,62 @@ remember(fresh, expire_at)
 return { out, big }
 "#
     ))
+});
+
+/// The common case of [`APPLY_EVENTS`] without its per-event work: every event of the group is
+/// new (no id in the de-duplication sets) and every session's stats already exist (so no must-key
+/// can be missing). The caller sends each blob's records already joined in event order, exactly
+/// the bytes [`APPLY_EVENTS`] would append, and the script checks both conditions before it
+/// writes anything; when either fails it writes nothing and answers `{ 0 }`, and the caller sends
+/// the group to [`APPLY_EVENTS`], which sorts the events out one by one. A retried batch, or the
+/// first events of a session, thus take one extra round trip; the rest cost Redis one `APPEND`
+/// per blob and a share of five set commands per event, with no Lua string or table per event.
+///
+/// KEYS: 1..5 the de-duplication buckets (see [`DEDUP`]); then S sessions' stats; then U users'
+/// activity.
+/// ARGV: 1..6 as [`APPLY_EVENTS`]; 7 = number of events n; then the n event ids (distinct); then
+/// one string per blob (sessions, then users): the records of its events.
+/// Returns `{ 1, big }` (every event applied now; `big` as [`APPLY_EVENTS`]'s) or `{ 0 }`.
+pub static APPLY_FRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local expire_at, S, U = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local slimit, ttl, ulimit, n = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local function slices(first, last, f)
+  for i = first, last, 1000 do f(i, math.min(i + 999, last)) end
+end
+for k = 1, 4 do
+  local seen = false
+  slices(8, 7 + n, function(i, j)
+    for _, x in ipairs(redis.call('SMISMEMBER', KEYS[k], unpack(ARGV, i, j))) do
+      if x == 1 then seen = true end
+    end
+  end)
+  if seen then return { 0 } end
+end
+local existing = 0
+slices(6, 5 + S, function(i, j) existing = existing + redis.call('EXISTS', unpack(KEYS, i, j)) end)
+if existing < S then return { 0 } end
+local big = {}
+for b = 1, S + U do
+  local key, records = KEYS[5 + b], ARGV[7 + n + b]
+  local len, limit = redis.call('APPEND', key, records), slimit
+  if b > S then
+    limit = ulimit
+    redis.call('PEXPIRE', key, ttl)
+  end
+  local before = len - #records
+  if (before <= limit and len > limit) or len > 4 * limit then
+    big[#big + 1] = b
+    big[#big + 1] = redis.call('GET', key)
+  end
+end
+slices(8, 7 + n, function(i, j) redis.call('SADD', KEYS[1], unpack(ARGV, i, j)) end)
+if n > 0 then redis.call('PEXPIREAT', KEYS[1], expire_at) end
+redis.call('UNLINK', KEYS[5])
+return { 1, big }
+"#,
+    )
 });
 
 /// Applies events to one blob on Redis Cluster (whose keys, sharing a hash tag, are on one node),

@@ -11,6 +11,10 @@
 //!   of its batches counts nothing twice.
 //! - **Bounded**: a call carries at most `events_per_call` events, so that Redis holds rankings'
 //!   reads queued behind it for a few milliseconds at most; a batch larger than that is split.
+//! - **Fresh first**: a group whose ids are distinct goes as [`script::APPLY_FRESH`], with each
+//!   blob's records joined here, so that Redis does no work per event beyond the de-duplication
+//!   sets; when Redis finds an id it has seen or a session without stats, that call writes nothing
+//!   and the group goes again as [`script::APPLY_EVENTS`], which decides event by event.
 //! - **Pipelined**: up to [`IN_FLIGHT`] calls are on the wire at once, so the next group is built
 //!   while Redis runs the previous one.
 //! - **Compaction** of blobs a call grew past their size happens after the call's batches are
@@ -24,7 +28,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::conn::Conn;
 use super::keys::Keys;
-use super::{Big, Buckets, apply_answer, codec, compact, script, unavailable};
+use super::{Answer, Big, Buckets, apply_answer, big_blobs, codec, compact, script, unavailable};
 use crate::domain::now_ms;
 use crate::store::StoreError;
 
@@ -48,6 +52,8 @@ pub(super) struct EventWrite {
 pub(super) struct Counts {
     calls: AtomicU64,
     events: AtomicU64,
+    /// Calls [`script::APPLY_FRESH`] declined, sent again to [`script::APPLY_EVENTS`].
+    redone: AtomicU64,
 }
 
 impl Counts {
@@ -55,6 +61,11 @@ impl Counts {
     pub fn add(&self, events: usize) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.events.fetch_add(events as u64, Ordering::Relaxed);
+    }
+
+    /// Calls sent again one event at a time so far.
+    pub fn redone(&self) -> u64 {
+        self.redone.load(Ordering::Relaxed)
     }
 
     /// (calls, events) so far.
@@ -160,12 +171,10 @@ async fn run(conn: Conn, settings: Arc<Settings>, mut rx: mpsc::Receiver<Batch>)
 /// Sends one group and answers its batches; returns the blobs the call grew past their size.
 async fn commit(mut conn: Conn, settings: &Settings, group: Vec<Batch>) -> Vec<Big> {
     let events: Vec<&EventWrite> = group.iter().flat_map(|b| &b.events).collect();
-    let (invocation, blobs) = invocation(settings, &events);
+    let plan = Plan::new(&settings.keys, &events);
     settings.counts.add(events.len());
-    let answer = match invocation.invoke_async::<redis::Value>(&mut conn).await {
-        Ok(value) => apply_answer(value, events.len()),
-        Err(e) => Err(unavailable("apply events", e)),
-    };
+    let answer = apply(&mut conn, settings, &plan, &events).await;
+    let blobs = plan.blobs;
     drop(events);
     let big = match answer {
         Ok((codes, big)) => {
@@ -194,44 +203,150 @@ async fn commit(mut conn: Conn, settings: &Settings, group: Vec<Batch>) -> Vec<B
         .collect()
 }
 
-/// The call for `events` (see [`script::APPLY_EVENTS`]), and its blobs by number: sessions'
-/// stats, then users' activity.
-fn invocation(
+/// Applies a group: first as [`script::APPLY_FRESH`] when its ids are distinct, and as
+/// [`script::APPLY_EVENTS`] when that is not possible or the fresh call declines (it then wrote
+/// nothing).
+async fn apply(
+    conn: &mut Conn,
     settings: &Settings,
+    plan: &Plan<'_>,
     events: &[&EventWrite],
-) -> (redis::ScriptInvocation<'static>, Vec<(String, codec::Kind)>) {
-    let keys = &settings.keys;
-    let mut sessions: Vec<&str> = Vec::new();
-    let mut users: Vec<&str> = Vec::new();
-    let mut numbers: HashMap<(bool, &str), u16> = HashMap::new();
-    let mut index = Vec::with_capacity(4 * events.len());
-    for e in events {
-        for (user, id, list) in [(false, e.session_id.as_str(), &mut sessions), (true, e.user_id.as_str(), &mut users)]
-        {
-            let n = *numbers.entry((user, id)).or_insert_with(|| {
-                list.push(id);
-                list.len() as u16
-            });
-            index.extend(n.to_le_bytes());
+) -> Result<Answer, StoreError> {
+    let buckets = Buckets::at(now_ms(), settings.dedup_window_ms);
+    if plan.distinct_ids(events) {
+        let value = plan
+            .fresh(settings, &buckets, events)
+            .invoke_async::<redis::Value>(conn)
+            .await
+            .map_err(|e| unavailable("apply events", e))?;
+        if let Some(answer) = fresh_answer(value, events.len())? {
+            return Ok(answer);
         }
+        settings.counts.redone.fetch_add(1, Ordering::Relaxed);
     }
-    let blobs: Vec<(String, codec::Kind)> = sessions
-        .iter()
-        .map(|id| (keys.session_stats(id), codec::Kind::Stats))
-        .chain(users.iter().map(|id| (keys.user_activity(id), codec::Kind::Activity)))
-        .collect();
-    let mut inv = script::APPLY_EVENTS.prepare_invoke();
-    Buckets::at(now_ms(), settings.dedup_window_ms).add_to(&mut inv, |b| keys.dedup(b));
-    for ((key, _), id) in blobs.iter().zip(&sessions) {
-        inv.key(key).key(keys.session_attrs(id));
+    let value = plan
+        .one_by_one(settings, &buckets, events)
+        .invoke_async::<redis::Value>(conn)
+        .await
+        .map_err(|e| unavailable("apply events", e))?;
+    apply_answer(value, events.len())
+}
+
+/// [`script::APPLY_FRESH`]'s answer: every event applied and the blobs past their size, or `None`
+/// when it declined.
+fn fresh_answer(value: redis::Value, events: usize) -> Result<Option<Answer>, StoreError> {
+    let bad = |e: &dyn std::fmt::Display| unavailable("apply events", e);
+    let mut parts: Vec<redis::Value> = redis::from_redis_value(value).map_err(|e| bad(&e))?;
+    let applied: i64 = match parts.first() {
+        Some(v) => redis::from_redis_value(v.clone()).map_err(|e| bad(&e))?,
+        None => return Err(bad(&"an empty answer")),
+    };
+    if applied != 1 {
+        return Ok(None);
     }
-    for (key, _) in &blobs[sessions.len()..] {
-        inv.key(key);
+    let big = parts.pop().filter(|_| parts.len() == 1).ok_or_else(|| bad(&"no blobs in the answer"))?;
+    let big: Vec<redis::Value> = redis::from_redis_value(big).map_err(|e| bad(&e))?;
+    Ok(Some((vec![1; events], big_blobs(big)?)))
+}
+
+/// A group's blobs, numbered as both apply scripts number them: sessions' stats, then users'
+/// activity (each once, in order of first appearance).
+struct Plan<'a> {
+    sessions: Vec<&'a str>,
+    users: Vec<&'a str>,
+    /// Per event, its session's and its user's numbers (1-based, u16 little-endian each).
+    index: Vec<u8>,
+    blobs: Vec<(String, codec::Kind)>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(keys: &Keys, events: &[&'a EventWrite]) -> Plan<'a> {
+        let mut sessions: Vec<&str> = Vec::new();
+        let mut users: Vec<&str> = Vec::new();
+        let mut numbers: HashMap<(bool, &str), u16> = HashMap::new();
+        let mut index = Vec::with_capacity(4 * events.len());
+        for e in events {
+            for (user, id, list) in
+                [(false, e.session_id.as_str(), &mut sessions), (true, e.user_id.as_str(), &mut users)]
+            {
+                let n = *numbers.entry((user, id)).or_insert_with(|| {
+                    list.push(id);
+                    list.len() as u16
+                });
+                index.extend(n.to_le_bytes());
+            }
+        }
+        let blobs = sessions
+            .iter()
+            .map(|id| (keys.session_stats(id), codec::Kind::Stats))
+            .chain(users.iter().map(|id| (keys.user_activity(id), codec::Kind::Activity)))
+            .collect();
+        Plan { sessions, users, index, blobs }
     }
-    inv.arg(sessions.len()).arg(users.len()).arg(codec::Kind::Stats.compact_at());
-    inv.arg(settings.activity_ttl_ms).arg(codec::Kind::Activity.compact_at()).arg(index);
-    for e in events {
-        inv.arg(&e.event_id).arg(e.stats.as_slice()).arg(e.activity.as_slice());
+
+    /// Whether no id appears twice among `events` (a batch re-sent while its first copy queued).
+    fn distinct_ids(&self, events: &[&EventWrite]) -> bool {
+        let mut ids = std::collections::HashSet::with_capacity(events.len());
+        events.iter().all(|e| ids.insert(e.event_id.as_str()))
     }
-    (inv, blobs)
+
+    /// ARGV 1..6, shared by both scripts, after the buckets' keys.
+    fn common_args(&self, settings: &Settings, inv: &mut redis::ScriptInvocation<'static>) {
+        inv.arg(self.sessions.len()).arg(self.users.len()).arg(codec::Kind::Stats.compact_at());
+        inv.arg(settings.activity_ttl_ms).arg(codec::Kind::Activity.compact_at());
+    }
+
+    /// The call of [`script::APPLY_FRESH`]: each blob's records joined in event order.
+    fn fresh(
+        &self,
+        settings: &Settings,
+        buckets: &Buckets,
+        events: &[&EventWrite],
+    ) -> redis::ScriptInvocation<'static> {
+        let mut records: Vec<Vec<u8>> = vec![Vec::new(); self.blobs.len()];
+        for (e, numbers) in events.iter().zip(self.index.chunks_exact(4)) {
+            let session = usize::from(u16::from_le_bytes([numbers[0], numbers[1]])) - 1;
+            let user = self.sessions.len() + usize::from(u16::from_le_bytes([numbers[2], numbers[3]])) - 1;
+            records[session].extend_from_slice(&e.stats);
+            records[user].extend_from_slice(&e.activity);
+        }
+        let mut inv = script::APPLY_FRESH.prepare_invoke();
+        buckets.add_to(&mut inv, |b| settings.keys.dedup(b));
+        for (key, _) in &self.blobs {
+            inv.key(key);
+        }
+        self.common_args(settings, &mut inv);
+        inv.arg(events.len());
+        for e in events {
+            inv.arg(&e.event_id);
+        }
+        for r in records {
+            inv.arg(r);
+        }
+        inv
+    }
+
+    /// The call of [`script::APPLY_EVENTS`]: each event's records on their own.
+    fn one_by_one(
+        &self,
+        settings: &Settings,
+        buckets: &Buckets,
+        events: &[&EventWrite],
+    ) -> redis::ScriptInvocation<'static> {
+        let keys = &settings.keys;
+        let mut inv = script::APPLY_EVENTS.prepare_invoke();
+        buckets.add_to(&mut inv, |b| keys.dedup(b));
+        for ((key, _), id) in self.blobs.iter().zip(&self.sessions) {
+            inv.key(key).key(keys.session_attrs(id));
+        }
+        for (key, _) in &self.blobs[self.sessions.len()..] {
+            inv.key(key);
+        }
+        self.common_args(settings, &mut inv);
+        inv.arg(self.index.as_slice());
+        for e in events {
+            inv.arg(&e.event_id).arg(e.stats.as_slice()).arg(e.activity.as_slice());
+        }
+        inv
+    }
 }

@@ -8,7 +8,7 @@
 //! | `P:{s:N:ID}:st`                  | string | live stats: a base and records (see `codec`) | as the attributes       |
 //! | `P:{s:N:ID}:e:EVENT`             | string | marker: event applied to the session (cluster only) | `dedup_window` |
 //! | `P:{u:N:ID}:p`                   | string | user profile (postcard)                 | none                         |
-//! | `P:{u:N:ID}:act`                 | string | user activity: a base and records (see `codec`) | `activity_retention`, renewed by each event |
+//! | `P:{u:N:ID}:act`                 | string | user activity: a base and records (see `codec`) | `activity_retention` after the last event (renewed at most hourly by each replica: see `renew`) |
 //! | `P:{u:N:ID}:e:EVENT`             | string | marker: event applied to the user (cluster only) | `dedup_window` |
 //! | `P:ev:B`                         | set    | ids of events applied in bucket B (standalone: one set for all sessions and users) | unlinked at bucket B+3 |
 //! | `P:live`                         | zset   | live session ids scored by start time   | none                         |

@@ -36,6 +36,7 @@ mod cache;
 pub mod codec;
 mod conn;
 pub mod keys;
+mod renew;
 mod script;
 mod writer;
 
@@ -84,7 +85,8 @@ pub struct RedisStoreConfig {
     pub cache_max_users: usize,
     /// How long an ended session (attributes and stats) stays in Redis.
     pub session_retention_secs: u64,
-    /// How long a user's activity stays after their last event.
+    /// How long a user's activity stays after their last event (at least; up to an hour more,
+    /// as replicas renew its TTL at most hourly).
     pub activity_retention_secs: u64,
     /// Most events one apply call carries on standalone Redis: batches queued behind each other
     /// are applied together up to this many (see `writer`). Larger calls cost Redis less per
@@ -178,30 +180,43 @@ async fn within<T>(
         .unwrap_or_else(|_| Err(StoreError::Unavailable(format!("redis {what}: no answer within {deadline:?}"))))
 }
 
-/// Rewrites blobs past their compaction size as one state each ([`script::COMPACT`]). The
-/// events are stored either way, so a failure only leaves a blob to the next call.
+/// Rewrites blobs past their compaction size as one state each ([`script::COMPACT`]): in one
+/// call on standalone Redis, a call per blob on a cluster. The events are stored either way, so a
+/// failure only leaves a blob to the next call.
 async fn compact(conn: Conn, big: Vec<Big>) {
-    let calls = big.into_iter().map(|b| {
+    let folded: Vec<(Big, Vec<u8>)> = big
+        .into_iter()
+        .filter_map(|b| match b.kind.compacted(&b.bytes) {
+            Ok(state) => Some((b, state)),
+            Err(e) => {
+                tracing::warn!(key = %b.key, error = %e, "cannot compact a corrupt blob");
+                None
+            }
+        })
+        .collect();
+    if folded.is_empty() {
+        return;
+    }
+    let groups: Vec<&[(Big, Vec<u8>)]> = match conn {
+        Conn::Standalone(_) => vec![&folded],
+        Conn::Cluster(_) => folded.chunks(1).collect(),
+    };
+    let calls = groups.into_iter().map(|group| {
         let mut c = conn.clone();
+        let mut inv = script::COMPACT.prepare_invoke();
+        for (b, state) in group {
+            inv.key(&b.key).arg(b.bytes.as_slice()).arg(state.as_slice());
+        }
         async move {
-            let state = match b.kind.compacted(&b.bytes) {
-                Ok(state) => state,
-                Err(e) => {
-                    tracing::warn!(key = %b.key, error = %e, "cannot compact a corrupt blob");
-                    return;
-                }
-            };
-            let r: Result<i64, _> =
-                script::COMPACT.key(&b.key).arg(b.bytes.as_slice()).arg(state).invoke_async(&mut c).await;
-            if let Err(e) = r {
-                tracing::debug!(key = %b.key, error = %e, "compaction failed; the next call retries");
+            if let Err(e) = inv.invoke_async::<i64>(&mut c).await {
+                tracing::debug!(error = %e, "compaction failed; the next call retries");
             }
         }
     });
     join_all(calls).await;
 }
 
-/// The TTL each write sets on a user's activity, ms.
+/// How long a user's activity stays after their last event, ms.
 fn activity_ttl_ms(config: &RedisStoreConfig) -> i64 {
     (config.activity_retention_secs as i64).saturating_mul(1000).max(1)
 }
@@ -348,7 +363,7 @@ impl RedisStore {
                 writer::Settings {
                     keys: keys.clone(),
                     dedup_window_ms,
-                    activity_ttl_ms: activity_ttl_ms(&config),
+                    renewals: Arc::new(renew::Renewals::new(activity_ttl_ms(&config))),
                     events_per_call: config.events_per_call,
                     counts: ingest_counts.clone(),
                 },

@@ -165,22 +165,26 @@ return { out, big }
 /// first events of a session, thus take one extra round trip; the rest cost Redis one `APPEND`
 /// per blob and a share of five set commands per event, with no Lua string or table per event.
 ///
+/// A user's activity gets its TTL when the append creates it or when the caller asks (see
+/// `renew`), not on every write.
+///
 /// KEYS: 1..5 the de-duplication buckets (see [`DEDUP`]); then S sessions' stats; then U users'
 /// activity.
-/// ARGV: 1..6 as [`APPLY_EVENTS`]; 7 = number of events n; then the n event ids (distinct); then
-/// one string per blob (sessions, then users): the records of its events.
+/// ARGV: 1..6 as [`APPLY_EVENTS`]; 7 = number of events n; 8 = one byte per user, 1 to renew
+/// their activity's TTL; then the n event ids (distinct); then one string per blob (sessions,
+/// then users): the records of its events.
 /// Returns `{ 1, big }` (every event applied now; `big` as [`APPLY_EVENTS`]'s) or `{ 0 }`.
 pub static APPLY_FRESH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local expire_at, S, U = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local slimit, ttl, ulimit, n = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local slimit, ttl, ulimit, n, renew = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local function slices(first, last, f)
   for i = first, last, 1000 do f(i, math.min(i + 999, last)) end
 end
 for k = 1, 4 do
   local seen = false
-  slices(8, 7 + n, function(i, j)
+  slices(9, 8 + n, function(i, j)
     for _, x in ipairs(redis.call('SMISMEMBER', KEYS[k], unpack(ARGV, i, j))) do
       if x == 1 then seen = true end
     end
@@ -192,11 +196,11 @@ slices(6, 5 + S, function(i, j) existing = existing + redis.call('EXISTS', unpac
 if existing < S then return { 0 } end
 local big = {}
 for b = 1, S + U do
-  local key, records = KEYS[5 + b], ARGV[7 + n + b]
+  local key, records = KEYS[5 + b], ARGV[8 + n + b]
   local len, limit = redis.call('APPEND', key, records), slimit
   if b > S then
     limit = ulimit
-    redis.call('PEXPIRE', key, ttl)
+    if len == #records or string.byte(renew, b - S) == 1 then redis.call('PEXPIRE', key, ttl) end
   end
   local before = len - #records
   if (before <= limit and len > limit) or len > 4 * limit then
@@ -204,7 +208,7 @@ for b = 1, S + U do
     big[#big + 1] = redis.call('GET', key)
   end
 end
-slices(8, 7 + n, function(i, j) redis.call('SADD', KEYS[1], unpack(ARGV, i, j)) end)
+slices(9, 8 + n, function(i, j) redis.call('SADD', KEYS[1], unpack(ARGV, i, j)) end)
 if n > 0 then redis.call('PEXPIREAT', KEYS[1], expire_at) end
 redis.call('UNLINK', KEYS[5])
 return { 1, big }
@@ -251,20 +255,28 @@ return { out, big }
     ))
 });
 
-/// Replaces the start of a blob that a caller read and folded (`codec::Kind::compacted`) with
-/// the folded state, keeping whatever was appended since and the key's TTL; does nothing when the
-/// start is no longer what was read (another replica compacted it first, or it expired).
+/// Replaces the start of each blob that a caller read and folded (`codec::Kind::compacted`) with
+/// the folded state, keeping whatever was appended since and the key's TTL; leaves a blob alone
+/// when its start is no longer what was read (another replica compacted it first, or it expired).
+/// On standalone Redis one call compacts all the blobs an apply call returned; on a cluster, one
+/// blob per call (its keys are on different nodes).
 ///
-/// KEYS: 1 = the blob. ARGV: 1 = the bytes read, 2 = the state that replaces them.
-/// Returns 1 when replaced, 0 otherwise.
+/// KEYS: the blobs. ARGV: per blob, the bytes read and the state that replaces them.
+/// Returns the number of blobs replaced.
 pub static COMPACT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local n = #ARGV[1]
-if redis.call('GETRANGE', KEYS[1], 0, n - 1) ~= ARGV[1] then return 0 end
-local rest = redis.call('GETRANGE', KEYS[1], n, -1)
-redis.call('SET', KEYS[1], ARGV[2] .. rest, 'KEEPTTL')
-return 1
+local done = 0
+for i, key in ipairs(KEYS) do
+  local read, state = ARGV[2 * i - 1], ARGV[2 * i]
+  local n = #read
+  if redis.call('GETRANGE', key, 0, n - 1) == read then
+    local rest = redis.call('GETRANGE', key, n, -1)
+    redis.call('SET', key, state .. rest, 'KEEPTTL')
+    done = done + 1
+  end
+end
+return done
 "#,
     )
 });

@@ -28,6 +28,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::conn::Conn;
 use super::keys::Keys;
+use super::renew::Renewals;
 use super::{Answer, Big, Buckets, apply_answer, big_blobs, codec, compact, script, unavailable};
 use crate::domain::now_ms;
 use crate::store::StoreError;
@@ -79,8 +80,8 @@ impl Counts {
 pub(super) struct Settings {
     pub keys: Keys,
     pub dedup_window_ms: i64,
-    /// TTL each write sets on a user's activity, ms.
-    pub activity_ttl_ms: i64,
+    /// When users' activity TTLs were renewed, and to what.
+    pub renewals: Arc<Renewals>,
     pub events_per_call: usize,
     pub counts: Arc<Counts>,
 }
@@ -212,14 +213,17 @@ async fn apply(
     plan: &Plan<'_>,
     events: &[&EventWrite],
 ) -> Result<Answer, StoreError> {
-    let buckets = Buckets::at(now_ms(), settings.dedup_window_ms);
+    let now = now_ms();
+    let buckets = Buckets::at(now, settings.dedup_window_ms);
     if plan.distinct_ids(events) {
+        let renew = settings.renewals.due(&plan.users, now);
         let value = plan
-            .fresh(settings, &buckets, events)
+            .fresh(settings, &buckets, &renew, events)
             .invoke_async::<redis::Value>(conn)
             .await
             .map_err(|e| unavailable("apply events", e))?;
         if let Some(answer) = fresh_answer(value, events.len())? {
+            settings.renewals.renewed(&plan.users, &renew, now);
             return Ok(answer);
         }
         settings.counts.redone.fetch_add(1, Ordering::Relaxed);
@@ -293,14 +297,16 @@ impl<'a> Plan<'a> {
     /// ARGV 1..6, shared by both scripts, after the buckets' keys.
     fn common_args(&self, settings: &Settings, inv: &mut redis::ScriptInvocation<'static>) {
         inv.arg(self.sessions.len()).arg(self.users.len()).arg(codec::Kind::Stats.compact_at());
-        inv.arg(settings.activity_ttl_ms).arg(codec::Kind::Activity.compact_at());
+        inv.arg(settings.renewals.ttl_ms()).arg(codec::Kind::Activity.compact_at());
     }
 
-    /// The call of [`script::APPLY_FRESH`]: each blob's records joined in event order.
+    /// The call of [`script::APPLY_FRESH`]: each blob's records joined in event order, and
+    /// `renew`'s flag per user.
     fn fresh(
         &self,
         settings: &Settings,
         buckets: &Buckets,
+        renew: &[u8],
         events: &[&EventWrite],
     ) -> redis::ScriptInvocation<'static> {
         let mut records: Vec<Vec<u8>> = vec![Vec::new(); self.blobs.len()];
@@ -316,7 +322,7 @@ impl<'a> Plan<'a> {
             inv.key(key);
         }
         self.common_args(settings, &mut inv);
-        inv.arg(events.len());
+        inv.arg(events.len()).arg(renew);
         for e in events {
             inv.arg(&e.event_id);
         }

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Redis's instructions per ingested event, counted by callgrind: a number that does not depend on
+# how busy the host is, for comparing ingest code side by side (events per Redis CPU-second drift
+# by a third between hours on a shared VM). A redis-server of this script's own runs under
+# `valgrind --tool=callgrind` (AOF on, appendfsync everysec, rewrites rare); a replica on it takes
+# `fitrank bench ingest` at RATE batches of 1,000 a second: a first pass of 4 s creates every
+# blob, then the counters are zeroed and the measured pass runs for SECONDS.
+# Usage: scripts/redis-instructions.sh [SECONDS [RATE [FITRANK_BINARY [BENCH ARGS...]]]]
+#   e.g. scripts/redis-instructions.sh 8 2 "" --event-sessions 20
+# FITRANK_BINARY defaults to this checkout's release build; fitrank-bench is taken from beside it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+S="${1:-8}"; RATE="${2:-2}"; BIN="${3:-}"; shift $(( $# < 3 ? $# : 3 ))
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
+scripts/install-redis.sh
+scripts/apt-install.sh valgrind "install valgrind" valgrind
+if [ -z "$BIN" ]; then
+  cargo build --release --quiet -p fitrank -p fitrank-bench
+  BIN="$CARGO_TARGET_DIR/release/fitrank"
+fi
+BENCH="$CARGO_TARGET_DIR/release/fitrank-bench"
+[ -x "$BENCH" ] || cargo build --release --quiet -p fitrank-bench
+OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+RPORT=$(port); GPORT=$(port)
+valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.%p" redis-server --port "$RPORT" --bind 127.0.0.1 \
+  --save "" --appendonly yes --appendfsync everysec --auto-aof-rewrite-min-size 4gb --dir "$OUT" --daemonize no \
+  > "$OUT/redis.log" 2>&1 &
+RS=$!
+FR=""
+trap 'kill $RS $FR 2>/dev/null || true' EXIT
+until redis-cli -p "$RPORT" ping >/dev/null 2>&1; do sleep 0.2; done
+# Redis runs some 50 times slower under callgrind: deadlines to match.
+printf 'worker_threads = 1\ndata_dir = "%s/data"\n[redis]\nwrite_timeout_ms = 20000\nread_timeout_ms = 15000\n' "$OUT" > "$OUT/fitrank.toml"
+FITRANK_LOG=warn "$BIN" serve --http-addr 127.0.0.1:0 --config "$OUT/fitrank.toml" --addr "127.0.0.1:$GPORT" \
+  --store "redis://127.0.0.1:$RPORT" > "$OUT/fitrank.log" 2>&1 &
+FR=$!
+sleep 3
+ingest() { "$BENCH" ingest --url "http://127.0.0.1:$GPORT" --rate "$RATE" --batch 1000 --warmup 0 --json "$@"; }
+ingest --duration 4 "$@" > /dev/null
+sleep 2
+callgrind_control -z "$RS" > /dev/null 2>&1
+run=$(ingest --duration "$S" --no-setup "$@")
+sleep 2
+callgrind_control -d "$RS" > /dev/null 2>&1
+sleep 1
+dump=$(ls -t "$OUT"/callgrind.* | head -1)
+ir=$(awk '/^(summary|totals):/{print $2; exit}' "$dump")
+python3 - "$run" "$ir" "$BIN" <<'PY'
+import json, sys
+run, ir = json.loads(sys.argv[1]), int(sys.argv[2])
+events = run["items_per_second"] * run["seconds"]
+print(f"{sys.argv[3]}: {events:.0f} events ({run['items_per_second']:.0f}/s, {run.get('errors', 0)} errors); "
+      f"Redis executed {ir:,} instructions: {ir / max(1, events):,.0f} per event")
+PY

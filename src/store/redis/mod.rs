@@ -15,9 +15,9 @@
 //!   since its last call together in one call (group commit, up to `events_per_call` events),
 //!   writing each session's and user's blob once per call, with one set of de-duplication buckets
 //!   for all: [`script::APPLY_FRESH`] with each blob's records joined by the replica when every
-//!   event is new, else [`script::APPLY_EVENTS`], which decides event by event. On a cluster a session's and a user's keys live on
-//!   different nodes, so [`script::APPLY_GROUP`] runs once per session and per user, each blob
-//!   with its own marker per event.
+//!   event is new, else [`script::APPLY_EVENTS`], which decides event by event. On a cluster a
+//!   session's and a user's keys live on different nodes, so [`script::APPLY_GROUP`] runs once
+//!   per session and per user, each blob with its own marker per event.
 //! - **Two connections**: ranking reads have their own, so that they never queue behind writes
 //!   pipelined on the writers' connection.
 //! - **Faults**: reads have a short deadline (`read_timeout_ms`). A failed or late read is

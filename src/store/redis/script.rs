@@ -14,7 +14,10 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// What both apply scripts share: the blobs.
+/// What the apply scripts share: the blobs. `grown` says whether an append of `len - before`
+/// bytes grew a blob past its compaction size `limit` (or four times past it: a compaction that
+/// failed), so that concurrent calls do not compact one blob again and again; [`APPLY_FRESH`]
+/// uses only it.
 ///
 /// A blob is a table `{ key, must_key, must, ttl, limit, arg, stride }` (`ttl` in ms, a string,
 /// or nil to keep the key's; event e's record for it is `ARGV[arg + stride * e]`). `add` lists an
@@ -23,10 +26,11 @@ use redis::Script;
 /// session's attributes) is deleted, and its events are added to `dead`, so that the caller
 /// applies them nowhere (blobs are finished in order: sessions before users). A created blob takes
 /// its session's TTL (an ended session's stats expire with it); a blob with a `ttl` (a user's
-/// activity) gets it anew. `finish` returns the blobs this call grew past their compaction size
-/// (or that are four times past it: a compaction that failed), so that concurrent calls do not
-/// compact one blob again and again.
+/// activity) gets it anew. `finish` returns the blobs this call has `grown`.
 const PRELUDE: &str = r#"
+local function grown(before, len, limit)
+  return (before <= limit and len > limit) or len > 4 * limit
+end
 local function add(b, e)
   if not b.events then b.events = {} end
   b.events[#b.events + 1] = e
@@ -56,7 +60,7 @@ local function finish(blobs, dead)
       local before, len = write(b, table.concat(parts))
       if b.gone then
         for _, e in ipairs(b.events) do dead[e] = true end
-      elseif (before <= b.limit and len > b.limit) or len > 4 * b.limit then
+      elseif grown(before, len, b.limit) then
         big[#big + 1] = i
         big[#big + 1] = redis.call('GET', b.key)
       end
@@ -175,7 +179,8 @@ return { out, big }
 /// then users): the records of its events.
 /// Returns `{ 1, big }` (every event applied now; `big` as [`APPLY_EVENTS`]'s) or `{ 0 }`.
 pub static APPLY_FRESH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{PRELUDE}{}",
         r#"
 local expire_at, S, U = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local slimit, ttl, ulimit, n, renew = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
@@ -202,8 +207,7 @@ for b = 1, S + U do
     limit = ulimit
     if len == #records or string.byte(renew, b - S) == 1 then redis.call('PEXPIRE', key, ttl) end
   end
-  local before = len - #records
-  if (before <= limit and len > limit) or len > 4 * limit then
+  if grown(len - #records, len, limit) then
     big[#big + 1] = b
     big[#big + 1] = redis.call('GET', key)
   end
@@ -212,8 +216,8 @@ slices(9, 8 + n, function(i, j) redis.call('SADD', KEYS[1], unpack(ARGV, i, j)) 
 if n > 0 then redis.call('PEXPIREAT', KEYS[1], expire_at) end
 redis.call('UNLINK', KEYS[5])
 return { 1, big }
-"#,
-    )
+"#
+    ))
 });
 
 /// Applies events to one blob on Redis Cluster (whose keys, sharing a hash tag, are on one node),

@@ -215,7 +215,7 @@ async fn apply(
 ) -> Result<Answer, StoreError> {
     let now = now_ms();
     let buckets = Buckets::at(now, settings.dedup_window_ms);
-    if plan.distinct_ids(events) {
+    if distinct_ids(events) {
         let renew = settings.renewals.due(&plan.users, now);
         let value = plan
             .fresh(settings, &buckets, &renew, events)
@@ -240,17 +240,22 @@ async fn apply(
 /// when it declined.
 fn fresh_answer(value: redis::Value, events: usize) -> Result<Option<Answer>, StoreError> {
     let bad = |e: &dyn std::fmt::Display| unavailable("apply events", e);
-    let mut parts: Vec<redis::Value> = redis::from_redis_value(value).map_err(|e| bad(&e))?;
-    let applied: i64 = match parts.first() {
-        Some(v) => redis::from_redis_value(v.clone()).map_err(|e| bad(&e))?,
-        None => return Err(bad(&"an empty answer")),
-    };
+    let parts: Vec<redis::Value> = redis::from_redis_value(value).map_err(|e| bad(&e))?;
+    let mut parts = parts.into_iter();
+    let applied: i64 =
+        redis::from_redis_value(parts.next().ok_or_else(|| bad(&"an empty answer"))?).map_err(|e| bad(&e))?;
     if applied != 1 {
         return Ok(None);
     }
-    let big = parts.pop().filter(|_| parts.len() == 1).ok_or_else(|| bad(&"no blobs in the answer"))?;
-    let big: Vec<redis::Value> = redis::from_redis_value(big).map_err(|e| bad(&e))?;
+    let big: Vec<redis::Value> =
+        redis::from_redis_value(parts.next().ok_or_else(|| bad(&"no blobs in the answer"))?).map_err(|e| bad(&e))?;
     Ok(Some((vec![1; events], big_blobs(big)?)))
+}
+
+/// Whether no id appears twice among `events` (a batch re-sent while its first copy queued).
+fn distinct_ids(events: &[&EventWrite]) -> bool {
+    let mut ids = std::collections::HashSet::with_capacity(events.len());
+    events.iter().all(|e| ids.insert(e.event_id.as_str()))
 }
 
 /// A group's blobs, numbered as both apply scripts number them: sessions' stats, then users'
@@ -258,8 +263,8 @@ fn fresh_answer(value: redis::Value, events: usize) -> Result<Option<Answer>, St
 struct Plan<'a> {
     sessions: Vec<&'a str>,
     users: Vec<&'a str>,
-    /// Per event, its session's and its user's numbers (1-based, u16 little-endian each).
-    index: Vec<u8>,
+    /// Per event, the positions in `blobs` of its session's stats and its user's activity.
+    placed: Vec<(usize, usize)>,
     blobs: Vec<(String, codec::Kind)>,
 }
 
@@ -267,31 +272,24 @@ impl<'a> Plan<'a> {
     fn new(keys: &Keys, events: &[&'a EventWrite]) -> Plan<'a> {
         let mut sessions: Vec<&str> = Vec::new();
         let mut users: Vec<&str> = Vec::new();
-        let mut numbers: HashMap<(bool, &str), u16> = HashMap::new();
-        let mut index = Vec::with_capacity(4 * events.len());
-        for e in events {
-            for (user, id, list) in
-                [(false, e.session_id.as_str(), &mut sessions), (true, e.user_id.as_str(), &mut users)]
-            {
-                let n = *numbers.entry((user, id)).or_insert_with(|| {
-                    list.push(id);
-                    list.len() as u16
-                });
-                index.extend(n.to_le_bytes());
-            }
-        }
+        let mut numbers: HashMap<(bool, &str), usize> = HashMap::new();
+        let mut place = |user: bool, id: &'a str, list: &mut Vec<&'a str>| {
+            *numbers.entry((user, id)).or_insert_with(|| {
+                list.push(id);
+                list.len() - 1
+            })
+        };
+        let per_event: Vec<(usize, usize)> = events
+            .iter()
+            .map(|e| (place(false, &e.session_id, &mut sessions), place(true, &e.user_id, &mut users)))
+            .collect();
+        let placed = per_event.into_iter().map(|(s, u)| (s, sessions.len() + u)).collect();
         let blobs = sessions
             .iter()
             .map(|id| (keys.session_stats(id), codec::Kind::Stats))
             .chain(users.iter().map(|id| (keys.user_activity(id), codec::Kind::Activity)))
             .collect();
-        Plan { sessions, users, index, blobs }
-    }
-
-    /// Whether no id appears twice among `events` (a batch re-sent while its first copy queued).
-    fn distinct_ids(&self, events: &[&EventWrite]) -> bool {
-        let mut ids = std::collections::HashSet::with_capacity(events.len());
-        events.iter().all(|e| ids.insert(e.event_id.as_str()))
+        Plan { sessions, users, placed, blobs }
     }
 
     /// ARGV 1..6, shared by both scripts, after the buckets' keys.
@@ -310,9 +308,7 @@ impl<'a> Plan<'a> {
         events: &[&EventWrite],
     ) -> redis::ScriptInvocation<'static> {
         let mut records: Vec<Vec<u8>> = vec![Vec::new(); self.blobs.len()];
-        for (e, numbers) in events.iter().zip(self.index.chunks_exact(4)) {
-            let session = usize::from(u16::from_le_bytes([numbers[0], numbers[1]])) - 1;
-            let user = self.sessions.len() + usize::from(u16::from_le_bytes([numbers[2], numbers[3]])) - 1;
+        for (e, &(session, user)) in events.iter().zip(&self.placed) {
             records[session].extend_from_slice(&e.stats);
             records[user].extend_from_slice(&e.activity);
         }
@@ -349,7 +345,11 @@ impl<'a> Plan<'a> {
             inv.key(key);
         }
         self.common_args(settings, &mut inv);
-        inv.arg(self.index.as_slice());
+        // Per event its session's and its user's numbers, 1-based, u16 little-endian each.
+        let number = |n: usize| (n as u16 + 1).to_le_bytes();
+        let index: Vec<u8> =
+            self.placed.iter().flat_map(|&(s, u)| [number(s), number(u - self.sessions.len())]).flatten().collect();
+        inv.arg(index);
         for e in events {
             inv.arg(&e.event_id).arg(e.stats.as_slice()).arg(e.activity.as_slice());
         }

@@ -479,3 +479,35 @@ async fn a_fast_call_meeting_a_seen_id_writes_nothing_and_is_redone() {
     assert!(users[0].activity.views > 0.0);
     assert_eq!(users[0].activity.views, users[1].activity.views, "u saw a and b; w saw c and d");
 }
+
+/// A replica renews a user's activity TTL, to the retention and an hour, at most once an hour:
+/// a user it renewed minutes ago keeps the TTL it has, another replica renews it, and a blob a
+/// fast call creates always gets one.
+#[tokio::test]
+async fn a_replica_renews_a_users_activity_ttl_at_most_hourly() {
+    let server = RedisServer::start();
+    let store = redis_store(&server, "ttl").await;
+    let t0 = 1_800_000_000_000;
+    store.upsert_sessions(vec![session("s0", Category::Beauty, t0)]).await.unwrap();
+    let key = "ttl:{u:1:u}:act";
+    let pttl = || server.cli(&["PTTL", key]).unwrap().trim().parse::<i64>().unwrap();
+    let (retention, hour) = (30 * 86_400_000, 3_600_000);
+    let renewed = |ttl: i64| ttl > retention + hour - 60_000 && ttl <= retention + hour;
+    let ingest = |store: &RedisStore, id: &str| {
+        let (store, event) = (store.clone(), view(id, "s0", "u", t0));
+        async move { assert_eq!(store.ingest(vec![event]).await.unwrap().statuses, [EventStatus::Accepted]) }
+    };
+    ingest(&store, "a").await;
+    ingest(&store, "b").await;
+    assert!(renewed(pttl()), "{}", pttl());
+    server.cli(&["PEXPIRE", key, "1000000"]).unwrap();
+    ingest(&store, "c").await;
+    assert!(pttl() <= 1_000_000, "renewed by this replica within the hour: {}", pttl());
+    let other = redis_store(&server, "ttl").await;
+    ingest(&other, "d").await;
+    assert!(renewed(pttl()), "another replica renews: {}", pttl());
+    server.cli(&["DEL", key]).unwrap();
+    ingest(&store, "e").await;
+    assert!(renewed(pttl()), "a created blob gets its TTL: {}", pttl());
+    assert_eq!(store.status().ingest_calls_redone + other.status().ingest_calls_redone, 1, "c, d, e were fast");
+}

@@ -207,7 +207,7 @@ for b = 1, S + U do
     limit = ulimit
     if len == #records or string.byte(renew, b - S) == 1 then redis.call('PEXPIRE', key, ttl) end
   end
-  if grown(len - #records, len, limit) then
+  if len > limit and grown(len - #records, len, limit) then
     big[#big + 1] = b
     big[#big + 1] = redis.call('GET', key)
   end

@@ -265,6 +265,12 @@ pub struct Manifest {
     /// manifests) for a model without them. Needs an identity block.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub factor_dims: u32,
+    /// Features the heads were fitted without (absent in older manifests): their weights are 0,
+    /// so the features are logged and exported but do not move the score. The shipped model
+    /// leaves out what reads the declared target directly (`fit.age`, `fit.overall`, …), so that a
+    /// declaration reaches the ranking only through the targeting credit its buyers confirm.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_features: Vec<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -360,6 +366,26 @@ impl ModelArtifact {
                 )));
             }
         }
+        self.validate_excluded()
+    }
+
+    /// Checks that every excluded feature is one of the schema's and has no weight in either head.
+    fn validate_excluded(&self) -> Result<(), ModelError> {
+        let invalid = |reason: String| ModelError::Invalid { model: self.id(), reason };
+        for name in &self.manifest.excluded_features {
+            let j = features::feature_names()
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| invalid(format!("excluded feature {name} is not in the schema")))?;
+            for (head, head_name) in [(&self.heads.engage, "engage"), (&self.heads.purchase, "purchase")] {
+                if head.weights[j] != 0.0 {
+                    return Err(invalid(format!(
+                        "head {head_name} weighs {name} by {}, which its manifest excludes",
+                        head.weights[j]
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -406,6 +432,8 @@ mod tests {
     fn weights_that_could_overflow_a_logit_are_refused_and_the_largest_accepted_score_finitely() {
         let mut model = shipped();
         model.validate().unwrap();
+        // Every feature weighs something below, the ones the shipped model excludes too.
+        model.manifest.excluded_features.clear();
         model.heads.purchase.weights[7] = -3e38;
         model.heads.purchase.weights[8] = 3e38;
         assert!(model.validate().unwrap_err().to_string().contains("too large"));
@@ -419,6 +447,21 @@ mod tests {
             let p = head.predict(&row);
             assert!((0.0..=1.0).contains(&p), "{p}");
         }
+    }
+
+    #[test]
+    fn an_excluded_feature_must_be_in_the_schema_and_weigh_nothing() {
+        let mut model = shipped();
+        let j = features::feature_names().iter().position(|n| n == "fit.overall").unwrap();
+        model.manifest.excluded_features = vec!["fit.overall".into()];
+        model.heads.engage.weights[j] = 0.0;
+        model.heads.purchase.weights[j] = 0.25;
+        let err = model.validate().unwrap_err().to_string();
+        assert!(err.contains("head purchase weighs fit.overall by 0.25"), "{err}");
+        model.heads.purchase.weights[j] = 0.0;
+        model.validate().unwrap();
+        model.manifest.excluded_features.push("fit.nonsense".into());
+        assert!(model.validate().unwrap_err().to_string().contains("fit.nonsense is not in the schema"));
     }
 
     #[test]

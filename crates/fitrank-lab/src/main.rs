@@ -154,6 +154,13 @@ struct TrainArgs {
     /// slot); 0 fits them by alternating least squares.
     #[arg(long, default_value_t = 0)]
     factor_samples: u32,
+    /// Features to fit the heads without, comma-separated: names, prefixes ending in `*`
+    /// (`x.fit&category=*`), or `declared`: every feature that reads the declared target directly,
+    /// so that a declaration reaches the model only through the targeting credit its buyers
+    /// confirm (docs/decisions/0017; the shipped model is fitted so). Their weights are 0 and the
+    /// manifest lists them; the rows and the export keep them.
+    #[arg(long, value_delimiter = ',')]
+    exclude_features: Vec<String>,
     /// Models folder to write into.
     #[arg(long, default_value = "models")]
     models: PathBuf,
@@ -394,6 +401,9 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
             (train::table::dataset(&mut table, &source)?, path.display().to_string())
         }
     };
+    let excluded = train::feature_positions(&a.exclude_features)?;
+    let mut data = data;
+    data.exclude(&excluded);
     let split = match a.split.as_str() {
         "random" => train::Split::Random { seed: a.world.seed, validation: a.validation, test: a.test },
         _ => train::Split::Time { validation: a.validation, test: a.test },
@@ -413,6 +423,7 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
         factor_alpha: a.factor_alpha,
         factor_samples: a.factor_samples,
         purchase_objective: a.purchase_objective,
+        excluded,
     };
     if opts.purchase_objective == train::PurchaseObjective::Ranking && a.identity_buckets.0 != Some(0) {
         return Err("--purchase-objective ranking fits no identity block: give --identity-buckets 0".into());

@@ -48,6 +48,8 @@ async fn warm_up_export_train_serve_beats_the_baselines_on_fresh_traffic() {
         "train",
         "--data",
         served.to_str().unwrap(),
+        "--exclude-features",
+        "declared",
         "--name",
         "default",
         "--version",
@@ -56,6 +58,12 @@ async fn warm_up_export_train_serve_beats_the_baselines_on_fresh_traffic() {
         &models,
     ]);
     assert!(trained.contains("29990101-000000"), "{trained}");
+    let artifact = fitrank::model::ModelArtifact::load(&warm.models_dir.join("default/29990101-000000")).unwrap();
+    let excluded = &artifact.manifest.excluded_features;
+    assert!(
+        excluded.iter().any(|f| f == "live.on_target_view_share"),
+        "the manifest names what was left out: {excluded:?}"
+    );
 
     // 4. A service on that models folder serves the new version with the default policy.
     let models_dir = warm.models_dir.clone();

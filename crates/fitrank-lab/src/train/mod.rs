@@ -110,6 +110,15 @@ impl Dataset {
         crate::export::Table { columns }
     }
 
+    /// Sets the columns at `positions` (feature positions, [`feature_positions`]) to 0 in every
+    /// row, so that a head fitted on the rows learns no weight for those features
+    /// ([`TrainOptions::excluded`]).
+    pub fn exclude(&mut self, positions: &[usize]) {
+        for &j in positions {
+            self.x.column_mut(j).fill(0.0);
+        }
+    }
+
     /// The rows at `idx`, in that order.
     pub fn select(&self, idx: &[usize]) -> Dataset {
         Dataset {
@@ -121,6 +130,39 @@ impl Dataset {
             groups: idx.iter().map(|i| self.groups[*i]).collect(),
         }
     }
+}
+
+/// What `--exclude-features declared` leaves out: every feature that reads the seller's declared
+/// target directly (its fit, the fit per category, the share of viewers inside it), so that a
+/// declaration reaches the model only through the targeting credit its buyers confirm
+/// (`live.targeting_credit`; docs/decisions/0017).
+pub const DECLARED_TARGET_FEATURES: [&str; 3] = ["fit.*", "x.fit&category=*", "live.on_target_view_share"];
+
+/// The positions of the features `patterns` name: a feature's name, a prefix ending in `*`
+/// (`x.fit&category=*`), or `declared` for [`DECLARED_TARGET_FEATURES`]. A pattern that names no
+/// feature is an error, so a typo cannot leave a feature in.
+pub fn feature_positions(patterns: &[String]) -> Result<Vec<usize>, TrainError> {
+    let names = features::feature_names();
+    let mut positions = Vec::new();
+    let patterns = patterns.iter().map(|p| p.trim()).flat_map(|p| match p {
+        "declared" => DECLARED_TARGET_FEATURES.to_vec(),
+        "" => vec![],
+        p => vec![p],
+    });
+    for pattern in patterns {
+        let matches = |name: &String| match pattern.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == pattern,
+        };
+        let before = positions.len();
+        positions.extend(names.iter().enumerate().filter(|(_, n)| matches(n)).map(|(j, _)| j));
+        if positions.len() == before {
+            return Err(TrainError::Data(format!("--exclude-features: {pattern} names no feature of the schema")));
+        }
+    }
+    positions.sort_unstable();
+    positions.dedup();
+    Ok(positions)
 }
 
 /// How rows are split into train, validation and test.
@@ -197,6 +239,10 @@ pub struct TrainOptions {
     pub factor_samples: u32,
     /// What the purchase head is fitted for.
     pub purchase_objective: PurchaseObjective,
+    /// Feature positions the heads are fitted without ([`feature_positions`]): the data's
+    /// columns must be 0 there ([`Dataset::exclude`]), the heads' weights are 0, and the
+    /// manifest names them.
+    pub excluded: Vec<usize>,
 }
 
 /// What the purchase head is fitted for (`fitrank train --purchase-objective`).
@@ -430,6 +476,12 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
     if opts.purchase_objective == PurchaseObjective::Ranking && opts.identity_buckets > 0 {
         return Err(TrainError::Data("the ranking objective fits no identity block: give --identity-buckets 0".into()));
     }
+    if let Some(&j) = opts.excluded.iter().find(|&&j| data.x.column(j).iter().any(|v| *v != 0.0)) {
+        return Err(TrainError::Data(format!(
+            "{} is excluded but has values in the rows: zero its column first (Dataset::exclude)",
+            features::feature_names()[j]
+        )));
+    }
     let (valid_set, test_set) = (data.select(&valid_idx), data.select(&test_idx));
 
     let mut metrics = BTreeMap::new();
@@ -447,7 +499,14 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
         hyper.insert("purchase_objective_ranking".to_owned(), 1.0);
     }
     let started = Instant::now();
-    let heads = fit_heads(data, &train_idx, &valid_set, opts, &mut metrics, &mut hyper)?;
+    let mut heads = fit_heads(data, &train_idx, &valid_set, opts, &mut metrics, &mut hyper)?;
+    for head in [&mut heads.engage, &mut heads.purchase] {
+        // A zero column gets no gradient but its L2 term, so the fit leaves it at 0 already; this
+        // makes it exact whatever the solver did.
+        for &j in &opts.excluded {
+            head.weights[j] = 0.0;
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
         "fitted both heads in {seconds:.1}s: {:.0} training rows/s",
@@ -487,6 +546,7 @@ pub fn train(data: &Dataset, opts: &TrainOptions) -> Result<ModelArtifact, Train
         metrics_data: Some(metrics_data),
         identity_buckets: opts.identity_buckets,
         factor_dims: served_factor_dims(opts),
+        excluded_features: opts.excluded.iter().map(|&j| features::feature_names()[j].clone()).collect(),
     };
     Ok(ModelArtifact { manifest, heads })
 }
@@ -512,6 +572,7 @@ mod tests {
             factor_alpha: DEFAULT_FACTOR_ALPHA,
             factor_samples: 0,
             purchase_objective: PurchaseObjective::Pointwise,
+            excluded: vec![],
         }
     }
 
@@ -561,5 +622,35 @@ mod tests {
         let with_ids = TrainOptions { identity_buckets: 64, ..opts };
         assert!(train(&data, &with_ids).unwrap_err().to_string().contains("identity"));
         assert!(!train(&data, &options()).unwrap().manifest.hyperparameters.contains_key("purchase_objective_ranking"));
+    }
+
+    #[test]
+    fn excluded_features_get_no_weight_and_the_manifest_names_them() {
+        use crate::train::generator::{GeneratorConfig, generate};
+        let mut data = generate(GeneratorConfig { users: 300, sessions: 40, impressions: 6_000, seed: 4 });
+        let excluded = feature_positions(&["fit.overall".into(), "x.fit&category=*".into()]).unwrap();
+        assert_eq!(excluded.len(), 1 + fitrank::domain::Category::COUNT);
+        let opts = TrainOptions { excluded: excluded.clone(), ..options() };
+        let err = train(&data, &opts).unwrap_err().to_string();
+        assert!(err.contains("x.fit&category=fashion is excluded but has values"), "{err}");
+
+        let fitted = train(&data, &options()).unwrap();
+        let overall = excluded[excluded.len() - 1];
+        assert_eq!(features::feature_names()[overall], "fit.overall");
+        assert_ne!(fitted.heads.purchase.weights[overall], 0.0, "the generator's buyers follow the fit");
+        data.exclude(&excluded);
+        let artifact = train(&data, &opts).unwrap();
+        for head in [&artifact.heads.engage, &artifact.heads.purchase] {
+            assert!(excluded.iter().all(|&j| head.weights[j] == 0.0));
+        }
+        assert_eq!(artifact.manifest.excluded_features[0], "x.fit&category=fashion");
+        assert_eq!(artifact.manifest.excluded_features.len(), excluded.len());
+        artifact.validate().unwrap();
+
+        let declared = feature_positions(&["declared".into()]).unwrap();
+        assert_eq!(declared.len(), 7 + fitrank::domain::Category::COUNT + 1, "fit.*, per category, the view share");
+        assert!(excluded.iter().all(|j| declared.contains(j)));
+        let err = feature_positions(&["fit.overal".into()]).unwrap_err().to_string();
+        assert!(err.contains("fit.overal names no feature"), "{err}");
     }
 }

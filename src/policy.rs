@@ -7,20 +7,20 @@ use serde::{Deserialize, Serialize};
 /// + on_target_weight · targeting credit`.
 ///
 /// The default ranks by expected purchases per impression, with engagement as a minor tie-breaker
-/// (p_engage is typically 3–30× p_purchase, so 0.01 keeps it an order of magnitude below), and
-/// adds up to 0.12 to sessions whose audience the user belongs to. The audience is *earned*
-/// (`domain::learned`): the declared target is a prior worth a few buyers, which the session's
-/// actual buyers override, so a session gets no credit for declaring nothing or everyone, and a
-/// wrong declaration loses its credit to the groups that really buy. A bonus for being inside is
-/// the Lagrangian form of "most purchases at a given on-target share" (the order by expected
-/// purchases + λ·inside maximises purchases + λ·on-target impressions), so it moves only the
-/// comparisons that cross the audience's edge. The continuous audience fit
-/// (`audience_fit_weight`, 0 by default) also reorders sessions the user is inside of to the same
-/// degree, which costs purchases without raising the share. The weight is in the model's units
-/// (purchases per impression), so its right value depends on the model's calibration: 0.12 is
-/// set for the shipped model, trained on the service's own impression logs. Set it to what
-/// targeting is worth to your sellers in purchases per impression; docs/PERFORMANCE.md has what
-/// it costs and buys in the simulator's worlds.
+/// (p_engage is typically 3–30× p_purchase, so 0.01 keeps it an order of magnitude below). The
+/// audience a session has *earned* (`domain::learned`: the declared target is a prior worth a few
+/// buyers, which the session's actual buyers override) reaches the default score through the
+/// model, whose feature `live.targeting_credit` it is; the shipped model reads the declared target
+/// no other way (docs/decisions/0017). `on_target_weight` adds a bonus on top: `on_target_weight
+/// × credit`, the Lagrangian form of "most purchases at a given on-target share" (the order by
+/// expected purchases + λ·inside maximises purchases + λ·on-target impressions), so it moves only
+/// the comparisons that cross the audience's edge. It is 0 by default because it costs purchases
+/// wherever declarations can be wrong: in the simulator's shoppers world, 0.04 cost 4 points of
+/// the oracle's purchases and 0.12 cost 5 (docs/PERFORMANCE.md). The weight is in the model's
+/// units (purchases per impression), so its right value depends on the model's calibration; set
+/// it to what reaching the earned audience is worth to your sellers. The continuous audience fit
+/// (`audience_fit_weight`, 0 by default) reorders sessions by the *declared* target, which costs
+/// purchases without raising the share.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
@@ -73,7 +73,7 @@ impl Default for Policy {
             purchase_weight: 1.0,
             engage_weight: 0.01,
             audience_fit_weight: 0.0,
-            on_target_weight: 0.12,
+            on_target_weight: 0.0,
             exploration_share: 0.0,
             exploration_uniform_share: 0.0,
             exploration_head_share: 0.0,
@@ -177,11 +177,13 @@ mod tests {
         assert!((inside - outside - 0.25).abs() < 1e-6, "{inside} vs {outside}");
         assert!((half - outside - 0.125).abs() < 1e-6, "{half} vs {outside}");
         // A session without credit wins only when it is predicted to sell the weight more.
-        let d = Policy::default();
+        let d = Policy { on_target_weight: 0.12, ..Policy::default() };
         let w = d.on_target_weight;
-        assert!(w > 0.0);
         assert!(d.score(0.0, 0.05, 0.5, 1.0) > d.score(0.0, 0.05 + w - 0.01, 0.4, 0.0));
         assert!(d.score(0.0, 0.05, 0.5, 1.0) < d.score(0.0, 0.05 + w + 0.01, 0.4, 0.0));
+        // By default the credit reaches the score only through the model's feature.
+        let d = Policy::default();
+        assert_eq!(d.score(0.3, 0.05, 0.5, 1.0), d.score(0.3, 0.05, 0.5, 0.0));
     }
 
     #[test]

@@ -65,7 +65,7 @@ async fn the_targeted_audience_gets_the_targeted_stream() {
     assert_eq!(order(&woman), vec!["A", "B"], "{woman:?}");
     assert!(woman.items[0].audience_fit > 0.5 && woman.items[1].audience_fit == 0.0);
     assert!(woman.items[0].p_purchase > woman.items[1].p_purchase);
-    assert_eq!(woman.model_version, "default/20261207-070000");
+    assert_eq!(woman.model_version, "default/20261207-180000");
     assert_eq!(woman.ranking_id.len(), 32);
 
     let man = rank(&server, "man-58", &["A", "B"]).await;
@@ -145,19 +145,20 @@ async fn limit_truncates_to_the_best_items() {
             ..session(&format!("s{i:02}"), Some(target(18 + i, 30 + i, &[], &[])))
         })
         .collect();
+    // Only these sessions: "A" and "B" of `setup` started at another moment, so the time between
+    // the two calls moves their minutes live, and with them their scores, against these.
+    let ids: Vec<String> = sessions.iter().map(|s| s.session_id.clone()).collect();
     catalog.upsert_sessions(pb::UpsertSessionsRequest { sessions }).await.unwrap();
-    let all = RankingServiceClient::new(server.channel().await)
-        .rank(pb::RankRequest { user_id: "woman-28".into(), limit: 32, ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
-    let top = RankingServiceClient::new(server.channel().await)
-        .rank(pb::RankRequest { user_id: "woman-28".into(), limit: 5, ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(all.items.len(), 32);
-    assert_eq!(top.scored, 32);
+    let rank = |limit| pb::RankRequest {
+        user_id: "woman-28".into(),
+        candidate_session_ids: ids.clone(),
+        limit,
+        ..Default::default()
+    };
+    let all = RankingServiceClient::new(server.channel().await).rank(rank(32)).await.unwrap().into_inner();
+    let top = RankingServiceClient::new(server.channel().await).rank(rank(5)).await.unwrap().into_inner();
+    assert_eq!(all.items.len(), 30);
+    assert_eq!(top.scored, 30);
     assert_eq!(order(&top), order(&all)[..5].to_vec());
     assert!(all.items.windows(2).all(|w| w[0].score >= w[1].score));
 }

@@ -132,6 +132,11 @@ async fn a_model_with_another_schema_is_refused_and_the_current_one_keeps_servin
     let server = TestServer::start().await;
     let mut admin = AdminServiceClient::new(server.channel().await);
     let before = admin.get_active_model(pb::GetActiveModelRequest {}).await.unwrap().into_inner().model.unwrap();
+    assert!(
+        before.excluded_features.iter().any(|f| f == "fit.overall"),
+        "the shipped model says what it was fitted without: {:?}",
+        before.excluded_features
+    );
 
     // A newer version trained on another feature schema.
     let shipped = server.models_dir.join("default").join(&before.version);

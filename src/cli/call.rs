@@ -697,11 +697,35 @@ fn print_model(m: &pb::ModelInfo) {
     println!("created            {}", m.created_at);
     println!("feature schema     {} ({} features)", m.schema_hash, m.feature_count);
     println!("identity buckets   {}  factor dims {}", m.identity_buckets, m.factor_dims);
+    if !m.excluded_features.is_empty() {
+        println!("fitted without     {}", feature_list(&m.excluded_features));
+    }
     let mut metrics: Vec<_> = m.metrics.iter().collect();
     metrics.sort_by(|a, b| a.0.cmp(b.0));
     for (k, v) in metrics {
         println!("  {k:<28} {v:.4}");
     }
+}
+
+/// Feature names, each run of one one-hot block (`x.fit&category=…`) as one `prefix=* (count)`.
+fn feature_list(names: &[String]) -> String {
+    // (block, count, the first name of the run)
+    let mut runs: Vec<(Option<&str>, usize, &str)> = Vec::new();
+    for name in names {
+        let block = name.split_once('=').map(|(prefix, _)| prefix);
+        match runs.last_mut() {
+            Some((last, n, _)) if block.is_some() && *last == block => *n += 1,
+            _ => runs.push((block, 1, name)),
+        }
+    }
+    let parts: Vec<String> = runs
+        .into_iter()
+        .map(|(block, n, first)| match block {
+            Some(prefix) if n > 1 => format!("{prefix}=* ({n})"),
+            _ => first.to_owned(),
+        })
+        .collect();
+    format!("{} features: {}", names.len(), parts.join(", "))
 }
 
 fn print_observed(o: &pb::ObservedAudience) {
@@ -732,5 +756,19 @@ fn print_observed(o: &pb::ObservedAudience) {
     }
     if !o.mismatch.is_empty() {
         println!("{:<18} {}", "MISMATCH", o.mismatch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::feature_list;
+
+    #[test]
+    fn a_one_hot_block_of_excluded_features_reads_as_one_entry() {
+        let names: Vec<String> =
+            ["x.fit&category=fashion", "x.fit&category=toys", "fit.age", "ctx.surface=search", "fit.overall"]
+                .map(String::from)
+                .into();
+        assert_eq!(feature_list(&names), "5 features: x.fit&category=* (2), fit.age, ctx.surface=search, fit.overall");
     }
 }

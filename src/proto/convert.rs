@@ -128,6 +128,7 @@ impl From<&Manifest> for pb::ModelInfo {
             training_data: manifest.training.source.clone(),
             training_from_unix_ms: manifest.training.data_from_ms,
             training_to_unix_ms: manifest.training.data_to_ms,
+            excluded_features: manifest.excluded_features.clone(),
         }
     }
 }

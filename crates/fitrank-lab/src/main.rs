@@ -378,7 +378,7 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
     if a.alphas.is_empty() || a.alphas.iter().any(|x| !x.is_finite() || *x < 0.0) {
         return Err("--alphas must be finite numbers >= 0".into());
     }
-    let (data, source) = match &a.data {
+    let (mut data, source) = match &a.data {
         None => {
             eprintln!("generating {} impressions (seed {})...", a.world.rows, a.world.seed);
             (train::generator::generate(a.world.config()), a.world.describe())
@@ -402,7 +402,6 @@ fn run_train(a: TrainArgs) -> Result<(), AnyError> {
         }
     };
     let excluded = train::feature_positions(&a.exclude_features)?;
-    let mut data = data;
     data.exclude(&excluded);
     let split = match a.split.as_str() {
         "random" => train::Split::Random { seed: a.world.seed, validation: a.validation, test: a.test },

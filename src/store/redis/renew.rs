@@ -4,9 +4,10 @@
 //! every event costs Redis a command per event, as much as appending the event itself, so a
 //! replica renews a user's TTL at most once per interval `every` (a sixteenth of the retention,
 //! an hour at most), to `retention + every`: an event that skips the renewal comes less than
-//! `every` after one, whose expiry is then at least `retention` past the event. A blob an append creates always gets its TTL (the script
-//! sees that), so no key is left without one. The replica's memory of its renewals is bounded:
-//! past [`MAX_USERS`] it forgets them all, which costs a renewal each, not a missed one.
+//! `every` after one, whose expiry is then at least `retention` past the event. A blob an append
+//! creates always gets its TTL (the script sees that), so no key is left without one. The
+//! replica's memory of its renewals is bounded: past [`MAX_USERS`] it forgets them all, which
+//! costs a renewal each, not a missed one.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -511,3 +511,36 @@ async fn a_replica_renews_a_users_activity_ttl_at_most_hourly() {
     assert!(renewed(pttl()), "a created blob gets its TTL: {}", pttl());
     assert_eq!(store.status().ingest_calls_redone + other.status().ingest_calls_redone, 1, "c, d, e were fast");
 }
+
+/// A session's stats and a user's activity that take event after event stay small: a call that
+/// grows a blob past its compaction size names it, the replica reads and folds it and writes the
+/// state back, and the counts stay exact.
+#[tokio::test]
+async fn hot_blobs_are_compacted_and_keep_their_counts() {
+    let server = RedisServer::start();
+    let store = redis_store(&server, "hot").await;
+    let t0 = 1_800_000_000_000;
+    store.upsert_sessions(vec![session("s0", Category::Beauty, t0)]).await.unwrap();
+    let (batches, per_batch) = (20, 100);
+    for b in 0..batches {
+        let events: Vec<Event> =
+            (0..per_batch).map(|i| view(&format!("e{b}-{i}"), "s0", "u", t0 + b * 1_000 + i)).collect();
+        let outcome = store.ingest(events).await.unwrap();
+        assert_eq!(outcome.count(EventStatus::Accepted), per_batch as u32);
+    }
+    let len = |key: &str| server.cli(&["STRLEN", key]).unwrap().trim().parse::<usize>().unwrap();
+    let (stats_key, activity_key) = ("hot:{s:2:s0}:st", "hot:{u:1:u}:act");
+    // Compaction follows the answer: wait for the last one. Uncompacted, the 2,000 records take
+    // tens of KB.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while (len(stats_key) >= 4096 || len(activity_key) >= 2048) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(len(stats_key) < 4096, "stats blob of {} bytes", len(stats_key));
+    assert!(len(activity_key) < 2048, "activity blob of {} bytes", len(activity_key));
+    let sessions = store.get_sessions(&["s0"], None).await.unwrap();
+    assert_eq!(sessions.value[0].as_ref().unwrap().stats.views, (batches * per_batch) as u64);
+    let users = store.get_users(&["u"], None).await.unwrap();
+    let views = users.value[0].activity.views;
+    assert!((views - (batches * per_batch) as f32).abs() < 1.0, "{views} decayed views");
+}

@@ -180,35 +180,48 @@ async fn within<T>(
         .unwrap_or_else(|_| Err(StoreError::Unavailable(format!("redis {what}: no answer within {deadline:?}"))))
 }
 
-/// Rewrites blobs past their compaction size as one state each ([`script::COMPACT`]): in one
-/// call on standalone Redis, a call per blob on a cluster. The events are stored either way, so a
-/// failure only leaves a blob to the next call.
+/// Rewrites blobs past their compaction size as one state each ([`script::COMPACT`]): reads them
+/// (one `MGET` on standalone Redis), folds them, and writes them back in one call on standalone
+/// Redis, a call per blob on a cluster. The events are stored either way, so a failure only leaves
+/// a blob to the next call; a blob that grew or was compacted between the read and the write is
+/// still compacted exactly (`COMPACT` replaces only the bytes read, when they are still its start).
 async fn compact(conn: Conn, big: Vec<Big>) {
-    let folded: Vec<(Big, Vec<u8>)> = big
-        .into_iter()
-        .filter_map(|b| match b.kind.compacted(&b.bytes) {
-            Ok(state) => Some((b, state)),
-            Err(e) => {
-                tracing::warn!(key = %b.key, error = %e, "cannot compact a corrupt blob");
-                None
-            }
-        })
-        .collect();
-    if folded.is_empty() {
+    if big.is_empty() {
         return;
     }
-    let groups: Vec<&[(Big, Vec<u8>)]> = match conn {
-        Conn::Standalone(_) => vec![&folded],
-        Conn::Cluster(_) => folded.chunks(1).collect(),
+    let groups: Vec<&[Big]> = match conn {
+        Conn::Standalone(_) => vec![&big],
+        Conn::Cluster(_) => big.chunks(1).collect(),
     };
     let calls = groups.into_iter().map(|group| {
         let mut c = conn.clone();
-        let mut inv = script::COMPACT.prepare_invoke();
-        for (b, state) in group {
-            inv.key(&b.key).arg(b.bytes.as_slice()).arg(state.as_slice());
-        }
         async move {
-            if let Err(e) = inv.invoke_async::<i64>(&mut c).await {
+            let mut read = redis::cmd("MGET");
+            for b in group {
+                read.arg(&b.key);
+            }
+            let bytes: Vec<Option<Vec<u8>>> = match read.query_async(&mut c).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tracing::debug!(error = %e, "reading blobs to compact failed; the next call retries");
+                    return;
+                }
+            };
+            let mut inv = script::COMPACT.prepare_invoke();
+            let mut folded = 0;
+            for (b, bytes) in group.iter().zip(bytes) {
+                let Some(bytes) = bytes else { continue };
+                match b.kind.compacted(&bytes) {
+                    Ok(state) => {
+                        inv.key(&b.key).arg(bytes).arg(state);
+                        folded += 1;
+                    }
+                    Err(e) => tracing::warn!(key = %b.key, error = %e, "cannot compact a corrupt blob"),
+                }
+            }
+            if folded > 0
+                && let Err(e) = inv.invoke_async::<i64>(&mut c).await
+            {
                 tracing::debug!(error = %e, "compaction failed; the next call retries");
             }
         }
@@ -262,11 +275,10 @@ struct Blob {
     ttl_ms: i64,
 }
 
-/// A blob an apply script found past its compaction size, with the bytes it read.
+/// A blob an apply script found past its compaction size.
 struct Big {
     key: String,
     kind: codec::Kind,
-    bytes: Vec<u8>,
 }
 
 /// The de-duplication buckets at one time: sets of event ids, each of half the window
@@ -297,30 +309,22 @@ impl Buckets {
     }
 }
 
-/// An apply script's answer: a code per event, and the blobs (numbered from 1) past their
-/// compaction size with their bytes.
-type Answer = (Vec<i64>, Vec<(usize, Vec<u8>)>);
+/// An apply script's answer: a code per event, and the numbers (from 1) of the blobs past their
+/// compaction size.
+type Answer = (Vec<i64>, Vec<usize>);
 
 fn apply_answer(value: redis::Value, events: usize) -> Result<Answer, StoreError> {
     let bad = |e: &dyn std::fmt::Display| unavailable("apply events", e);
-    let (codes, big): (Vec<i64>, Vec<redis::Value>) = redis::from_redis_value(value).map_err(|e| bad(&e))?;
+    let (codes, big): (Vec<i64>, redis::Value) = redis::from_redis_value(value).map_err(|e| bad(&e))?;
     if codes.len() != events {
         return Err(bad(&format!("{} results for {events} events", codes.len())));
     }
     Ok((codes, big_blobs(big)?))
 }
 
-/// The blobs an apply script returned past their compaction size: pairs of a number and bytes.
-fn big_blobs(big: Vec<redis::Value>) -> Result<Vec<(usize, Vec<u8>)>, StoreError> {
-    let bad = |e: &dyn std::fmt::Display| unavailable("apply events", e);
-    let mut out = Vec::with_capacity(big.len() / 2);
-    let mut big = big.into_iter();
-    while let (Some(i), Some(bytes)) = (big.next(), big.next()) {
-        let i: usize = redis::from_redis_value(i).map_err(|e| bad(&e))?;
-        let bytes: Option<Vec<u8>> = redis::from_redis_value(bytes).map_err(|e| bad(&e))?;
-        out.extend(bytes.map(|b| (i, b)));
-    }
-    Ok(out)
+/// The numbers of the blobs an apply script found past their compaction size.
+fn big_blobs(big: redis::Value) -> Result<Vec<usize>, StoreError> {
+    redis::from_redis_value(big).map_err(|e| unavailable("apply events", e))
 }
 
 impl RedisStore {
@@ -714,8 +718,7 @@ impl RedisStore {
             async move {
                 let value: redis::Value = inv.invoke_async(&mut c).await.map_err(|e| unavailable("apply events", e))?;
                 let (codes, big) = apply_answer(value, members.len())?;
-                let big: Vec<Big> =
-                    big.into_iter().map(|(_, bytes)| Big { key: blob.key.clone(), kind: blob.kind, bytes }).collect();
+                let big: Vec<Big> = big.into_iter().map(|_| Big { key: blob.key.clone(), kind: blob.kind }).collect();
                 Ok::<_, StoreError>((members, codes, session, big))
             }
         });

@@ -7,8 +7,8 @@
 //! de-duplication sets (markers on a cluster), and its records join its blobs (see `codec`);
 //! nothing is decoded or re-encoded in Lua. A call writes each blob it touches once, with the
 //! records of all its events in that call, so the cost per event falls as a call's events share
-//! sessions and users. Blobs grown past their compaction size are returned to the caller, which
-//! folds them in Rust and writes them back with [`COMPACT`].
+//! sessions and users. Blobs grown past their compaction size are named to the caller, which
+//! reads them, folds them in Rust and writes them back with [`COMPACT`].
 
 use std::sync::LazyLock;
 
@@ -26,7 +26,7 @@ use redis::Script;
 /// session's attributes) is deleted, and its events are added to `dead`, so that the caller
 /// applies them nowhere (blobs are finished in order: sessions before users). A created blob takes
 /// its session's TTL (an ended session's stats expire with it); a blob with a `ttl` (a user's
-/// activity) gets it anew. `finish` returns the blobs this call has `grown`.
+/// activity) gets it anew. `finish` returns the numbers of the blobs this call has `grown`.
 const PRELUDE: &str = r#"
 local function grown(before, len, limit)
   return (before <= limit and len > limit) or len > 4 * limit
@@ -62,7 +62,6 @@ local function finish(blobs, dead)
         for _, e in ipairs(b.events) do dead[e] = true end
       elseif grown(before, len, b.limit) then
         big[#big + 1] = i
-        big[#big + 1] = redis.call('GET', b.key)
       end
     end
   end
@@ -74,7 +73,9 @@ end
 /// de-duplication window. KEYS[1] is the bucket ids are added to; KEYS[1..4] are all checked (the
 /// current bucket, the two before it, and the next one, for replicas whose clocks run behind);
 /// KEYS[5], the bucket before those, is unlinked (freed off Redis's main thread: a bucket holds
-/// half a window of events). An id is thus remembered for at least the window.
+/// half a window of events). An id is thus remembered for at least the window. A bucket that does
+/// not exist (the next one, unless a replica's clock runs ahead) is not asked about its ids: a
+/// call's ids cost Redis one set lookup per existing bucket and one insert.
 const DEDUP: &str = r#"
 local function slices(list, f)
   for i = 1, #list, 1000 do f({ unpack(list, i, math.min(i + 999, #list)) }) end
@@ -84,12 +85,14 @@ local function seen_before(ids)
   if #ids == 0 then return seen end
   for k = 1, 4 do
     local j = 0
-    slices(ids, function(part)
-      for _, x in ipairs(redis.call('SMISMEMBER', KEYS[k], unpack(part))) do
-        j = j + 1
-        if x == 1 then seen[ids[j]] = true end
-      end
-    end)
+    if redis.call('EXISTS', KEYS[k]) == 1 then
+      slices(ids, function(part)
+        for _, x in ipairs(redis.call('SMISMEMBER', KEYS[k], unpack(part))) do
+          j = j + 1
+          if x == 1 then seen[ids[j]] = true end
+        end
+      end)
+    end
   end
   return seen
 end
@@ -111,8 +114,9 @@ end
 /// u16 little-endian each); then per event: its id, the session record, the user record. (Few
 /// strings per event: Lua interns and collects each one.)
 /// Returns `{ codes, big }`: one code per event (1 applied now, 0 applied before, -1 the session's
-/// attributes are missing: nothing applied), and for each blob past its compaction size its
-/// number (sessions first, then users) and its bytes.
+/// attributes are missing: nothing applied), and the numbers of the blobs past their compaction
+/// size (sessions first, then users). The caller reads those itself: a blob's bytes would cost
+/// Redis a Lua string, and its collection, on the way out.
 pub static APPLY_EVENTS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{PRELUDE}{DEDUP}{}",
@@ -167,7 +171,8 @@ return { out, big }
 /// writes anything; when either fails it writes nothing and answers `{ 0 }`, and the caller sends
 /// the group to [`APPLY_EVENTS`], which sorts the events out one by one. A retried batch, or the
 /// first events of a session, thus take one extra round trip; the rest cost Redis one `APPEND`
-/// per blob and a share of five set commands per event, with no Lua string or table per event.
+/// per blob and, per event, a lookup in each existing de-duplication bucket (three in steady
+/// state) and an insert, with no Lua string or table per event.
 ///
 /// A user's activity gets its TTL when the append creates it or when the caller asks (see
 /// `renew`), not on every write.
@@ -189,11 +194,13 @@ local function slices(first, last, f)
 end
 for k = 1, 4 do
   local seen = false
-  slices(9, 8 + n, function(i, j)
-    for _, x in ipairs(redis.call('SMISMEMBER', KEYS[k], unpack(ARGV, i, j))) do
-      if x == 1 then seen = true end
-    end
-  end)
+  if redis.call('EXISTS', KEYS[k]) == 1 then
+    slices(9, 8 + n, function(i, j)
+      for _, x in ipairs(redis.call('SMISMEMBER', KEYS[k], unpack(ARGV, i, j))) do
+        if x == 1 then seen = true end
+      end
+    end)
+  end
   if seen then return { 0 } end
 end
 local existing = 0
@@ -209,7 +216,6 @@ for b = 1, S + U do
   end
   if len > limit and grown(len - #records, len, limit) then
     big[#big + 1] = b
-    big[#big + 1] = redis.call('GET', key)
   end
 end
 slices(9, 8 + n, function(i, j) redis.call('SADD', KEYS[1], unpack(ARGV, i, j)) end)

@@ -197,9 +197,9 @@ async fn commit(mut conn: Conn, settings: &Settings, group: Vec<Batch>) -> Vec<B
         }
     };
     big.into_iter()
-        .filter_map(|(i, bytes)| {
+        .filter_map(|i| {
             let (key, kind) = blobs.get(i.checked_sub(1)?)?;
-            Some(Big { key: key.clone(), kind: *kind, bytes })
+            Some(Big { key: key.clone(), kind: *kind })
         })
         .collect()
 }
@@ -247,8 +247,7 @@ fn fresh_answer(value: redis::Value, events: usize) -> Result<Option<Answer>, St
     if applied != 1 {
         return Ok(None);
     }
-    let big: Vec<redis::Value> =
-        redis::from_redis_value(parts.next().ok_or_else(|| bad(&"no blobs in the answer"))?).map_err(|e| bad(&e))?;
+    let big = parts.next().ok_or_else(|| bad(&"no blobs in the answer"))?;
     Ok(Some((vec![1; events], big_blobs(big)?)))
 }
 

@@ -5,7 +5,7 @@
 # `valgrind --tool=callgrind` (AOF on, appendfsync everysec, rewrites rare); a replica on it takes
 # `fitrank bench ingest` at RATE batches of 1,000 a second: a first pass of 4 s creates every
 # blob, then the counters are zeroed and the measured pass runs for SECONDS.
-# Usage: scripts/redis-instructions.sh [SECONDS [RATE [FITRANK_BINARY [BENCH ARGS...]]]]
+# Usage: [DEDUP_WINDOW_SECS=4] scripts/redis-instructions.sh [SECONDS [RATE [FITRANK_BINARY [BENCH ARGS...]]]]
 #   e.g. scripts/redis-instructions.sh 8 2 "" --event-sessions 20
 # FITRANK_BINARY defaults to this checkout's release build; fitrank-bench is taken from beside it.
 set -euo pipefail
@@ -31,7 +31,10 @@ FR=""
 trap 'kill $RS $FR 2>/dev/null || true' EXIT
 until redis-cli -p "$RPORT" ping >/dev/null 2>&1; do sleep 0.2; done
 # Redis runs some 50 times slower under callgrind: deadlines to match.
-printf 'worker_threads = 1\ndata_dir = "%s/data"\n[redis]\nwrite_timeout_ms = 20000\nread_timeout_ms = 15000\n' "$OUT" > "$OUT/fitrank.toml"
+# DEDUP_WINDOW_SECS short (4) fills every de-duplication bucket within the run, as a day's
+# traffic fills them in production; the default window (a day) leaves the older buckets empty.
+printf 'worker_threads = 1\ndata_dir = "%s/data"\n%b[redis]\nwrite_timeout_ms = 20000\nread_timeout_ms = 15000\n' \
+  "$OUT" "${DEDUP_WINDOW_SECS:+dedup_window_secs = $DEDUP_WINDOW_SECS\n}" > "$OUT/fitrank.toml"
 FITRANK_LOG=warn "$BIN" serve --http-addr 127.0.0.1:0 --config "$OUT/fitrank.toml" --addr "127.0.0.1:$GPORT" \
   --store "redis://127.0.0.1:$RPORT" > "$OUT/fitrank.log" 2>&1 &
 FR=$!

@@ -6,9 +6,16 @@
 //! - The base: first plain counters, which an event adds to; then a reference time and decayed
 //!   counters as of that time, one per (counter, half-life); last the latest event's time.
 //! - A record is one event's delta: an `f64` NaN (which no stored value is: event amounts are
-//!   finite), the event's time (`f64`), the number of pairs (`u8`), then per counter the event
-//!   changes its 1-based position in the base (`u8`) and amount (`f64`). Ingest only appends
-//!   records (`APPEND`, no read in Redis); reading folds them
+//!   finite) that names its format, the event's time (`f64`), the number of pairs (`u8`), then
+//!   per counter the event changes its 1-based position in the base and its amount. A **short**
+//!   record ([`SHORT_TAG`], written since 2026-12-07) follows the count with a zero byte, then
+//!   per pair a position byte, with [`ONE`] set for an amount of exactly 1 (most are: a view, an
+//!   impression, a purchase counted once), or clear and followed by the amount (`f64`): a view
+//!   on a user's activity takes 22 bytes instead of 53. A record of the first format (tagged with
+//!   the canonical NaN) has a position (`u8`) and an amount (`f64`) per pair; readers read both.
+//!   A reader of the first format takes the zero byte for a position 0, or for a tag that is no
+//!   NaN, and refuses the blob rather than misread it. Ingest only appends records (`APPEND`, no
+//!   read in Redis); reading folds them
 //!   into the base ([`Kind::fold`]), adding plain amounts and decaying the others from the event's
 //!   time, exactly as [`crate::domain::window::Decayed::add`] and [`UserActivity::apply`] fold
 //!   events in any order. Once a blob has grown past [`Kind::compact_at`] bytes, ingest rewrites
@@ -116,8 +123,9 @@ impl Kind {
 
     /// Blob size (bytes) past which ingest compacts it: a base and some records, so that
     /// compaction is rare and reads stay small. Live stats (few keys, many events each, appended)
-    /// take about 1 KiB of records (some 10 to 20 events); a user's activity (millions of keys,
-    /// rewritten on each batch) 512 B, so that a user costs Redis little more than its base.
+    /// take about 1 KiB of records (some 40 views in short records); a user's activity (millions
+    /// of keys, rewritten on each batch) 512 B (some 23 views), so that a user costs Redis little
+    /// more than its base.
     pub const fn compact_at(self) -> usize {
         8 * self.layout().values()
             + match self {
@@ -165,20 +173,31 @@ impl Kind {
         let mut pos = 8 * base_len;
         while pos < bytes.len() {
             let truncated = || format!("a record cut short at byte {pos} of {}", bytes.len());
-            let (t, n) = match (f64_at(pos), f64_at(pos + 8), bytes.get(pos + 16)) {
-                (Some(tag), Some(t), Some(&n)) if tag.is_nan() => (t, usize::from(n)),
+            let (tag, t, n) = match (f64_at(pos), f64_at(pos + 8), bytes.get(pos + 16)) {
+                (Some(tag), Some(t), Some(&n)) if tag.is_nan() => (tag.to_bits(), t, usize::from(n)),
                 _ => return Err(truncated()),
             };
-            let end = pos + record_len(n);
-            let pairs = bytes.get(pos + 17..end).ok_or_else(truncated)?;
             let v = v.get_or_insert_with(|| {
                 let mut zero = vec![0.0; layout.legacy_values()];
                 zero[layout.plain] = t;
                 zero
             });
-            let pairs = pairs.chunks_exact(9).map(|p| (p[0], f64::from_le_bytes(p[1..].try_into().expect("8 bytes"))));
-            layout.add_record(v, t, pairs)?;
-            pos = end;
+            if tag == SHORT_TAG {
+                let start = pos + 18;
+                let len = match (bytes.get(pos + 17), bytes.get(start..)) {
+                    (Some(0), Some(rest)) => short_pairs_len(rest, n).ok_or_else(truncated)?,
+                    _ => return Err(truncated()),
+                };
+                layout.add_record(v, t, ShortPairs(&bytes[start..start + len]))?;
+                pos = start + len;
+            } else {
+                let end = pos + record_len(n);
+                let pairs = bytes.get(pos + 17..end).ok_or_else(truncated)?;
+                let pairs =
+                    pairs.chunks_exact(9).map(|p| (p[0], f64::from_le_bytes(p[1..].try_into().expect("8 bytes"))));
+                layout.add_record(v, t, pairs)?;
+                pos = end;
+            }
         }
         v.ok_or_else(|| "an empty blob".to_owned())
     }
@@ -190,42 +209,85 @@ impl Kind {
     /// user costs less memory, and every later rewrite of the blob copies and logs fewer bytes.
     pub fn compacted(self, bytes: &[u8]) -> Result<Vec<u8>, String> {
         let mut v = self.fold(bytes)?;
-        let at = self.layout().plain;
-        let non_zero = v.iter().enumerate().filter(|&(j, x)| j != at && *x != 0.0).count();
-        if record_len(non_zero) < 8 * self.layout().values() {
-            return Ok(self.record(&v));
+        let record = self.record(&v);
+        if record.len() < 8 * self.layout().values() {
+            return Ok(record);
         }
-        v.push(v[at]);
+        v.push(v[self.layout().plain]);
         Ok(pack(&v))
     }
 
-    /// The record an event appends: the event applied to nothing (`dense`, at least the settled
-    /// values of the current layout) as a NaN, the event's time, and the position and amount of
-    /// every non-zero counter.
+    /// The short record an event appends: the event applied to nothing (`dense`, at least the
+    /// settled values of the current layout) as [`SHORT_TAG`], the event's time, the number of
+    /// non-zero counters, a zero byte, and the position and amount of each (see the module docs).
     pub fn record(self, dense: &[f64]) -> Vec<u8> {
         let layout = self.layout();
         let at = layout.plain;
-        let changed: Vec<(usize, f64)> =
-            dense[..layout.values() - 1].iter().copied().enumerate().filter(|&(j, x)| j != at && x != 0.0).collect();
-        let mut out = Vec::with_capacity(record_len(changed.len()));
-        out.extend(f64::NAN.to_le_bytes());
+        let changed = || dense[..layout.values() - 1].iter().enumerate().filter(move |&(j, x)| j != at && *x != 0.0);
+        let (count, ones) = changed().fold((0, 0), |(c, o), (_, x)| (c + 1, o + usize::from(*x == 1.0)));
+        let mut out = Vec::with_capacity(18 + 9 * count - 8 * ones);
+        out.extend(f64::from_bits(SHORT_TAG).to_le_bytes());
         out.extend(dense[at].to_le_bytes());
-        out.push(u8::try_from(changed.len()).expect("a layout has fewer than 256 values"));
-        for (j, x) in changed {
-            out.push(u8::try_from(j + 1).expect("a layout has fewer than 256 values"));
-            out.extend(x.to_le_bytes());
+        out.push(u8::try_from(count).expect("a layout has fewer than 128 values"));
+        out.push(0);
+        for (j, x) in changed() {
+            let position = u8::try_from(j + 1).expect("a layout has fewer than 128 values");
+            if *x == 1.0 {
+                out.push(position | ONE);
+            } else {
+                out.push(position);
+                out.extend(x.to_le_bytes());
+            }
         }
         out
     }
 }
 
-/// Bytes of a record of `pairs` (position, amount) pairs: tag, time, count, pairs.
+/// The tag of a record of the first format, each amount an `f64`: the canonical NaN (any NaN but
+/// [`SHORT_TAG`] reads as this format).
+#[cfg(test)]
+const TAG: u64 = 0x7FF8_0000_0000_0000;
+/// The tag of a short record: another NaN, which no arithmetic produces.
+const SHORT_TAG: u64 = 0x7FF8_0000_0000_0001;
+/// Set on a short record's position byte: the amount is exactly 1 and takes no bytes.
+const ONE: u8 = 0x80;
+
+/// Bytes of a record of the first format of `pairs` (position, amount) pairs: tag, time, count,
+/// pairs.
 const fn record_len(pairs: usize) -> usize {
     17 + 9 * pairs
 }
 
-// Record positions are one byte.
-const _: () = assert!(STATS.values() < 256 && ACTIVITY.values() < 256);
+/// Bytes the first `n` pairs of a short record take at the start of `bytes`, or `None` when they
+/// are cut short.
+fn short_pairs_len(bytes: &[u8], n: usize) -> Option<usize> {
+    let mut len = 0;
+    for _ in 0..n {
+        len += if bytes.get(len)? & ONE != 0 { 1 } else { 9 };
+    }
+    (len <= bytes.len()).then_some(len)
+}
+
+/// The (position, amount) pairs of a short record, whose bytes [`short_pairs_len`] measured.
+struct ShortPairs<'a>(&'a [u8]);
+
+impl Iterator for ShortPairs<'_> {
+    type Item = (u8, f64);
+
+    fn next(&mut self) -> Option<(u8, f64)> {
+        let (&position, rest) = self.0.split_first()?;
+        if position & ONE != 0 {
+            self.0 = rest;
+            return Some((position & !ONE, 1.0));
+        }
+        let (amount, rest) = rest.split_at(8);
+        self.0 = rest;
+        Some((position, f64::from_le_bytes(amount.try_into().expect("8 bytes"))))
+    }
+}
+
+// Record positions are one byte, below the flag of an amount of 1.
+const _: () = assert!(STATS.values() < ONE as usize && ACTIVITY.values() < ONE as usize);
 
 /// Plain counters of live stats: 12 totals, then the views and the purchases per audience segment.
 const STATS_TOTALS: usize = 12;
@@ -571,6 +633,113 @@ mod tests {
         *dense.last_mut().unwrap() = 9_000_000.0;
         let again = Kind::Activity.compacted(&pack(&dense)).unwrap();
         assert_eq!(again, pack(&dense));
+    }
+
+    /// A record of the first format, as the previous version wrote it.
+    fn first_format_record(kind: Kind, dense: &[f64]) -> Vec<u8> {
+        let at = kind.layout().plain;
+        let changed: Vec<(usize, f64)> = dense[..kind.layout().values() - 1]
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|&(j, x)| j != at && x != 0.0)
+            .collect();
+        let mut out = f64::from_bits(TAG).to_le_bytes().to_vec();
+        out.extend(dense[at].to_le_bytes());
+        out.push(changed.len() as u8);
+        for (j, x) in changed {
+            out.push(j as u8 + 1);
+            out.extend(x.to_le_bytes());
+        }
+        out
+    }
+
+    /// Whether the previous version's reader would fold `bytes` (its checks, without the folding).
+    fn first_format_reader_accepts(kind: Kind, bytes: &[u8]) -> bool {
+        let f64_at = |i: usize| bytes.get(i..i + 8).map(|b| f64::from_le_bytes(b.try_into().unwrap()));
+        let mut pos = (0..bytes.len() / 8).find(|&i| f64_at(8 * i).is_some_and(f64::is_nan)).unwrap() * 8;
+        while pos < bytes.len() {
+            let n = match (f64_at(pos), f64_at(pos + 8), bytes.get(pos + 16)) {
+                (Some(tag), Some(_), Some(&n)) if tag.is_nan() => usize::from(n),
+                _ => return false,
+            };
+            let Some(pairs) = bytes.get(pos + 17..pos + record_len(n)) else { return false };
+            if pairs.chunks_exact(9).any(|p| p[0] == 0 || usize::from(p[0]) > kind.layout().legacy_values()) {
+                return false;
+            }
+            pos += record_len(n);
+        }
+        true
+    }
+
+    #[test]
+    fn a_view_record_is_short_and_other_amounts_keep_an_f64() {
+        let delta = |kind| activity_delta(Category::Home, PriceBand::Mid, &event(kind, 9));
+        // Four counters of 1: engagement, views, views in the category and in the price band.
+        assert_eq!(Kind::Activity.record(&delta(EventKind::View)).len(), 18 + 4);
+        let viewer = Viewer { in_target: Some(true), segment: Some(3) };
+        let stats_view = Kind::Stats.record(&stats_delta(&event(EventKind::View, 9), viewer));
+        // Seven on a session: views, known and on-target views, the segment's, three windows'.
+        assert_eq!(stats_view.len(), 18 + 7);
+        // 42 s of watching: an engagement of 0.7, which keeps its f64.
+        let watch = Kind::Activity.record(&delta(EventKind::Watch));
+        assert_eq!(watch.len(), 18 + 9);
+        let mut want = delta(EventKind::Watch);
+        want.pop();
+        assert_eq!(Kind::Activity.fold(&watch).unwrap(), want);
+    }
+
+    #[test]
+    fn records_of_the_first_format_fold_beside_short_ones() {
+        let viewer = Viewer { in_target: Some(true), segment: Some(4) };
+        let (mut first, mut mixed, mut short) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, kind) in EventKind::ALL.iter().enumerate() {
+            let e = event(*kind, 3_000_000 + 45_000 * i as i64);
+            let delta = stats_delta(&e, viewer);
+            first.extend(first_format_record(Kind::Stats, &delta));
+            mixed.extend(if i % 2 == 0 {
+                first_format_record(Kind::Stats, &delta)
+            } else {
+                Kind::Stats.record(&delta)
+            });
+            short.extend(Kind::Stats.record(&delta));
+        }
+        assert!(short.len() * 3 < first.len() * 2, "{} against {} bytes", short.len(), first.len());
+        let folded = Kind::Stats.fold(&short).unwrap();
+        assert_eq!(Kind::Stats.fold(&first).unwrap(), folded);
+        assert_eq!(Kind::Stats.fold(&mixed).unwrap(), folded);
+        assert_eq!(Kind::Stats.fold(&Kind::Stats.compacted(&mixed).unwrap()).unwrap(), folded);
+    }
+
+    #[test]
+    fn a_reader_of_the_first_format_refuses_short_records_rather_than_misread_them() {
+        let viewer = Viewer { in_target: Some(true), segment: Some(1) };
+        let delta = |kind, t| stats_delta(&event(kind, t), viewer);
+        let short = |kind, t| Kind::Stats.record(&delta(kind, t));
+        let first = |kind, t| first_format_record(Kind::Stats, &delta(kind, t));
+        let mut nothing = vec![0.0; STATS.values()];
+        nothing[STATS.plain] = 5.0;
+        let empty = Kind::Stats.record(&nothing);
+        assert_eq!(empty.len(), 18, "a record of no pairs");
+        assert!(first_format_reader_accepts(
+            Kind::Stats,
+            &[first(EventKind::View, 5), first(EventKind::Like, 6)].concat()
+        ));
+        for blob in [
+            short(EventKind::View, 5),
+            [first(EventKind::View, 5), short(EventKind::Purchase, 6)].concat(),
+            [short(EventKind::Purchase, 6), first(EventKind::View, 7)].concat(),
+            empty.clone(),
+            [empty.clone(), short(EventKind::View, 7)].concat(),
+            [first(EventKind::View, 5), empty.clone()].concat(),
+        ] {
+            assert!(Kind::Stats.fold(&blob).is_ok());
+            assert!(!first_format_reader_accepts(Kind::Stats, &blob));
+        }
+        let user = |kind, t| Kind::Activity.record(&activity_delta(Category::Home, PriceBand::Mid, &event(kind, t)));
+        let blob = [user(EventKind::Impression, 5), user(EventKind::View, 6)].concat();
+        assert!(Kind::Activity.fold(&blob).is_ok());
+        assert!(!first_format_reader_accepts(Kind::Activity, &blob));
     }
 
     #[test]

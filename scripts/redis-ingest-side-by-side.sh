@@ -6,7 +6,7 @@
 # Redis: AOF on, appendfsync everysec, rewrites rare; flushed before each run. Each run: a replica
 # of the binary, then this checkout's `fitrank-bench ingest --concurrency 8 --batch 1000` for SECONDS
 # after a warm-up of 2 s, with BENCH ARGS (e.g. --event-sessions 20).
-# Usage: scripts/redis-ingest-side-by-side.sh BINARY_A BINARY_B [PAIRS [SECONDS [BENCH ARGS...]]]
+# Usage: [DEDUP_WINDOW_SECS=4] scripts/redis-ingest-side-by-side.sh BINARY_A BINARY_B [PAIRS [SECONDS [BENCH ARGS...]]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A="$1"; B_="$2"; PAIRS="${3:-2}"; SECONDS_PER_RUN="${4:-10}"; shift $(( $# < 4 ? $# : 4 ))
@@ -26,7 +26,10 @@ FR=""
 trap 'kill $RS $FR 2>/dev/null || true' EXIT
 until redis-cli -p "$RPORT" ping >/dev/null 2>&1; do sleep 0.1; done
 rcpu() { redis-cli -p "$RPORT" info cpu | awk -F: '/^used_cpu_(sys|user):/{s+=$2} END{print s}'; }
-printf 'worker_threads = 1\ndata_dir = "%s/data"\n' "$OUT" > "$OUT/fitrank.toml"
+# DEDUP_WINDOW_SECS short (4) fills every de-duplication bucket within a run, as a day's traffic
+# fills them in production; the default window (a day) leaves the older buckets empty.
+printf 'worker_threads = 1\ndata_dir = "%s/data"\n%b' "$OUT" \
+  "${DEDUP_WINDOW_SECS:+dedup_window_secs = $DEDUP_WINDOW_SECS\n}" > "$OUT/fitrank.toml"
 
 run() { # binary label
   redis-cli -p "$RPORT" flushall > /dev/null

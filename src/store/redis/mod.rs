@@ -183,8 +183,9 @@ async fn within<T>(
 /// Rewrites blobs past their compaction size as one state each ([`script::COMPACT`]): reads them
 /// (one `MGET` on standalone Redis), folds them, and writes them back in one call on standalone
 /// Redis, a call per blob on a cluster. The events are stored either way, so a failure only leaves
-/// a blob to the next call; a blob that grew or was compacted between the read and the write is
-/// still compacted exactly (`COMPACT` replaces only the bytes read, when they are still its start).
+/// a blob larger, until a later call grows it past four times its compaction size. `COMPACT`
+/// replaces only the bytes read, when they are still the blob's start: what was appended after the
+/// read stays, and a blob another replica compacted first is left alone.
 async fn compact(conn: Conn, big: Vec<Big>) {
     if big.is_empty() {
         return;

@@ -204,7 +204,7 @@ async fn compact(conn: Conn, big: Vec<Big>) {
             let bytes: Vec<Option<Vec<u8>>> = match read.query_async(&mut c).await {
                 Ok(bytes) => bytes,
                 Err(e) => {
-                    tracing::debug!(error = %e, "reading blobs to compact failed; the next call retries");
+                    tracing::debug!(error = %e, "reading blobs to compact failed; left to a later call");
                     return;
                 }
             };
@@ -223,7 +223,7 @@ async fn compact(conn: Conn, big: Vec<Big>) {
             if folded > 0
                 && let Err(e) = inv.invoke_async::<i64>(&mut c).await
             {
-                tracing::debug!(error = %e, "compaction failed; the next call retries");
+                tracing::debug!(error = %e, "compaction failed; left to a later call");
             }
         }
     });

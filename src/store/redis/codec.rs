@@ -243,10 +243,6 @@ impl Kind {
     }
 }
 
-/// The tag of a record of the first format, each amount an `f64`: the canonical NaN (any NaN but
-/// [`SHORT_TAG`] reads as this format).
-#[cfg(test)]
-const TAG: u64 = 0x7FF8_0000_0000_0000;
 /// The tag of a short record: another NaN, which no arithmetic produces.
 const SHORT_TAG: u64 = 0x7FF8_0000_0000_0001;
 /// Set on a short record's position byte: the amount is exactly 1 and takes no bytes.
@@ -634,6 +630,10 @@ mod tests {
         let again = Kind::Activity.compacted(&pack(&dense)).unwrap();
         assert_eq!(again, pack(&dense));
     }
+
+    /// The tag of a record of the first format, each amount an `f64`: the canonical NaN (any NaN
+    /// but [`SHORT_TAG`] reads as this format).
+    const TAG: u64 = 0x7FF8_0000_0000_0000;
 
     /// A record of the first format, as the previous version wrote it.
     fn first_format_record(kind: Kind, dense: &[f64]) -> Vec<u8> {

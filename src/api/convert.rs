@@ -30,6 +30,14 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> FieldError {
     FieldError { field: field.into(), message: message.into() }
 }
 
+impl FieldError {
+    /// The same error on a field of the message at `at` (`at.field`).
+    fn within(mut self, at: &str) -> FieldError {
+        self.field = format!("{at}.{}", self.field);
+        self
+    }
+}
+
 /// Longest id in bytes.
 pub const MAX_ID_BYTES: usize = 128;
 const MAX_CODE_CHARS: usize = 16;
@@ -298,9 +306,14 @@ pub fn batch<P, T>(
 
 /// An event under the field path `at`.
 pub fn event(at: &str, e: &pb::Event, now: UnixMs) -> Result<Event, FieldError> {
-    let f = |name: &str| format!("{at}.{name}");
-    let kind = match known::<pb::EventType>(&f("type"), e.r#type)? {
-        pb::EventType::Unspecified => return Err(err(f("type"), "is required")),
+    // Field names are checked bare and named under `at` only when they fail: a batch of events
+    // builds no strings for the ones that pass.
+    event_fields(e, now).map_err(|error| error.within(at))
+}
+
+fn event_fields(e: &pb::Event, now: UnixMs) -> Result<Event, FieldError> {
+    let kind = match known::<pb::EventType>("type", e.r#type)? {
+        pb::EventType::Unspecified => return Err(err("type", "is required")),
         pb::EventType::Impression => EventKind::Impression,
         pb::EventType::View => EventKind::View,
         pb::EventType::Watch => EventKind::Watch,
@@ -315,37 +328,37 @@ pub fn event(at: &str, e: &pb::Event, now: UnixMs) -> Result<Event, FieldError> 
     };
     let ranking_id = match (kind, e.ranking_id.is_empty()) {
         (EventKind::Impression, true) => {
-            return Err(err(f("ranking_id"), "is required for impressions"));
+            return Err(err("ranking_id", "is required for impressions"));
         }
         (_, true) => String::new(),
         (_, false) if !crate::ranking::id::is_issued(&e.ranking_id) => {
             return Err(err(
-                f("ranking_id"),
+                "ranking_id",
                 format!("{} was not issued by this service (use a RankResponse.ranking_id)", quote(&e.ranking_id)),
             ));
         }
         (_, false) => e.ranking_id.clone(),
     };
     let watch_seconds = match kind {
-        EventKind::Watch => bounded(&f("watch_seconds"), e.watch_seconds, MAX_WATCH_SECONDS)?,
+        EventKind::Watch => bounded("watch_seconds", e.watch_seconds, MAX_WATCH_SECONDS)?,
         _ => 0.0,
     };
     let amount = match kind {
-        EventKind::Purchase if e.amount == 0.0 => return Err(err(f("amount"), "is required for purchases (> 0)")),
-        EventKind::Purchase | EventKind::Return => bounded(&f("amount"), e.amount, MAX_AMOUNT)?,
+        EventKind::Purchase if e.amount == 0.0 => return Err(err("amount", "is required for purchases (> 0)")),
+        EventKind::Purchase | EventKind::Return => bounded("amount", e.amount, MAX_AMOUNT)?,
         _ => 0.0,
     };
     let order_id = match (kind, e.order_id.is_empty()) {
         (_, true) => String::new(),
-        (EventKind::Purchase | EventKind::Return, false) => id(&f("order_id"), &e.order_id)?,
-        (_, false) => return Err(err(f("order_id"), "is only for purchases and returns")),
+        (EventKind::Purchase | EventKind::Return, false) => id("order_id", &e.order_id)?,
+        (_, false) => return Err(err("order_id", "is only for purchases and returns")),
     };
     Ok(Event {
-        event_id: id(&f("event_id"), &e.event_id)?,
+        event_id: id("event_id", &e.event_id)?,
         kind,
-        user_id: id(&f("user_id"), &e.user_id)?,
-        session_id: id(&f("session_id"), &e.session_id)?,
-        time_ms: time(&f("time_unix_ms"), e.time_unix_ms, now)?,
+        user_id: id("user_id", &e.user_id)?,
+        session_id: id("session_id", &e.session_id)?,
+        time_ms: time("time_unix_ms", e.time_unix_ms, now)?,
         ranking_id,
         position: e.position,
         watch_seconds,

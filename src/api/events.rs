@@ -89,11 +89,13 @@ impl Tally {
         };
         let outcome = store.ingest(events).await?;
         let m = &metrics.metrics;
+        // Counted here and added to the metric once per type: a batch is mostly of few types.
+        let mut accepted = [0u64; crate::domain::EventKind::COUNT];
         for (i, status) in outcome.statuses.iter().enumerate() {
             match status {
                 EventStatus::Accepted => {
                     self.response.accepted += 1;
-                    m.events_ingested.get_or_create(&[("type", kinds[i].name().to_owned())]).inc();
+                    accepted[kinds[i].index()] += 1;
                 }
                 EventStatus::Duplicate => {
                     self.response.duplicates += 1;
@@ -107,6 +109,11 @@ impl Tally {
                         reason: "event.session_id: no such session in the catalog".into(),
                     })
                 }
+            }
+        }
+        for (kind, &n) in crate::domain::EventKind::ALL.iter().zip(&accepted) {
+            if n > 0 {
+                m.events_ingested.get_or_create(&[("type", kind.name().to_owned())]).inc_by(n);
             }
         }
         if let Some(experiments) = &api.experiments {

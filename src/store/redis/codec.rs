@@ -223,14 +223,16 @@ impl Kind {
     pub fn record(self, dense: &[f64]) -> Vec<u8> {
         let layout = self.layout();
         let at = layout.plain;
-        let changed = || dense[..layout.values() - 1].iter().enumerate().filter(move |&(j, x)| j != at && *x != 0.0);
-        let (count, ones) = changed().fold((0, 0), |(c, o), (_, x)| (c + 1, o + usize::from(*x == 1.0)));
-        let mut out = Vec::with_capacity(18 + 9 * count - 8 * ones);
+        // One pass over the values: the count goes in its byte once the pairs are written.
+        let mut out = Vec::with_capacity(18 + 16);
         out.extend(f64::from_bits(SHORT_TAG).to_le_bytes());
         out.extend(dense[at].to_le_bytes());
-        out.push(u8::try_from(count).expect("a layout has fewer than 128 values"));
-        out.push(0);
-        for (j, x) in changed() {
+        out.extend([0, 0]);
+        let mut count = 0u8;
+        for (j, x) in dense[..layout.values() - 1].iter().enumerate() {
+            if j == at || *x == 0.0 {
+                continue;
+            }
             let position = u8::try_from(j + 1).expect("a layout has fewer than 128 values");
             if *x == 1.0 {
                 out.push(position | ONE);
@@ -238,7 +240,9 @@ impl Kind {
                 out.push(position);
                 out.extend(x.to_le_bytes());
             }
+            count += 1;
         }
+        out[16] = count;
         out
     }
 }

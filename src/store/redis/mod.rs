@@ -753,13 +753,14 @@ impl RedisStore {
         names.extend(stale.iter().map(|id| keys.session_attrs(id)));
         let mut values = self.mget(self.conn(), &names).await?;
         let attrs = values.split_off(user_ids.len());
-        let mut profiles = BTreeMap::new();
+        let mut profiles = foldhash::HashMap::with_capacity_and_hasher(user_ids.len(), Default::default());
         for (id, bytes) in user_ids.iter().zip(values) {
             if let Some(b) = bytes {
                 profiles.insert(*id, decode::<UserProfile>("user profile", &b)?);
             }
         }
-        let mut sessions: BTreeMap<&str, Arc<LiveSession>> = BTreeMap::new();
+        let mut sessions: foldhash::HashMap<&str, Arc<LiveSession>> =
+            foldhash::HashMap::with_capacity_and_hasher(session_ids.len(), Default::default());
         for (id, session) in stale.iter().zip(self.cache_attrs(&stale, attrs, now)?) {
             if let Some(session) = session {
                 sessions.insert(*id, session);

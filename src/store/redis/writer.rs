@@ -20,7 +20,7 @@
 //! - **Compaction** of blobs a call grew past their size happens after the call's batches are
 //!   answered and its slot is free (`COMPACT`); the events are stored either way.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -253,7 +253,7 @@ fn fresh_answer(value: redis::Value, events: usize) -> Result<Option<Answer>, St
 
 /// Whether no id appears twice among `events` (a batch re-sent while its first copy queued).
 fn distinct_ids(events: &[&EventWrite]) -> bool {
-    let mut ids = std::collections::HashSet::with_capacity(events.len());
+    let mut ids = HashSet::with_capacity(events.len());
     events.iter().all(|e| ids.insert(e.event_id.as_str()))
 }
 
@@ -271,7 +271,7 @@ impl<'a> Plan<'a> {
     fn new(keys: &Keys, events: &[&'a EventWrite]) -> Plan<'a> {
         let mut sessions: Vec<&str> = Vec::new();
         let mut users: Vec<&str> = Vec::new();
-        let mut numbers: HashMap<(bool, &str), usize> = HashMap::new();
+        let mut numbers: HashMap<(bool, &str), usize> = HashMap::with_capacity(2 * events.len());
         let mut place = |user: bool, id: &'a str, list: &mut Vec<&'a str>| {
             *numbers.entry((user, id)).or_insert_with(|| {
                 list.push(id);

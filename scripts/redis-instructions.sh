@@ -5,7 +5,10 @@
 # `valgrind --tool=callgrind` (AOF on, appendfsync everysec, rewrites rare); a replica on it takes
 # `fitrank bench ingest` at RATE batches of 1,000 a second: a first pass of 4 s creates every
 # blob, then the counters are zeroed and the measured pass runs for SECONDS.
-# Usage: [DEDUP_WINDOW_SECS=4] scripts/redis-instructions.sh [SECONDS [RATE [FITRANK_BINARY [BENCH ARGS...]]]]
+# SIDE=replica counts the replica's instructions instead (fitrank under callgrind, Redis plain):
+# its CPU per ingested event, everything the process ran included (its console's history sampling
+# adds some 6 million a second whatever the load).
+# Usage: [DEDUP_WINDOW_SECS=4] [SIDE=replica] scripts/redis-instructions.sh [SECONDS [RATE [FITRANK_BINARY [BENCH ARGS...]]]]
 #   e.g. scripts/redis-instructions.sh 8 2 "" --event-sessions 20
 # FITRANK_BINARY defaults to this checkout's release build; fitrank-bench is taken from beside it.
 set -euo pipefail
@@ -23,7 +26,15 @@ BENCH="$CARGO_TARGET_DIR/release/fitrank-bench"
 OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 RPORT=$(port); GPORT=$(port)
-valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.%p" redis-server --port "$RPORT" --bind 127.0.0.1 \
+SIDE="${SIDE:-redis}"
+CG=(valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.%p")
+REDIS_CG=(); REPLICA_CG=()
+case "$SIDE" in
+  redis) REDIS_CG=("${CG[@]}") ;;
+  replica) REPLICA_CG=("${CG[@]}") ;;
+  *) echo "SIDE is redis or replica" >&2; exit 2 ;;
+esac
+"${REDIS_CG[@]}" redis-server --port "$RPORT" --bind 127.0.0.1 \
   --save "" --appendonly yes --appendfsync everysec --auto-aof-rewrite-min-size 4gb --dir "$OUT" --daemonize no \
   > "$OUT/redis.log" 2>&1 &
 RS=$!
@@ -35,9 +46,11 @@ until redis-cli -p "$RPORT" ping >/dev/null 2>&1; do sleep 0.2; done
 # traffic fills them in production; the default window (a day) leaves the older buckets empty.
 printf 'worker_threads = 1\ndata_dir = "%s/data"\n%b[redis]\nwrite_timeout_ms = 20000\nread_timeout_ms = 15000\n' \
   "$OUT" "${DEDUP_WINDOW_SECS:+dedup_window_secs = $DEDUP_WINDOW_SECS\n}" > "$OUT/fitrank.toml"
-FITRANK_LOG=warn "$BIN" serve --http-addr 127.0.0.1:0 --config "$OUT/fitrank.toml" --addr "127.0.0.1:$GPORT" \
+FITRANK_LOG=warn "${REPLICA_CG[@]}" "$BIN" serve --http-addr 127.0.0.1:0 --config "$OUT/fitrank.toml" --addr "127.0.0.1:$GPORT" \
   --store "redis://127.0.0.1:$RPORT" > "$OUT/fitrank.log" 2>&1 &
 FR=$!
+# The replica starts some 50 times slower under callgrind.
+[ "$SIDE" = replica ] && sleep 6
 sleep 3
 ingest() { "$BENCH" ingest --url "http://127.0.0.1:$GPORT" --rate "$RATE" --batch 1000 --warmup 0 --json "$@"; }
 # The setup's first calls can miss redis-rs's own response deadline while callgrind translates
@@ -47,17 +60,18 @@ for try in 1 2 3; do
   [ "$try" -lt 3 ] || { cat "$OUT/setup.err" >&2; exit 1; }
 done
 sleep 2
-callgrind_control -z "$RS" > /dev/null 2>&1
+MEASURED=$RS; [ "$SIDE" = replica ] && MEASURED=$FR
+callgrind_control -z "$MEASURED" > /dev/null 2>&1
 run=$(ingest --duration "$S" --no-setup "$@")
 sleep 2
-callgrind_control -d "$RS" > /dev/null 2>&1
+callgrind_control -d "$MEASURED" > /dev/null 2>&1
 sleep 1
 dump=$(ls -t "$OUT"/callgrind.* | head -1)
 ir=$(awk '/^(summary|totals):/{print $2; exit}' "$dump")
-python3 - "$run" "$ir" "$BIN" <<'PY'
+python3 - "$run" "$ir" "$BIN" "$SIDE" <<'PY'
 import json, sys
-run, ir = json.loads(sys.argv[1]), int(sys.argv[2])
+run, ir, side = json.loads(sys.argv[1]), int(sys.argv[2]), {"redis": "Redis", "replica": "the replica"}[sys.argv[4]]
 events = run["items_per_second"] * run["seconds"]
 print(f"{sys.argv[3]}: {events:.0f} events ({run['items_per_second']:.0f}/s, {run.get('errors', 0)} errors); "
-      f"Redis executed {ir:,} instructions: {ir / max(1, events):,.0f} per event")
+      f"{side} executed {ir:,} instructions: {ir / max(1, events):,.0f} per event")
 PY

@@ -9,8 +9,14 @@
 //! - Live stats are reused for `stats_ttl` (default 100 ms) after they were read: rankings on one
 //!   replica see another replica's events that much later. Live sessions are few and shared by
 //!   every user's ranking, so this removes most of the ranking path's Redis traffic.
-//! - User records are read from Redis on every request; the copies kept here are only served,
+//! - User records are read from Redis on every ranking; the copies kept here are only served,
 //!   marked degraded, while Redis is unreachable. A degraded ranking uses everything as last read.
+//! - User profiles (age band, gender: whom an event counts as inside a session's target) are
+//!   reused by ingest for `ttl` after they were read, by ingest or by a ranking: a profile changed
+//!   through another replica counts for events ingested here within `ttl`. Changes made through
+//!   this replica update the copy at once. Ingest touches a user every few seconds on a busy
+//!   platform, and reading the profile of each event's user was Redis's largest cost besides the
+//!   writes themselves.
 //!
 //! Sizes are bounded: when a map is full, an arbitrary entry makes room.
 
@@ -19,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use foldhash::HashMap;
 
-use crate::domain::{LiveSession, LiveStats};
+use crate::domain::{LiveSession, LiveStats, UserProfile};
 use crate::store::{SessionSnapshot, UserRecord};
 
 #[derive(Debug, Clone)]
@@ -31,6 +37,13 @@ struct CachedSession {
     stats_read: Option<Instant>,
 }
 
+/// A user's profile (or its absence) as read at `read`.
+#[derive(Debug, Clone)]
+struct CachedProfile {
+    profile: Option<Arc<UserProfile>>,
+    read: Instant,
+}
+
 /// The local copies.
 #[derive(Debug)]
 pub struct Cache {
@@ -40,6 +53,7 @@ pub struct Cache {
     max_users: usize,
     sessions: RwLock<HashMap<String, CachedSession>>,
     users: RwLock<HashMap<String, UserRecord>>,
+    profiles: RwLock<HashMap<String, CachedProfile>>,
     live: RwLock<Option<(Instant, Arc<Vec<String>>)>>,
 }
 
@@ -65,6 +79,7 @@ impl Cache {
             max_users: max_users.max(1),
             sessions: RwLock::default(),
             users: RwLock::default(),
+            profiles: RwLock::default(),
             live: RwLock::default(),
         }
     }
@@ -137,6 +152,30 @@ impl Cache {
         }
     }
 
+    /// The profile of user `id` if read within the TTL: `Some(None)` for a user known to have
+    /// none, `None` when it must be read.
+    pub fn fresh_profile(&self, id: &str, now: Instant) -> Option<Option<Arc<UserProfile>>> {
+        let profiles = self.profiles.read().unwrap_or_else(|e| e.into_inner());
+        profiles.get(id).filter(|c| now.duration_since(c.read) < self.ttl).map(|c| c.profile.clone())
+    }
+
+    /// Records profiles (or their absence) read from Redis, or written through this replica, at
+    /// `read` (for a read, when it was sent). A copy from later stays: a read sent before this
+    /// replica wrote a profile does not bring the old one back.
+    pub fn put_profiles<'a>(
+        &self,
+        profiles: impl IntoIterator<Item = (&'a str, Option<Arc<UserProfile>>)>,
+        read: Instant,
+    ) {
+        let mut cached = self.profiles.write().unwrap_or_else(|e| e.into_inner());
+        for (id, profile) in profiles {
+            if cached.get(id).is_some_and(|c| c.read > read) {
+                continue;
+            }
+            insert_bounded(&mut cached, self.max_users, id, CachedProfile { profile, read });
+        }
+    }
+
     /// Live session ids (newest first) if listed within the TTL.
     pub fn fresh_live(&self, now: Instant) -> Option<Arc<Vec<String>>> {
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
@@ -181,5 +220,23 @@ mod tests {
         assert_eq!(m.get("9"), Some(&9));
         insert_bounded(&mut m, 3, "9", 90);
         assert_eq!((m.len(), m.get("9")), (3, Some(&90)));
+    }
+
+    #[test]
+    fn profiles_are_fresh_for_the_ttl_absent_ones_included() {
+        let cache = Cache::new(Duration::from_millis(100), Duration::from_millis(100), 10, 2);
+        let t = Instant::now();
+        let p = Arc::new(UserProfile::default());
+        cache.put_profiles([("a", Some(p.clone())), ("b", None)], t);
+        assert!(cache.fresh_profile("a", t).is_some_and(|got| got.is_some_and(|got| *got == *p)));
+        assert!(cache.fresh_profile("b", t).is_some_and(|got| got.is_none()), "known to have none");
+        assert!(cache.fresh_profile("c", t).is_none(), "never read");
+        assert!(cache.fresh_profile("a", t + Duration::from_millis(100)).is_none(), "past the TTL");
+        let later = t + Duration::from_millis(10);
+        cache.put_profiles([("a", None)], later);
+        cache.put_profiles([("a", Some(p.clone()))], t);
+        assert!(cache.fresh_profile("a", later).is_some_and(|got| got.is_none()), "an older read stays out");
+        cache.put_profiles([("c", None)], t);
+        assert_eq!(cache.profiles.read().unwrap().len(), 2, "bounded by max_users");
     }
 }

@@ -620,6 +620,7 @@ impl RedisStore {
     async fn fetch_users(&self, ids: &[&str]) -> Result<Vec<UserRecord>, StoreError> {
         let keys = &self.inner.keys;
         let names: Vec<String> = ids.iter().flat_map(|id| [keys.user_profile(id), keys.user_activity(id)]).collect();
+        let read_at = Instant::now();
         let values = self.mget(self.reader(), &names).await?;
         let mut out = Vec::with_capacity(ids.len());
         let mut values = values.into_iter();
@@ -636,6 +637,9 @@ impl RedisStore {
             });
         }
         self.inner.cache.put_users(ids.iter().map(|id| id.to_string()).zip(out.iter().cloned()));
+        self.inner
+            .cache
+            .put_profiles(ids.iter().copied().zip(out.iter().map(|u| u.profile.clone().map(Arc::new))), read_at);
         Ok(out)
     }
 
@@ -747,18 +751,33 @@ impl RedisStore {
         user_ids.dedup();
         let now = Instant::now();
         let keys = &self.inner.keys;
-        let stale: Vec<&str> =
-            session_ids.iter().copied().filter(|id| self.inner.cache.fresh_attrs(id, now).is_none()).collect();
-        let mut names: Vec<String> = user_ids.iter().map(|id| keys.user_profile(id)).collect();
-        names.extend(stale.iter().map(|id| keys.session_attrs(id)));
-        let mut values = self.mget(self.conn(), &names).await?;
-        let attrs = values.split_off(user_ids.len());
-        let mut profiles = foldhash::HashMap::with_capacity_and_hasher(user_ids.len(), Default::default());
-        for (id, bytes) in user_ids.iter().zip(values) {
-            if let Some(b) = bytes {
-                profiles.insert(*id, decode::<UserProfile>("user profile", &b)?);
+        let cache = &self.inner.cache;
+        let stale: Vec<&str> = session_ids.iter().copied().filter(|id| cache.fresh_attrs(id, now).is_none()).collect();
+        let mut profiles: foldhash::HashMap<&str, Arc<UserProfile>> =
+            foldhash::HashMap::with_capacity_and_hasher(user_ids.len(), Default::default());
+        let mut unread_users = Vec::new();
+        for id in &user_ids {
+            match cache.fresh_profile(id, now) {
+                Some(Some(profile)) => {
+                    profiles.insert(*id, profile);
+                }
+                Some(None) => {}
+                None => unread_users.push(*id),
             }
         }
+        let mut names: Vec<String> = unread_users.iter().map(|id| keys.user_profile(id)).collect();
+        names.extend(stale.iter().map(|id| keys.session_attrs(id)));
+        let mut values = self.mget(self.conn(), &names).await?;
+        let attrs = values.split_off(unread_users.len());
+        let mut read = Vec::with_capacity(unread_users.len());
+        for (id, bytes) in unread_users.iter().zip(values) {
+            let profile = bytes.map(|b| decode::<UserProfile>("user profile", &b).map(Arc::new)).transpose()?;
+            if let Some(p) = &profile {
+                profiles.insert(*id, p.clone());
+            }
+            read.push((*id, profile));
+        }
+        cache.put_profiles(read, now);
         let mut sessions: foldhash::HashMap<&str, Arc<LiveSession>> =
             foldhash::HashMap::with_capacity_and_hasher(session_ids.len(), Default::default());
         for (id, session) in stale.iter().zip(self.cache_attrs(&stale, attrs, now)?) {
@@ -782,7 +801,7 @@ impl RedisStore {
             .enumerate()
             .filter_map(|(position, e)| {
                 let session = sessions.get(e.session_id.as_str())?;
-                let viewer = Viewer::of(profiles.get(e.user_id.as_str()), &session.target);
+                let viewer = Viewer::of(profiles.get(e.user_id.as_str()).map(|p| &**p), &session.target);
                 Some(Applied {
                     position,
                     event: e,
@@ -930,6 +949,9 @@ impl Store for RedisStore {
             Ok(())
         })
         .await?;
+        self.inner
+            .cache
+            .put_profiles(users.iter().map(|(id, p)| (id.as_str(), Some(Arc::new(p.clone())))), Instant::now());
         // Local copies keep their activity until the next read.
         let updated = users.into_iter().map(|(id, profile)| {
             let activity = self.inner.cache.last_user(&id).map(|u| u.activity).unwrap_or_default();

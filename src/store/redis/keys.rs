@@ -37,7 +37,7 @@ impl Keys {
         key.push_str(":{");
         key.push(kind);
         key.push(':');
-        push_decimal(&mut key, id.len());
+        key.push_str(itoa::Buffer::new().format(id.len()));
         key.push(':');
         key.push_str(id);
         key.push_str("}:");
@@ -87,22 +87,6 @@ impl Keys {
     pub fn experiments(&self) -> String {
         format!("{}:experiments", self.prefix)
     }
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut String, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //! - User records are read from Redis on every ranking; the copies kept here are only served,
 //!   marked degraded, while Redis is unreachable. A degraded ranking uses everything as last read.
 //! - User profiles (age band, gender: whom an event counts as inside a session's target) are
-//!   reused by ingest for `ttl` after they were read, by ingest or by a ranking: a profile changed
+//!   reused by ingest for `ttl` after ingest read them: a profile changed
 //!   through another replica counts for events ingested here within `ttl`. Changes made through
 //!   this replica update the copy at once. Ingest touches a user every few seconds on a busy
 //!   platform, and reading the profile of each event's user was Redis's largest cost besides the

@@ -620,7 +620,6 @@ impl RedisStore {
     async fn fetch_users(&self, ids: &[&str]) -> Result<Vec<UserRecord>, StoreError> {
         let keys = &self.inner.keys;
         let names: Vec<String> = ids.iter().flat_map(|id| [keys.user_profile(id), keys.user_activity(id)]).collect();
-        let read_at = Instant::now();
         let values = self.mget(self.reader(), &names).await?;
         let mut out = Vec::with_capacity(ids.len());
         let mut values = values.into_iter();
@@ -637,9 +636,6 @@ impl RedisStore {
             });
         }
         self.inner.cache.put_users(ids.iter().map(|id| id.to_string()).zip(out.iter().cloned()));
-        self.inner
-            .cache
-            .put_profiles(ids.iter().copied().zip(out.iter().map(|u| u.profile.clone().map(Arc::new))), read_at);
         Ok(out)
     }
 

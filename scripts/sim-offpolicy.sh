@@ -23,6 +23,9 @@
 # same simulated hours and averages them: a truth less noisy than the estimate it judges.
 # UNIFORM=U: the logging policy's exploration_uniform_share (default 0.0: cold sessions drawn by score).
 # HEAD=H HEAD_SIZE=K: its exploration_head_share and exploration_head_size (default 0.0 and 4).
+# WORSE=negate (default): the worse candidate is the shipped model with its weights negated;
+# WORSE=noise:S instead adds Gaussian noise of S times each weight's size (w + S·|w|·z, seed 7):
+# a worse model that still agrees with the shipped one often enough to be supported.
 # WORLD=shoppers SEED=101 SLOTS=8 by default (the smoke protocol's world); WARMUP_SEED=201.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,13 +74,18 @@ simulate "$WARMUP_SEED" 1 "$REQUESTS"
 stop
 "$B" export --log-dir "$OUT/warmup/featurelog" --include-open --out "$OUT/warmup.parquet" > /dev/null
 "$B" train --data "$OUT/warmup.parquet" --name default --version 29990101-000000 --models "$OUT/models" 2>&1 | grep -E "purchase_auc" || true
-python3 - "$OUT/models/default" "${SHIPPED#default/}" 29990101-000001 <<'PY'
-import json, os, sys
-base, shipped, worse = sys.argv[1:]
+python3 - "$OUT/models/default" "${SHIPPED#default/}" 29990101-000001 "${WORSE:-negate}" <<'PY'
+import json, os, random, sys
+base, shipped, worse, how = sys.argv[1:]
 os.makedirs(f"{base}/{worse}", exist_ok=True)
 weights = json.load(open(f"{base}/{shipped}/weights.json"))
+rng = random.Random(7)
 for head in weights.values():
-    head["weights"] = [-w for w in head["weights"]]
+    if how == "negate":
+        head["weights"] = [-w for w in head["weights"]]
+    else:
+        scale = float(how.removeprefix("noise:"))
+        head["weights"] = [w + scale * abs(w) * rng.gauss(0, 1) for w in head["weights"]]
 json.dump(weights, open(f"{base}/{worse}/weights.json", "w"))
 manifest = json.load(open(f"{base}/{shipped}/manifest.json"))
 manifest["version"] = worse

@@ -8,7 +8,9 @@
 # SIDE=replica counts the replica's instructions instead (fitrank under callgrind, Redis plain):
 # its CPU per ingested event, everything the process ran included (its console's history sampling
 # adds some 6 million a second whatever the load).
-# Usage: [DEDUP_WINDOW_SECS=4] [SIDE=replica] scripts/redis-instructions.sh [SECONDS [RATE [FITRANK_BINARY [BENCH ARGS...]]]]
+# EVENTS_PER_CALL=N sets the replica's redis.events_per_call (default 1024); BATCH=N the events per
+# `Ingest` call (default 1,000).
+# Usage: [DEDUP_WINDOW_SECS=4] [SIDE=replica] [EVENTS_PER_CALL=N] scripts/redis-instructions.sh [SECONDS [RATE [FITRANK_BINARY [BENCH ARGS...]]]]
 #   e.g. scripts/redis-instructions.sh 8 2 "" --event-sessions 20
 # FITRANK_BINARY defaults to this checkout's release build; fitrank-bench is taken from beside it.
 set -euo pipefail
@@ -44,15 +46,16 @@ until redis-cli -p "$RPORT" ping >/dev/null 2>&1; do sleep 0.2; done
 # Redis runs some 50 times slower under callgrind: deadlines to match.
 # DEDUP_WINDOW_SECS short (4) fills every de-duplication bucket within the run, as a day's
 # traffic fills them in production; the default window (a day) leaves the older buckets empty.
-printf 'worker_threads = 1\ndata_dir = "%s/data"\n%b[redis]\nwrite_timeout_ms = 20000\nread_timeout_ms = 15000\n' \
-  "$OUT" "${DEDUP_WINDOW_SECS:+dedup_window_secs = $DEDUP_WINDOW_SECS\n}" > "$OUT/fitrank.toml"
+printf 'worker_threads = 1\ndata_dir = "%s/data"\n%b[redis]\nwrite_timeout_ms = 20000\nread_timeout_ms = 15000\n%b' \
+  "$OUT" "${DEDUP_WINDOW_SECS:+dedup_window_secs = $DEDUP_WINDOW_SECS\n}" \
+  "${EVENTS_PER_CALL:+events_per_call = $EVENTS_PER_CALL\n}" > "$OUT/fitrank.toml"
 FITRANK_LOG=warn "${REPLICA_CG[@]}" "$BIN" serve --http-addr 127.0.0.1:0 --config "$OUT/fitrank.toml" --addr "127.0.0.1:$GPORT" \
   --store "redis://127.0.0.1:$RPORT" > "$OUT/fitrank.log" 2>&1 &
 FR=$!
 # The replica starts some 50 times slower under callgrind.
 [ "$SIDE" = replica ] && sleep 6
 sleep 3
-ingest() { "$BENCH" ingest --url "http://127.0.0.1:$GPORT" --rate "$RATE" --batch 1000 --warmup 0 --json "$@"; }
+ingest() { "$BENCH" ingest --url "http://127.0.0.1:$GPORT" --rate "$RATE" --batch "${BATCH:-1000}" --warmup 0 --json "$@"; }
 # The setup's first calls can miss redis-rs's own response deadline while callgrind translates
 # Redis's code: the first pass is tried up to three times.
 for try in 1 2 3; do

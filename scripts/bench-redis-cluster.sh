@@ -40,6 +40,8 @@ redis() { # port dir [extra args]: a redis-server like bench-redis.sh's (AOF eve
   for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done
   echo "redis-server on port $1 did not start; see $2/redis.log" >&2; exit 1
 }
+# The replica's CPU seconds so far (user + system, from /proc).
+pcpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 cpu() { redis-cli -p "$1" info cpu | awk -F: '/^used_cpu_(user|sys):/{s+=$2} END{printf "%.2f", s}'; }
 run() { # name store ports...
   local name=$1 store=$2; shift 2
@@ -50,11 +52,13 @@ run() { # name store ports...
   for _ in $(seq 50); do (echo > /dev/tcp/127.0.0.1/50096) 2>/dev/null && break; sleep 0.2; done
   local before=() after=() p
   for p in "$@"; do before+=("$(cpu "$p")"); done
+  local r0; r0=$(pcpu "$fr")
   local r; r=$(bench ingest --url http://127.0.0.1:50096 --concurrency 8 --batch 1000)
   for p in "$@"; do after+=("$(cpu "$p")"); done
+  local replica; replica=$(python3 -c "print(f'{$(pcpu "$fr") - $r0:.1f}')")
   kill "$fr"; wait "$fr" 2>/dev/null || true
   local spent=""; for i in "${!before[@]}"; do spent+="$(python3 -c "print(f'{${after[$i]} - ${before[$i]}:.1f}')") "; done
-  printf '| %s | %.0f | %s | %s |\n' "$name" "$(field "$r" items_per_second)" "$(field "$r" p99_us)" "$spent"
+  printf '| %s | %.0f | %s | %s | %s |\n' "$name" "$(field "$r" items_per_second)" "$(field "$r" p99_us)" "$spent" "$replica"
 }
 S=$(port); redis "$S" "$OUT/standalone"
 C1=$(port); redis "$C1" "$OUT/c1" --cluster-enabled yes
@@ -66,8 +70,8 @@ for p in "$C1" "${C3[@]}"; do
 done
 echo "Machine: $(nproc) cores; $(date -u +%F); ${SECONDS_PER_RUN}s per run; fitrank worker_threads 1; all on this machine; logs in $OUT"
 echo
-echo "| store | events/s | p99 µs | Redis CPU s per node over the run |"
-echo "|---|---|---|---|"
+echo "| store | events/s | p99 µs | Redis CPU s per node over the run | replica CPU s |"
+echo "|---|---|---|---|---|"
 run standalone "redis://127.0.0.1:$S" "$S"
 run cluster-1 "redis+cluster://127.0.0.1:$C1" "$C1"
 run cluster-3 "redis+cluster://$(printf '127.0.0.1:%s,' "${C3[@]}" | sed 's/,$//')" "${C3[@]}"

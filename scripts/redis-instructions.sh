@@ -10,7 +10,8 @@
 # adds some 6 million a second whatever the load).
 # EVENTS_PER_CALL=N sets the replica's redis.events_per_call (default 1024); BATCH=N the events per
 # `Ingest` call (default 1,000).
-# Usage: [DEDUP_WINDOW_SECS=4] [SIDE=replica] [EVENTS_PER_CALL=N] scripts/redis-instructions.sh [SECONDS [RATE [FITRANK_BINARY [BENCH ARGS...]]]]
+# CLUSTER=1 runs Redis as a cluster of one node (all slots), the replica on its cluster path.
+# Usage: [DEDUP_WINDOW_SECS=4] [SIDE=replica] [EVENTS_PER_CALL=N] [CLUSTER=1] scripts/redis-instructions.sh [SECONDS [RATE [FITRANK_BINARY [BENCH ARGS...]]]]
 #   e.g. scripts/redis-instructions.sh 8 2 "" --event-sessions 20
 # FITRANK_BINARY defaults to this checkout's release build; fitrank-bench is taken from beside it.
 set -euo pipefail
@@ -27,7 +28,30 @@ BENCH="$CARGO_TARGET_DIR/release/fitrank-bench"
 [ -x "$BENCH" ] || cargo build --release --quiet -p fitrank-bench
 OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RPORT=$(port); GPORT=$(port)
+port_with_bus() {  # a free port whose cluster bus port (+10000) is free too
+  python3 -c '
+import random, socket
+def free(p):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", p))
+            return True
+        except OSError:
+            return False
+while True:
+    p = random.randint(20000, 40000)
+    if free(p) and free(p + 10000):
+        print(p)
+        break
+'
+}
+CLUSTER_ARGS=(); STORE_URL=redis
+if [ -n "${CLUSTER:-}" ]; then
+  RPORT=$(port_with_bus); CLUSTER_ARGS=(--cluster-enabled yes); STORE_URL=redis+cluster
+else
+  RPORT=$(port)
+fi
+GPORT=$(port)
 SIDE="${SIDE:-redis}"
 CG=(valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.%p")
 REDIS_CG=(); REPLICA_CG=()
@@ -37,12 +61,16 @@ case "$SIDE" in
   *) echo "SIDE is redis or replica" >&2; exit 2 ;;
 esac
 "${REDIS_CG[@]}" redis-server --port "$RPORT" --bind 127.0.0.1 \
-  --save "" --appendonly yes --appendfsync everysec --auto-aof-rewrite-min-size 4gb --dir "$OUT" --daemonize no \
+  --save "" --appendonly yes --appendfsync everysec --auto-aof-rewrite-min-size 4gb --dir "$OUT" --daemonize no "${CLUSTER_ARGS[@]}" \
   > "$OUT/redis.log" 2>&1 &
 RS=$!
 FR=""
 trap 'kill $RS $FR 2>/dev/null || true' EXIT
 until redis-cli -p "$RPORT" ping >/dev/null 2>&1; do sleep 0.2; done
+if [ -n "${CLUSTER:-}" ]; then
+  redis-cli -p "$RPORT" cluster addslotsrange 0 16383 > /dev/null
+  until redis-cli -p "$RPORT" cluster info | grep -q cluster_state:ok; do sleep 0.2; done
+fi
 # Redis runs some 50 times slower under callgrind: deadlines to match.
 # DEDUP_WINDOW_SECS short (4) fills every de-duplication bucket within the run, as a day's
 # traffic fills them in production; the default window (a day) leaves the older buckets empty.
@@ -50,7 +78,7 @@ printf 'worker_threads = 1\ndata_dir = "%s/data"\n%b[redis]\nwrite_timeout_ms = 
   "$OUT" "${DEDUP_WINDOW_SECS:+dedup_window_secs = $DEDUP_WINDOW_SECS\n}" \
   "${EVENTS_PER_CALL:+events_per_call = $EVENTS_PER_CALL\n}" > "$OUT/fitrank.toml"
 FITRANK_LOG=warn "${REPLICA_CG[@]}" "$BIN" serve --http-addr 127.0.0.1:0 --config "$OUT/fitrank.toml" --addr "127.0.0.1:$GPORT" \
-  --store "redis://127.0.0.1:$RPORT" > "$OUT/fitrank.log" 2>&1 &
+  --store "$STORE_URL://127.0.0.1:$RPORT" > "$OUT/fitrank.log" 2>&1 &
 FR=$!
 # The replica starts some 50 times slower under callgrind.
 [ "$SIDE" = replica ] && sleep 6

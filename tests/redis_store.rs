@@ -112,11 +112,35 @@ async fn a_redis_cluster_folds_events_exactly_like_the_embedded_store() {
     folds_like_the_embedded_store(connect(&url, "parity").await, 0.1).await;
 }
 
+/// A replica sends each node its calls as one pipeline, by a map of slots it read earlier. When
+/// slots move to another node mid-run, the old owner answers `MOVED` without running those
+/// calls; they go again through the cluster client, and nothing is lost or counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_folds_events_exactly_while_slots_move() {
+    let nodes = common::redis::start_cluster();
+    let url = common::redis::cluster_url(&nodes);
+    let redis = connect(&url, "moving").await;
+    let keys = fitrank::store::redis::keys::Keys::new("moving");
+    let reshard = |batch: i64| {
+        if batch == 3 {
+            common::redis::move_slot_of(&nodes, &keys.session_stats("s0"));
+            common::redis::move_slot_of(&nodes, &keys.user_activity("u1"));
+        }
+    };
+    folds_like_the_embedded_store_with(redis.clone(), 0.1, reshard).await;
+    assert!(redis.status().ingest_calls_redone > 0, "the old owners answered MOVED, and the calls went again");
+}
+
 /// Batches of 450 random events (several apply calls each on standalone Redis, a call per
 /// session and per user on a cluster), with retries, unknown sessions and times out of order
 /// over an hour (so blobs are both patched in place and re-based), fold to the same stats and
 /// activity as on the embedded store.
 async fn folds_like_the_embedded_store(redis: RedisStore, resend: f64) {
+    folds_like_the_embedded_store_with(redis, resend, |_| {}).await;
+}
+
+/// As [`folds_like_the_embedded_store`], calling `between(batch)` before each batch.
+async fn folds_like_the_embedded_store_with(redis: RedisStore, resend: f64, between: impl Fn(i64)) {
     let dir = tempfile::tempdir().unwrap();
     let embedded = embedded_store(dir.path());
     let stores: [&dyn Store; 2] = [&embedded, &redis];
@@ -138,6 +162,7 @@ async fn folds_like_the_embedded_store(redis: RedisStore, resend: f64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let mut sent = Vec::new();
     for batch in 0..8 {
+        between(batch);
         let events = random_events(&mut rng, 450, t0 + batch * 600_000, &mut sent, resend);
         let a = embedded.ingest(events.clone()).await.unwrap();
         let b = redis.ingest(events).await.unwrap();

@@ -313,7 +313,7 @@ impl Collector for Sources {
         single(
             &mut encoder,
             "store_ingest_calls_redone",
-            "Of those calls, the ones sent again event by event: a re-sent id or a session's first events",
+            "Of those calls, the ones sent again: event by event (a re-sent id or a session's first events), or on a cluster after their node did not run them",
             &ConstCounter::new(store.ingest_calls_redone),
         )?;
         single(

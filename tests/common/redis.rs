@@ -174,3 +174,49 @@ pub fn cluster_url(nodes: &[RedisServer]) -> String {
     let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
     format!("redis+cluster://{}", addrs.join(","))
 }
+
+/// Moves the hash slot of `key`, with its keys, from the primary of `nodes` holding it to the
+/// next one, as `redis-cli --cluster reshard` does: the slot is marked importing and migrating,
+/// its keys are `MIGRATE`d, and every node is told its new owner. Clients that still send the
+/// slot to the old owner are answered `MOVED`.
+pub fn move_slot_of(nodes: &[RedisServer], key: &str) {
+    let slot: u16 = nodes[0].cli(&["CLUSTER", "KEYSLOT", key]).unwrap().trim().parse().unwrap();
+    let listing = nodes[0].cli(&["CLUSTER", "NODES"]).unwrap();
+    // Per node line: id, address (host:port@bus), flags, master, ping, pong, epoch, link, slots...
+    let owns = |ranges: &[&str]| {
+        ranges.iter().any(|r| match r.split_once('-') {
+            Some((a, b)) => (a.parse::<u16>().unwrap()..=b.parse().unwrap()).contains(&slot),
+            None => r.parse::<u16>().is_ok_and(|s| s == slot),
+        })
+    };
+    let mut ids = std::collections::HashMap::new();
+    let mut owner = None;
+    for line in listing.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let port: u16 = fields[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+        ids.insert(port, fields[0].to_owned());
+        if owns(&fields[8..]) {
+            owner = Some(port);
+        }
+    }
+    let from = nodes.iter().position(|n| Some(n.port) == owner).expect("the slot's owner");
+    let (src, dst) = (&nodes[from], &nodes[(from + 1) % nodes.len()]);
+    let slot = slot.to_string();
+    let ok = |n: &RedisServer, args: &[&str]| assert!(n.cli(args).is_some_and(|o| o.trim() == "OK"), "{args:?}");
+    ok(dst, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &ids[&src.port]]);
+    ok(src, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &ids[&dst.port]]);
+    loop {
+        let keys = src.cli(&["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]).unwrap();
+        let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+        if keys.is_empty() {
+            break;
+        }
+        let port = dst.port.to_string();
+        let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+        args.extend(keys);
+        ok(src, &args);
+    }
+    for n in nodes {
+        ok(n, &["CLUSTER", "SETSLOT", &slot, "NODE", &ids[&dst.port]]);
+    }
+}

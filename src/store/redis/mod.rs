@@ -17,7 +17,8 @@
 //!   for all: [`script::APPLY_FRESH`] with each blob's records joined by the replica when every
 //!   event is new, else [`script::APPLY_EVENTS`], which decides event by event. On a cluster a
 //!   session's and a user's keys live on different nodes, so [`script::APPLY_GROUP`] runs once
-//!   per session and per user, each blob with its own marker per event.
+//!   per session and per user, each blob with its own marker per event, and each node gets its
+//!   share of a batch's calls as one pipeline ([`slots`]).
 //! - **Two connections**: ranking reads have their own, so that they never queue behind writes
 //!   pipelined on the writers' connection.
 //! - **Faults**: reads have a short deadline (`read_timeout_ms`). A failed or late read is
@@ -38,6 +39,7 @@ mod conn;
 pub mod keys;
 mod renew;
 mod script;
+mod slots;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -144,6 +146,8 @@ struct Inner {
     dedup_window_ms: i64,
     cache: Cache,
     health: Health,
+    /// Which node holds which key, on a cluster.
+    router: slots::Router,
 }
 
 /// Shared state in Redis with a local cache. Cheap to clone (shared).
@@ -361,6 +365,10 @@ impl RedisStore {
         let health = Health::default();
         health.reachable.store(true, Ordering::Relaxed);
         let keys = Keys::new(&config.key_prefix);
+        let router = slots::Router::new(match target {
+            Target::Cluster(nodes) => nodes,
+            Target::Standalone(_) => &[],
+        });
         let ingest_counts = Arc::new(writer::Counts::default());
         let writer = matches!(conn, Conn::Standalone(_)).then(|| {
             writer::Writer::start(
@@ -385,6 +393,7 @@ impl RedisStore {
                 dedup_window_ms,
                 cache,
                 health,
+                router,
             }),
         })
     }
@@ -687,10 +696,13 @@ impl RedisStore {
     }
 
     /// Redis Cluster: one [`script::APPLY_GROUP`] call per session and per user (their keys
-    /// share a hash tag, so each call runs on one node, and the calls spread over the nodes),
-    /// each blob with its own markers. Codes in the events' order, from the sessions' calls, and
-    /// the blobs to compact.
+    /// share a hash tag, so each call runs on one node), each blob with its own markers; each
+    /// node gets its calls as one pipeline ([`slots::Router`]). Codes in the events' order, from
+    /// the sessions' calls, and the blobs to compact.
     async fn apply_by_blob(&self, applied: &[Applied<'_>]) -> Result<(Vec<i64>, Vec<Big>), StoreError> {
+        let Conn::Cluster(cluster) = &self.inner.conn else {
+            return Err(StoreError::Unavailable("redis: blob calls are a cluster's".into()));
+        };
         let keys = &self.inner.keys;
         let mut by_session: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         let mut by_user: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -700,7 +712,9 @@ impl RedisStore {
         }
         let sessions = by_session.into_iter().map(|(id, members)| (self.session_blob(id), id, members, true));
         let users = by_user.into_iter().map(|(id, members)| (self.user_blob(id), id, members, false));
-        let calls = sessions.chain(users).map(|(blob, id, members, session)| {
+        let mut calls = Vec::new();
+        let mut invocations = Vec::new();
+        for (blob, id, members, session) in sessions.chain(users) {
             let mut inv = script::APPLY_GROUP.prepare_invoke();
             inv.key(&blob.key).key(blob.must_exist.as_deref().unwrap_or(&blob.key));
             for &i in &members {
@@ -714,20 +728,22 @@ impl RedisStore {
                 let a = &applied[i];
                 inv.arg(if session { a.stats.as_slice() } else { a.activity.as_slice() });
             }
-            let mut c = self.conn();
             self.inner.ingest_counts.add(members.len());
-            async move {
-                let value: redis::Value = inv.invoke_async(&mut c).await.map_err(|e| unavailable("apply events", e))?;
-                let (codes, big) = apply_answer(value, members.len())?;
-                let big: Vec<Big> = big.into_iter().map(|_| Big { key: blob.key.clone(), kind: blob.kind }).collect();
-                Ok::<_, StoreError>((members, codes, session, big))
-            }
-        });
+            invocations.push(inv);
+            calls.push((blob, members, session));
+        }
+        let (answers, redone) = self
+            .inner
+            .router
+            .run(cluster, &invocations, |i| calls[i].0.key.as_bytes())
+            .await
+            .map_err(|e| unavailable("apply events", e))?;
+        self.inner.ingest_counts.redo(redone);
         let mut codes = vec![-1; applied.len()];
         let mut all_big = Vec::new();
-        for r in join_all(calls).await {
-            let (members, r, session, big) = r?;
-            all_big.extend(big);
+        for ((blob, members, session), value) in calls.into_iter().zip(answers) {
+            let (r, big) = apply_answer(value, members.len())?;
+            all_big.extend(big.into_iter().map(|_| Big { key: blob.key.clone(), kind: blob.kind }));
             if session {
                 for (i, code) in members.into_iter().zip(r) {
                     codes[i] = code;

@@ -53,7 +53,8 @@ pub(super) struct EventWrite {
 pub(super) struct Counts {
     calls: AtomicU64,
     events: AtomicU64,
-    /// Calls [`script::APPLY_FRESH`] declined, sent again to [`script::APPLY_EVENTS`].
+    /// Calls sent again: on standalone Redis those [`script::APPLY_FRESH`] declined, sent to
+    /// [`script::APPLY_EVENTS`]; on a cluster those a node did not run (`slots::Router`).
     redone: AtomicU64,
 }
 
@@ -64,7 +65,12 @@ impl Counts {
         self.events.fetch_add(events as u64, Ordering::Relaxed);
     }
 
-    /// Calls sent again one event at a time so far.
+    /// Counts `calls` sent again.
+    pub fn redo(&self, calls: usize) {
+        self.redone.fetch_add(calls as u64, Ordering::Relaxed);
+    }
+
+    /// Calls sent again so far.
     pub fn redone(&self) -> u64 {
         self.redone.load(Ordering::Relaxed)
     }
@@ -226,7 +232,7 @@ async fn apply(
             settings.renewals.renewed(&plan.users, &renew, now);
             return Ok(answer);
         }
-        settings.counts.redone.fetch_add(1, Ordering::Relaxed);
+        settings.counts.redo(1);
     }
     let value = plan
         .one_by_one(settings, &buckets, events)

@@ -14,24 +14,6 @@ B="$CARGO_TARGET_DIR/release/fitrank"
 source scripts/bench-lib.sh
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
-# A free port whose cluster bus port (+10000) is free too.
-port() {
-  python3 -c '
-import random, socket
-def free(p):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", p))
-            return True
-        except OSError:
-            return False
-while True:
-    p = random.randint(20000, 40000)
-    if free(p) and free(p + 10000):
-        print(p)
-        break
-'
-}
 redis() { # port dir [extra args]: a redis-server like bench-redis.sh's (AOF everysec)
   mkdir -p "$2"
   redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync everysec --dir "$2" \
@@ -60,10 +42,10 @@ run() { # name store ports...
   local spent=""; for i in "${!before[@]}"; do spent+="$(python3 -c "print(f'{${after[$i]} - ${before[$i]}:.1f}')") "; done
   printf '| %s | %.0f | %s | %s | %s |\n' "$name" "$(field "$r" items_per_second)" "$(field "$r" p99_us)" "$spent" "$replica"
 }
-S=$(port); redis "$S" "$OUT/standalone"
-C1=$(port); redis "$C1" "$OUT/c1" --cluster-enabled yes
+S=$(cluster_port); redis "$S" "$OUT/standalone"
+C1=$(cluster_port); redis "$C1" "$OUT/c1" --cluster-enabled yes
 redis-cli -p "$C1" cluster addslotsrange 0 16383 > /dev/null
-C3=(); for i in 1 2 3; do p=$(port); redis "$p" "$OUT/c3-$i" --cluster-enabled yes; C3+=("$p"); done
+C3=(); for i in 1 2 3; do p=$(cluster_port); redis "$p" "$OUT/c3-$i" --cluster-enabled yes; C3+=("$p"); done
 redis-cli --cluster create $(printf '127.0.0.1:%s ' "${C3[@]}") --cluster-replicas 0 --cluster-yes > "$OUT/create.log"
 for p in "$C1" "${C3[@]}"; do
   until redis-cli -p "$p" cluster info | grep -q cluster_state:ok; do sleep 0.1; done

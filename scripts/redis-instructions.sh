@@ -27,27 +27,11 @@ fi
 BENCH="$CARGO_TARGET_DIR/release/fitrank-bench"
 [ -x "$BENCH" ] || cargo build --release --quiet -p fitrank-bench
 OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
+source scripts/bench-lib.sh
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port_with_bus() {  # a free port whose cluster bus port (+10000) is free too
-  python3 -c '
-import random, socket
-def free(p):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", p))
-            return True
-        except OSError:
-            return False
-while True:
-    p = random.randint(20000, 40000)
-    if free(p) and free(p + 10000):
-        print(p)
-        break
-'
-}
 CLUSTER_ARGS=(); STORE_URL=redis
 if [ -n "${CLUSTER:-}" ]; then
-  RPORT=$(port_with_bus); CLUSTER_ARGS=(--cluster-enabled yes); STORE_URL=redis+cluster
+  RPORT=$(cluster_port); CLUSTER_ARGS=(--cluster-enabled yes); STORE_URL=redis+cluster
 else
   RPORT=$(port)
 fi

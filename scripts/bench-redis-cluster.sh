@@ -2,7 +2,11 @@
 # Ingest on Redis Cluster with 1 and 3 primaries (all on this machine), beside standalone Redis in
 # the same run: batches of 1,000 events over 2,000 sessions and 1,000 users, 8 in flight, and the
 # Redis CPU each node spent (the work spreads across the nodes by hash tag).
-# Usage: scripts/bench-redis-cluster.sh [SECONDS]   Output: a markdown table; logs in $OUT.
+# Then `Rank` with 500 candidates at RANK_RATE (default 400/s) on the same replica, beside no
+# ingest: its p99, the rankings degraded (a read late or failed), the replica's CPU per ranking
+# (its warm-up of 2 s at the same rate included).
+# FITRANK=BINARY measures another build of fitrank.
+# Usage: [RANK_RATE=N] [FITRANK=BINARY] scripts/bench-redis-cluster.sh [SECONDS]   Output: a markdown table; logs in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${1:-10}"
@@ -10,7 +14,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fitrank/target}"
 OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
 scripts/install-redis.sh
 cargo build --release --workspace --quiet
-B="$CARGO_TARGET_DIR/release/fitrank"
+B="${FITRANK:-$CARGO_TARGET_DIR/release/fitrank}"
 source scripts/bench-lib.sh
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
@@ -38,9 +42,13 @@ run() { # name store ports...
   local r; r=$(bench ingest --url http://127.0.0.1:50096 --concurrency 8 --batch 1000)
   for p in "$@"; do after+=("$(cpu "$p")"); done
   local replica; replica=$(python3 -c "print(f'{$(pcpu "$fr") - $r0:.1f}')")
+  local k0; k0=$(pcpu "$fr")
+  local k; k=$(bench rank --url http://127.0.0.1:50096 --rate "${RANK_RATE:-400}" --candidates 500 --no-setup)
+  local per_rank; per_rank=$(python3 -c "import json,sys; j=json.loads(sys.argv[1]); print(f'{1e6 * ($(pcpu "$fr") - $k0) / max(1, j[\"rps\"] * (j[\"seconds\"] + 2)):.0f}')" "$k")
   kill "$fr"; wait "$fr" 2>/dev/null || true
   local spent=""; for i in "${!before[@]}"; do spent+="$(python3 -c "print(f'{${after[$i]} - ${before[$i]}:.1f}')") "; done
-  printf '| %s | %.0f | %s | %s | %s |\n' "$name" "$(field "$r" items_per_second)" "$(field "$r" p99_us)" "$spent" "$replica"
+  printf '| %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$name" "$(field "$r" items_per_second)" "$(field "$r" p99_us)" \
+    "$spent" "$replica" "$(field "$k" p99_us)" "$(field "$k" degraded_rankings)/$(field "$k" rankings)" "$per_rank"
 }
 S=$(cluster_port); redis "$S" "$OUT/standalone"
 C1=$(cluster_port); redis "$C1" "$OUT/c1" --cluster-enabled yes
@@ -52,8 +60,8 @@ for p in "$C1" "${C3[@]}"; do
 done
 echo "Machine: $(nproc) cores; $(date -u +%F); ${SECONDS_PER_RUN}s per run; fitrank worker_threads 1; all on this machine; logs in $OUT"
 echo
-echo "| store | events/s | p99 µs | Redis CPU s per node over the run | replica CPU s |"
-echo "|---|---|---|---|---|"
+echo "| store | events/s | p99 µs | Redis CPU s per node over the run | replica CPU s | Rank p99 µs | degraded / rankings | replica CPU µs per ranking |"
+echo "|---|---|---|---|---|---|---|---|"
 run standalone "redis://127.0.0.1:$S" "$S"
 run cluster-1 "redis+cluster://127.0.0.1:$C1" "$C1"
 run cluster-3 "redis+cluster://$(printf '127.0.0.1:%s,' "${C3[@]}" | sed 's/,$//')" "${C3[@]}"

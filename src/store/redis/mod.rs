@@ -4,8 +4,9 @@
 //!
 //! - **Layout**: [`keys`] names every key and its TTL; [`codec`] lays out stats and activity.
 //! - **Reads** on the ranking path: one `MGET` of the user's profile and activity, and, at the
-//!   same time, one `MGET` (split by slot on a cluster) of the stats of candidates whose local copy
-//!   is older than `stats_ttl_ms`, plus attributes older than `cache_ttl_ms` ([`cache`]).
+//!   same time, one `MGET` of the stats of candidates whose local copy is older than
+//!   `stats_ttl_ms`, plus attributes older than `cache_ttl_ms` ([`cache`]); on a cluster each
+//!   `MGET` is a pipeline of `GET`s per node ([`slots`]).
 //! - **Writes** of events are Lua scripts that check each event id against the de-duplication
 //!   sets and append the event's records to its blobs atomically, so counters are exact whichever
 //!   replica received the event, and a retried batch never counts twice. A record lists only the
@@ -146,8 +147,19 @@ struct Inner {
     dedup_window_ms: i64,
     cache: Cache,
     health: Health,
-    /// Which node holds which key, on a cluster.
+    /// Which node holds which key, on a cluster: for writes (and ingest's reads), and for the
+    /// ranking path's reads, each on connections of its own.
     router: slots::Router,
+    read_router: slots::Router,
+}
+
+/// Which connections a read goes on.
+#[derive(Clone, Copy)]
+enum Side {
+    /// The ranking path's.
+    Read,
+    /// The writers' (ingest's reads of what it needs).
+    Write,
 }
 
 /// Shared state in Redis with a local cache. Cheap to clone (shared).
@@ -365,10 +377,11 @@ impl RedisStore {
         let health = Health::default();
         health.reachable.store(true, Ordering::Relaxed);
         let keys = Keys::new(&config.key_prefix);
-        let router = slots::Router::new(match target {
+        let seeds: &[String] = match target {
             Target::Cluster(nodes) => nodes,
             Target::Standalone(_) => &[],
-        });
+        };
+        let (router, read_router) = (slots::Router::new(seeds), slots::Router::new(seeds));
         let ingest_counts = Arc::new(writer::Counts::default());
         let writer = matches!(conn, Conn::Standalone(_)).then(|| {
             writer::Writer::start(
@@ -394,6 +407,7 @@ impl RedisStore {
                 cache,
                 health,
                 router,
+                read_router,
             }),
         })
     }
@@ -506,11 +520,28 @@ impl RedisStore {
     }
 
     /// `MGET` on `c` (the reader on the ranking path, the writer for ingest).
-    async fn mget(&self, mut c: Conn, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    async fn mget(&self, side: Side, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        c.mget(keys).await.map_err(|e| unavailable("MGET", e))
+        let (mut c, router) = match side {
+            Side::Read => (self.reader(), &self.inner.read_router),
+            Side::Write => (self.conn(), &self.inner.router),
+        };
+        let Conn::Cluster(cluster) = &c else {
+            return c.mget(keys).await.map_err(|e| unavailable("MGET", e));
+        };
+        let gets: Vec<slots::Get> = keys.iter().map(|k| slots::Get(k)).collect();
+        let (values, _) =
+            router.run(cluster, &gets, |i| keys[i].as_bytes()).await.map_err(|e| unavailable("MGET", e))?;
+        values
+            .into_iter()
+            .map(|v| match v {
+                redis::Value::Nil => Ok(None),
+                redis::Value::BulkString(bytes) => Ok(Some(bytes)),
+                other => Err(unavailable("MGET", format!("unexpected reply {other:?}"))),
+            })
+            .collect()
     }
 
     /// Reads sessions: those with fresh local copies (attributes and stats within their TTLs)
@@ -532,7 +563,7 @@ impl RedisStore {
             .map(|id| keys.session_stats(id))
             .chain(stale.iter().map(|id| keys.session_attrs(id)))
             .collect();
-        let mut values = self.mget(self.reader(), &names).await?;
+        let mut values = self.mget(Side::Read, &names).await?;
         let mut read = self.cache_attrs(&stale, values.split_off(wanted.len()), now)?.into_iter();
         for a in attrs.iter_mut().filter(|a| a.is_none()) {
             *a = read.next().flatten();
@@ -598,7 +629,7 @@ impl RedisStore {
             return Ok(());
         }
         let names: Vec<String> = missing.iter().map(|id| self.inner.keys.session_attrs(id)).collect();
-        let values = self.mget(self.reader(), &names).await?;
+        let values = self.mget(Side::Read, &names).await?;
         self.cache_attrs(&missing, values, now)?;
         Ok(())
     }
@@ -629,7 +660,7 @@ impl RedisStore {
     async fn fetch_users(&self, ids: &[&str]) -> Result<Vec<UserRecord>, StoreError> {
         let keys = &self.inner.keys;
         let names: Vec<String> = ids.iter().flat_map(|id| [keys.user_profile(id), keys.user_activity(id)]).collect();
-        let values = self.mget(self.reader(), &names).await?;
+        let values = self.mget(Side::Read, &names).await?;
         let mut out = Vec::with_capacity(ids.len());
         let mut values = values.into_iter();
         for _ in ids {
@@ -779,7 +810,7 @@ impl RedisStore {
         }
         let mut names: Vec<String> = unread_users.iter().map(|id| keys.user_profile(id)).collect();
         names.extend(stale.iter().map(|id| keys.session_attrs(id)));
-        let mut values = self.mget(self.conn(), &names).await?;
+        let mut values = self.mget(Side::Write, &names).await?;
         let attrs = values.split_off(unread_users.len());
         let mut read = Vec::with_capacity(unread_users.len());
         for (id, bytes) in unread_users.iter().zip(values) {

@@ -1,15 +1,17 @@
-//! Which node of a Redis Cluster holds a key, so that ingest can send each node its share of a
-//! batch's calls as one pipeline.
+//! Which node of a Redis Cluster holds a key, so that a replica sends each node its share of a
+//! batch's calls, or of a read's keys, as one pipeline.
 //!
 //! redis-rs' cluster client routes every command by itself, and that routing costs the replica
 //! far more than the command: a batch spread over sessions and users makes two script calls per
-//! event, each its own request through the client. Grouped by node, a batch is one pipeline per
+//! event, and a ranking's read of 500 candidates' stats 500 `GET`s (it splits an `MGET` by
+//! slot), each its own request through the client. Grouped by node, they are one pipeline per
 //! node, on a connection of the [`Router`]'s own to that node. (Not through the cluster client:
 //! it answers a pipeline holding one redirection by sending the whole pipeline again, calls that
 //! already ran included.) The map is only a hint: a call sent to a node that no longer holds its
 //! slot is answered `MOVED` and not run, and goes again on its own through the cluster client,
 //! which follows the redirection; the map is then read again.
 
+use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -110,6 +112,38 @@ fn text(value: &Value) -> Option<String> {
     }
 }
 
+/// A command of one key's slot, sent in its node's pipeline or alone through the cluster client.
+pub trait Call: Sync {
+    /// Adds the command to `pipe`.
+    fn add_to(&self, pipe: &mut redis::Pipeline);
+    /// Runs the command alone on `cluster`, which follows redirections.
+    fn alone(&self, cluster: ClusterConnection) -> impl Future<Output = RedisResult<Value>> + Send;
+}
+
+/// A script call (its keys share one hash tag); alone it reloads the script when a node lacks it.
+impl Call for ScriptInvocation<'_> {
+    fn add_to(&self, pipe: &mut redis::Pipeline) {
+        pipe.invoke_script(self);
+    }
+
+    async fn alone(&self, mut cluster: ClusterConnection) -> RedisResult<Value> {
+        self.invoke_async(&mut cluster).await
+    }
+}
+
+/// A `GET` of one key.
+pub struct Get<'a>(pub &'a str);
+
+impl Call for Get<'_> {
+    fn add_to(&self, pipe: &mut redis::Pipeline) {
+        pipe.cmd("GET").arg(self.0);
+    }
+
+    async fn alone(&self, mut cluster: ClusterConnection) -> RedisResult<Value> {
+        redis::cmd("GET").arg(self.0).query_async(&mut cluster).await
+    }
+}
+
 /// A map and a connection to each of its primaries.
 struct Routes {
     map: SlotMap,
@@ -117,7 +151,7 @@ struct Routes {
     conns: Vec<Option<MultiplexedConnection>>,
 }
 
-/// Sends script calls to a cluster's nodes, one pipeline per node.
+/// Sends calls to a cluster's nodes, one pipeline per node, on connections of its own.
 pub struct Router {
     /// The cluster's seed nodes (`host:port`), asked for the map in turn.
     seeds: Vec<String>,
@@ -136,13 +170,13 @@ impl Router {
     /// answers in their order, with the number of calls that went again after their node did not
     /// run them. Each node gets its calls as one pipeline; a call the map cannot place, or that
     /// its node did not run (a redirection, a missing script, a node not ready), or whose
-    /// pipeline failed, goes again on its own through `cluster`, which follows redirections and
-    /// reloads scripts. A call may thus run twice (its pipeline's answer lost): the calls must be
-    /// idempotent, as the apply scripts' per-event markers make them.
-    pub async fn run<'k>(
+    /// pipeline failed, goes again on its own through `cluster` ([`Call::alone`]). A call may
+    /// thus run twice (its pipeline's answer lost): the calls must be idempotent, as reads are and
+    /// as the apply scripts' per-event markers make them.
+    pub async fn run<'k, C: Call>(
         &self,
         cluster: &ClusterConnection,
-        calls: &[ScriptInvocation<'_>],
+        calls: &[C],
         key_of: impl Fn(usize) -> &'k [u8],
     ) -> RedisResult<(Vec<Value>, usize)> {
         let routes = self.routes().await;
@@ -160,7 +194,7 @@ impl Router {
         let pipelines = by_node.into_iter().map(|(node, members)| {
             let mut pipe = redis::pipe();
             for &i in &members {
-                pipe.invoke_script(&calls[i]);
+                calls[i].add_to(&mut pipe);
             }
             let mut conn = routes.as_ref().and_then(|r| r.conns[node].clone());
             async move {
@@ -197,8 +231,8 @@ impl Router {
             *self.routes.write().unwrap_or_else(|e| e.into_inner()) = None;
         }
         let singles = alone.into_iter().map(|i| {
-            let mut c = cluster.clone();
-            async move { (i, calls[i].invoke_async::<Value>(&mut c).await) }
+            let c = cluster.clone();
+            async move { (i, calls[i].alone(c).await) }
         });
         for (i, answer) in join_all(singles).await {
             answers[i] = Some(answer?);

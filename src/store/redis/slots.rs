@@ -12,6 +12,7 @@
 //! which follows the redirection; the map is then read again.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -149,6 +150,18 @@ struct Routes {
     map: SlotMap,
     /// Per node of `map.nodes`, its connection (`None`: it could not be opened).
     conns: Vec<Option<MultiplexedConnection>>,
+    /// Per node, set when a pipeline on its connection failed: the connection is opened again
+    /// (a multiplexed connection does not reconnect by itself).
+    broken: Vec<AtomicBool>,
+    /// Set when a node answered a redirection or a pipeline failed: the map is read again.
+    stale: AtomicBool,
+}
+
+impl Routes {
+    /// Node `i`'s connection, unless it failed.
+    fn usable(&self, i: usize) -> Option<&MultiplexedConnection> {
+        self.conns[i].as_ref().filter(|_| !self.broken[i].load(Ordering::Relaxed))
+    }
 }
 
 /// Sends calls to a cluster's nodes, one pipeline per node, on connections of its own.
@@ -183,7 +196,7 @@ impl Router {
         let mut by_node: HashMap<usize, Vec<usize>> = HashMap::new();
         let mut alone = Vec::new();
         for i in 0..calls.len() {
-            let node = routes.as_deref().and_then(|r| r.map.node(slot(key_of(i))).filter(|&n| r.conns[n].is_some()));
+            let node = routes.as_deref().and_then(|r| r.map.node(slot(key_of(i))).filter(|&n| r.usable(n).is_some()));
             match node {
                 Some(node) => by_node.entry(node).or_default().push(i),
                 None => alone.push(i),
@@ -196,17 +209,17 @@ impl Router {
             for &i in &members {
                 calls[i].add_to(&mut pipe);
             }
-            let mut conn = routes.as_ref().and_then(|r| r.conns[node].clone());
+            let mut conn = routes.as_ref().and_then(|r| r.usable(node).cloned());
             async move {
                 let answer = match conn.as_mut() {
                     Some(c) => c.req_packed_commands(&pipe, 0, members.len()).await,
                     None => Err(redis::RedisError::from((redis::ErrorKind::Io, "no connection"))),
                 };
-                (members, answer)
+                (node, members, answer)
             }
         });
         let mut stale = false;
-        for (members, answer) in join_all(pipelines).await {
+        for (node, members, answer) in join_all(pipelines).await {
             match answer {
                 Ok(values) if values.len() == members.len() => {
                     for (i, value) in members.into_iter().zip(values) {
@@ -220,6 +233,9 @@ impl Router {
                     }
                 }
                 _ => {
+                    if let Some(routes) = &routes {
+                        routes.broken[node].store(true, Ordering::Relaxed);
+                    }
                     stale = true;
                     alone.extend(members);
                 }
@@ -227,8 +243,8 @@ impl Router {
         }
         let redone = alone.len() - unmapped;
         tracing::trace!(calls = calls.len(), unmapped, redone, stale, "cluster calls by node");
-        if stale {
-            *self.routes.write().unwrap_or_else(|e| e.into_inner()) = None;
+        if let Some(routes) = routes.as_ref().filter(|_| stale) {
+            routes.stale.store(true, Ordering::Relaxed);
         }
         let singles = alone.into_iter().map(|i| {
             let c = cluster.clone();
@@ -240,11 +256,12 @@ impl Router {
         Ok((answers.into_iter().map(|a| a.unwrap_or(Value::Nil)).collect(), redone))
     }
 
-    /// The routes, read again when there are none or they expired; `None` when no seed answers.
+    /// The routes, read again when there are none or they are stale or expired; `None` when no
+    /// node answers.
     async fn routes(&self) -> Option<Arc<Routes>> {
         let now = Instant::now();
         let old = self.routes.read().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(routes) = old.as_ref().filter(|r| !r.map.expired(now)) {
+        if let Some(routes) = old.as_ref().filter(|r| !r.map.expired(now) && !r.stale.load(Ordering::Relaxed)) {
             return Some(routes.clone());
         }
         let routes = self.read_routes(old.as_deref(), now).await.map(Arc::new);
@@ -252,31 +269,51 @@ impl Router {
         routes
     }
 
-    /// Asks the seeds in turn for the map, and connects to its primaries, keeping the
-    /// connections of `old` to the nodes that did not change.
+    /// Asks for the map the nodes `old` is connected to, then the seeds, in turn, and connects to
+    /// its primaries, keeping the connections of `old` to the nodes that did not change.
     async fn read_routes(&self, old: Option<&Routes>, now: Instant) -> Option<Routes> {
+        let known = old
+            .into_iter()
+            .flat_map(|o| (0..o.conns.len()).filter_map(|i| Some((o.map.nodes[i].host.clone(), o.usable(i)?.clone()))));
         let mut map = None;
-        for seed in &self.seeds {
-            let Some(mut c) = connect(seed).await else { continue };
-            let host = seed.rsplit_once(':').map_or(seed.as_str(), |(h, _)| h);
-            match redis::cmd("CLUSTER").arg("SLOTS").query_async::<Value>(&mut c).await {
-                Ok(reply) => {
-                    map = SlotMap::parse(&reply, host, now);
+        for (host, conn) in known {
+            map = ask_slots(conn, &host, now).await;
+            if map.is_some() {
+                break;
+            }
+        }
+        if map.is_none() {
+            for seed in &self.seeds {
+                let Some(conn) = connect(seed).await else { continue };
+                let host = seed.rsplit_once(':').map_or(seed.as_str(), |(h, _)| h);
+                map = ask_slots(conn, host, now).await;
+                if map.is_some() {
                     break;
                 }
-                Err(e) => tracing::debug!(seed, error = %e, "CLUSTER SLOTS failed"),
             }
         }
         let map = map?;
         let mut conns = Vec::with_capacity(map.nodes.len());
         for node in &map.nodes {
-            let kept = old.and_then(|o| o.map.nodes.iter().position(|n| n == node).and_then(|i| o.conns[i].clone()));
+            let kept = old.and_then(|o| o.map.nodes.iter().position(|n| n == node).and_then(|i| o.usable(i).cloned()));
             conns.push(match kept {
                 Some(c) => Some(c),
                 None => connect(&format!("{}:{}", node.host, node.port)).await,
             });
         }
-        Some(Routes { map, conns })
+        let broken = conns.iter().map(|_| AtomicBool::new(false)).collect();
+        Some(Routes { map, conns, broken, stale: AtomicBool::new(false) })
+    }
+}
+
+/// The map as the node on `conn` (at `host`) answers it, or `None`.
+async fn ask_slots(mut conn: MultiplexedConnection, host: &str, now: Instant) -> Option<SlotMap> {
+    match redis::cmd("CLUSTER").arg("SLOTS").query_async::<Value>(&mut conn).await {
+        Ok(reply) => SlotMap::parse(&reply, host, now),
+        Err(e) => {
+            tracing::debug!(host, error = %e, "CLUSTER SLOTS failed");
+            None
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 # EVENTS_PER_CALL=N sets the replica's redis.events_per_call (default 1024); BATCH=N the events per
 # `Ingest` call (default 1,000).
 # CLUSTER=1 runs Redis as a cluster of one node (all slots), the replica on its cluster path.
-# Usage: [DEDUP_WINDOW_SECS=4] [SIDE=replica] [EVENTS_PER_CALL=N] [CLUSTER=1] scripts/redis-instructions.sh [SECONDS [RATE [FITRANK_BINARY [BENCH ARGS...]]]]
+# Usage: [DEDUP_WINDOW_SECS=4] [SIDE=replica] [EVENTS_PER_CALL=N] [BATCH=N] [CLUSTER=1] scripts/redis-instructions.sh [SECONDS [RATE [FITRANK_BINARY [BENCH ARGS...]]]]
 #   e.g. scripts/redis-instructions.sh 8 2 "" --event-sessions 20
 # FITRANK_BINARY defaults to this checkout's release build; fitrank-bench is taken from beside it.
 set -euo pipefail

@@ -519,7 +519,8 @@ impl RedisStore {
         }
     }
 
-    /// `MGET` on `c` (the reader on the ranking path, the writer for ingest).
+    /// `MGET` on `side`'s connection (the reader's on the ranking path, the writer's for ingest);
+    /// on a cluster, a pipeline of `GET`s per node through that side's router.
     async fn mget(&self, side: Side, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());

@@ -364,13 +364,14 @@ mod tests {
 
     #[test]
     fn slots_follow_the_hash_tag_as_redis_computes_them() {
-        // Values from `CLUSTER KEYSLOT`.
+        // Values from `CLUSTER KEYSLOT` (Redis 7.0).
         assert_eq!(slot(b"foo"), 12_182);
         assert_eq!(slot(b"user:{42}:profile"), slot(b"42"));
         assert_eq!(slot(b"user:{42}:profile"), 8_000);
-        assert_eq!(slot(b"{}x"), slot(b"{}x"), "an empty tag hashes the whole key");
-        assert_ne!(slot(b"{}a"), slot(b"{}b"));
-        assert_eq!(slot(b"a{b"), slot(b"a{b"), "no closing brace: the whole key");
+        assert_eq!((slot(b"{}x"), slot(b"{}a")), (10_595, 10_875), "an empty tag: the whole key");
+        assert_eq!(slot(b"foo{}{bar}"), 8_363, "only the first braces count, even empty");
+        assert_eq!(slot(b"foo{{bar}}zap"), 4_015, "the tag runs to the first closing brace");
+        assert_eq!((slot(b"a{b"), slot(b"a}b{c}")), (13_340, 7_365), "no closing brace after the opening one");
     }
 
     #[test]
